@@ -1,0 +1,1 @@
+# bench/bench.mk: automake fragment included by the top-level Makefile.am (appends only).

@@ -1,0 +1,76 @@
+/* main: parses the global options and dispatches to a command.
+ * Never does work itself: every command lives in its own module. */
+#include <config.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "main.h"
+
+const char *main_config_path;
+
+struct command {
+  const char *name;
+  int (*fn) (int argc, char **argv);
+  const char *summary;
+};
+
+static const struct command commands[] = {
+  { NULL, NULL, NULL }
+};
+
+static void
+usage (FILE *fp)
+{
+  const struct command *c;
+
+  fprintf (fp,
+           "Usage: herald [-c GATEWAY.ini] COMMAND [ARGS...]\n"
+           "       herald --version | --help\n\n"
+           "Commands:\n");
+  for (c = commands; c->name; c++)
+    fprintf (fp, "  %-18s %s\n", c->name, c->summary);
+  fprintf (fp, "\nRun 'herald COMMAND --help' for a command's options.\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  const struct command *c;
+  int i = 1;
+
+  signal (SIGPIPE, SIG_IGN);
+  while (i < argc && argv[i][0] == '-') {
+    if (strcmp (argv[i], "--version") == 0) {
+      printf ("herald %s\n", PACKAGE_VERSION);
+      return 0;
+    }
+    if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
+      usage (stdout);
+      return 0;
+    }
+    if (strcmp (argv[i], "-c") == 0 || strcmp (argv[i], "--config") == 0) {
+      if (i + 1 >= argc) {
+        fprintf (stderr, "herald: %s needs a file name\n", argv[i]);
+        return EXIT_USAGE;
+      }
+      main_config_path = argv[i + 1];
+      i += 2;
+      continue;
+    }
+    fprintf (stderr, "herald: unknown option '%s'\n", argv[i]);
+    usage (stderr);
+    return EXIT_USAGE;
+  }
+  if (i >= argc) {
+    usage (stderr);
+    return EXIT_USAGE;
+  }
+  for (c = commands; c->name; c++)
+    if (strcmp (c->name, argv[i]) == 0)
+      return c->fn (argc - i, argv + i);
+  fprintf (stderr, "herald: unknown command '%s'\n", argv[i]);
+  usage (stderr);
+  return EXIT_USAGE;
+}

@@ -1,0 +1,1 @@
+# core/store.mk: automake fragment included by the top-level Makefile.am (appends only).

@@ -1,0 +1,301 @@
+/* util: the core's small helpers.  Out-of-memory is the one failure that
+ * aborts (through x*alloc); everything else returns an error. */
+#include <config.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "util.h"
+
+static void
+oom (size_t n)
+{
+  fprintf (stderr, "herald: out of memory (%zu bytes)\n", n);
+  abort ();
+}
+
+void *
+xmalloc (size_t n)
+{
+  void *p = malloc (n ? n : 1);
+  if (!p)
+    oom (n);
+  return p;
+}
+
+void *
+xcalloc (size_t n, size_t size)
+{
+  void *p = calloc (n ? n : 1, size ? size : 1);
+  if (!p)
+    oom (n * size);
+  return p;
+}
+
+void *
+xrealloc (void *p, size_t n)
+{
+  p = realloc (p, n ? n : 1);
+  if (!p)
+    oom (n);
+  return p;
+}
+
+char *
+xstrdup (const char *s)
+{
+  return xstrndup (s, strlen (s));
+}
+
+char *
+xstrndup (const char *s, size_t n)
+{
+  char *p = xmalloc (n + 1);
+  memcpy (p, s, n);
+  p[n] = '\0';
+  return p;
+}
+
+char *
+xasprintf (const char *fmt, ...)
+{
+  struct strbuf b = STRBUF_INIT;
+  va_list ap;
+  int n;
+
+  va_start (ap, fmt);
+  n = vsnprintf (NULL, 0, fmt, ap);
+  va_end (ap);
+  if (n < 0)
+    abort ();
+  b.s = xmalloc ((size_t) n + 1);
+  va_start (ap, fmt);
+  vsnprintf (b.s, (size_t) n + 1, fmt, ap);
+  va_end (ap);
+  return b.s;
+}
+
+static void
+strbuf_grow (struct strbuf *b, size_t more)
+{
+  size_t need = b->len + more + 1;
+  if (need <= b->cap)
+    return;
+  if (b->cap == 0)
+    b->cap = 64;
+  while (b->cap < need)
+    b->cap *= 2;
+  b->s = xrealloc (b->s, b->cap);
+}
+
+void
+strbuf_add (struct strbuf *b, const char *s, size_t n)
+{
+  strbuf_grow (b, n);
+  memcpy (b->s + b->len, s, n);
+  b->len += n;
+  b->s[b->len] = '\0';
+}
+
+void
+strbuf_adds (struct strbuf *b, const char *s)
+{
+  strbuf_add (b, s, strlen (s));
+}
+
+void
+strbuf_addc (struct strbuf *b, char c)
+{
+  strbuf_grow (b, 1);
+  b->s[b->len++] = c;
+  b->s[b->len] = '\0';
+}
+
+void
+strbuf_addf (struct strbuf *b, const char *fmt, ...)
+{
+  va_list ap;
+  int n;
+
+  va_start (ap, fmt);
+  n = vsnprintf (NULL, 0, fmt, ap);
+  va_end (ap);
+  if (n < 0)
+    abort ();
+  strbuf_grow (b, (size_t) n);
+  va_start (ap, fmt);
+  vsnprintf (b->s + b->len, (size_t) n + 1, fmt, ap);
+  va_end (ap);
+  b->len += (size_t) n;
+}
+
+void
+strbuf_reset (struct strbuf *b)
+{
+  b->len = 0;
+  if (b->s)
+    b->s[0] = '\0';
+}
+
+void
+strbuf_free (struct strbuf *b)
+{
+  free (b->s);
+  b->s = NULL;
+  b->len = b->cap = 0;
+}
+
+int
+parse_int64 (const char *s, int64_t min, int64_t max, int64_t *v_r)
+{
+  char *end;
+  long long v;
+
+  if (!s || !*s || isspace ((unsigned char) *s))
+    return -1;
+  errno = 0;
+  v = strtoll (s, &end, 10);
+  if (errno || *end || v < min || v > max)
+    return -1;
+  *v_r = v;
+  return 0;
+}
+
+int
+parse_bool (const char *s, int *v_r)
+{
+  static const char *const yes[] = { "yes", "true", "on", "1", NULL };
+  static const char *const no[] = { "no", "false", "off", "0", NULL };
+  int i;
+
+  for (i = 0; yes[i]; i++)
+    if (strcasecmp (s, yes[i]) == 0) {
+      *v_r = 1;
+      return 0;
+    }
+  for (i = 0; no[i]; i++)
+    if (strcasecmp (s, no[i]) == 0) {
+      *v_r = 0;
+      return 0;
+    }
+  return -1;
+}
+
+int
+parse_duration (const char *s, int64_t *seconds_r)
+{
+  char *end;
+  long long v;
+  int64_t mult = 1;
+
+  if (!s || !isdigit ((unsigned char) *s))
+    return -1;
+  errno = 0;
+  v = strtoll (s, &end, 10);
+  if (errno || v < 0)
+    return -1;
+  switch (*end) {
+  case '\0': case 's': mult = 1; break;
+  case 'm': mult = 60; break;
+  case 'h': mult = 3600; break;
+  case 'd': mult = 86400; break;
+  case 'w': mult = 7 * 86400; break;
+  default: return -1;
+  }
+  if (*end && end[1])
+    return -1;
+  if (v > INT64_MAX / mult)
+    return -1;
+  *seconds_r = v * mult;
+  return 0;
+}
+
+/* Days from 1970-01-01 to Y-M-D in the proleptic Gregorian calendar. */
+static int64_t
+days_from_civil (int64_t y, unsigned m, unsigned d)
+{
+  int64_t era;
+  unsigned yoe, doy, doe;
+
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = (unsigned) (y - era * 400);
+  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (int64_t) doe - 719468;
+}
+
+int
+parse_rfc3339 (const char *s, int64_t *t_r)
+{
+  int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, oh, om;
+  const char *p;
+  int64_t t;
+
+  if (!s || sscanf (s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+    return -1;
+  p = s + n;
+  if (*p == 'T' || *p == 't' || *p == ' ') {
+    if (sscanf (p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3 || n != 8)
+      return -1;
+    p += 1 + n;
+    if (*p == '.')
+      for (p++; isdigit ((unsigned char) *p); p++)
+        ;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    return -1;
+  t = days_from_civil (y, (unsigned) mo, (unsigned) d) * 86400
+      + h * 3600 + mi * 60 + sec;
+  if (*p == 'Z' || *p == 'z')
+    p++;
+  else if (*p == '+' || *p == '-') {
+    if (sscanf (p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5)
+      return -1;
+    t -= (*p == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    p += 1 + n;
+  }
+  else if (*p == '\0' && p == s + 10)
+    ; /* a bare date: midnight UTC */
+  else
+    return -1;
+  if (*p)
+    return -1;
+  *t_r = t;
+  return 0;
+}
+
+int64_t
+now_seconds (void)
+{
+  const char *fixed = getenv ("HERALD_NOW");
+  int64_t v;
+
+  if (fixed && parse_int64 (fixed, 0, INT64_MAX, &v) == 0)
+    return v;
+  return (int64_t) time (NULL);
+}
+
+int64_t
+now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t
+strlcpy_ (char *dst, const char *src, size_t size)
+{
+  size_t n = strlen (src);
+  if (size) {
+    size_t m = n < size - 1 ? n : size - 1;
+    memcpy (dst, src, m);
+    dst[m] = '\0';
+  }
+  return n;
+}

@@ -1,0 +1,49 @@
+/* util: allocation that aborts on out-of-memory, growable strings, number
+ * parsing and time.  Shared by every module of the core (not by plugins). */
+#ifndef HERALD_UTIL_H
+#define HERALD_UTIL_H
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void *xmalloc (size_t n);
+void *xcalloc (size_t n, size_t size);
+void *xrealloc (void *p, size_t n);
+char *xstrdup (const char *s);
+char *xstrndup (const char *s, size_t n);
+char *xasprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+/* A growable byte string, always NUL-terminated.  Zero-initialise it, or
+ * use STRBUF_INIT; strbuf_free releases it. */
+struct strbuf {
+  char *s;
+  size_t len, cap;
+};
+#define STRBUF_INIT { NULL, 0, 0 }
+void strbuf_add (struct strbuf *b, const char *s, size_t n);
+void strbuf_adds (struct strbuf *b, const char *s);
+void strbuf_addc (struct strbuf *b, char c);
+void strbuf_addf (struct strbuf *b, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+void strbuf_reset (struct strbuf *b);
+void strbuf_free (struct strbuf *b);
+
+/* Parse a whole decimal integer in [min, max]; 0 or -1 (junk, range). */
+int parse_int64 (const char *s, int64_t min, int64_t max, int64_t *v_r);
+/* Parse "yes"/"no"/"true"/"false"/"1"/"0"/"on"/"off"; 0 or -1. */
+int parse_bool (const char *s, int *v_r);
+/* Parse a duration "30", "30s", "5m", "24h", "7d" into seconds. */
+int parse_duration (const char *s, int64_t *seconds_r);
+/* Parse RFC 3339 ("2026-11-01T10:00:00Z", "+02:00" offsets, fraction
+ * ignored) into unix seconds; 0 or -1. */
+int parse_rfc3339 (const char *s, int64_t *t_r);
+
+/* Wall clock in seconds and milliseconds.  HERALD_NOW (unix seconds)
+ * overrides it, so tests can run at a fixed instant. */
+int64_t now_seconds (void);
+int64_t now_ms (void);
+
+/* Copy at most size-1 bytes and NUL-terminate; returns strlen (src). */
+size_t strlcpy_ (char *dst, const char *src, size_t size);
+
+#endif

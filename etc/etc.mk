@@ -1,0 +1,1 @@
+# etc/etc.mk: automake fragment included by the top-level Makefile.am (appends only).

@@ -1,0 +1,1 @@
+# plugins/email/local.mk: automake fragment included by the top-level Makefile.am (appends only).

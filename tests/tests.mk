@@ -1,0 +1,1 @@
+# tests/tests.mk: automake fragment included by the top-level Makefile.am (appends only).
