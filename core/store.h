@@ -1,0 +1,254 @@
+/* store: Herald's durable state in one SQLite file (WAL mode).
+ *
+ * Customers, consent, suppressions, events, the outbox (one row per
+ * message) and campaign state.  Every state change of the system goes
+ * through these functions, so another backend (PostgreSQL) can replace
+ * this file without touching the scheduler.
+ *
+ * Contract, for every function below unless it says otherwise:
+ *  - Returns 0 on success and -1 on error; the error message (naming the
+ *    store file and what failed) is then available from store_error() until
+ *    the next call.  The store never prints: the caller reports it once.
+ *  - Strings and json_t arguments are borrowed: the store copies what it
+ *    keeps.  Rows and records handed to a callback are lent for the
+ *    duration of that call: json_incref / strdup what you keep.
+ *  - A callback returning non-zero stops the iteration; the function then
+ *    returns the count delivered so far (the stopping row included).
+ *  - Callbacks may call other store functions (writes included): rows are
+ *    read into memory a page at a time before the first callback runs.
+ *  - Outside store_begin/store_commit each call is its own transaction.
+ *  - One struct store is used by one thread at a time.
+ *
+ * Durability: the file runs with journal_mode=WAL and synchronous=FULL,
+ * so a committed state change survives a power loss.  The scheduler's rule
+ * ("a row is committed as sending before the plugin is called; a message
+ * counts as sent only after its state is committed") relies on that.
+ */
+#ifndef HERALD_STORE_H
+#define HERALD_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+struct store;
+
+/* The schema version this build writes; store_open migrates older files
+ * and refuses newer ones. */
+#define STORE_SCHEMA_VERSION 1
+
+/* Open (creating if missing) the store at PATH.  The parent directory must
+ * exist: the error then names PATH.  Returns a store to pass to
+ * store_close, or NULL with a message in ERR. */
+struct store *store_open (const char *path, char *err, size_t errlen);
+/* Close and free; store_close (NULL) is a no-op.  An open transaction is
+ * rolled back. */
+void store_close (struct store *st);
+/* The last error message (owned by the store, valid until the next call). */
+const char *store_error (const struct store *st);
+/* The schema version of the open file (after migrations). */
+int store_schema_version (struct store *st);
+
+/* Transactions (BEGIN IMMEDIATE: the write lock is taken at once, so two
+ * herald processes serialise instead of failing mid-transaction).
+ * Not nestable: store_begin inside a transaction is an error. */
+int store_begin (struct store *st);
+int store_commit (struct store *st);
+int store_rollback (struct store *st);
+
+/* ---- Customers ---------------------------------------------------- */
+
+/* Upsert the customer ID with RECORD (borrowed), a validated customer
+ * object as import builds it: id, email, phone, push, webhook, timezone,
+ * locale, consent, preferred_channels, attributes (absent members are
+ * fine).  The record replaces any earlier one.  Its "consent" object
+ * becomes the customer's imported consent, which never overrides an
+ * explicit store_consent_set (an SMS STOP wins over a later import). */
+int store_customer_put (struct store *st, const char *id, json_t *record);
+
+/* The customer's record as a new reference (caller json_decref's it), or
+ * NULL when unknown (store_error is then "" ) or on error.  Its "consent"
+ * member is the effective consent (imported, overridden by explicit
+ * changes): the router may read it instead of calling store_consent_get. */
+json_t *store_customer_get (struct store *st, const char *id);
+
+/* Stream an audience without loading it: up to LIMIT customers with
+ * id > AFTER_ID (NULL or "" = from the start) in id order who have no
+ * outbox row for (CAMPAIGN, STEP) yet.  CB gets each record (as from
+ * store_customer_get, lent).  Returns the number delivered (0 = done), or
+ * -1.  Call again with the last id seen to continue. */
+int store_audience_next (struct store *st, const char *campaign, int step,
+                         const char *after_id, int limit,
+                         int (*cb) (void *data, json_t *customer), void *data);
+
+/* Number of customers in the store, or -1. */
+int64_t store_customer_count (struct store *st);
+
+/* ---- Consent and suppressions ------------------------------------- */
+
+/* Record an explicit consent change for (CUSTOMER, CHANNEL) at AT (unix
+ * seconds) from SOURCE ("sms STOP", "unsubscribe link", "event import").
+ * A change older than the one recorded is ignored (events may arrive out
+ * of order). */
+int store_consent_set (struct store *st, const char *customer,
+                       const char *channel, int granted, int64_t at,
+                       const char *source);
+/* 1 granted, 0 denied, -1 unknown (no record, or the lookup failed:
+ * store_error is non-empty only then). */
+int store_consent_get (struct store *st, const char *customer,
+                       const char *channel);
+
+/* Never send CHANNEL messages to ADDRESS again (an email address, an E.164
+ * number, a push token, a webhook URL).  Re-suppressing keeps the first
+ * reason. */
+int store_suppress (struct store *st, const char *channel, const char *address,
+                    const char *reason);
+/* 1 suppressed, 0 not, -1 error. */
+int store_is_suppressed (struct store *st, const char *channel,
+                         const char *address);
+
+/* ---- Events ------------------------------------------------------- */
+
+/* Record one event.  CAMPAIGN, MESSAGE_KEY and DETAIL_JSON may be NULL.
+ * Side effects, so that import, tracking server and plugins' inbound
+ * callbacks behave alike:
+ *  - "unsubscribed" withdraws consent for CHANNEL (store_consent_set, at AT);
+ *  - "bounced" and "complained" suppress the address: the message's
+ *    address when MESSAGE_KEY names an outbox row, else DETAIL_JSON's
+ *    "address", else the customer's address(es) for CHANNEL.
+ * Wrap many calls in store_begin/commit for speed. */
+int store_event_put (struct store *st, const char *customer,
+                     const char *channel, const char *type, int64_t at,
+                     const char *campaign, const char *message_key,
+                     const char *detail_json);
+
+/* The customer's events with at >= SINCE, oldest first (strings lent).
+ * Returns the count delivered or -1. */
+int store_customer_events (struct store *st, const char *customer,
+                           int64_t since,
+                           int (*cb) (void *data, const char *channel,
+                                      const char *type, int64_t at),
+                           void *data);
+
+/* Population rates, for smoothing engagement scores.  *STATS_R (new
+ * reference) becomes {"email": {"sent": N, "delivered": N, "opened": N,
+ * "clicked": N, "replied": N, "converted": N, "bounced": N,
+ * "complained": N, "unsubscribed": N}, ...}: messages sent since SINCE
+ * and events since SINCE, per channel (every channel that has any). */
+int store_channel_stats (struct store *st, int64_t since, json_t **stats_r);
+
+/* ---- Outbox ------------------------------------------------------- */
+
+/* One message.  All strings may be NULL except key, campaign, customer,
+ * state.  address is JSON text (a list of destinations), parts JSON text
+ * (an object part name -> rendered text), detail JSON text or NULL.
+ * Rows the store hands out are lent (see the contract above). */
+struct outbox_row {
+  const char *key;          /* "campaign:step:customer" */
+  const char *campaign;
+  int step;
+  const char *customer;
+  const char *channel;      /* the kind: email, sms, push, webhook */
+  const char *instance;     /* the [channel.NAME] instance */
+  const char *variant;
+  const char *state;        /* pending sending sent retry failed dead
+                               skipped held_out deferred */
+  const char *reason;       /* why skipped/held_out/failed/deferred */
+  int attempts;
+  int64_t next_at;          /* when a pending/retry/deferred row is due */
+  int64_t created, updated, sent_at;   /* set by the store; 0 = unset */
+  const char *provider_id;
+  const char *error;
+  const char *detail;
+  const char *address;
+  const char *parts;
+  const char *trace;        /* the router's trace */
+};
+
+/* Allowed values of outbox_row.state. */
+int store_state_valid (const char *state);
+
+/* Insert ROW (borrowed; created/updated/sent_at are set from now_seconds,
+ * sent_at only for state "sent").  Returns 0 inserted, 1 when the key
+ * already exists (nothing changed: the message was planned by an earlier
+ * run), -1 error. */
+int store_outbox_insert (struct store *st, const struct outbox_row *row);
+
+/* Change a row's state.  ATTEMPTS, NEXT_AT, PROVIDER_ID, ERROR and DETAIL
+ * replace the stored values (NULL clears).  Sets updated, and sent_at when
+ * STATE is "sent".  Returns 0, 1 when no row has KEY, -1 error. */
+int store_outbox_update (struct store *st, const char *key, const char *state,
+                         int attempts, int64_t next_at,
+                         const char *provider_id, const char *error,
+                         const char *detail);
+/* Same, also setting the reason column (skipped/failed/deferred why). */
+int store_outbox_update_reason (struct store *st, const char *key,
+                                const char *state, const char *reason,
+                                int attempts, int64_t next_at,
+                                const char *provider_id, const char *error,
+                                const char *detail);
+
+/* Re-route an existing row (fallback after a permanent failure): replaces
+ * channel, instance, variant, state, reason, next_at, address, parts and
+ * trace from ROW (borrowed, matched by ROW->key); attempts, provider_id and
+ * error are reset.  Returns 0, 1 when no row has the key, -1 error. */
+int store_outbox_reroute (struct store *st, const struct outbox_row *row);
+
+/* The row with KEY into *ROW_R (caller frees with store_row_free), or
+ * *ROW_R = NULL when none.  Returns 0 or -1. */
+int store_outbox_get (struct store *st, const char *key,
+                      struct outbox_row **row_r);
+/* Free a row from store_outbox_get; NULL is a no-op. */
+void store_row_free (struct outbox_row *row);
+
+/* Due rows of CAMPAIGN: state pending, retry or deferred with
+ * next_at <= NOW, oldest next_at first, at most LIMIT.  Returns the count
+ * delivered to CB or -1.  Call again until it returns 0 (rows whose state
+ * the callback changed are not returned again). */
+int store_outbox_due (struct store *st, const char *campaign, int64_t now,
+                      int limit,
+                      int (*cb) (void *data, const struct outbox_row *row),
+                      void *data);
+
+/* After a crash: rows of CAMPAIGN (NULL = all) left in "sending" become
+ * "pending" (AT_LEAST_ONCE: they will be sent again, possibly twice) or
+ * "failed" with reason "in flight at crash" (at most once).  *N_R (may be
+ * NULL) gets the number of rows changed. */
+int store_outbox_recover (struct store *st, const char *campaign,
+                          int at_least_once, int *n_r);
+
+/* Earliest next_at among CAMPAIGN's retry and deferred rows into *NEXT_R;
+ * returns 1 when there is one, 0 when none (*NEXT_R = 0), -1 error. */
+int store_outbox_next_due (struct store *st, const char *campaign,
+                           int64_t *next_r);
+
+/* Messages to CUSTOMER in state sent with sent_at >= SINCE, any campaign,
+ * on CHANNEL (NULL = all channels), for frequency caps.  Returns the
+ * count or -1. */
+int store_sent_count (struct store *st, const char *customer,
+                      const char *channel, int64_t since);
+
+/* Counts of CAMPAIGN's rows.  *R (new reference) becomes
+ *   {"total": N,
+ *    "states": {"sent": N, ...},
+ *    "rows": [{"channel": "email"|null, "variant": "A"|null,
+ *              "state": "skipped", "reason": "no consent"|null,
+ *              "count": N}, ...]}
+ * (rows grouped by channel, variant, state, reason, sorted). */
+int store_campaign_counts (struct store *st, const char *campaign, json_t **r);
+
+/* ---- Campaign state ----------------------------------------------- */
+
+/* A run of campaign ID starts: creates its row (first_started = NOW) or
+ * bumps runs; status becomes "running". */
+int store_campaign_start (struct store *st, const char *id, const char *name,
+                          int64_t now);
+/* The run ends with STATUS ("done", "scheduled" when retries/deferrals
+ * remain, "failed", "interrupted"). */
+int store_campaign_finish (struct store *st, const char *id,
+                           const char *status, int64_t now);
+/* The campaign's state into *R (new reference): {"id", "name",
+ * "status", "runs", "first_started", "last_started", "finished"}.
+ * Returns 0, 1 when the store has never seen ID (*R = NULL), -1 error. */
+int store_campaign_get (struct store *st, const char *id, json_t **r);
+
+#endif
