@@ -1,1 +1,4 @@
-# core/core.mk: automake fragment included by the top-level Makefile.am (appends only).
+# core/core.mk: the lead's core modules (config, loader, scheduler, CLI).
+herald_SOURCES += \
+	core/config.c core/config.h \
+	core/loader.c core/loader.h

@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loader.h"
 #include "main.h"
 
-const char *main_config_path;
+
 
 struct command {
   const char *name;
@@ -17,6 +18,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+  { "plugins", cmd_plugins, "list the channel plugins found, and refused ones" },
   { NULL, NULL, NULL }
 };
 

@@ -1,0 +1,494 @@
+/* config: reads INI files through inih, keeping the line of every key,
+ * and validates the gateway file.  Never ignores what it does not know:
+ * an unknown section or key, a bad value or a too-long line is an error
+ * naming file and line. */
+#include <config.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "main.h"
+#include "util.h"
+
+/* Longest line we accept.  inih's default (200) would cut provider URLs. */
+#define INI_LINE_MAX 8192
+
+struct ini_reader {
+  const char *p, *end;
+  int line;
+  int too_long;              /* number of the first too-long line, or 0 */
+  struct ini_section *heads; /* every [section] header seen, with line */
+  size_t n_heads;
+};
+
+struct ini_state {
+  struct ini *ini;
+  struct ini_reader *rd;
+  char *err;
+  size_t errlen;
+  int failed;
+};
+
+/* inih reads through this so that we know the current line number, see
+ * every section header (an empty unknown section is still an error), and
+ * refuse a line longer than the buffer instead of cutting it. */
+static char *
+ini_read_line (char *str, int num, void *stream)
+{
+  struct ini_reader *rd = stream;
+  const char *nl, *s;
+  size_t n, copy;
+
+  if (rd->p >= rd->end)
+    return NULL;
+  nl = memchr (rd->p, '\n', (size_t) (rd->end - rd->p));
+  n = nl ? (size_t) (nl - rd->p) + 1 : (size_t) (rd->end - rd->p);
+  rd->line++;
+  copy = n;
+  if (n >= (size_t) num) {
+    if (!rd->too_long)
+      rd->too_long = rd->line;
+    copy = (size_t) num - 1;
+  }
+  memcpy (str, rd->p, copy);
+  str[copy] = '\0';
+  rd->p += n;
+
+  for (s = str; *s == ' ' || *s == '\t'; s++)
+    ;
+  if (*s == '[') {
+    const char *e = strchr (s, ']');
+    if (e) {
+      rd->heads = xrealloc (rd->heads, (rd->n_heads + 1) * sizeof *rd->heads);
+      memset (&rd->heads[rd->n_heads], 0, sizeof *rd->heads);
+      rd->heads[rd->n_heads].name = xstrndup (s + 1, (size_t) (e - s - 1));
+      rd->heads[rd->n_heads].line = rd->line;
+      rd->n_heads++;
+    }
+  }
+  return str;
+}
+
+static struct ini_section *
+ini_add_section (struct ini *ini, const char *name, int line)
+{
+  struct ini_section *sec;
+
+  ini->sec = xrealloc (ini->sec, (ini->n + 1) * sizeof *ini->sec);
+  sec = &ini->sec[ini->n++];
+  memset (sec, 0, sizeof *sec);
+  sec->name = xstrdup (name);
+  sec->line = line;
+  return sec;
+}
+
+static int
+config_ini_handler (void *user, const char *section, const char *name,
+             const char *value)
+{
+  struct ini_state *st = user;
+  struct ini *ini = st->ini;
+  struct ini_section *sec = NULL;
+  size_t i;
+
+  if (st->failed)
+    return 0;
+  if (!*section) {
+    snprintf (st->err, st->errlen, "%s:%d: %s: key outside of any [section]",
+              ini->path, st->rd->line, name);
+    st->failed = 1;
+    return 0;
+  }
+  for (i = ini->n; i > 0; i--)
+    if (strcmp (ini->sec[i - 1].name, section) == 0) {
+      sec = &ini->sec[i - 1];
+      break;
+    }
+  if (!sec)
+    sec = ini_add_section (ini, section,
+                           st->rd->n_heads ? st->rd->heads[st->rd->n_heads - 1].line
+                                           : st->rd->line);
+  for (i = 0; i < sec->n; i++)
+    if (strcmp (sec->kv[i].key, name) == 0) {
+      snprintf (st->err, st->errlen,
+                "%s:%d: [%s] %s: duplicate key (first set on line %d)",
+                ini->path, st->rd->line, section, name, sec->kv[i].line);
+      st->failed = 1;
+      return 0;
+    }
+  sec->kv = xrealloc (sec->kv, (sec->n + 1) * sizeof *sec->kv);
+  sec->kv[sec->n].key = xstrdup (name);
+  sec->kv[sec->n].value = xstrdup (value ? value : "");
+  sec->kv[sec->n].line = st->rd->line;
+  sec->n++;
+  return 1;
+}
+
+static char *
+slurp (const char *path, size_t *len_r, char *err, size_t errlen)
+{
+  FILE *fp = fopen (path, "rb");
+  struct strbuf b = STRBUF_INIT;
+  char buf[65536];
+  size_t n;
+
+  if (!fp) {
+    snprintf (err, errlen, "%s: %s", path, strerror (errno));
+    return NULL;
+  }
+  while ((n = fread (buf, 1, sizeof buf, fp)) > 0)
+    strbuf_add (&b, buf, n);
+  if (ferror (fp)) {
+    snprintf (err, errlen, "%s: %s", path, strerror (errno));
+    fclose (fp);
+    strbuf_free (&b);
+    return NULL;
+  }
+  fclose (fp);
+  if (!b.s)
+    b.s = xstrdup ("");
+  *len_r = b.len;
+  return b.s;
+}
+
+struct ini *
+ini_load (const char *path, char *err, size_t errlen)
+{
+  struct ini *ini = xcalloc (1, sizeof *ini);
+  struct ini_reader rd = { 0 };
+  struct ini_state st = { 0 };
+  char *text = NULL, *slash;
+  size_t len = 0, i, j;
+  int rc;
+
+  ini->path = xstrdup (path);
+  ini->dir = xstrdup (path);
+  slash = strrchr (ini->dir, '/');
+  if (slash)
+    slash[slash == ini->dir ? 1 : 0] = '\0';
+  else {
+    free (ini->dir);
+    ini->dir = xstrdup (".");
+  }
+  text = slurp (path, &len, err, errlen);
+  if (!text)
+    goto fail;
+  if (memchr (text, '\0', len)) {
+    snprintf (err, errlen, "%s: contains a NUL byte: not a text file", path);
+    goto fail;
+  }
+
+#if HAVE_DECL_INI_MAX_LINE
+  ini_max_line = INI_LINE_MAX;
+#endif
+  /* A continuation line would silently join values: refuse it instead. */
+  ini_allow_multiline = false;
+  ini_stop_on_first_error = true;
+  rd.p = text;
+  rd.end = text + len;
+  st.ini = ini;
+  st.rd = &rd;
+  st.err = err;
+  st.errlen = errlen;
+  rc = ini_parse_stream (ini_read_line, &rd, config_ini_handler, &st);
+  if (rd.too_long && (!st.failed || rd.too_long < rc)) {
+    snprintf (err, errlen, "%s:%d: line longer than %d bytes", path,
+              rd.too_long, INI_LINE_MAX - 2);
+    goto fail;
+  }
+  if (st.failed)
+    goto fail;
+  if (rc != 0) {
+    snprintf (err, errlen, "%s:%d: syntax error (expected [section] or "
+              "key = value)", path, rc);
+    goto fail;
+  }
+  /* Sections with no keys never reach the handler: add them, so an
+   * unknown empty section is reported like any other. */
+  for (i = 0; i < rd.n_heads; i++) {
+    for (j = 0; j < ini->n; j++)
+      if (strcmp (ini->sec[j].name, rd.heads[i].name) == 0)
+        break;
+    if (j == ini->n)
+      ini_add_section (ini, rd.heads[i].name, rd.heads[i].line);
+  }
+  for (i = 0; i < rd.n_heads; i++)
+    free (rd.heads[i].name);
+  free (rd.heads);
+  free (text);
+  return ini;
+
+fail:
+  for (i = 0; i < rd.n_heads; i++)
+    free (rd.heads[i].name);
+  free (rd.heads);
+  free (text);
+  ini_free (ini);
+  return NULL;
+}
+
+void
+ini_free (struct ini *ini)
+{
+  size_t i, j;
+
+  if (!ini)
+    return;
+  for (i = 0; i < ini->n; i++) {
+    for (j = 0; j < ini->sec[i].n; j++) {
+      free (ini->sec[i].kv[j].key);
+      free (ini->sec[i].kv[j].value);
+    }
+    free (ini->sec[i].kv);
+    free (ini->sec[i].name);
+  }
+  free (ini->sec);
+  free (ini->path);
+  free (ini->dir);
+  free (ini);
+}
+
+const struct ini_section *
+ini_section (const struct ini *ini, const char *name)
+{
+  size_t i;
+
+  for (i = 0; i < ini->n; i++)
+    if (strcmp (ini->sec[i].name, name) == 0)
+      return &ini->sec[i];
+  return NULL;
+}
+
+const char *
+ini_get (const struct ini_section *sec, const char *key)
+{
+  size_t i;
+
+  if (!sec)
+    return NULL;
+  for (i = 0; i < sec->n; i++)
+    if (strcmp (sec->kv[i].key, key) == 0)
+      return sec->kv[i].value;
+  return NULL;
+}
+
+int
+ini_line (const struct ini_section *sec, const char *key)
+{
+  size_t i;
+
+  if (!sec)
+    return 0;
+  for (i = 0; i < sec->n; i++)
+    if (strcmp (sec->kv[i].key, key) == 0)
+      return sec->kv[i].line;
+  return 0;
+}
+
+char *
+ini_path (const struct ini *ini, const char *path)
+{
+  if (path[0] == '/' || strcmp (ini->dir, ".") == 0)
+    return xstrdup (path);
+  return xasprintf ("%s/%s", ini->dir, path);
+}
+
+int
+config_kind_valid (const char *kind)
+{
+  return strcmp (kind, "email") == 0 || strcmp (kind, "sms") == 0
+         || strcmp (kind, "push") == 0 || strcmp (kind, "webhook") == 0;
+}
+
+const char *
+config_gateway_path (const char *path)
+{
+  static const char local[] = "etc/herald.ini";
+
+  if (path)
+    return path;
+  if (access (local, F_OK) == 0)
+    return local;
+  return HERALD_SYSCONFDIR "/herald.ini";
+}
+
+/* Report an unknown key of SEC that is not in KNOWN (NULL-terminated). */
+static int
+check_keys (const struct ini *ini, const struct ini_section *sec,
+            const char *const *known, char *err, size_t errlen)
+{
+  size_t i;
+  int k;
+
+  for (i = 0; i < sec->n; i++) {
+    for (k = 0; known[k]; k++)
+      if (strcmp (sec->kv[i].key, known[k]) == 0)
+        break;
+    if (!known[k]) {
+      snprintf (err, errlen, "%s:%d: [%s] %s: unknown key", ini->path,
+                sec->kv[i].line, sec->name, sec->kv[i].key);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+struct gateway *
+config_gateway_load (const char *path, char *err, size_t errlen)
+{
+  static const char *const store_keys[] = { "path", NULL };
+  static const char *const plugins_keys[] = { "dir", NULL };
+  static const char *const tracking_keys[] = { "base_url", "secret",
+                                               "unsubscribe_mailto", NULL };
+  struct gateway *gw = xcalloc (1, sizeof *gw);
+  const struct ini_section *sec;
+  const char *v;
+  size_t i;
+
+  path = config_gateway_path (path);
+  gw->ini = ini_load (path, err, errlen);
+  if (!gw->ini)
+    goto fail;
+  for (i = 0; i < gw->ini->n; i++) {
+    sec = &gw->ini->sec[i];
+    if (strcmp (sec->name, "store") == 0) {
+      if (check_keys (gw->ini, sec, store_keys, err, errlen) < 0)
+        goto fail;
+    }
+    else if (strcmp (sec->name, "plugins") == 0) {
+      if (check_keys (gw->ini, sec, plugins_keys, err, errlen) < 0)
+        goto fail;
+    }
+    else if (strcmp (sec->name, "tracking") == 0) {
+      if (check_keys (gw->ini, sec, tracking_keys, err, errlen) < 0)
+        goto fail;
+    }
+    else if (strncmp (sec->name, "channel.", 8) == 0 && sec->name[8]) {
+      struct channel_conf *ch;
+      const char *name = sec->name + 8;
+
+      v = ini_get (sec, "plugin");
+      if (!v || !*v) {
+        snprintf (err, errlen, "%s:%d: [%s]: missing key 'plugin'",
+                  path, sec->line, sec->name);
+        goto fail;
+      }
+      gw->channels = xrealloc (gw->channels,
+                               (gw->n_channels + 1) * sizeof *gw->channels);
+      ch = &gw->channels[gw->n_channels++];
+      memset (ch, 0, sizeof *ch);
+      ch->name = xstrdup (name);
+      ch->plugin = xstrdup (v);
+      ch->sec = sec;
+      v = ini_get (sec, "kind");
+      if (!v)
+        v = name;
+      if (!config_kind_valid (v)) {
+        if (ini_get (sec, "kind"))
+          snprintf (err, errlen, "%s:%d: [%s] kind: '%s' is not one of email, "
+                    "sms, push, webhook", path, ini_line (sec, "kind"),
+                    sec->name, v);
+        else
+          snprintf (err, errlen, "%s:%d: [%s]: channel name is not a kind "
+                    "(email, sms, push, webhook): add 'kind = ...'", path,
+                    sec->line, sec->name);
+        goto fail;
+      }
+      ch->kind = xstrdup (v);
+    }
+    else {
+      snprintf (err, errlen, "%s:%d: [%s]: unknown section (expected store, "
+                "plugins, tracking or channel.NAME)", path, sec->line,
+                sec->name);
+      goto fail;
+    }
+  }
+
+  sec = ini_section (gw->ini, "store");
+  v = ini_get (sec, "path");
+  gw->store_path = ini_path (gw->ini, v && *v ? v : "var/herald.db");
+  sec = ini_section (gw->ini, "plugins");
+  v = ini_get (sec, "dir");
+  if (v && *v)
+    gw->plugin_dir = ini_path (gw->ini, v);
+  sec = ini_section (gw->ini, "tracking");
+  v = ini_get (sec, "base_url");
+  if (v && *v) {
+    size_t n = strlen (v);
+    if (strncmp (v, "https://", 8) != 0 && strncmp (v, "http://", 7) != 0) {
+      snprintf (err, errlen, "%s:%d: [tracking] base_url: '%s' is not an "
+                "http(s) URL", path, ini_line (sec, "base_url"), v);
+      goto fail;
+    }
+    while (n > 0 && v[n - 1] == '/')
+      n--;
+    gw->tracking_base_url = xstrndup (v, n);
+  }
+  v = ini_get (sec, "secret");
+  if (v && *v) {
+    if (strlen (v) < 16) {
+      snprintf (err, errlen, "%s:%d: [tracking] secret: too short (at least "
+                "16 characters)", path, ini_line (sec, "secret"));
+      goto fail;
+    }
+    gw->tracking_secret = xstrdup (v);
+  }
+  v = ini_get (sec, "unsubscribe_mailto");
+  if (v && *v) {
+    if (!strchr (v, '@') || strchr (v, ' ') || strchr (v, '<')) {
+      snprintf (err, errlen, "%s:%d: [tracking] unsubscribe_mailto: '%s' is "
+                "not an e-mail address", path,
+                ini_line (sec, "unsubscribe_mailto"), v);
+      goto fail;
+    }
+    gw->unsubscribe_mailto = xstrdup (v);
+  }
+  return gw;
+
+fail:
+  config_gateway_free (gw);
+  return NULL;
+}
+
+void
+config_gateway_free (struct gateway *gw)
+{
+  size_t i;
+
+  if (!gw)
+    return;
+  for (i = 0; i < gw->n_channels; i++) {
+    free (gw->channels[i].name);
+    free (gw->channels[i].plugin);
+    free (gw->channels[i].kind);
+  }
+  free (gw->channels);
+  free (gw->store_path);
+  free (gw->plugin_dir);
+  free (gw->tracking_base_url);
+  free (gw->tracking_secret);
+  free (gw->unsubscribe_mailto);
+  ini_free (gw->ini);
+  free (gw);
+}
+
+const struct channel_conf *
+config_channel (const struct gateway *gw, const char *name)
+{
+  size_t i;
+
+  for (i = 0; i < gw->n_channels; i++)
+    if (strcmp (gw->channels[i].name, name) == 0)
+      return &gw->channels[i];
+  return NULL;
+}
+
+/* Set by main from -c; NULL means the default gateway file. */
+const char *main_config_path;

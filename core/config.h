@@ -1,0 +1,71 @@
+/* config: the gateway INI (herald.ini) and the generic INI reader that
+ * remembers where every key was, so each error can name file and line.
+ * Campaign files are read by campaign.c on top of the same reader. */
+#ifndef HERALD_CONFIG_H
+#define HERALD_CONFIG_H
+#include <stddef.h>
+
+struct ini_kv {
+  char *key;
+  char *value;
+  int line;
+};
+
+struct ini_section {
+  char *name;
+  int line;
+  struct ini_kv *kv;
+  size_t n;
+};
+
+struct ini {
+  char *path;                /* as given */
+  char *dir;                 /* directory of path, for relative paths */
+  struct ini_section *sec;
+  size_t n;
+};
+
+/* Read PATH.  Returns NULL with "FILE:LINE: message" in err for a syntax
+ * error, a too-long line, a duplicate key or section, or I/O failure.
+ * Free with ini_free. */
+struct ini *ini_load (const char *path, char *err, size_t errlen);
+void ini_free (struct ini *ini);
+const struct ini_section *ini_section (const struct ini *ini, const char *name);
+/* Value / line of KEY in SEC, NULL / 0 when absent (SEC may be NULL). */
+const char *ini_get (const struct ini_section *sec, const char *key);
+int ini_line (const struct ini_section *sec, const char *key);
+/* PATH relative to the INI's directory, unless absolute.  Caller frees. */
+char *ini_path (const struct ini *ini, const char *path);
+
+struct channel_conf {
+  char *name;                /* NAME of [channel.NAME] */
+  char *plugin;              /* plugin name */
+  char *kind;                /* email, sms, push, webhook */
+  const struct ini_section *sec;
+};
+
+struct gateway {
+  struct ini *ini;
+  char *store_path;          /* absolute or relative to cwd */
+  char *plugin_dir;          /* [plugins] dir, or NULL */
+  char *tracking_base_url;   /* no trailing slash, or NULL */
+  char *tracking_secret;
+  char *unsubscribe_mailto;
+  struct channel_conf *channels;
+  size_t n_channels;
+};
+
+/* The gateway file to use: PATH when given, else etc/herald.ini when it
+ * exists in the current directory, else the installed one. */
+const char *config_gateway_path (const char *path);
+
+/* Load and validate the gateway INI.  NULL with "FILE:LINE: message". */
+struct gateway *config_gateway_load (const char *path, char *err, size_t errlen);
+void config_gateway_free (struct gateway *gw);
+const struct channel_conf *config_channel (const struct gateway *gw,
+                                           const char *name);
+
+/* Channel kinds Herald knows, and the template parts each requires. */
+int config_kind_valid (const char *kind);
+
+#endif

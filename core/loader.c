@@ -1,0 +1,418 @@
+/* loader: the only place that runs dlopen.  Loading a shared object runs
+ * its code, so, like Postfix's load_lib, it first refuses files that others
+ * could have written.  It never lets a plugin of another ABI version in. */
+#include <config.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "loader.h"
+#include "main.h"
+#include "util.h"
+
+static char build_dir_buf[4096];
+
+/* The build tree's plugin directory, but only when this herald binary is
+ * the one in that build tree: an installed herald must not pick up a
+ * stale build tree's plugins. */
+static const char *
+build_tree_dir (void)
+{
+  char exe[4096], *slash;
+  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+  size_t blen;
+
+  if (n <= 0)
+    return NULL;
+  exe[n] = '\0';
+  slash = strrchr (exe, '/');
+  if (!slash)
+    return NULL;
+  *slash = '\0';
+  /* HERALD_BUILD_PLUGIN_DIR is "$(abs_top_builddir)/plugins/.libs". */
+  strlcpy_ (build_dir_buf, HERALD_BUILD_PLUGIN_DIR, sizeof build_dir_buf);
+  blen = strlen (build_dir_buf) - strlen ("/plugins/.libs");
+  if (strlen (exe) != blen || strncmp (exe, build_dir_buf, blen) != 0)
+    return NULL;
+  return build_dir_buf;
+}
+
+size_t
+loader_dirs (const char *conf_dir, const char *dirs_r[4])
+{
+  size_t n = 0;
+  const char *env = getenv ("HERALD_PLUGIN_DIR");
+  const char *build = build_tree_dir ();
+
+  if (conf_dir && *conf_dir)
+    dirs_r[n++] = conf_dir;
+  if (env && *env)
+    dirs_r[n++] = env;
+  if (build)
+    dirs_r[n++] = build;
+  dirs_r[n++] = HERALD_PKGLIBDIR;
+  return n;
+}
+
+struct plugin *
+loader_load (const char *path, char *err, size_t errlen)
+{
+  struct plugin *pl = NULL;
+  struct stat st;
+  void *dl = NULL;
+  herald_plugin_entry_fn entry;
+  const struct herald_plugin *p;
+  size_t copy;
+
+  if (stat (path, &st) < 0) {
+    snprintf (err, errlen, "%s: %s", path, strerror (errno));
+    goto fail;
+  }
+  if (!S_ISREG (st.st_mode)) {
+    snprintf (err, errlen, "%s: refused: not a regular file", path);
+    goto fail;
+  }
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    snprintf (err, errlen, "%s: refused: writable by %s (mode %04o); "
+              "chmod go-w it", path,
+              (st.st_mode & S_IWOTH) ? "others" : "its group",
+              (unsigned) (st.st_mode & 07777));
+    goto fail;
+  }
+  if (st.st_uid != geteuid () && st.st_uid != 0) {
+    snprintf (err, errlen, "%s: refused: owned by uid %u, not by this user "
+              "(uid %u) or root", path, (unsigned) st.st_uid,
+              (unsigned) geteuid ());
+    goto fail;
+  }
+  dl = dlopen (path, RTLD_NOW | RTLD_LOCAL);
+  if (!dl) {
+    snprintf (err, errlen, "%s: refused: dlopen failed: %s", path, dlerror ());
+    goto fail;
+  }
+  *(void **) (&entry) = dlsym (dl, HERALD_PLUGIN_ENTRY_NAME);
+  if (!entry) {
+    snprintf (err, errlen, "%s: refused: no entry point %s() (not a Herald "
+              "plugin?)", path, HERALD_PLUGIN_ENTRY_NAME);
+    goto fail;
+  }
+  p = entry ();
+  if (!p) {
+    snprintf (err, errlen, "%s: refused: %s() returned NULL", path,
+              HERALD_PLUGIN_ENTRY_NAME);
+    goto fail;
+  }
+  if (p->abi_version != HERALD_PLUGIN_ABI_VERSION) {
+    snprintf (err, errlen, "%s: refused: plugin ABI version %u, this herald "
+              "speaks version %u; rebuild the plugin against this "
+              "herald/plugin.h", path, (unsigned) p->abi_version,
+              (unsigned) HERALD_PLUGIN_ABI_VERSION);
+    goto fail;
+  }
+  if (p->struct_size < offsetof (struct herald_plugin, send)
+                       + sizeof p->send) {
+    snprintf (err, errlen, "%s: refused: plugin struct too small (%u bytes)",
+              path, (unsigned) p->struct_size);
+    goto fail;
+  }
+  pl = xcalloc (1, sizeof *pl);
+  /* Members are only ever appended: copy what both sides know, leave the
+   * rest zero. */
+  copy = p->struct_size < sizeof pl->p ? p->struct_size : sizeof pl->p;
+  memcpy (&pl->p, p, copy);
+  if (!pl->p.name || !*pl->p.name) {
+    snprintf (err, errlen, "%s: refused: plugin has no name", path);
+    goto fail;
+  }
+  if (!pl->p.send) {
+    snprintf (err, errlen, "%s: refused: plugin %s has no send function",
+              path, pl->p.name);
+    goto fail;
+  }
+  pl->path = xstrdup (path);
+  pl->dl = dl;
+  return pl;
+
+fail:
+  free (pl);
+  if (dl)
+    dlclose (dl);
+  return NULL;
+}
+
+void
+loader_unload (struct plugin *pl)
+{
+  if (!pl)
+    return;
+  /* Plugins may have registered atexit handlers or thread-locals (libcurl,
+   * OpenSSL): never dlclose them; the process exit releases the mapping. */
+  free (pl->path);
+  free (pl);
+}
+
+static struct plugin **loaded;
+static size_t n_loaded;
+
+struct plugin *
+loader_get (const char *conf_dir, const char *name, char *err, size_t errlen)
+{
+  const char *dirs[4];
+  size_t n, i;
+  char *path;
+  struct plugin *pl;
+
+  for (i = 0; i < n_loaded; i++)
+    if (strcmp (loaded[i]->p.name, name) == 0)
+      return loaded[i];
+  if (!*name || strchr (name, '/') || name[0] == '.') {
+    snprintf (err, errlen, "plugin name '%s' is not a plain name", name);
+    return NULL;
+  }
+  n = loader_dirs (conf_dir, dirs);
+  for (i = 0; i < n; i++) {
+    path = xasprintf ("%s/%s.so", dirs[i], name);
+    if (access (path, F_OK) == 0) {
+      pl = loader_load (path, err, errlen);
+      free (path);
+      if (!pl)
+        return NULL;
+      if (strcmp (pl->p.name, name) != 0) {
+        snprintf (err, errlen, "%s: refused: the file calls itself '%s'",
+                  pl->path, pl->p.name);
+        loader_unload (pl);
+        return NULL;
+      }
+      loaded = xrealloc (loaded, (n_loaded + 1) * sizeof *loaded);
+      loaded[n_loaded++] = pl;
+      return pl;
+    }
+    free (path);
+  }
+  snprintf (err, errlen, "plugin '%s' not found (looked for %s.so in", name,
+            name);
+  for (i = 0; i < n; i++) {
+    size_t len = strlen (err);
+    snprintf (err + len, errlen - len, "%s %s", i ? "," : "", dirs[i]);
+  }
+  {
+    size_t len = strlen (err);
+    snprintf (err + len, errlen - len, ")");
+  }
+  return NULL;
+}
+
+void
+loader_unload_all (void)
+{
+  size_t i;
+
+  for (i = 0; i < n_loaded; i++)
+    loader_unload (loaded[i]);
+  free (loaded);
+  loaded = NULL;
+  n_loaded = 0;
+}
+
+/* The host table's functions: what a plugin may ask of the core. */
+static const char *
+host_config_get (void *data, const char *key)
+{
+  struct channel *ch = data;
+  return ini_get (ch->sec, key);
+}
+
+static int
+host_config_line (void *data, const char *key)
+{
+  struct channel *ch = data;
+  return ini_line (ch->sec, key);
+}
+
+static void
+host_log (void *data, int level, const char *fmt, ...)
+{
+  static const char *const names[] = { "error", "warning", "info", "debug" };
+  struct channel *ch = data;
+  const char *v = getenv ("HERALD_DEBUG");
+  va_list ap;
+
+  if (level >= HERALD_LOG_DEBUG && !(v && *v))
+    return;
+  if (level < 0 || level > 3)
+    level = HERALD_LOG_ERROR;
+  fprintf (stderr, "herald: channel %s: %s: ", ch->name, names[level]);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
+}
+
+static int
+key_listed (const char *const *list, const char *key)
+{
+  size_t i;
+
+  if (!list)
+    return 0;
+  for (i = 0; list[i]; i++)
+    if (strcmp (list[i], key) == 0)
+      return 1;
+  return 0;
+}
+
+struct channel *
+channel_open (struct plugin *pl, const char *name, const char *kind,
+              const struct ini_section *sec, const char *ini_path,
+              const char *tracking_base_url, char *err, size_t errlen)
+{
+  struct channel *ch;
+  size_t i;
+  char perr[1024] = "";
+
+  if (pl->p.channels && !key_listed (pl->p.channels, kind)) {
+    snprintf (err, errlen, "%s:%d: [channel.%s]: plugin %s does not carry "
+              "%s messages", ini_path, sec ? sec->line : 0, name, pl->p.name,
+              kind);
+    return NULL;
+  }
+  for (i = 0; sec && i < sec->n; i++) {
+    const char *k = sec->kv[i].key;
+    if (strcmp (k, "plugin") == 0 || strcmp (k, "kind") == 0)
+      continue;
+    if (!key_listed (pl->p.config_keys, k)) {
+      snprintf (err, errlen, "%s:%d: [channel.%s] %s: unknown key for plugin "
+                "%s", ini_path, sec->kv[i].line, name, k, pl->p.name);
+      return NULL;
+    }
+  }
+  ch = xcalloc (1, sizeof *ch);
+  ch->name = xstrdup (name);
+  ch->kind = xstrdup (kind);
+  ch->plugin = pl;
+  ch->sec = sec;
+  ch->ini_path = ini_path;
+  ch->host.struct_size = sizeof ch->host;
+  ch->host.data = ch;
+  ch->host.channel_name = ch->name;
+  ch->host.config_file = ini_path;
+  ch->host.config_get = host_config_get;
+  ch->host.config_line = host_config_line;
+  ch->host.log = host_log;
+  ch->host.tracking_base_url = tracking_base_url;
+  if (pl->p.open && pl->p.open (&ch->host, &ch->state, perr, sizeof perr) < 0) {
+    snprintf (err, errlen, "%s", *perr ? perr : "plugin open failed");
+    free (ch->name);
+    free (ch->kind);
+    free (ch);
+    return NULL;
+  }
+  return ch;
+}
+
+void
+channel_close (struct channel *ch)
+{
+  if (!ch)
+    return;
+  if (ch->plugin->p.close)
+    ch->plugin->p.close (ch->state);
+  free (ch->name);
+  free (ch->kind);
+  free (ch);
+}
+
+static int
+plugins_usage (FILE *fp, int rc)
+{
+  fprintf (fp, "Usage: herald [-c GATEWAY.ini] plugins\n\n"
+           "Lists every plugin found in the plugin directories: name, version,\n"
+           "ABI version and channels; a refused file with the reason.\n");
+  return rc;
+}
+
+int
+cmd_plugins (int argc, char **argv)
+{
+  const char *dirs[4];
+  struct gateway *gw = NULL;
+  char err[2048];
+  size_t n, i;
+  int found = 0, refused = 0;
+
+  if (argc > 1 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0))
+    return plugins_usage (stdout, 0);
+  if (argc > 1)
+    return plugins_usage (stderr, EXIT_USAGE);
+  /* The gateway file is optional here: without one, list the defaults. */
+  if (main_config_path || access (config_gateway_path (NULL), F_OK) == 0) {
+    gw = config_gateway_load (main_config_path, err, sizeof err);
+    if (!gw) {
+      fprintf (stderr, "herald: %s\n", err);
+      return 1;
+    }
+  }
+  n = loader_dirs (gw ? gw->plugin_dir : NULL, dirs);
+  for (i = 0; i < n; i++) {
+    DIR *d = opendir (dirs[i]);
+    struct dirent *de;
+    char **names = NULL;
+    size_t nn = 0, j;
+
+    if (!d)
+      continue;
+    while ((de = readdir (d))) {
+      size_t len = strlen (de->d_name);
+      if (len > 3 && strcmp (de->d_name + len - 3, ".so") == 0) {
+        names = xrealloc (names, (nn + 1) * sizeof *names);
+        names[nn++] = xstrdup (de->d_name);
+      }
+    }
+    closedir (d);
+    /* Stable output: sorted by file name. */
+    for (j = 1; j < nn; j++) {
+      char *t = names[j];
+      size_t k = j;
+      while (k > 0 && strcmp (names[k - 1], t) > 0) {
+        names[k] = names[k - 1];
+        k--;
+      }
+      names[k] = t;
+    }
+    printf ("%s%s:\n", dirs[i], i == 0 ? "" : " (searched after the above)");
+    for (j = 0; j < nn; j++) {
+      char *path = xasprintf ("%s/%s", dirs[i], names[j]);
+      struct plugin *pl = loader_load (path, err, sizeof err);
+      if (pl) {
+        size_t c;
+        printf ("  %-10s version %-8s ABI %u  channels: ", pl->p.name,
+                pl->p.version ? pl->p.version : "?",
+                (unsigned) pl->p.abi_version);
+        if (!pl->p.channels)
+          printf ("any");
+        for (c = 0; pl->p.channels && pl->p.channels[c]; c++)
+          printf ("%s%s", c ? "," : "", pl->p.channels[c]);
+        printf ("\n");
+        found++;
+        loader_unload (pl);
+      }
+      else {
+        printf ("  %-10s REFUSED: %s\n", names[j], err);
+        refused++;
+      }
+      free (path);
+      free (names[j]);
+    }
+    free (names);
+  }
+  if (!found && !refused)
+    printf ("no plugins found\n");
+  config_gateway_free (gw);
+  return 0;
+}

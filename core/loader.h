@@ -1,0 +1,60 @@
+/* loader: finds channel plugins, checks them before dlopen, loads them,
+ * and opens channel instances ([channel.NAME] sections) on top of them. */
+#ifndef HERALD_LOADER_H
+#define HERALD_LOADER_H
+#include <stddef.h>
+
+#include "config.h"
+#include "herald/plugin.h"
+
+struct plugin {
+  char *path;
+  void *dl;
+  struct herald_plugin p;    /* zero-extended copy of the plugin's struct */
+};
+
+/* The directories searched for plugins, in order: [plugins] dir (CONF_DIR,
+ * may be NULL), $HERALD_PLUGIN_DIR, the build tree (only for the herald
+ * binary of that build tree), $(pkglibdir).  Returns how many were set. */
+size_t loader_dirs (const char *conf_dir, const char *dirs_r[4]);
+
+/* Check and load the plugin file PATH.  Refuses (NULL, reason in err,
+ * naming the file) a file that is not regular, is group- or
+ * world-writable, is owned by another user, lacks the entry point, has
+ * another ABI version or no name/send.  Free with loader_unload. */
+struct plugin *loader_load (const char *path, char *err, size_t errlen);
+void loader_unload (struct plugin *pl);
+
+/* Find NAME.so in the search directories and load it.  Loaded plugins are
+ * kept until loader_unload_all, so instances share one copy. */
+struct plugin *loader_get (const char *conf_dir, const char *name,
+                           char *err, size_t errlen);
+void loader_unload_all (void);
+
+/* An open channel instance. */
+struct channel {
+  char *name;                 /* NAME of [channel.NAME] */
+  char *kind;                 /* email, sms, push, webhook */
+  struct plugin *plugin;
+  void *state;
+  const struct ini_section *sec;
+  const char *ini_path;
+  struct herald_host host;
+  int broken;                 /* set after HERALD_CHANNEL_ERROR */
+  char broken_reason[512];
+};
+
+/* Open an instance of PL with the keys of SEC (which must stay alive
+ * until channel_close).  Keys the plugin does not declare are refused with
+ * "INI:LINE: [channel.NAME] KEY: unknown key for plugin P".  NULL + err. */
+struct channel *channel_open (struct plugin *pl, const char *name,
+                              const char *kind, const struct ini_section *sec,
+                              const char *ini_path,
+                              const char *tracking_base_url,
+                              char *err, size_t errlen);
+void channel_close (struct channel *ch);
+
+/* herald plugins */
+int cmd_plugins (int argc, char **argv);
+
+#endif
