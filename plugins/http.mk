@@ -1,1 +1,12 @@
 # plugins/http.mk: automake fragment included by the top-level Makefile.am (appends only).
+# The HTTP channel plugins (sms, push, webhook) and their shared libcurl
+# layer, which is compiled into each plugin and never exported.
+HTTP_PLUGIN_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)
+HTTP_PLUGIN_LIBS = $(CURL_LIBS) $(JANSSON_LIBS) $(OPENSSL_LIBS) -lm
+HTTP_LAYER = plugins/http/http.c plugins/http/http.h
+
+pkglib_LTLIBRARIES += plugins/webhook.la
+plugins_webhook_la_SOURCES = plugins/webhook/webhook.c $(HTTP_LAYER)
+plugins_webhook_la_CFLAGS = $(HTTP_PLUGIN_CFLAGS)
+plugins_webhook_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
+plugins_webhook_la_LIBADD = $(HTTP_PLUGIN_LIBS)

@@ -1,0 +1,882 @@
+/* plugins/http/http.c: the libcurl multi HTTP layer shared by the sms, push
+ * and webhook plugins (compiled into each; see http.h for the contract).
+ * It performs requests and reports outcomes; it never retries, never logs a
+ * request (bodies and headers carry secrets) and never follows redirects.
+ */
+#include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "http.h"
+
+/* ---- Allocation: out-of-memory aborts, as everywhere in Herald. ---- */
+
+void *
+http_xmalloc (size_t n)
+{
+  void *p = malloc (n ? n : 1);
+  if (!p) {
+    fputs ("herald plugin: out of memory\n", stderr);
+    abort ();
+  }
+  return p;
+}
+
+void *
+http_xcalloc (size_t n, size_t size)
+{
+  void *p = calloc (n ? n : 1, size ? size : 1);
+  if (!p) {
+    fputs ("herald plugin: out of memory\n", stderr);
+    abort ();
+  }
+  return p;
+}
+
+char *
+http_strdup (const char *s)
+{
+  size_t n = strlen (s);
+  char *p = http_xmalloc (n + 1);
+  memcpy (p, s, n + 1);
+  return p;
+}
+
+/* ---- Buffers. ---- */
+
+void
+http_buf_init (struct http_buf *b)
+{
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+void
+http_buf_free (struct http_buf *b)
+{
+  free (b->data);
+  http_buf_init (b);
+}
+
+void
+http_buf_reset (struct http_buf *b)
+{
+  b->len = 0;
+  if (b->data)
+    b->data[0] = '\0';
+}
+
+static void
+http_buf_grow (struct http_buf *b, size_t extra)
+{
+  size_t need = b->len + extra + 1;
+  char *p;
+  if (need <= b->cap)
+    return;
+  if (b->cap == 0)
+    b->cap = 256;
+  while (b->cap < need)
+    b->cap *= 2;
+  p = realloc (b->data, b->cap);
+  if (!p) {
+    fputs ("herald plugin: out of memory\n", stderr);
+    abort ();
+  }
+  b->data = p;
+}
+
+void
+http_buf_add (struct http_buf *b, const void *p, size_t n)
+{
+  http_buf_grow (b, n);
+  if (n)
+    memcpy (b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+void
+http_buf_adds (struct http_buf *b, const char *s)
+{
+  http_buf_add (b, s, strlen (s));
+}
+
+void
+http_buf_printf (struct http_buf *b, const char *fmt, ...)
+{
+  va_list ap;
+  int n;
+  va_start (ap, fmt);
+  n = vsnprintf (NULL, 0, fmt, ap);
+  va_end (ap);
+  if (n < 0)
+    return;
+  http_buf_grow (b, (size_t) n);
+  va_start (ap, fmt);
+  vsnprintf (b->data + b->len, (size_t) n + 1, fmt, ap);
+  va_end (ap);
+  b->len += (size_t) n;
+}
+
+void
+http_buf_add_urlenc (struct http_buf *b, const char *s, size_t n)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  size_t i;
+  http_buf_grow (b, n * 3);
+  for (i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char) s[i];
+    if (isalnum (ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~')
+      b->data[b->len++] = (char) ch;
+    else {
+      b->data[b->len++] = '%';
+      b->data[b->len++] = hex[ch >> 4];
+      b->data[b->len++] = hex[ch & 15];
+    }
+  }
+  b->data[b->len] = '\0';
+}
+
+void
+http_buf_add_form (struct http_buf *b, const char *name, const char *value,
+                   size_t vlen)
+{
+  if (b->len)
+    http_buf_add (b, "&", 1);
+  http_buf_add_urlenc (b, name, strlen (name));
+  http_buf_add (b, "=", 1);
+  http_buf_add_urlenc (b, value, vlen);
+}
+
+/* ---- Requests. ---- */
+
+void
+http_req_init (struct http_req *r)
+{
+  memset (r, 0, sizeof *r);
+  http_buf_init (&r->resp_body);
+  http_buf_init (&r->resp_headers);
+}
+
+void
+http_req_free (struct http_req *r)
+{
+  http_buf_free (&r->resp_body);
+  http_buf_free (&r->resp_headers);
+  r->status = 0;
+  r->curl_code = CURLE_OK;
+  r->curl_error[0] = '\0';
+}
+
+int
+http_req_header (const struct http_req *r, const char *name, char *out,
+                 size_t outlen)
+{
+  size_t nlen = strlen (name);
+  const char *p = r->resp_headers.data;
+  if (outlen)
+    out[0] = '\0';
+  if (!p)
+    return -1;
+  while (*p) {
+    const char *eol = strchr (p, '\n');
+    size_t linelen = eol ? (size_t) (eol - p) : strlen (p);
+    if (linelen > nlen && p[nlen] == ':' && strncasecmp (p, name, nlen) == 0) {
+      const char *v = p + nlen + 1, *end = p + linelen;
+      size_t vlen;
+      while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+      while (end > v && isspace ((unsigned char) end[-1]))
+        end--;
+      vlen = (size_t) (end - v);
+      if (outlen) {
+        if (vlen >= outlen)
+          vlen = outlen - 1;
+        memcpy (out, v, vlen);
+        out[vlen] = '\0';
+      }
+      return (int) vlen;
+    }
+    if (!eol)
+      break;
+    p = eol + 1;
+  }
+  return -1;
+}
+
+int64_t
+http_req_retry_after_ms (const struct http_req *r)
+{
+  char v[128], *end;
+  long long secs;
+  time_t when;
+  if (http_req_header (r, "Retry-After", v, sizeof v) <= 0)
+    return 0;
+  if (isdigit ((unsigned char) v[0])) {
+    errno = 0;
+    secs = strtoll (v, &end, 10);
+    if (errno || *end)
+      return 0;
+    if (secs > 30LL * 86400)    /* a bogus value must not park a message */
+      secs = 30LL * 86400;
+    return (int64_t) secs * 1000;
+  }
+  when = curl_getdate (v, NULL);
+  if (when == (time_t) -1)
+    return 0;
+  secs = (long long) when - (long long) http_now ();
+  return secs > 0 ? (int64_t) secs * 1000 : 0;
+}
+
+/* ---- The client. ---- */
+
+struct http_client {
+  CURLM *multi;
+  struct http_opts o;
+  CURL **pool;                 /* idle easy handles */
+  size_t n_pool;
+  struct curl_slist *no_expect;/* "Expect:" for requests without headers */
+  double tokens;               /* token bucket */
+  double burst;
+  double last;                 /* monotonic seconds of the last refill */
+};
+
+static pthread_once_t http_global_once = PTHREAD_ONCE_INIT;
+static CURLcode http_global_rc;
+
+static void
+http_global_init (void)
+{
+  /* Guarded: the core (or another plugin) may have called it already, which
+   * is harmless; libcurl counts the calls.  Never cleaned up: other users
+   * in the process may still need it. */
+  http_global_rc = curl_global_init (CURL_GLOBAL_DEFAULT);
+}
+
+static double
+http_mono (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+struct http_client *
+http_client_new (const struct http_opts *o, char *err, size_t errlen)
+{
+  struct http_client *c = NULL;
+
+  pthread_once (&http_global_once, http_global_init);
+  if (http_global_rc != CURLE_OK) {
+    snprintf (err, errlen, "curl_global_init: %s",
+              curl_easy_strerror (http_global_rc));
+    goto out;
+  }
+  c = http_xcalloc (1, sizeof *c);
+  c->o = *o;
+  if (c->o.concurrency < 1)
+    c->o.concurrency = 1;
+  c->multi = curl_multi_init ();
+  if (!c->multi) {
+    snprintf (err, errlen, "curl_multi_init failed");
+    http_client_free (c);
+    c = NULL;
+    goto out;
+  }
+  /* HTTP/2 multiplexing where the server offers it (APNs, FCM); over
+   * HTTP/1.1 one connection per request in flight, kept alive. */
+  curl_multi_setopt (c->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
+  curl_multi_setopt (c->multi, CURLMOPT_MAXCONNECTS, c->o.concurrency + 4);
+  c->pool = http_xcalloc ((size_t) c->o.concurrency, sizeof *c->pool);
+  c->no_expect = curl_slist_append (NULL, "Expect:");
+  if (!c->no_expect) {
+    snprintf (err, errlen, "out of memory");
+    http_client_free (c);
+    c = NULL;
+    goto out;
+  }
+  c->burst = c->o.rate > 20 ? c->o.rate / 20 : 1;   /* 50 ms worth */
+  c->tokens = c->burst;
+  c->last = http_mono ();
+out:
+  return c;
+}
+
+void
+http_client_free (struct http_client *c)
+{
+  size_t i;
+  if (!c)
+    return;
+  for (i = 0; i < c->n_pool; i++)
+    curl_easy_cleanup (c->pool[i]);
+  free (c->pool);
+  if (c->multi)
+    curl_multi_cleanup (c->multi);
+  curl_slist_free_all (c->no_expect);
+  free (c);
+}
+
+/* Take one token; returns 0 when taken, else the milliseconds until one is
+ * due. */
+static long
+http_bucket_take (struct http_client *c)
+{
+  double now, need;
+  if (c->o.rate <= 0)
+    return 0;
+  now = http_mono ();
+  c->tokens += (now - c->last) * c->o.rate;
+  c->last = now;
+  if (c->tokens > c->burst)
+    c->tokens = c->burst;
+  if (c->tokens >= 1.0) {
+    c->tokens -= 1.0;
+    return 0;
+  }
+  need = (1.0 - c->tokens) / c->o.rate;
+  return (long) ceil (need * 1000.0);
+}
+
+static size_t
+http_write_cb (char *p, size_t size, size_t nmemb, void *data)
+{
+  struct http_req *r = data;
+  /* Provider answers are small; cap what we keep so a hostile endpoint
+   * (webhook URLs are the customer's) cannot exhaust memory. */
+  if (r->resp_body.len < 65536)
+    http_buf_add (&r->resp_body, p, size * nmemb);
+  return size * nmemb;
+}
+
+static size_t
+http_header_cb (char *p, size_t size, size_t nitems, void *data)
+{
+  struct http_req *r = data;
+  size_t n = size * nitems;
+  /* A new status line (after 100 Continue, say) starts a new block. */
+  if (n >= 5 && memcmp (p, "HTTP/", 5) == 0)
+    http_buf_reset (&r->resp_headers);
+  if (r->resp_headers.len < 65536)
+    http_buf_add (&r->resp_headers, p, n);
+  return n;
+}
+
+static CURL *
+http_easy_get (struct http_client *c)
+{
+  CURL *e;
+  if (c->n_pool) {
+    e = c->pool[--c->n_pool];
+    curl_easy_reset (e);
+    return e;
+  }
+  return curl_easy_init ();
+}
+
+static void
+http_easy_put (struct http_client *c, CURL *e)
+{
+  if (c->n_pool < (size_t) c->o.concurrency)
+    c->pool[c->n_pool++] = e;
+  else
+    curl_easy_cleanup (e);
+}
+
+/* Configure e for r.  Returns CURLE_OK or the first failing option. */
+static CURLcode
+http_easy_setup (struct http_client *c, CURL *e, struct http_req *r)
+{
+  CURLcode rc = CURLE_OK;
+  const char *method = r->method ? r->method : "POST";
+  long cto = c->o.timeout_ms < 10000 ? c->o.timeout_ms : 10000;
+
+#define HTTP_SET(opt, val) \
+  do { if (rc == CURLE_OK) rc = curl_easy_setopt (e, opt, val); } while (0)
+  HTTP_SET (CURLOPT_URL, r->url);
+  HTTP_SET (CURLOPT_PRIVATE, (void *) r);
+  HTTP_SET (CURLOPT_NOSIGNAL, 1L);
+  HTTP_SET (CURLOPT_ERRORBUFFER, r->curl_error);
+  HTTP_SET (CURLOPT_WRITEFUNCTION, http_write_cb);
+  HTTP_SET (CURLOPT_WRITEDATA, (void *) r);
+  HTTP_SET (CURLOPT_HEADERFUNCTION, http_header_cb);
+  HTTP_SET (CURLOPT_HEADERDATA, (void *) r);
+  HTTP_SET (CURLOPT_TIMEOUT_MS, c->o.timeout_ms);
+  HTTP_SET (CURLOPT_CONNECTTIMEOUT_MS, cto);
+  HTTP_SET (CURLOPT_TCP_KEEPALIVE, 1L);
+  HTTP_SET (CURLOPT_FOLLOWLOCATION, 0L);
+  HTTP_SET (CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
+  /* Only HTTP(S): a customer's webhook URL must not reach file:// or
+   * gopher://. */
+#if LIBCURL_VERSION_NUM >= 0x075500
+  HTTP_SET (CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  HTTP_SET (CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  /* HTTP/2 over TLS when ALPN offers it; plain http:// stays HTTP/1.1.
+   * PIPEWAIT makes concurrent requests wait for the first TLS connection
+   * to learn whether it multiplexes instead of opening one each. */
+  HTTP_SET (CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
+  if (strncasecmp (r->url, "https:", 6) == 0)
+    HTTP_SET (CURLOPT_PIPEWAIT, 1L);
+  HTTP_SET (CURLOPT_HTTPHEADER, r->headers ? r->headers : c->no_expect);
+  if (r->username) {
+    HTTP_SET (CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+    HTTP_SET (CURLOPT_USERNAME, r->username);
+    HTTP_SET (CURLOPT_PASSWORD, r->password ? r->password : "");
+  }
+  if (strcmp (method, "GET") == 0)
+    HTTP_SET (CURLOPT_HTTPGET, 1L);
+  else {
+    /* POSTFIELDS does not copy: the caller keeps the body alive. */
+    HTTP_SET (CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) r->body_len);
+    HTTP_SET (CURLOPT_POSTFIELDS, r->body ? r->body : "");
+    if (strcmp (method, "POST") != 0)
+      HTTP_SET (CURLOPT_CUSTOMREQUEST, method);
+  }
+#undef HTTP_SET
+  return rc;
+}
+
+int
+http_client_run (struct http_client *c, struct http_req **reqs, size_t n)
+{
+  size_t next = 0, in_flight = 0, i;
+  int ret = 0;
+  long wait_ms = 0;
+
+  for (i = 0; i < n; i++) {
+    http_req_free (reqs[i]);
+    reqs[i]->curl_code = CURLE_OK;
+    reqs[i]->easy_ = NULL;
+  }
+  while (next < n || in_flight > 0) {
+    CURLMcode mc;
+    CURLMsg *msg;
+    int still, left;
+
+    /* Start what the concurrency cap and the token bucket allow. */
+    wait_ms = 0;
+    while (next < n && in_flight < (size_t) c->o.concurrency) {
+      struct http_req *r = reqs[next];
+      CURL *e;
+      CURLcode rc;
+      wait_ms = http_bucket_take (c);
+      if (wait_ms > 0)
+        break;
+      next++;
+      e = http_easy_get (c);
+      if (!e) {
+        r->curl_code = CURLE_OUT_OF_MEMORY;
+        snprintf (r->curl_error, sizeof r->curl_error, "curl_easy_init failed");
+        continue;
+      }
+      rc = http_easy_setup (c, e, r);
+      if (rc == CURLE_OK && curl_multi_add_handle (c->multi, e) != CURLM_OK)
+        rc = CURLE_FAILED_INIT;
+      if (rc != CURLE_OK) {
+        r->curl_code = rc;
+        if (!r->curl_error[0])
+          snprintf (r->curl_error, sizeof r->curl_error, "%s",
+                    curl_easy_strerror (rc));
+        http_easy_put (c, e);
+        continue;
+      }
+      r->easy_ = e;
+      in_flight++;
+    }
+
+    mc = curl_multi_perform (c->multi, &still);
+    if (mc != CURLM_OK)
+      goto fail;
+    while ((msg = curl_multi_info_read (c->multi, &left)) != NULL) {
+      struct http_req *r = NULL;
+      if (msg->msg != CURLMSG_DONE)
+        continue;
+      curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **) &r);
+      r->curl_code = msg->data.result;
+      if (r->curl_code == CURLE_OK)
+        curl_easy_getinfo (msg->easy_handle, CURLINFO_RESPONSE_CODE,
+                           &r->status);
+      else if (!r->curl_error[0])
+        snprintf (r->curl_error, sizeof r->curl_error, "%s",
+                  curl_easy_strerror (r->curl_code));
+      curl_multi_remove_handle (c->multi, msg->easy_handle);
+      http_easy_put (c, msg->easy_handle);
+      r->easy_ = NULL;
+      in_flight--;
+    }
+    if (next >= n && in_flight == 0)
+      break;
+    /* A slot freed with a token ready: start the next one at once. */
+    if (next < n && in_flight < (size_t) c->o.concurrency && wait_ms == 0)
+      continue;
+    mc = curl_multi_poll (c->multi, NULL, 0,
+                          wait_ms > 0 ? (int) wait_ms : 1000, NULL);
+    if (mc != CURLM_OK)
+      goto fail;
+  }
+  goto out;
+
+fail:
+  ret = -1;
+  /* Abandon what is in flight; every request without an outcome gets one. */
+  for (i = 0; i < next; i++)
+    if (reqs[i]->easy_) {
+      curl_multi_remove_handle (c->multi, reqs[i]->easy_);
+      http_easy_put (c, reqs[i]->easy_);
+      reqs[i]->easy_ = NULL;
+    }
+  for (i = 0; i < n; i++)
+    if (reqs[i]->curl_code == CURLE_OK && reqs[i]->status == 0) {
+      reqs[i]->curl_code = CURLE_FAILED_INIT;
+      snprintf (reqs[i]->curl_error, sizeof reqs[i]->curl_error,
+                "curl multi interface failed");
+    }
+out:
+  return ret;
+}
+
+/* ---- Results. ---- */
+
+void
+http_result_set (struct herald_result *res, int status, const char *fmt, ...)
+{
+  va_list ap;
+  res->status = status;
+  va_start (ap, fmt);
+  vsnprintf (res->error, sizeof res->error, fmt, ap);
+  va_end (ap);
+}
+
+void
+http_result_sent (struct herald_result *res, const char *id, size_t len)
+{
+  res->status = HERALD_SENT;
+  res->error[0] = '\0';
+  if (len >= sizeof res->provider_id)
+    len = sizeof res->provider_id - 1;
+  memcpy (res->provider_id, id, len);
+  res->provider_id[len] = '\0';
+}
+
+void
+http_excerpt (char *out, size_t outlen, const char *s, size_t len, size_t max)
+{
+  size_t i, o = 0;
+  if (!outlen)
+    return;
+  if (len > max)
+    len = max;
+  for (i = 0; s && i < len && o + 1 < outlen; i++) {
+    unsigned char ch = (unsigned char) s[i];
+    out[o++] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char) ch;
+  }
+  out[o] = '\0';
+}
+
+int
+http_result_transient (struct herald_result *res, const struct http_req *r,
+                       const char *what, int64_t min_retry_ms)
+{
+  char ex[160];
+  int64_t after;
+
+  if (r->curl_code != CURLE_OK) {
+    /* Timeouts, refused connections, resets, DNS: the provider may or may
+     * not have acted on it; the core retries (at-least-once). */
+    http_result_set (res, HERALD_RETRY, "%s: %s", what,
+                     r->curl_error[0] ? r->curl_error
+                                      : curl_easy_strerror (r->curl_code));
+    res->retry_after_ms = min_retry_ms > 0 ? min_retry_ms : 0;
+    return 1;
+  }
+  if (r->status == 408 || r->status == 429 || r->status >= 500) {
+    http_excerpt (ex, sizeof ex, r->resp_body.data, r->resp_body.len, 120);
+    http_result_set (res, HERALD_RETRY, "%s: HTTP %ld%s%s", what, r->status,
+                     ex[0] ? ": " : "", ex);
+    after = http_req_retry_after_ms (r);
+    if (after < min_retry_ms)
+      after = min_retry_ms;
+    res->retry_after_ms = after;
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- Configuration. ---- */
+
+void
+http_conf_error (const struct herald_host *h, const char *key, char *err,
+                 size_t errlen, const char *fmt, ...)
+{
+  va_list ap;
+  int line = h->config_line ? h->config_line (h->data, key) : 0;
+  size_t off;
+  int n;
+  if (line > 0)
+    n = snprintf (err, errlen, "%s:%d: [channel.%s] %s: ",
+                  h->config_file ? h->config_file : "herald.ini", line,
+                  h->channel_name ? h->channel_name : "?", key);
+  else
+    n = snprintf (err, errlen, "%s: [channel.%s] %s: ",
+                  h->config_file ? h->config_file : "herald.ini",
+                  h->channel_name ? h->channel_name : "?", key);
+  off = n < 0 ? 0 : (size_t) n;
+  if (off >= errlen)
+    return;
+  va_start (ap, fmt);
+  vsnprintf (err + off, errlen - off, fmt, ap);
+  va_end (ap);
+}
+
+int
+http_conf_long (const struct herald_host *h, const char *key, long def,
+                long min, long max, long *r, char *err, size_t errlen)
+{
+  const char *v = h->config_get (h->data, key);
+  char *end;
+  long x;
+  if (!v || !*v) {
+    *r = def;
+    return 0;
+  }
+  errno = 0;
+  x = strtol (v, &end, 10);
+  if (errno || end == v || *end || x < min || x > max) {
+    http_conf_error (h, key, err, errlen,
+                     "'%s' is not an integer from %ld to %ld", v, min, max);
+    return -1;
+  }
+  *r = x;
+  return 0;
+}
+
+int
+http_conf_bool (const struct herald_host *h, const char *key, int def,
+                int *r, char *err, size_t errlen)
+{
+  const char *v = h->config_get (h->data, key);
+  if (!v || !*v)
+    *r = def;
+  else if (!strcasecmp (v, "yes") || !strcasecmp (v, "true")
+           || !strcasecmp (v, "on") || !strcmp (v, "1"))
+    *r = 1;
+  else if (!strcasecmp (v, "no") || !strcasecmp (v, "false")
+           || !strcasecmp (v, "off") || !strcmp (v, "0"))
+    *r = 0;
+  else {
+    http_conf_error (h, key, err, errlen, "'%s' is not yes or no", v);
+    return -1;
+  }
+  return 0;
+}
+
+int
+http_conf_common (const struct herald_host *h, struct http_opts *o,
+                  char *err, size_t errlen)
+{
+  const char *v = h->config_get (h->data, "rate");
+  if (v && *v) {
+    char *end;
+    double x;
+    errno = 0;
+    x = strtod (v, &end);
+    if (errno || end == v || *end || !(x >= 0) || x > 1e6) {
+      http_conf_error (h, "rate", err, errlen,
+                       "'%s' is not a number of messages per second "
+                       "(0 = unlimited)", v);
+      return -1;
+    }
+    o->rate = x;
+  }
+  if (http_conf_long (h, "concurrency", o->concurrency, 1, 1024,
+                      &o->concurrency, err, errlen) < 0
+      || http_conf_long (h, "timeout_ms", o->timeout_ms, 1, 600000,
+                         &o->timeout_ms, err, errlen) < 0)
+    return -1;
+  return 0;
+}
+
+char *
+http_read_file (const char *path, size_t *len_r, char *err, size_t errlen)
+{
+  FILE *f = fopen (path, "rb");
+  struct http_buf b;
+  char chunk[4096];
+  size_t n;
+  char *ret = NULL;
+
+  http_buf_init (&b);
+  if (!f) {
+    snprintf (err, errlen, "%s: %s", path, strerror (errno));
+    goto out;
+  }
+  while ((n = fread (chunk, 1, sizeof chunk, f)) > 0)
+    http_buf_add (&b, chunk, n);
+  if (ferror (f)) {
+    snprintf (err, errlen, "%s: %s", path, strerror (errno));
+    goto out;
+  }
+  if (!b.data)
+    http_buf_add (&b, "", 0);
+  if (len_r)
+    *len_r = b.len;
+  ret = b.data;
+  http_buf_init (&b);
+out:
+  OPENSSL_cleanse (chunk, sizeof chunk);
+  if (b.data)
+    OPENSSL_cleanse (b.data, b.cap);
+  http_buf_free (&b);
+  if (f)
+    fclose (f);
+  return ret;
+}
+
+void
+http_secret_free (char *s)
+{
+  if (s) {
+    OPENSSL_cleanse (s, strlen (s));
+    free (s);
+  }
+}
+
+int
+http_conf_secret (const struct herald_host *h, const char *key,
+                  const char *file_key, int required, char **r, char *err,
+                  size_t errlen)
+{
+  const char *v = h->config_get (h->data, key);
+  const char *path = file_key ? h->config_get (h->data, file_key) : NULL;
+  char ferr[256];
+  char *s;
+  size_t len;
+
+  *r = NULL;
+  if (v && *v && path && *path) {
+    http_conf_error (h, file_key, err, errlen, "give %s or %s, not both",
+                     key, file_key);
+    return -1;
+  }
+  if (v && *v) {
+    *r = http_strdup (v);
+    return 0;
+  }
+  if (path && *path) {
+    s = http_read_file (path, &len, ferr, sizeof ferr);
+    if (!s) {
+      http_conf_error (h, file_key, err, errlen, "%s", ferr);
+      return -1;
+    }
+    /* First line only, trailing whitespace off. */
+    len = strcspn (s, "\r\n");
+    while (len > 0 && isspace ((unsigned char) s[len - 1]))
+      len--;
+    s[len] = '\0';
+    if (len == 0) {
+      http_conf_error (h, file_key, err, errlen, "'%s' is empty", path);
+      http_secret_free (s);
+      return -1;
+    }
+    *r = s;
+    return 0;
+  }
+  if (required) {
+    if (file_key)
+      http_conf_error (h, key, err, errlen, "missing (give %s or %s)", key,
+                       file_key);
+    else
+      http_conf_error (h, key, err, errlen, "missing");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- Encodings. ---- */
+
+void
+http_base64 (struct http_buf *b, const unsigned char *p, size_t len, int url)
+{
+  size_t out = 4 * ((len + 2) / 3), i;
+  char *d;
+  int n;
+  http_buf_grow (b, out + 1);
+  d = b->data + b->len;
+  n = EVP_EncodeBlock ((unsigned char *) d, p, (int) len);
+  if (n < 0)
+    n = 0;
+  if (url) {
+    while (n > 0 && d[n - 1] == '=')
+      n--;
+    for (i = 0; i < (size_t) n; i++)
+      d[i] = d[i] == '+' ? '-' : d[i] == '/' ? '_' : d[i];
+  }
+  b->len += (size_t) n;
+  b->data[b->len] = '\0';
+}
+
+unsigned char *
+http_unbase64 (const char *s, size_t *len_r)
+{
+  size_t n = strlen (s), pad = 0, padded, i;
+  char *tmp;
+  unsigned char *out;
+  int got;
+
+  for (i = 0; i < n; i++)
+    if (!(isalnum ((unsigned char) s[i]) || s[i] == '+' || s[i] == '/'
+          || (s[i] == '=' && i + 2 >= n)))
+      return NULL;
+  /* EVP_DecodeBlock wants padding and counts '=' as zero bytes. */
+  padded = (n + 3) / 4 * 4;
+  tmp = http_xmalloc (padded + 1);
+  memcpy (tmp, s, n);
+  memset (tmp + n, '=', padded - n);
+  tmp[padded] = '\0';
+  for (i = padded; i > 0 && tmp[i - 1] == '='; i--)
+    pad++;
+  out = http_xmalloc (padded / 4 * 3 + 1);
+  got = EVP_DecodeBlock (out, (unsigned char *) tmp, (int) padded);
+  free (tmp);
+  if (got < 0 || pad > 2 || (size_t) got < pad) {
+    free (out);
+    return NULL;
+  }
+  *len_r = (size_t) got - pad;
+  return out;
+}
+
+int
+http_ct_equal (const void *a, size_t alen, const void *b, size_t blen)
+{
+  if (alen != blen)
+    return 0;
+  return CRYPTO_memcmp (a, b, alen) == 0;
+}
+
+int64_t
+http_now (void)
+{
+  const char *fake = getenv ("HERALD_FAKE_NOW");
+  if (fake && *fake) {
+    char *end;
+    long long v = strtoll (fake, &end, 10);
+    if (!*end)
+      return (int64_t) v;
+  }
+  return (int64_t) time (NULL);
+}

@@ -1,0 +1,373 @@
+/* plugins/webhook/webhook.c: the webhook channel plugin.  POSTs each
+ * message's rendered webhook.body to the customer's URL (or the channel's
+ * fixed url), signed per Standard Webhooks (webhook-id = the message key,
+ * the same on every retry).  It never sends a body that is not valid JSON
+ * and never follows redirects.
+ */
+#include <config.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <herald/plugin.h>
+#include "../http/http.h"
+
+#define WH_MAX_SECRETS 8
+
+struct wh_secret {
+  unsigned char *key;
+  size_t len;
+};
+
+/* Channel state; owns everything it points to. */
+struct wh_state {
+  const struct herald_host *host;
+  struct http_client *http;
+  char *url;                            /* fixed url, or NULL */
+  struct wh_secret secrets[WH_MAX_SECRETS];
+  size_t n_secrets;
+};
+
+/* Per message work for one send call. */
+struct wh_item {
+  struct http_req req;
+  struct curl_slist *headers;
+  struct http_buf sig;                  /* signed content, then the header */
+  int skip;                             /* result already filled */
+  int fixed_url;
+};
+
+static const char *const wh_channels[] = { "webhook", NULL };
+static const char *const wh_config_keys[] = {
+  "url", "secret", "secret_file", "rate", "concurrency", "timeout_ms", NULL
+};
+static const char *const wh_secret_keys[] = { "secret", NULL };
+
+static void
+wh_close (void *vs)
+{
+  struct wh_state *s = vs;
+  size_t i;
+  if (!s)
+    return;
+  http_client_free (s->http);
+  free (s->url);
+  for (i = 0; i < s->n_secrets; i++) {
+    OPENSSL_cleanse (s->secrets[i].key, s->secrets[i].len);
+    free (s->secrets[i].key);
+  }
+  free (s);
+}
+
+static int
+wh_url_ok (const char *u)
+{
+  size_t i;
+  if (strncasecmp (u, "http://", 7) != 0 && strncasecmp (u, "https://", 8) != 0)
+    return 0;
+  for (i = 0; u[i]; i++)
+    if ((unsigned char) u[i] <= 0x20 || u[i] == 0x7f)
+      return 0;
+  return 1;
+}
+
+/* Parse "whsec_BASE64 [whsec_BASE64...]" (several during rotation) into
+ * s->secrets.  The secret text never reaches err. */
+static int
+wh_parse_secrets (struct wh_state *s, const char *key, const char *text,
+                  char *err, size_t errlen)
+{
+  const char *p = text;
+  int ret = -1;
+  char *one = NULL;
+
+  while (*p) {
+    size_t n, klen;
+    unsigned char *k;
+    while (isspace ((unsigned char) *p))
+      p++;
+    if (!*p)
+      break;
+    n = strcspn (p, " \t\r\n");
+    if (s->n_secrets == WH_MAX_SECRETS) {
+      http_conf_error (s->host, key, err, errlen, "more than %d secrets",
+                       WH_MAX_SECRETS);
+      goto out;
+    }
+    if (n < 6 || strncmp (p, "whsec_", 6) != 0) {
+      http_conf_error (s->host, key, err, errlen,
+                       "secret %zu does not start with whsec_",
+                       s->n_secrets + 1);
+      goto out;
+    }
+    one = http_xmalloc (n - 6 + 1);
+    memcpy (one, p + 6, n - 6);
+    one[n - 6] = '\0';
+    k = http_unbase64 (one, &klen);
+    http_secret_free (one);
+    one = NULL;
+    /* Standard Webhooks: 24 to 64 random bytes. */
+    if (!k || klen < 24 || klen > 64) {
+      if (k) {
+        OPENSSL_cleanse (k, klen);
+        free (k);
+      }
+      http_conf_error (s->host, key, err, errlen,
+                       "secret %zu is not whsec_ and the base64 of 24 to 64 "
+                       "bytes", s->n_secrets + 1);
+      goto out;
+    }
+    s->secrets[s->n_secrets].key = k;
+    s->secrets[s->n_secrets].len = klen;
+    s->n_secrets++;
+    p += n;
+  }
+  ret = 0;
+out:
+  http_secret_free (one);
+  return ret;
+}
+
+static int
+wh_open (const struct herald_host *host, void **state_r, char *err,
+         size_t errlen)
+{
+  struct wh_state *s = http_xcalloc (1, sizeof *s);
+  struct http_opts o = { .rate = 0, .concurrency = 32, .timeout_ms = 15000 };
+  const char *url = host->config_get (host->data, "url");
+  char *secret = NULL;
+  int ret = -1;
+
+  s->host = host;
+  if (http_conf_common (host, &o, err, errlen) < 0)
+    goto out;
+  if (url && *url) {
+    if (!wh_url_ok (url)) {
+      http_conf_error (host, "url", err, errlen,
+                       "'%s' is not an http:// or https:// URL", url);
+      goto out;
+    }
+    s->url = http_strdup (url);
+  }
+  if (http_conf_secret (host, "secret", "secret_file", 1, &secret, err,
+                        errlen) < 0)
+    goto out;
+  if (wh_parse_secrets (s, host->config_get (host->data, "secret")
+                        ? "secret" : "secret_file", secret, err, errlen) < 0)
+    goto out;
+  if (s->n_secrets == 0) {
+    http_conf_error (host, "secret", err, errlen, "no secret given");
+    goto out;
+  }
+  s->http = http_client_new (&o, err, errlen);
+  if (!s->http)
+    goto out;
+  ret = 0;
+out:
+  http_secret_free (secret);
+  if (ret < 0)
+    wh_close (s);
+  else
+    *state_r = s;
+  return ret;
+}
+
+/* Append the webhook-signature value: "v1,SIG" per secret, space separated,
+ * each an HMAC-SHA256 over "id.timestamp.body" (Standard Webhooks). */
+static void
+wh_sign (const struct wh_state *s, const char *id, long long ts,
+         const char *body, size_t len, struct http_buf *content,
+         struct http_buf *out)
+{
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int maclen;
+  size_t i;
+
+  http_buf_reset (content);
+  http_buf_printf (content, "%s.%lld.", id, ts);
+  http_buf_add (content, body, len);
+  for (i = 0; i < s->n_secrets; i++) {
+    maclen = 0;
+    HMAC (EVP_sha256 (), s->secrets[i].key, (int) s->secrets[i].len,
+          (const unsigned char *) content->data, content->len, mac, &maclen);
+    if (i)
+      http_buf_add (out, " ", 1);
+    http_buf_adds (out, "v1,");
+    http_base64 (out, mac, maclen, 0);
+  }
+}
+
+static int
+wh_header_safe (const char *v)
+{
+  for (; *v; v++)
+    if ((unsigned char) *v < 0x20 || *v == 0x7f)
+      return 0;
+  return 1;
+}
+
+static void
+wh_classify (const struct wh_state *s, const struct herald_message *m,
+             struct wh_item *it, struct herald_result *res)
+{
+  const struct http_req *r = &it->req;
+  char ex[160];
+
+  if (r->curl_code == CURLE_URL_MALFORMAT
+      || r->curl_code == CURLE_UNSUPPORTED_PROTOCOL) {
+    http_result_set (res, it->fixed_url ? HERALD_CHANNEL_ERROR
+                                        : HERALD_INVALID_ADDRESS,
+                     "webhook: %s", r->curl_error);
+    return;
+  }
+  if (http_result_transient (res, r, "webhook", 0))
+    return;
+  if (r->status >= 200 && r->status <= 299) {
+    /* Receivers return no id of their own: they know the message by its
+     * webhook-id, so that is the provider id. */
+    http_result_sent (res, m->key, strlen (m->key));
+    return;
+  }
+  http_excerpt (ex, sizeof ex, r->resp_body.data, r->resp_body.len, 120);
+  if (r->status == 410) {
+    /* Standard Webhooks: 410 Gone disables the endpoint.  A customer's
+     * URL is an address the core suppresses; the channel's own url is the
+     * channel's problem. */
+    http_result_set (res, it->fixed_url ? HERALD_CHANNEL_ERROR
+                                        : HERALD_INVALID_ADDRESS,
+                     "webhook: HTTP 410 Gone%s%s", ex[0] ? ": " : "", ex);
+    return;
+  }
+  http_result_set (res, HERALD_REJECTED, "webhook: HTTP %ld%s%s%s",
+                   r->status, r->status >= 300 && r->status < 400
+                   ? " (redirects are not followed)" : "",
+                   ex[0] ? ": " : "", ex);
+}
+
+static int
+wh_send (void *vs, const struct herald_message *msgs, size_t n,
+         struct herald_result *results)
+{
+  struct wh_state *s = vs;
+  struct wh_item *items = http_xcalloc (n, sizeof *items);
+  struct http_req **reqs = http_xcalloc (n, sizeof *reqs);
+  struct http_buf content, hdr;
+  long long ts = (long long) http_now ();
+  size_t i, nreq = 0;
+  int ret = 0;
+
+  http_buf_init (&content);
+  http_buf_init (&hdr);
+  for (i = 0; i < n; i++) {
+    const struct herald_message *m = &msgs[i];
+    struct herald_result *res = &results[i];
+    struct wh_item *it = &items[i];
+    const struct herald_part *body = herald_message_part (m, "webhook.body");
+    json_error_t jerr;
+    json_t *j;
+    const char *url;
+
+    http_req_init (&it->req);
+    http_buf_init (&it->sig);
+    it->skip = 1;
+    if (!body) {
+      http_result_set (res, HERALD_REJECTED, "webhook: no webhook.body part");
+      continue;
+    }
+    /* Checked before sending: a receiver must be able to parse what we
+     * sign (Standard Webhooks payloads are JSON). */
+    j = json_loadb (body->data, body->len, JSON_DECODE_ANY, &jerr);
+    if (!j) {
+      http_result_set (res, HERALD_REJECTED,
+                       "webhook: webhook.body is not valid JSON: %d:%d: %s",
+                       jerr.line, jerr.column, jerr.text);
+      continue;
+    }
+    json_decref (j);
+    if (!wh_header_safe (m->key)) {
+      http_result_set (res, HERALD_REJECTED,
+                       "webhook: message key has control characters");
+      continue;
+    }
+    if (s->url) {
+      url = s->url;
+      it->fixed_url = 1;
+    } else if (m->n_to > 0 && m->to[0].value && *m->to[0].value) {
+      url = m->to[0].value;
+      if (!wh_url_ok (url)) {
+        http_result_set (res, HERALD_INVALID_ADDRESS,
+                         "webhook: '%.200s' is not an http:// or https:// URL",
+                         url);
+        continue;
+      }
+    } else {
+      http_result_set (res, HERALD_INVALID_ADDRESS,
+                       "webhook: no URL (no address and no channel url)");
+      continue;
+    }
+
+    http_buf_reset (&hdr);
+    http_buf_adds (&hdr, "webhook-signature: ");
+    wh_sign (s, m->key, ts, body->data, body->len, &content, &hdr);
+    it->headers = curl_slist_append (it->headers, "Expect:");
+    it->headers = curl_slist_append (it->headers,
+                                     "Content-Type: application/json");
+    http_buf_reset (&it->sig);
+    http_buf_printf (&it->sig, "webhook-id: %s", m->key);
+    it->headers = curl_slist_append (it->headers, it->sig.data);
+    http_buf_reset (&it->sig);
+    http_buf_printf (&it->sig, "webhook-timestamp: %lld", ts);
+    it->headers = curl_slist_append (it->headers, it->sig.data);
+    it->headers = curl_slist_append (it->headers, hdr.data);
+    if (!it->headers) {
+      http_result_set (res, HERALD_RETRY, "webhook: out of memory");
+      continue;
+    }
+    it->req.url = url;
+    it->req.body = body->data;
+    it->req.body_len = body->len;
+    it->req.headers = it->headers;
+    it->skip = 0;
+    reqs[nreq++] = &it->req;
+  }
+
+  if (http_client_run (s->http, reqs, nreq) < 0)
+    s->host->log (s->host->data, HERALD_LOG_WARNING,
+                  "webhook: the curl multi interface failed; "
+                  "unfinished messages will be retried");
+  for (i = 0; i < n; i++) {
+    if (!items[i].skip)
+      wh_classify (s, &msgs[i], &items[i], &results[i]);
+    http_req_free (&items[i].req);
+    http_buf_free (&items[i].sig);
+    curl_slist_free_all (items[i].headers);
+  }
+  http_buf_free (&content);
+  http_buf_free (&hdr);
+  free (reqs);
+  free (items);
+  return ret;
+}
+
+static const struct herald_plugin wh_plugin = {
+  HERALD_PLUGIN_INIT,
+  .name = "webhook",
+  .version = PACKAGE_VERSION,
+  .description = "Standard Webhooks signed JSON POSTs (libcurl)",
+  .channels = wh_channels,
+  .config_keys = wh_config_keys,
+  .secret_keys = wh_secret_keys,
+  .open = wh_open,
+  .close = wh_close,
+  .send = wh_send,
+};
+
+HERALD_REGISTER_PLUGIN (wh_plugin)
