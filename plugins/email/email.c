@@ -1,0 +1,911 @@
+/* email.c: Herald's email channel plugin, SMTP through libESMTP.
+ *
+ * send() turns each message into RFC 5322/MIME bytes (plugins/common/mime.c),
+ * opens one SMTP session per `batch` messages (STARTTLS, AUTH, timeouts),
+ * and classifies every message by the replies to its own MAIL, RCPT and
+ * DATA.  All libESMTP calls live in this file.  It must never share a
+ * libESMTP session between threads, never let libESMTP create its own
+ * SSL_CTX (PROTOCOLS.md defect A), and never accept an unverified
+ * certificate unless the configuration says tls_verify = no.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Order matters (PROTOCOLS.md): OpenSSL and auth-client.h declare the types
+ * that make libesmtp.h expose smtp_starttls_set_ctx and
+ * smtp_auth_set_context; libesmtp.h uses size_t without <stddef.h>. */
+#include <stddef.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <auth-client.h>
+#include <libesmtp.h>
+
+#include <herald/plugin.h>
+#include "../common/mime.h"
+
+#define EMAIL_DEFAULT_TIMEOUT_MS 30000L
+#define EMAIL_DEFAULT_BATCH 100UL
+#define EMAIL_MAX_BATCH 100000UL
+
+enum email_tls { EMAIL_TLS_NO, EMAIL_TLS_YES, EMAIL_TLS_REQUIRED };
+
+/* One channel instance: its configuration, and the TLS and SASL contexts
+ * shared by all its sessions.  Owned by the plugin; freed by close. */
+struct email_state {
+  const struct herald_host *host;
+  char *server;                  /* "host:port" */
+  char *from;                    /* From header value */
+  struct mime_mailbox from_mb;   /* parsed From, addr = reverse path */
+  enum email_tls starttls;
+  int tls_verify;
+  char *username;
+  char *password;
+  long timeout_ms;
+  double rate;                   /* messages per second, 0 = unlimited */
+  size_t batch;
+  SSL_CTX *ssl_ctx;              /* NULL when starttls = no */
+  auth_context_t auth;           /* NULL without username */
+  struct timespec next_slot;     /* rate pacing: earliest next DATA */
+};
+
+/* One message of a session: its bytes and its libESMTP handles.  The
+ * bytes live until the session is destroyed. */
+struct email_item {
+  struct email_state *st;
+  struct mime_buf buf;
+  int sent_once;                 /* message callback: chunk handed out */
+  smtp_message_t msg;
+  smtp_recipient_t *rcpt;        /* n_to entries, NULL for skipped ones */
+};
+
+/* What the event callback learns about a session. */
+struct email_session_info {
+  char tls_error[256];           /* certificate or STARTTLS failure */
+};
+
+static const char *const email_channels[] = { "email", NULL };
+static const char *const email_keys[] = {
+  "server", "from", "starttls", "username", "password", "password_file",
+  "timeout_ms", "rate", "batch", "tls_ca_file", "tls_verify", NULL
+};
+static const char *const email_secret_keys[] = { "password", NULL };
+
+static pthread_once_t email_once = PTHREAD_ONCE_INIT;
+
+static void
+email_global_init (void)
+{
+  /* libESMTP's SASL client keeps a process-wide plugin list. */
+  auth_client_init ();
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration.                                                      */
+
+/* Write "FILE:LINE: [channel.NAME] KEY: message" into err. */
+static void __attribute__ ((format (printf, 5, 6)))
+email_config_error (const struct herald_host *host, const char *key,
+                    char *err, size_t errlen, const char *fmt, ...)
+{
+  char msg[384];
+  va_list ap;
+  int line = host->config_line ? host->config_line (host->data, key) : 0;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  snprintf (err, errlen, "%s:%d: [channel.%s] %s: %s",
+            host->config_file ? host->config_file : "(config)", line,
+            host->channel_name ? host->channel_name : "?", key, msg);
+}
+
+static const char *
+email_get (const struct herald_host *host, const char *key)
+{
+  return host->config_get ? host->config_get (host->data, key) : NULL;
+}
+
+/* Parse a whole decimal integer in [lo, hi]; 0 or -1. */
+static int
+email_parse_long (const char *s, long lo, long hi, long *v_r)
+{
+  char *end;
+  long v;
+
+  if (s == NULL || *s == '\0')
+    return -1;
+  errno = 0;
+  v = strtol (s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+    return -1;
+  *v_r = v;
+  return 0;
+}
+
+static int
+email_parse_yesno (const char *s, int *v_r)
+{
+  if (strcmp (s, "yes") == 0 || strcmp (s, "true") == 0
+      || strcmp (s, "1") == 0)
+    *v_r = 1;
+  else if (strcmp (s, "no") == 0 || strcmp (s, "false") == 0
+           || strcmp (s, "0") == 0)
+    *v_r = 0;
+  else
+    return -1;
+  return 0;
+}
+
+/* Read the first line of a file (a secret): no trailing CR/LF.  Caller
+ * frees.  NULL with errno set on failure. */
+static char *
+email_read_secret (const char *path)
+{
+  char buf[1024];
+  FILE *f = fopen (path, "r");
+  size_t n;
+  int saved;
+
+  if (f == NULL)
+    return NULL;
+  n = fread (buf, 1, sizeof buf - 1, f);
+  saved = ferror (f) ? EIO : 0;
+  fclose (f);
+  if (saved) {
+    errno = saved;
+    return NULL;
+  }
+  buf[n] = '\0';
+  buf[strcspn (buf, "\r\n")] = '\0';
+  return strdup (buf);
+}
+
+/* ------------------------------------------------------------------ */
+/* TLS and SASL.                                                       */
+
+/* The SSL_CTX of all sessions of this instance (PROTOCOLS.md defect A:
+ * libESMTP's own context is freed with the first session).  TLS 1.2 at
+ * most (defect B: TLS 1.3 session tickets stall one session in eight).
+ * The handshake itself does not verify; libESMTP checks the verify result
+ * and the host name right after it, before EHLO, and raises an event we
+ * answer with reject unless tls_verify = no (email_event). */
+static SSL_CTX *
+email_ssl_ctx_new (const struct herald_host *host, const char *ca_file,
+                   char *err, size_t errlen)
+{
+  SSL_CTX *ctx = SSL_CTX_new (TLS_client_method ());
+
+  if (ctx == NULL) {
+    snprintf (err, errlen, "cannot create an OpenSSL context");
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version (ctx, TLS1_2_VERSION);
+  SSL_CTX_set_max_proto_version (ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify (ctx, SSL_VERIFY_NONE, NULL);
+  if (ca_file != NULL) {
+    if (SSL_CTX_load_verify_locations (ctx, ca_file, NULL) != 1) {
+      email_config_error (host, "tls_ca_file", err, errlen,
+                          "'%s' is not a readable PEM CA bundle", ca_file);
+      SSL_CTX_free (ctx);
+      return NULL;
+    }
+  } else if (SSL_CTX_set_default_verify_paths (ctx) != 1) {
+    snprintf (err, errlen, "cannot load the system CA certificates");
+    SSL_CTX_free (ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+/* SASL interaction (RFC 4954): hand libESMTP the user name and password. */
+static int
+email_interact (auth_client_request_t req, char **result, int fields,
+                void *arg)
+{
+  struct email_state *st = arg;
+  int i;
+
+  for (i = 0; i < fields; i++) {
+    if (req[i].flags & AUTH_USER)
+      result[i] = st->username;
+    else if (req[i].flags & AUTH_PASS)
+      result[i] = st->password;
+    else
+      result[i] = (char *) "";
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* open / close.                                                       */
+
+static void
+email_close (void *state)
+{
+  struct email_state *st = state;
+
+  if (st == NULL)
+    return;
+  if (st->auth != NULL)
+    auth_destroy_context (st->auth);
+  SSL_CTX_free (st->ssl_ctx);
+  free (st->server);
+  free (st->from);
+  free (st->username);
+  if (st->password != NULL) {
+    memset (st->password, 0, strlen (st->password));
+    free (st->password);
+  }
+  free (st);
+}
+
+static int
+email_open (const struct herald_host *host, void **state_r, char *err,
+            size_t errlen)
+{
+  struct email_state *st;
+  const char *v, *pw, *pwfile;
+  char merr[256];
+  long n;
+  int r = -1;
+
+  pthread_once (&email_once, email_global_init);
+  st = calloc (1, sizeof *st);
+  if (st == NULL) {
+    snprintf (err, errlen, "out of memory");
+    return -1;
+  }
+  st->host = host;
+  st->timeout_ms = EMAIL_DEFAULT_TIMEOUT_MS;
+  st->batch = EMAIL_DEFAULT_BATCH;
+  st->starttls = EMAIL_TLS_YES;
+  st->tls_verify = 1;
+
+  v = email_get (host, "server");
+  if (v == NULL || v[0] == '\0') {
+    email_config_error (host, "server", err, errlen,
+                        "missing (host:port of the SMTP server)");
+    goto out;
+  }
+  {
+    const char *colon = strrchr (v, ':');
+    if (strpbrk (v, " \t/") != NULL
+        || (colon != NULL
+            && (colon == v || email_parse_long (colon + 1, 1, 65535, &n) < 0))) {
+      email_config_error (host, "server", err, errlen,
+                          "'%s' is not host:port", v);
+      goto out;
+    }
+    /* RFC 6409 would say 587; RFC 5321 relay is 25.  Default to 25. */
+    if (colon == NULL) {
+      size_t len = strlen (v) + 4;
+      st->server = malloc (len);
+      if (st->server != NULL)
+        snprintf (st->server, len, "%s:25", v);
+    } else
+      st->server = strdup (v);
+  }
+
+  v = email_get (host, "from");
+  if (v == NULL || v[0] == '\0') {
+    email_config_error (host, "from", err, errlen,
+                        "missing (Name <address>)");
+    goto out;
+  }
+  if (mime_parse_mailbox (v, &st->from_mb, merr, sizeof merr) != MIME_OK) {
+    email_config_error (host, "from", err, errlen, "%s", merr);
+    goto out;
+  }
+  st->from = strdup (v);
+
+  v = email_get (host, "starttls");
+  if (v != NULL) {
+    if (strcmp (v, "no") == 0)
+      st->starttls = EMAIL_TLS_NO;
+    else if (strcmp (v, "yes") == 0)
+      st->starttls = EMAIL_TLS_YES;
+    else if (strcmp (v, "required") == 0)
+      st->starttls = EMAIL_TLS_REQUIRED;
+    else {
+      email_config_error (host, "starttls", err, errlen,
+                          "'%s' is not no, yes or required", v);
+      goto out;
+    }
+  }
+
+  v = email_get (host, "tls_verify");
+  if (v != NULL && email_parse_yesno (v, &st->tls_verify) < 0) {
+    email_config_error (host, "tls_verify", err, errlen,
+                        "'%s' is not yes or no", v);
+    goto out;
+  }
+
+  v = email_get (host, "timeout_ms");
+  if (v != NULL) {
+    if (email_parse_long (v, LONG_MIN, LONG_MAX, &n) < 0) {
+      email_config_error (host, "timeout_ms", err, errlen,
+                          "'%s' is not a number", v);
+      goto out;
+    }
+    if (n < 1 || n > 3600000) {
+      email_config_error (host, "timeout_ms", err, errlen,
+                          "'%s' is out of range (1 to 3600000)", v);
+      goto out;
+    }
+    st->timeout_ms = n;
+  }
+
+  v = email_get (host, "batch");
+  if (v != NULL) {
+    if (email_parse_long (v, LONG_MIN, LONG_MAX, &n) < 0) {
+      email_config_error (host, "batch", err, errlen,
+                          "'%s' is not a number", v);
+      goto out;
+    }
+    if (n < 1 || (unsigned long) n > EMAIL_MAX_BATCH) {
+      email_config_error (host, "batch", err, errlen,
+                          "'%s' is out of range (1 to %lu)", v,
+                          EMAIL_MAX_BATCH);
+      goto out;
+    }
+    st->batch = (size_t) n;
+  }
+
+  v = email_get (host, "rate");
+  if (v != NULL) {
+    char *end;
+    double d;
+    errno = 0;
+    d = strtod (v, &end);
+    if (v[0] == '\0' || *end != '\0' || errno != 0 || d != d) {
+      email_config_error (host, "rate", err, errlen,
+                          "'%s' is not a number", v);
+      goto out;
+    }
+    if (d < 0 || d > 1e6) {
+      email_config_error (host, "rate", err, errlen,
+                          "'%s' is out of range (0 = unlimited, up to "
+                          "1000000 messages per second)", v);
+      goto out;
+    }
+    st->rate = d;
+  }
+
+  v = email_get (host, "username");
+  pw = email_get (host, "password");
+  pwfile = email_get (host, "password_file");
+  if (pw != NULL && pwfile != NULL) {
+    email_config_error (host, "password_file", err, errlen,
+                        "give password or password_file, not both");
+    goto out;
+  }
+  if (pwfile != NULL) {
+    st->password = email_read_secret (pwfile);
+    if (st->password == NULL) {
+      email_config_error (host, "password_file", err, errlen,
+                          "cannot read '%s': %s", pwfile, strerror (errno));
+      goto out;
+    }
+  } else if (pw != NULL)
+    st->password = strdup (pw);
+  if (v != NULL && v[0] != '\0') {
+    if (st->password == NULL) {
+      email_config_error (host, "username", err, errlen,
+                          "set, but neither password nor password_file is");
+      goto out;
+    }
+    st->username = strdup (v);
+    st->auth = auth_create_context ();
+    if (st->auth == NULL) {
+      snprintf (err, errlen, "out of memory");
+      goto out;
+    }
+    /* PLAIN and LOGIN send the password in clear: allowed, because
+     * starttls = required is how a user asks for it to be protected. */
+    auth_set_mechanism_flags (st->auth, AUTH_PLUGIN_PLAIN, 0);
+    auth_set_interact_cb (st->auth, email_interact, st);
+  } else if (st->password != NULL) {
+    email_config_error (host, pwfile ? "password_file" : "password", err,
+                        errlen, "set, but username is not");
+    goto out;
+  }
+
+  if (st->starttls != EMAIL_TLS_NO) {
+    v = email_get (host, "tls_ca_file");
+    st->ssl_ctx = email_ssl_ctx_new (host, v, err, errlen);
+    if (st->ssl_ctx == NULL)
+      goto out;
+  }
+
+  if (st->server == NULL || st->from == NULL
+      || (st->username == NULL && st->auth != NULL)) {
+    snprintf (err, errlen, "out of memory");
+    goto out;
+  }
+  *state_r = st;
+  st = NULL;
+  r = 0;
+out:
+  email_close (st);
+  return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sending.                                                            */
+
+/* Pace DATA transfers to `rate` messages per second: each message takes
+ * the next 1/rate slot; a sender that fell behind does not burst. */
+static void
+email_pace (struct email_state *st)
+{
+  struct timespec now, *slot = &st->next_slot;
+  long long step_ns, late_ns;
+
+  if (st->rate <= 0)
+    return;
+  step_ns = (long long) (1e9 / st->rate);
+  clock_gettime (CLOCK_MONOTONIC, &now);
+  late_ns = (now.tv_sec - slot->tv_sec) * 1000000000LL
+            + (now.tv_nsec - slot->tv_nsec);
+  if (late_ns >= 0)
+    *slot = now;
+  else {
+    struct timespec d;
+    d.tv_sec = (time_t) ((-late_ns) / 1000000000LL);
+    d.tv_nsec = (long) ((-late_ns) % 1000000000LL);
+    while (nanosleep (&d, &d) < 0 && errno == EINTR)
+      ;
+  }
+  slot->tv_nsec += (long) (step_ns % 1000000000LL);
+  slot->tv_sec += (time_t) (step_ns / 1000000000LL);
+  if (slot->tv_nsec >= 1000000000L) {
+    slot->tv_nsec -= 1000000000L;
+    slot->tv_sec++;
+  }
+}
+
+/* libESMTP's message source: the whole message in one chunk.  len ==
+ * NULL rewinds (called before each DATA).  CRLF line endings, no
+ * dot-stuffing: libESMTP does it (RFC 5321 section 4.5.2). */
+static const char *
+email_message_cb (void **ctx, int *len, void *arg)
+{
+  struct email_item *it = arg;
+
+  (void) ctx;
+  if (len == NULL) {
+    it->sent_once = 0;
+    return NULL;
+  }
+  if (it->sent_once || it->buf.len > INT_MAX) {
+    *len = 0;
+    return NULL;
+  }
+  email_pace (it->st);
+  it->sent_once = 1;
+  *len = (int) it->buf.len;
+  return it->buf.data;
+}
+
+/* TLS events: keep libESMTP's reject (ok = 0) unless tls_verify = no, and
+ * remember why the session stopped. */
+static void
+email_event (smtp_session_t session, int event_no, void *arg, ...)
+{
+  struct email_state *st = smtp_get_application_data (session);
+  struct email_session_info *info = arg;
+  va_list ap;
+  int *ok = NULL;
+  long vfy;
+
+  va_start (ap, arg);
+  switch (event_no) {
+  case SMTP_EV_INVALID_PEER_CERTIFICATE:
+    vfy = va_arg (ap, long);
+    ok = va_arg (ap, int *);
+    snprintf (info->tls_error, sizeof info->tls_error,
+              "TLS: server certificate not trusted: %s",
+              X509_verify_cert_error_string (vfy));
+    break;
+  case SMTP_EV_NO_PEER_CERTIFICATE:
+    ok = va_arg (ap, int *);
+    snprintf (info->tls_error, sizeof info->tls_error,
+              "TLS: server sent no certificate");
+    break;
+  case SMTP_EV_WRONG_PEER_CERTIFICATE: {
+    const char *name;
+    ok = va_arg (ap, int *);
+    name = va_arg (ap, const char *);
+    snprintf (info->tls_error, sizeof info->tls_error,
+              "TLS: server certificate is for '%s', not the server name",
+              name ? name : "");
+    break;
+  }
+  case SMTP_EV_WEAK_CIPHER:
+    (void) va_arg (ap, int);
+    ok = va_arg (ap, int *);
+    snprintf (info->tls_error, sizeof info->tls_error,
+              "TLS: weak cipher");
+    break;
+  case SMTP_EV_EXTNA_STARTTLS:
+    snprintf (info->tls_error, sizeof info->tls_error,
+              "TLS: server does not offer STARTTLS (starttls = required)");
+    break;
+  default:
+    break;
+  }
+  va_end (ap);
+  if (ok != NULL) {
+    if (st != NULL && !st->tls_verify && event_no != SMTP_EV_WEAK_CIPHER) {
+      *ok = 1;
+      info->tls_error[0] = '\0';
+    } else
+      *ok = 0;
+  }
+}
+
+/* "CODE X.Y.Z text" of a reply, into buf. */
+static void
+email_status_text (const smtp_status_t *s, const char *what, char *buf,
+                   size_t buflen)
+{
+  const char *text = s && s->text ? s->text : "";
+  size_t n;
+
+  if (s == NULL || s->code == 0)
+    snprintf (buf, buflen, "%s: no reply", what);
+  else if (s->enh_class)
+    snprintf (buf, buflen, "%s: %d %d.%d.%d %s", what, s->code,
+              s->enh_class, s->enh_subject, s->enh_detail, text);
+  else
+    snprintf (buf, buflen, "%s: %d %s", what, s->code, text);
+  /* Server text ends in CRLF: drop it. */
+  n = strlen (buf);
+  while (n > 0 && (buf[n - 1] == '\r' || buf[n - 1] == '\n'
+                   || buf[n - 1] == ' '))
+    buf[--n] = '\0';
+}
+
+/* The enhanced status code (RFC 3463) of a reply into c[3]: libESMTP's
+ * parse when the server announced ENHANCEDSTATUSCODES (RFC 2034), else
+ * a leading "X.Y.Z " of the text, which many servers send anyway.
+ * Returns 0, or -1 when there is none. */
+static int
+email_enhanced (const smtp_status_t *s, int c[3])
+{
+  const char *p;
+  char *end;
+  long v;
+  int i;
+
+  if (s == NULL)
+    return -1;
+  if (s->enh_class != 0) {
+    c[0] = s->enh_class;
+    c[1] = s->enh_subject;
+    c[2] = s->enh_detail;
+    return 0;
+  }
+  p = s->text;
+  if (p == NULL)
+    return -1;
+  for (i = 0; i < 3; i++) {
+    if (*p < '0' || *p > '9')
+      return -1;
+    v = strtol (p, &end, 10);
+    if (v > 999 || *end != (i < 2 ? '.' : ' '))
+      return -1;
+    c[i] = (int) v;
+    p = end + 1;
+  }
+  return 0;
+}
+
+/* RFC 3463 section 3.2: X.1.1 bad mailbox, X.1.2 bad system, X.1.3 bad
+ * syntax, X.1.6 moved, X.1.10 null MX (RFC 7505): the address is dead. */
+static int
+email_address_dead (const smtp_status_t *s)
+{
+  int c[3];
+
+  if (email_enhanced (s, c) < 0)
+    return 0;
+  return s->code / 100 == 5 && c[0] == 5 && c[1] == 1
+         && (c[2] == 1 || c[2] == 2 || c[2] == 3 || c[2] == 6 || c[2] == 10);
+}
+
+/* Copy s as a JSON string body (no quotes) into out; truncates. */
+static void
+email_json_escape (const char *s, char *out, size_t outlen)
+{
+  size_t o = 0;
+
+  for (; *s && o + 7 < outlen; s++) {
+    unsigned char c = (unsigned char) *s;
+    if (c == '"' || c == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char) c;
+    } else if (c < 0x20) {
+      o += (size_t) snprintf (out + o, outlen - o, "\\u%04x", c);
+    } else
+      out[o++] = (char) c;
+  }
+  out[o] = '\0';
+}
+
+static void
+email_set (struct herald_result *res, int status, const char *error)
+{
+  res->status = status;
+  if (error != NULL)
+    snprintf (res->error, sizeof res->error, "%s", error);
+}
+
+/* Classify message i from its replies (PROTOCOLS.md): delivered = some
+ * RCPT 2xx and DATA 2xx; permanent = RCPT 5xx or DATA 5xx; 530 or X.7.X
+ * on MAIL FROM = the channel's configuration (AUTH failed silently);
+ * anything else (no reply, 4xx, dropped connection) = retry. */
+static void
+email_classify (struct email_state *st, const struct herald_message *m,
+                struct email_item *it, struct herald_result *res,
+                const struct email_session_info *info, const char *sess_err)
+{
+  const smtp_status_t *mail = smtp_reverse_path_status (it->msg);
+  const smtp_status_t *data = smtp_message_transfer_status (it->msg);
+  char buf[HERALD_ERROR_MAX], esc[200];
+  size_t i, ok = 0, temp = 0, perm = 0, dead = 0;
+  int enh[3];
+
+  if (mail == NULL || mail->code / 100 != 2) {
+    if (mail != NULL && mail->code / 100 == 5
+        && (mail->code == 530
+            || (email_enhanced (mail, enh) == 0 && enh[1] == 7))) {
+      email_status_text (mail, "MAIL FROM", buf, sizeof buf);
+      email_set (res, HERALD_CHANNEL_ERROR, buf);
+    } else if (mail != NULL && mail->code / 100 == 5) {
+      email_status_text (mail, "MAIL FROM", buf, sizeof buf);
+      email_set (res, HERALD_REJECTED, buf);
+    } else if (info->tls_error[0]) {
+      /* The session stopped at STARTTLS: nothing will pass until the
+       * configuration (or the server) changes. */
+      email_set (res, HERALD_CHANNEL_ERROR, info->tls_error);
+    } else if (mail != NULL && mail->code != 0) {
+      email_status_text (mail, "MAIL FROM", buf, sizeof buf);
+      email_set (res, HERALD_RETRY, buf);
+    } else
+      email_set (res, HERALD_RETRY, sess_err);
+    return;
+  }
+
+  buf[0] = '\0';
+  for (i = 0; i < m->n_to; i++) {
+    const smtp_status_t *rs;
+    if (it->rcpt[i] == NULL)
+      continue;
+    rs = smtp_recipient_status (it->rcpt[i]);
+    if (rs != NULL && rs->code / 100 == 2)
+      ok++;
+    else if (rs != NULL && rs->code / 100 == 5) {
+      perm++;
+      if (email_address_dead (rs)) {
+        dead++;
+        if (res->to_invalid != NULL)
+          res->to_invalid[i] = 1;
+      }
+      if (buf[0] == '\0')
+        email_status_text (rs, "RCPT TO", buf, sizeof buf);
+    } else {
+      temp++;
+      if (buf[0] == '\0')
+        email_status_text (rs, "RCPT TO", buf, sizeof buf);
+    }
+  }
+  if (ok == 0) {
+    if (temp > 0)
+      email_set (res, HERALD_RETRY, buf[0] ? buf : sess_err);
+    else if (perm > 0 && dead == perm)
+      email_set (res, HERALD_INVALID_ADDRESS, buf);
+    else if (perm > 0)
+      email_set (res, HERALD_REJECTED, buf);
+    else
+      email_set (res, HERALD_RETRY, sess_err);
+    return;
+  }
+  if (data != NULL && data->code / 100 == 2) {
+    char id[160];
+    res->status = HERALD_SENT;
+    if (mime_message_id (m->key, st->from_mb.addr, id, sizeof id) == 0) {
+      /* The provider id is our Message-ID without its angle brackets:
+       * bounces and feedback reports quote it. */
+      size_t n = strlen (id);
+      if (n >= 2) {
+        id[n - 1] = '\0';
+        snprintf (res->provider_id, sizeof res->provider_id, "%s", id + 1);
+      }
+    }
+    email_status_text (data, "DATA", buf, sizeof buf);
+    email_json_escape (buf, esc, sizeof esc);
+    snprintf (res->detail, sizeof res->detail,
+              "{\"smtp\":\"%s\",\"recipients_refused\":%zu}", esc, perm);
+    if (perm > 0)
+      snprintf (res->error, sizeof res->error,
+                "%zu of %zu recipients refused", perm, ok + perm + temp);
+  } else if (data != NULL && data->code / 100 == 5) {
+    email_status_text (data, "DATA", buf, sizeof buf);
+    email_set (res, HERALD_REJECTED, buf);
+  } else if (data != NULL && data->code != 0) {
+    email_status_text (data, "DATA", buf, sizeof buf);
+    email_set (res, HERALD_RETRY, buf);
+  } else
+    email_set (res, HERALD_RETRY, sess_err);
+}
+
+static void
+email_session_error (char *buf, size_t buflen, const char *server)
+{
+  char ebuf[128];
+  int e = smtp_errno ();
+
+  if (e == 0)
+    snprintf (buf, buflen, "SMTP session with %s ended early", server);
+  else
+    snprintf (buf, buflen, "SMTP session with %s: %s", server,
+              smtp_strerror (e, ebuf, sizeof ebuf)
+                ? ebuf : "unknown error");
+}
+
+/* One SMTP session for messages[0..n).  Every result is filled. */
+static void
+email_send_session (struct email_state *st,
+                    const struct herald_message *messages, size_t n,
+                    struct herald_result *results)
+{
+  struct email_session_info info;
+  struct email_item *items;
+  smtp_session_t session = NULL;
+  char err[HERALD_ERROR_MAX];
+  size_t i, j, queued = 0;
+  int which;
+
+  memset (&info, 0, sizeof info);
+  items = calloc (n, sizeof *items);
+  if (items == NULL) {
+    for (i = 0; i < n; i++)
+      email_set (&results[i], HERALD_RETRY, "out of memory");
+    return;
+  }
+  session = smtp_create_session ();
+  if (session == NULL) {
+    for (i = 0; i < n; i++)
+      email_set (&results[i], HERALD_RETRY, "out of memory");
+    goto out;
+  }
+  smtp_set_application_data_release (session, st, NULL);
+  smtp_set_server (session, st->server);
+  smtp_set_eventcb (session, email_event, &info);
+  /* Milliseconds, and below RFC 5321's minimums only with the override
+   * flag (PROTOCOLS.md). */
+  for (which = Timeout_GREETING; which <= Timeout_DATA2; which++)
+    smtp_set_timeout (session, which | Timeout_OVERRIDE_RFC2822_MINIMUM,
+                      st->timeout_ms);
+  if (st->starttls != EMAIL_TLS_NO) {
+    smtp_starttls_set_ctx (session, st->ssl_ctx);
+    smtp_starttls_enable (session, st->starttls == EMAIL_TLS_REQUIRED
+                          ? Starttls_REQUIRED : Starttls_ENABLED);
+  } else
+    smtp_starttls_enable (session, Starttls_DISABLED);
+  if (st->auth != NULL)
+    smtp_auth_set_context (session, st->auth);
+
+  for (i = 0; i < n; i++) {
+    const struct herald_message *m = &messages[i];
+    struct email_item *it = &items[i];
+    size_t bad = 0;
+    int r;
+
+    it->st = st;
+    mime_buf_init (&it->buf);
+    for (j = 0; j < m->n_to; j++)
+      if (!mime_address_ok (m->to[j].value)) {
+        bad++;
+        if (results[i].to_invalid != NULL)
+          results[i].to_invalid[j] = 1;
+      }
+    if (m->n_to == 0 || bad > 0) {
+      snprintf (err, sizeof err, "%s", m->n_to == 0 ? "no recipient"
+                : "recipient address is not an e-mail address");
+      email_set (&results[i], m->n_to == 0 ? HERALD_REJECTED
+                 : HERALD_INVALID_ADDRESS, err);
+      continue;
+    }
+    r = mime_build (m, st->from, &it->buf, err, sizeof err);
+    if (r != MIME_OK) {
+      email_set (&results[i], r == MIME_EADDRESS ? HERALD_INVALID_ADDRESS
+                 : r == MIME_EFROM ? HERALD_CHANNEL_ERROR : HERALD_REJECTED,
+                 err);
+      continue;
+    }
+    it->rcpt = calloc (m->n_to, sizeof *it->rcpt);
+    it->msg = smtp_add_message (session);
+    if (it->rcpt == NULL || it->msg == NULL) {
+      email_set (&results[i], HERALD_RETRY, "out of memory");
+      it->msg = NULL;
+      continue;
+    }
+    smtp_set_reverse_path (it->msg, st->from_mb.addr);
+    smtp_set_messagecb (it->msg, email_message_cb, it);
+    for (j = 0; j < m->n_to; j++)
+      it->rcpt[j] = smtp_add_recipient (it->msg, m->to[j].value);
+    queued++;
+  }
+  if (queued == 0)
+    goto out;
+
+  if (!smtp_start_session (session)) {
+    /* No server could be reached (or nothing to do). */
+    email_session_error (err, sizeof err, st->server);
+    for (i = 0; i < n; i++)
+      if (items[i].msg != NULL)
+        email_set (&results[i], HERALD_RETRY, err);
+    goto out;
+  }
+  email_session_error (err, sizeof err, st->server);
+  for (i = 0; i < n; i++)
+    if (items[i].msg != NULL)
+      email_classify (st, &messages[i], &items[i], &results[i], &info, err);
+
+out:
+  if (session != NULL)
+    smtp_destroy_session (session);
+  for (i = 0; i < n; i++) {
+    mime_buf_free (&items[i].buf);
+    free (items[i].rcpt);
+  }
+  free (items);
+}
+
+static int
+email_send (void *state, const struct herald_message *messages, size_t n,
+            struct herald_result *results)
+{
+  struct email_state *st = state;
+  size_t i, k;
+
+  for (i = 0; i < n; i++) {
+    results[i].status = HERALD_RETRY;
+    results[i].retry_after_ms = 0;
+    results[i].provider_id[0] = '\0';
+    results[i].error[0] = '\0';
+    results[i].detail[0] = '\0';
+  }
+  /* At most `batch` messages per session, sessions in sequence. */
+  for (i = 0; i < n; i += k) {
+    k = n - i < st->batch ? n - i : st->batch;
+    email_send_session (st, messages + i, k, results + i);
+  }
+  return 0;
+}
+
+static const struct herald_plugin email_plugin = {
+  HERALD_PLUGIN_INIT,
+  .name = "email",
+  .version = PACKAGE_VERSION,
+  .description = "e-mail over SMTP (libESMTP): STARTTLS, AUTH, batches",
+  .channels = email_channels,
+  .config_keys = email_keys,
+  .secret_keys = email_secret_keys,
+  .open = email_open,
+  .close = email_close,
+  .send = email_send,
+};
+
+HERALD_REGISTER_PLUGIN (email_plugin)

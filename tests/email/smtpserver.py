@@ -1,0 +1,204 @@
+# smtpserver.py: scripted SMTP servers on 127.0.0.1 for the email plugin's
+# tests, and a driver for tests/plugin-run.  Imported by the tests in this
+# folder; never run by itself.
+#
+# ScriptedSMTP is aiosmtpd on a free port in a thread of the test process.
+# Recipients script the answers by their local part:
+#   t4xx...   RCPT answered 451 4.3.0 (try again)
+#   p5xx...   RCPT answered 554 5.7.1 (refused by policy)
+#   dead...   RCPT answered 550 5.1.1 (no such user)
+#   d4xx...   DATA answered 451 4.3.0 after the data
+#   d5xx...   DATA answered 554 5.6.0 after the data
+#   drop...   the connection is closed after the data, before any reply
+# Everything accepted is recorded in .messages with the raw bytes.
+# SilentServer accepts connections and never says anything.
+import asyncio
+import json
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+class Recorder:
+    def __init__(self, server):
+        self.server = server
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        local = address.split('@')[0]
+        if local.startswith('t4xx'):
+            return '451 4.3.0 Try again later'
+        if local.startswith('p5xx'):
+            return '554 5.7.1 Refused by policy'
+        if local.startswith('dead'):
+            return '550 5.1.1 No such user'
+        envelope.rcpt_tos.append(address)
+        return '250 2.1.5 OK'
+
+    async def handle_DATA(self, server, session, envelope):
+        rcpts = list(envelope.rcpt_tos)
+        locals_ = [r.split('@')[0] for r in rcpts]
+        rec = {
+            'session': self.server.session_no(session),
+            'mail_from': envelope.mail_from,
+            'rcpt_tos': rcpts,
+            'data': envelope.original_content,
+            'tls': server.transport.get_extra_info('sslcontext') is not None,
+            'auth': session.authenticated,
+        }
+        if any(l.startswith('drop') for l in locals_):
+            server.transport.abort()
+            self.server.dropped.append(rec)
+            return '421 4.3.0 never seen'
+        if any(l.startswith('d4xx') for l in locals_):
+            return '451 4.3.0 Queue full'
+        if any(l.startswith('d5xx') for l in locals_):
+            return '554 5.6.0 Content refused'
+        self.server.messages.append(rec)
+        return '250 2.0.0 Ok: queued as Q%d' % len(self.server.messages)
+
+
+class ScriptedSMTP:
+    """aiosmtpd on 127.0.0.1:free port, in a thread; stop() always."""
+
+    def __init__(self, tls_cert=None, tls_key=None, require_starttls=False,
+                 auth=None, auth_required=False):
+        self.messages = []
+        self.dropped = []
+        self.sessions = {}
+        self.auth_attempts = []
+        self.loop = asyncio.new_event_loop()
+        self.tls_context = None
+        if tls_cert:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(tls_cert, tls_key)
+            self.tls_context = ctx
+        self.require_starttls = require_starttls
+        self.auth = auth
+        self.auth_required = auth_required
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        if not self.ready.wait(10):
+            raise RuntimeError('SMTP test server did not start')
+
+    def session_no(self, session):
+        return self.sessions.setdefault(id(session), len(self.sessions) + 1)
+
+    def _authenticator(self, server, session, envelope, mechanism, data):
+        ok = (isinstance(data, LoginPassword) and self.auth is not None
+              and (data.login.decode(), data.password.decode()) == self.auth)
+        self.auth_attempts.append((mechanism, ok))
+        return AuthResult(success=ok, handled=False)
+
+    def _factory(self):
+        kw = dict(hostname='herald-test', tls_context=self.tls_context,
+                  require_starttls=self.require_starttls,
+                  auth_required=self.auth_required,
+                  auth_require_tls=False, timeout=30)
+        if self.auth is not None or self.auth_required:
+            kw['authenticator'] = self._authenticator
+        return SMTP(Recorder(self), **kw)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.srv = self.loop.run_until_complete(
+            self.loop.create_server(self._factory, '127.0.0.1', 0))
+        self.port = self.srv.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+        self.srv.close()
+        self.loop.run_until_complete(self.srv.wait_closed())
+        self.loop.close()
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        self.sock.settimeout(0.2)
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+                self.conns.append(c)
+            except socket.timeout:
+                pass
+            except OSError:
+                break
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def plugin_path():
+    return os.path.join(os.environ['HERALD_PLUGIN_DIR'], 'email.so')
+
+
+def plugin_run(keys, messages, batch=None, timeout=60, extra=()):
+    """Run tests/plugin-run on the email plugin; returns (rc, results, stderr,
+    seconds)."""
+    exe = os.path.join(os.environ['HERALD_BUILDDIR'], 'tests', 'plugin-run')
+    cmd = [exe, plugin_path(), '-n', 'email']
+    for k, v in keys.items():
+        cmd += ['-k', '%s=%s' % (k, v)]
+    if batch:
+        cmd += ['-b', str(batch)]
+    cmd += list(extra)
+    inp = ''.join(json.dumps(m) + '\n' for m in messages)
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, input=inp.encode(), capture_output=True,
+                       timeout=timeout)
+    dt = time.monotonic() - t0
+    results = [json.loads(l) for l in p.stdout.decode().splitlines()
+               if l.strip()]
+    return p.returncode, results, p.stderr.decode(), dt
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        if not cond:
+            self.failed += 1
+        print('%sok %d - %s' % ('' if cond else 'not ', self.n, name))
+        if not cond and diag is not None:
+            for line in str(diag).splitlines():
+                print('#   ' + line)
+        return cond
+
+    def done(self):
+        print('1..%d' % self.n, flush=True)
+        return 1 if self.failed else 0
