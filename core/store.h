@@ -80,6 +80,9 @@ int store_audience_next (struct store *st, const char *campaign, int step,
                          const char *after_id, int limit,
                          int (*cb) (void *data, json_t *customer), void *data);
 
+/* 1 when the store has customer ID, 0 when not, -1 error. */
+int store_customer_exists (struct store *st, const char *id);
+
 /* Number of customers in the store, or -1. */
 int64_t store_customer_count (struct store *st);
 
@@ -235,6 +238,16 @@ int store_sent_count (struct store *st, const char *customer,
  *              "count": N}, ...]}
  * (rows grouped by channel, variant, state, reason, sorted). */
 int store_campaign_counts (struct store *st, const char *campaign, json_t **r);
+
+/* Engagement with CAMPAIGN's messages: events carrying the campaign id or
+ * a message key of one of its rows.  An event without a message key is
+ * attributed to the customer's latest row of the campaign on that channel
+ * (for its variant).  *R (new reference) becomes
+ *   [{"channel": "email", "variant": "A"|null, "type": "opened",
+ *     "count": N (events), "messages": N (distinct messages)}, ...]
+ * sorted by channel, variant, type. */
+int store_campaign_engagement (struct store *st, const char *campaign,
+                               json_t **r);
 
 /* ---- Campaign state ----------------------------------------------- */
 

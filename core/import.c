@@ -1,0 +1,1041 @@
+/* import: 'herald customers import' and 'herald events import'.
+ * A file is imported whole or not at all (one transaction): a bad line
+ * names file, line and field, and nothing of that file is written unless
+ * --skip-bad.  This module validates; it never decides routing policy. */
+#include <config.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "import.h"
+#include "main.h"
+#include "store.h"
+#include "tz.h"
+#include "util.h"
+
+/* At most this many bad lines are printed; the rest are counted. */
+#define MAX_LISTED 50
+
+static const char *const channels[] = { "email", "sms", "push", "webhook",
+                                        NULL };
+static const char *const channel_list = "email, sms, push, webhook";
+
+static int
+in_list (const char *const *list, const char *s)
+{
+  int i;
+  for (i = 0; list[i]; i++)
+    if (strcmp (list[i], s) == 0)
+      return 1;
+  return 0;
+}
+
+/* ---- the store path ----------------------------------------------- */
+
+char *
+import_store_path (const char *opt_store)
+{
+  struct gateway *gw;
+  char err[1024], *p;
+
+  if (opt_store)
+    return xstrdup (opt_store);
+  gw = config_gateway_load (main_config_path, err, sizeof err);
+  if (!gw) {
+    fprintf (stderr, "herald: %s\n", err);
+    return NULL;
+  }
+  p = xstrdup (gw->store_path);
+  config_gateway_free (gw);
+  return p;
+}
+
+/* ---- messages ----------------------------------------------------- */
+
+/* Append V for an error message: strings quoted '...', anything else as
+ * compact JSON; long values are cut. */
+static void
+show (struct strbuf *b, json_t *v)
+{
+  char *t = NULL;
+  const char *s;
+  size_t n;
+
+  if (json_is_string (v)) {
+    s = json_string_value (v);
+    n = strlen (s);
+    strbuf_addc (b, '\'');
+    strbuf_add (b, s, n > 60 ? 60 : n);
+    strbuf_adds (b, n > 60 ? "...'" : "'");
+    return;
+  }
+  t = json_dumps (v, JSON_COMPACT | JSON_ENCODE_ANY);
+  s = t ? t : "?";
+  n = strlen (s);
+  strbuf_add (b, s, n > 60 ? 60 : n);
+  if (n > 60)
+    strbuf_adds (b, "...");
+  free (t);
+}
+
+/* "FIELD: " + VALUE + " " + WHAT, into ERR. */
+static void
+bad_value (struct strbuf *err, const char *field, json_t *v, const char *what)
+{
+  strbuf_reset (err);
+  strbuf_addf (err, "%s: ", field);
+  show (err, v);
+  strbuf_addf (err, " %s", what);
+}
+
+static void
+bad_type (struct strbuf *err, const char *field, json_t *v, const char *want)
+{
+  strbuf_reset (err);
+  strbuf_addf (err, "%s: must be %s, not ", field, want);
+  show (err, v);
+}
+
+/* ---- field syntax ------------------------------------------------- */
+
+/* One @, something on each side, no white space or control characters. */
+static int
+email_valid (const char *s)
+{
+  const char *at = strchr (s, '@');
+  const unsigned char *p;
+
+  if (!at || at == s || !at[1] || strchr (at + 1, '@'))
+    return 0;
+  for (p = (const unsigned char *) s; *p; p++)
+    if (*p <= ' ' || *p == 0x7f)
+      return 0;
+  return 1;
+}
+
+/* E.164: '+' then 8 to 15 digits (ITU-T E.164 section 6: at most 15). */
+static int
+e164_valid (const char *s)
+{
+  size_t n = 0;
+  if (*s++ != '+')
+    return 0;
+  for (; *s; s++, n++)
+    if (!isdigit ((unsigned char) *s))
+      return 0;
+  return n >= 8 && n <= 15;
+}
+
+/* An absolute http or https URL with a host, no white space. */
+static int
+url_valid (const char *s)
+{
+  const char *h;
+  const unsigned char *p;
+
+  if (strncmp (s, "https://", 8) == 0)
+    h = s + 8;
+  else if (strncmp (s, "http://", 7) == 0)
+    h = s + 7;
+  else
+    return 0;
+  if (!*h || *h == '/' || *h == ':' || *h == '?' || *h == '#')
+    return 0;
+  for (p = (const unsigned char *) s; *p; p++)
+    if (*p <= ' ' || *p == 0x7f)
+      return 0;
+  return 1;
+}
+
+/* A BCP 47 shaped tag: 2-3 letters, then -/_ subtags of 1-8 alphanumerics
+ * ("en", "pt-BR", "zh-Hant-TW", "en_US"). */
+static int
+locale_valid (const char *s)
+{
+  size_t n = 0;
+  while (isalpha ((unsigned char) s[n]))
+    n++;
+  if (n < 2 || n > 3)
+    return 0;
+  s += n;
+  while (*s) {
+    if (*s != '-' && *s != '_')
+      return 0;
+    s++;
+    for (n = 0; isalnum ((unsigned char) s[n]); n++)
+      ;
+    if (n < 1 || n > 8)
+      return 0;
+    s += n;
+  }
+  return 1;
+}
+
+/* ---- customers ---------------------------------------------------- */
+
+static const char *const customer_fields[] = {
+  "id", "email", "phone", "push", "webhook", "timezone", "locale", "consent",
+  "preferred_channels", "attributes", NULL
+};
+
+static int
+check_push (json_t *v, struct strbuf *err)
+{
+  size_t i;
+  json_t *e, *x;
+  const char *k;
+  char field[64];
+
+  if (!json_is_array (v)) {
+    bad_type (err, "push", v, "a list of {\"platform\", \"token\"}");
+    return -1;
+  }
+  json_array_foreach (v, i, e) {
+    snprintf (field, sizeof field, "push[%zu]", i);
+    if (!json_is_object (e)) {
+      bad_type (err, field, e, "an object {\"platform\", \"token\"}");
+      return -1;
+    }
+    json_object_foreach (e, k, x) {
+      if (strcmp (k, "platform") != 0 && strcmp (k, "token") != 0) {
+        strbuf_reset (err);
+        strbuf_addf (err, "%s: unknown field '%s' (expected platform, token)",
+                     field, k);
+        return -1;
+      }
+      if (!json_is_string (x) || !*json_string_value (x)) {
+        char sub[96];
+        snprintf (sub, sizeof sub, "%s.%s", field, k);
+        bad_type (err, sub, x, "a non-empty string");
+        return -1;
+      }
+    }
+    if (!json_object_get (e, "platform") || !json_object_get (e, "token")) {
+      strbuf_reset (err);
+      strbuf_addf (err, "%s: needs both platform and token", field);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int
+check_consent (json_t *v, struct strbuf *err)
+{
+  const char *k;
+  json_t *x;
+  char field[96];
+
+  if (!json_is_object (v)) {
+    bad_type (err, "consent", v, "an object like {\"email\": true}");
+    return -1;
+  }
+  json_object_foreach (v, k, x) {
+    if (!in_list (channels, k)) {
+      strbuf_reset (err);
+      strbuf_addf (err, "consent: unknown channel '%s' (expected %s)", k,
+                   channel_list);
+      return -1;
+    }
+    if (!json_is_boolean (x)) {
+      snprintf (field, sizeof field, "consent.%s", k);
+      bad_value (err, field, x, "is not a boolean (true or false)");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int
+check_preferred (json_t *v, struct strbuf *err)
+{
+  size_t i, j;
+  json_t *x;
+
+  if (!json_is_array (v)) {
+    bad_type (err, "preferred_channels", v, "a list of channel names");
+    return -1;
+  }
+  json_array_foreach (v, i, x) {
+    if (!json_is_string (x) || !in_list (channels, json_string_value (x))) {
+      strbuf_reset (err);
+      strbuf_adds (err, "preferred_channels: ");
+      show (err, x);
+      strbuf_addf (err, " is not a channel (expected %s)", channel_list);
+      return -1;
+    }
+    for (j = 0; j < i; j++)
+      if (json_equal (x, json_array_get (v, j))) {
+        bad_value (err, "preferred_channels", x, "is listed twice");
+        return -1;
+      }
+  }
+  return 0;
+}
+
+/* Validate IN (a parsed line).  Returns the normalised record (new
+ * reference: known fields only, nulls dropped) or NULL with
+ * "field: message" in ERR. */
+static json_t *
+customer_validate (json_t *in, struct strbuf *err)
+{
+  json_t *out, *v;
+  const char *k, *s;
+
+  if (!json_is_object (in)) {
+    strbuf_reset (err);
+    strbuf_adds (err, "not a JSON object");
+    return NULL;
+  }
+  json_object_foreach (in, k, v) {
+    if (!in_list (customer_fields, k)) {
+      strbuf_reset (err);
+      strbuf_addf (err, "%s: unknown field (expected id, email, phone, push, "
+                   "webhook, timezone, locale, consent, preferred_channels, "
+                   "attributes)", k);
+      return NULL;
+    }
+    if (json_is_null (v)) {
+      if (strcmp (k, "id") == 0)
+        break;                  /* reported below */
+      continue;
+    }
+    s = json_string_value (v);
+    if (strcmp (k, "id") == 0) {
+      if (!s || !*s) {
+        bad_type (err, "id", v, "a non-empty string");
+        return NULL;
+      }
+    }
+    else if (strcmp (k, "email") == 0) {
+      if (!s) {
+        bad_type (err, k, v, "a string");
+        return NULL;
+      }
+      if (!email_valid (s)) {
+        bad_value (err, k, v, "is not an email address (one @, no spaces)");
+        return NULL;
+      }
+    }
+    else if (strcmp (k, "phone") == 0) {
+      if (!s) {
+        bad_type (err, k, v, "a string");
+        return NULL;
+      }
+      if (!e164_valid (s)) {
+        bad_value (err, k, v, "is not E.164 (+ and 8 to 15 digits)");
+        return NULL;
+      }
+    }
+    else if (strcmp (k, "webhook") == 0) {
+      if (!s) {
+        bad_type (err, k, v, "a string");
+        return NULL;
+      }
+      if (!url_valid (s)) {
+        bad_value (err, k, v, "is not an http or https URL");
+        return NULL;
+      }
+    }
+    else if (strcmp (k, "timezone") == 0) {
+      if (!s) {
+        bad_type (err, k, v, "a string");
+        return NULL;
+      }
+      if (!tz_valid (s)) {
+        bad_value (err, k, v,
+                   "is not an IANA time zone (like Europe/Paris or UTC)");
+        return NULL;
+      }
+    }
+    else if (strcmp (k, "locale") == 0) {
+      if (!s) {
+        bad_type (err, k, v, "a string");
+        return NULL;
+      }
+      if (!locale_valid (s)) {
+        bad_value (err, k, v, "is not a locale tag (like en or pt-BR)");
+        return NULL;
+      }
+    }
+    else if (strcmp (k, "push") == 0) {
+      if (check_push (v, err) < 0)
+        return NULL;
+    }
+    else if (strcmp (k, "consent") == 0) {
+      if (check_consent (v, err) < 0)
+        return NULL;
+    }
+    else if (strcmp (k, "preferred_channels") == 0) {
+      if (check_preferred (v, err) < 0)
+        return NULL;
+    }
+    else if (strcmp (k, "attributes") == 0) {
+      /* Templates see customer.* = the attributes merged with id, email,
+       * ...: only an object can be merged. */
+      if (!json_is_object (v)) {
+        bad_type (err, k, v, "an object (of any JSON values)");
+        return NULL;
+      }
+    }
+  }
+  v = json_object_get (in, "id");
+  if (!v || json_is_null (v)) {
+    strbuf_reset (err);
+    strbuf_adds (err, "id: required");
+    return NULL;
+  }
+  out = json_object ();
+  json_object_foreach (in, k, v)
+    if (!json_is_null (v))
+      json_object_set (out, k, v);
+  return out;
+}
+
+/* ---- events ------------------------------------------------------- */
+
+static const char *const event_fields[] = {
+  "customer", "channel", "type", "at", "campaign", "message", NULL
+};
+static const char *const event_types[] = {
+  "delivered", "opened", "clicked", "replied", "converted", "bounced",
+  "complained", "unsubscribed", NULL
+};
+
+/* Validate an event line; 0 with *AT_R set, or -1 with ERR. */
+static int
+event_validate (json_t *in, int64_t *at_r, struct strbuf *err)
+{
+  json_t *v;
+  const char *k, *s;
+  static const char *const required[] = { "customer", "channel", "type", "at",
+                                          NULL };
+  int i;
+
+  if (!json_is_object (in)) {
+    strbuf_reset (err);
+    strbuf_adds (err, "not a JSON object");
+    return -1;
+  }
+  json_object_foreach (in, k, v) {
+    if (!in_list (event_fields, k)) {
+      strbuf_reset (err);
+      strbuf_addf (err, "%s: unknown field (expected customer, channel, type, "
+                   "at, campaign, message)", k);
+      return -1;
+    }
+    if (json_is_null (v) && (strcmp (k, "campaign") == 0
+                             || strcmp (k, "message") == 0))
+      continue;
+    s = json_string_value (v);
+    if (!s || !*s) {
+      bad_type (err, k, v, "a non-empty string");
+      return -1;
+    }
+    if (strcmp (k, "channel") == 0 && !in_list (channels, s)) {
+      strbuf_reset (err);
+      bad_value (err, k, v, "is not a channel (expected ");
+      strbuf_addf (err, "%s)", channel_list);
+      return -1;
+    }
+    if (strcmp (k, "type") == 0 && !in_list (event_types, s)) {
+      bad_value (err, k, v, "is not an event type (expected delivered, "
+                 "opened, clicked, replied, converted, bounced, complained, "
+                 "unsubscribed)");
+      return -1;
+    }
+    if (strcmp (k, "at") == 0 && parse_rfc3339 (s, at_r) < 0) {
+      bad_value (err, k, v, "is not an RFC 3339 time "
+                 "(like 2026-11-01T10:00:00Z)");
+      return -1;
+    }
+  }
+  for (i = 0; required[i]; i++)
+    if (!json_object_get (in, required[i])) {
+      strbuf_reset (err);
+      strbuf_addf (err, "%s: required", required[i]);
+      return -1;
+    }
+  return 0;
+}
+
+/* ---- readers ------------------------------------------------------ */
+
+/* A CSV reader after RFC 4180: fields separated by commas, records by
+ * CRLF or LF; a field in double quotes may hold commas, quotes (doubled)
+ * and line breaks.  Reads by getc_unlocked: a million records stream
+ * through without holding the file in memory. */
+struct csv {
+  FILE *fp;
+  int line;                  /* physical line of the next character */
+  int err_line;              /* where the last error was found */
+  struct strbuf buf;         /* the record's fields, NUL-separated */
+  size_t *off;               /* field start offsets in buf */
+  size_t n, cap;
+};
+
+/* Read the next record.  Returns 1 with fields, 0 at end of file, -1 with
+ * ERR (and the line in c->err_line).  *LINE_R gets the record's first
+ * line. */
+static int
+csv_next (struct csv *c, int *line_r, struct strbuf *err)
+{
+  int ch, quoted = 0, start_line;
+
+  strbuf_reset (&c->buf);
+  c->n = 0;
+  /* Skip blank lines between records. */
+  while ((ch = getc_unlocked (c->fp)) == '\n' || ch == '\r')
+    if (ch == '\n')
+      c->line++;
+  if (ch == EOF)
+    return 0;
+  start_line = *line_r = c->line;
+  for (;;) {
+    /* start of a field */
+    if (c->n == c->cap) {
+      c->cap = c->cap ? 2 * c->cap : 32;
+      c->off = xrealloc (c->off, c->cap * sizeof *c->off);
+    }
+    c->off[c->n++] = c->buf.len;
+    quoted = (ch == '"');
+    if (quoted) {
+      for (;;) {
+        ch = getc_unlocked (c->fp);
+        if (ch == EOF) {
+          strbuf_reset (err);
+          c->err_line = c->line;
+          strbuf_addf (err, "unterminated quoted field (opened on line %d)",
+                       start_line);
+          return -1;
+        }
+        if (ch == '"') {
+          ch = getc_unlocked (c->fp);
+          if (ch != '"')
+            break;
+        }
+        if (ch == '\n')
+          c->line++;
+        strbuf_addc (&c->buf, (char) ch);
+      }
+      if (ch == '\r') {
+        ch = getc_unlocked (c->fp);
+        if (ch != '\n' && ch != EOF) {
+          strbuf_reset (err);
+          c->err_line = c->line;
+          strbuf_adds (err, "stray carriage return after a quoted field");
+          return -1;
+        }
+      }
+      if (ch != ',' && ch != '\n' && ch != EOF) {
+        strbuf_reset (err);
+        c->err_line = c->line;
+        strbuf_addf (err, "field %zu: text after the closing quote "
+                     "(RFC 4180: double a quote inside a quoted field)",
+                     c->n);
+        return -1;
+      }
+    }
+    else {
+      while (ch != ',' && ch != '\n' && ch != EOF) {
+        if (ch == '"') {
+          strbuf_reset (err);
+          c->err_line = c->line;
+          strbuf_addf (err, "field %zu: quote inside an unquoted field "
+                       "(RFC 4180: quote the whole field and double the "
+                       "quote)", c->n);
+          return -1;
+        }
+        if (ch == '\r') {
+          int next = getc_unlocked (c->fp);
+          if (next == '\n' || next == EOF) {
+            ch = next;
+            break;
+          }
+          ungetc (next, c->fp);
+        }
+        strbuf_addc (&c->buf, (char) ch);
+        ch = getc_unlocked (c->fp);
+      }
+    }
+    strbuf_addc (&c->buf, '\0');
+    if (ch == ',') {
+      ch = getc_unlocked (c->fp);
+      continue;
+    }
+    if (ch == '\n')
+      c->line++;
+    return 1;
+  }
+}
+
+static const char *
+csv_field (struct csv *c, size_t i)
+{
+  return c->buf.s + c->off[i];
+}
+
+/* ---- the import loop ---------------------------------------------- */
+
+enum kind { CUSTOMERS, EVENTS };
+
+struct import {
+  enum kind kind;
+  const char *file;          /* as the user named it, for messages */
+  struct store *st;
+  int skip_bad;
+  long imported, bad;
+  int writing;               /* 0 once a bad line means nothing is kept */
+  struct strbuf err;
+};
+
+static void
+report_bad (struct import *im, int line, const char *msg)
+{
+  im->bad++;
+  if (im->bad <= MAX_LISTED)
+    fprintf (stderr, "%s:%d: %s\n", im->file, line, msg);
+  if (!im->skip_bad)
+    im->writing = 0;
+}
+
+/* Validate and store one parsed record (borrowed).  Returns 0, or -1 on a
+ * store failure (which ends the import). */
+static int
+import_one (struct import *im, int line, json_t *in)
+{
+  if (im->kind == CUSTOMERS) {
+    json_t *rec = customer_validate (in, &im->err);
+    if (!rec) {
+      report_bad (im, line, im->err.s);
+      return 0;
+    }
+    if (im->writing && store_customer_put (im->st, json_string_value (
+                                             json_object_get (rec, "id")),
+                                           rec) < 0) {
+      json_decref (rec);
+      return -1;
+    }
+    json_decref (rec);
+  }
+  else {
+    int64_t at = 0;
+    int exists;
+    const char *customer;
+    char *detail = NULL;
+
+    if (event_validate (in, &at, &im->err) < 0) {
+      report_bad (im, line, im->err.s);
+      return 0;
+    }
+    customer = json_string_value (json_object_get (in, "customer"));
+    exists = store_customer_exists (im->st, customer);
+    if (exists < 0)
+      return -1;
+    if (!exists) {
+      /* An event for nobody cannot suppress or withdraw anything: a typo
+       * or an import done in the wrong order. */
+      bad_value (&im->err, "customer", json_object_get (in, "customer"),
+                 "is not a known customer (import customers first)");
+      report_bad (im, line, im->err.s);
+      return 0;
+    }
+    if (im->writing) {
+      int r = store_event_put (im->st, customer,
+                               json_string_value (json_object_get (in,
+                                                                   "channel")),
+                               json_string_value (json_object_get (in, "type")),
+                               at,
+                               json_string_value (json_object_get (in,
+                                                                   "campaign")),
+                               json_string_value (json_object_get (in,
+                                                                   "message")),
+                               detail);
+      if (r < 0)
+        return -1;
+    }
+  }
+  im->imported++;
+  return 0;
+}
+
+static int
+import_jsonl (struct import *im, FILE *fp)
+{
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  int lineno = 0, r = 0;
+  json_error_t je;
+
+  while ((n = getline (&line, &cap, fp)) >= 0) {
+    json_t *in;
+    size_t len = (size_t) n, i;
+
+    lineno++;
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+      len--;
+    for (i = 0; i < len && isspace ((unsigned char) line[i]); i++)
+      ;
+    if (i == len)
+      continue;                 /* blank lines are allowed */
+    in = json_loadb (line, len, JSON_REJECT_DUPLICATES, &je);
+    if (!in) {
+      strbuf_reset (&im->err);
+      strbuf_addf (&im->err, "invalid JSON at column %d: %s", je.column,
+                   je.text);
+      report_bad (im, lineno, im->err.s);
+      continue;
+    }
+    r = import_one (im, lineno, in);
+    json_decref (in);
+    if (r < 0)
+      break;
+  }
+  if (r == 0 && ferror (fp)) {
+    fprintf (stderr, "herald: %s: read error: %s\n", im->file,
+             strerror (errno));
+    r = -2;
+  }
+  free (line);
+  return r;
+}
+
+/* Columns of a customers CSV whose cells hold JSON text. */
+static const char *const json_columns[] = { "push", "consent",
+                                            "preferred_channels",
+                                            "attributes", NULL };
+
+static int
+import_csv (struct import *im, FILE *fp)
+{
+  struct csv c = { .fp = fp, .line = 1 };
+  char **cols = NULL;
+  size_t ncols = 0, i, j;
+  int line, r = 0, k, has_id = 0;
+
+  /* A UTF-8 byte order mark (spreadsheet exports) is not part of the
+   * first column's name. */
+  {
+    int b0 = getc_unlocked (fp);
+    if (b0 == 0xEF) {
+      if (getc_unlocked (fp) != 0xBB || getc_unlocked (fp) != 0xBF) {
+        fprintf (stderr, "%s:1: not UTF-8 text\n", im->file);
+        return -2;
+      }
+    }
+    else if (b0 != EOF)
+      ungetc (b0, fp);
+  }
+  k = csv_next (&c, &line, &im->err);
+  if (k <= 0) {
+    if (k < 0)
+      fprintf (stderr, "%s:%d: %s\n", im->file, c.err_line, im->err.s);
+    else
+      fprintf (stderr, "%s:1: empty file (expected a header line)\n",
+               im->file);
+    r = -2;
+    goto out;
+  }
+  ncols = c.n;
+  cols = xcalloc (ncols, sizeof *cols);
+  for (i = 0; i < ncols; i++) {
+    cols[i] = xstrdup (csv_field (&c, i));
+    if (!*cols[i]) {
+      fprintf (stderr, "%s:%d: column %zu has no name\n", im->file, line,
+               i + 1);
+      r = -2;
+      goto out;
+    }
+    for (j = 0; j < i; j++)
+      if (strcmp (cols[i], cols[j]) == 0) {
+        fprintf (stderr, "%s:%d: column '%s' appears twice\n", im->file, line,
+                 cols[i]);
+        r = -2;
+        goto out;
+      }
+    if (strcmp (cols[i], "id") == 0)
+      has_id = 1;
+  }
+  if (!has_id) {
+    fprintf (stderr, "%s:%d: no 'id' column in the header\n", im->file, line);
+    r = -2;
+    goto out;
+  }
+
+  while ((k = csv_next (&c, &line, &im->err)) != 0) {
+    json_t *in, *extra = NULL;
+    int bad = 0;
+
+    if (k < 0) {
+      /* The reader cannot resynchronise after a quoting error. */
+      report_bad (im, c.err_line, im->err.s);
+      im->writing = 0;
+      if (im->skip_bad)
+        fprintf (stderr, "herald: %s: cannot read past a quoting error; "
+                 "nothing imported\n", im->file);
+      r = -2;
+      goto out;
+    }
+    if (c.n != ncols) {
+      strbuf_reset (&im->err);
+      strbuf_addf (&im->err, "%zu fields, but the header has %zu", c.n,
+                   ncols);
+      report_bad (im, line, im->err.s);
+      continue;
+    }
+    in = json_object ();
+    for (i = 0; i < ncols && !bad; i++) {
+      const char *cell = csv_field (&c, i);
+      json_error_t je;
+      json_t *v;
+
+      if (!*cell)
+        continue;               /* an empty cell is an absent field */
+      if (in_list (json_columns, cols[i])) {
+        v = json_loads (cell, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+        if (!v) {
+          strbuf_reset (&im->err);
+          strbuf_addf (&im->err, "%s: invalid JSON: %s", cols[i], je.text);
+          bad = 1;
+          break;
+        }
+        json_object_set_new (in, cols[i], v);
+      }
+      else if (in_list (customer_fields, cols[i]))
+        json_object_set_new (in, cols[i], json_string (cell));
+      else {
+        /* Extra columns become string attributes ("plan" -> customer.plan). */
+        if (!extra)
+          extra = json_object ();
+        json_object_set_new (extra, cols[i], json_string (cell));
+      }
+    }
+    if (!bad && extra) {
+      json_t *attrs = json_object_get (in, "attributes");
+      const char *key;
+      json_t *v;
+      if (!attrs) {
+        json_object_set (in, "attributes", extra);
+      }
+      else if (json_is_object (attrs)) {
+        json_object_foreach (extra, key, v) {
+          if (json_object_get (attrs, key)) {
+            strbuf_reset (&im->err);
+            strbuf_addf (&im->err, "%s: set both as a column and in "
+                         "attributes", key);
+            bad = 1;
+            break;
+          }
+          json_object_set (attrs, key, v);
+        }
+      }
+    }
+    if (bad)
+      report_bad (im, line, im->err.s);
+    else
+      r = import_one (im, line, in);
+    json_decref (extra);
+    json_decref (in);
+    if (r < 0)
+      break;
+  }
+  if (r == 0 && ferror (fp)) {
+    fprintf (stderr, "herald: %s: read error: %s\n", im->file,
+             strerror (errno));
+    r = -2;
+  }
+out:
+  for (i = 0; i < ncols; i++)
+    free (cols[i]);
+  free (cols);
+  free (c.off);
+  strbuf_free (&c.buf);
+  return r;
+}
+
+static int
+ends_with (const char *s, const char *suffix)
+{
+  size_t n = strlen (s), m = strlen (suffix);
+  return n >= m && strcasecmp (s + n - m, suffix) == 0;
+}
+
+static void
+usage (FILE *fp, enum kind kind)
+{
+  if (kind == CUSTOMERS)
+    fprintf (fp,
+             "Usage: herald customers import [--store PATH] [--skip-bad] FILE\n"
+             "\n"
+             "Insert or update customers by id from FILE: JSON lines (.jsonl)\n"
+             "or CSV (.csv) with the same column names; CSV cells of push,\n"
+             "consent, preferred_channels and attributes hold JSON text, and\n"
+             "other columns become attributes.  The file is imported in one\n"
+             "transaction: a bad line (named FILE:LINE: field) means nothing\n"
+             "is imported.\n"
+             "\n"
+             "  --store PATH  the store file (default: [store] path of the\n"
+             "                gateway configuration)\n"
+             "  --skip-bad    import the good lines, list the bad ones\n"
+             "  --help        this text\n"
+             "\n"
+             "Exit status: 0 imported, 1 bad input or store error, 2 usage.\n");
+  else
+    fprintf (fp,
+             "Usage: herald events import [--store PATH] [--skip-bad] FILE.jsonl\n"
+             "\n"
+             "Record engagement events, one JSON object a line: customer,\n"
+             "channel (email, sms, push, webhook), type (delivered, opened,\n"
+             "clicked, replied, converted, bounced, complained, unsubscribed),\n"
+             "at (RFC 3339), optional campaign and message (the message key).\n"
+             "An unsubscribed event withdraws consent for that channel; a\n"
+             "bounced or complained event suppresses the address.  One\n"
+             "transaction: a bad line means nothing is imported.\n"
+             "\n"
+             "  --store PATH  the store file (default: [store] path of the\n"
+             "                gateway configuration)\n"
+             "  --skip-bad    import the good lines, list the bad ones\n"
+             "  --help        this text\n"
+             "\n"
+             "Exit status: 0 imported, 1 bad input or store error, 2 usage.\n");
+}
+
+static int
+run_import (enum kind kind, int argc, char **argv)
+{
+  const char *opt_store = NULL, *file = NULL;
+  const char *what = kind == CUSTOMERS ? "customers" : "events";
+  char *store_path = NULL, err[1024];
+  struct import im = { .kind = kind, .writing = 1 };
+  FILE *fp = NULL;
+  int i, r, ret = 1, only_files = 0;
+
+  if (argc < 2) {
+    usage (stderr, kind);
+    return EXIT_USAGE;
+  }
+  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
+    usage (stdout, kind);
+    return 0;
+  }
+  if (strcmp (argv[1], "import") != 0) {
+    fprintf (stderr, "herald %s: unknown subcommand '%s'\n", what, argv[1]);
+    usage (stderr, kind);
+    return EXIT_USAGE;
+  }
+  for (i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    if (!only_files && strcmp (a, "--") == 0)
+      only_files = 1;
+    else if (!only_files && (strcmp (a, "--help") == 0
+                             || strcmp (a, "-h") == 0)) {
+      usage (stdout, kind);
+      return 0;
+    }
+    else if (!only_files && strcmp (a, "--skip-bad") == 0)
+      im.skip_bad = 1;
+    else if (!only_files && strcmp (a, "--store") == 0) {
+      if (++i >= argc) {
+        fprintf (stderr, "herald %s import: --store needs a path\n", what);
+        return EXIT_USAGE;
+      }
+      opt_store = argv[i];
+    }
+    else if (!only_files && strncmp (a, "--store=", 8) == 0)
+      opt_store = a + 8;
+    else if (!only_files && a[0] == '-' && a[1]) {
+      fprintf (stderr, "herald %s import: unknown option '%s'\n", what, a);
+      usage (stderr, kind);
+      return EXIT_USAGE;
+    }
+    else if (file) {
+      fprintf (stderr, "herald %s import: one file at a time\n", what);
+      return EXIT_USAGE;
+    }
+    else
+      file = a;
+  }
+  if (!file) {
+    fprintf (stderr, "herald %s import: which file?\n", what);
+    usage (stderr, kind);
+    return EXIT_USAGE;
+  }
+  if (kind == EVENTS && ends_with (file, ".csv")) {
+    fprintf (stderr, "herald events import: %s: events are JSON lines "
+             "(.jsonl), not CSV\n", file);
+    return 1;
+  }
+  im.file = file;
+  fp = strcmp (file, "-") == 0 ? stdin : fopen (file, "r");
+  if (!fp) {
+    fprintf (stderr, "herald: %s: %s\n", file, strerror (errno));
+    return 1;
+  }
+  if (!(store_path = import_store_path (opt_store)))
+    goto out;
+  if (!(im.st = store_open (store_path, err, sizeof err))) {
+    fprintf (stderr, "herald: %s\n", err);
+    goto out;
+  }
+  if (store_begin (im.st) < 0) {
+    fprintf (stderr, "herald: %s\n", store_error (im.st));
+    goto out;
+  }
+  if (kind == CUSTOMERS && ends_with (file, ".csv"))
+    r = import_csv (&im, fp);
+  else
+    r = import_jsonl (&im, fp);
+  if (r == -1) {
+    fprintf (stderr, "herald: %s\n", store_error (im.st));
+    store_rollback (im.st);
+    fprintf (stderr, "herald: nothing imported from %s\n", file);
+    goto out;
+  }
+  if (im.bad > MAX_LISTED)
+    fprintf (stderr, "%s: ... and %ld more bad lines\n", file,
+             im.bad - MAX_LISTED);
+  if (r < 0 || !im.writing) {
+    store_rollback (im.st);
+    fprintf (stderr, "herald: nothing imported from %s: %ld bad line%s%s\n",
+             file, im.bad, im.bad == 1 ? "" : "s",
+             r < 0 ? "" : " (--skip-bad imports the others)");
+    goto out;
+  }
+  if (store_commit (im.st) < 0) {
+    fprintf (stderr, "herald: %s\nherald: nothing imported from %s\n",
+             store_error (im.st), file);
+    goto out;
+  }
+  printf ("imported %ld %s from %s", im.imported,
+          kind == CUSTOMERS ? (im.imported == 1 ? "customer" : "customers")
+                            : (im.imported == 1 ? "event" : "events"),
+          file);
+  if (im.bad)
+    printf (" (%ld bad line%s skipped)", im.bad, im.bad == 1 ? "" : "s");
+  printf ("\n");
+  ret = 0;
+out:
+  if (fp && fp != stdin)
+    fclose (fp);
+  store_close (im.st);
+  free (store_path);
+  strbuf_free (&im.err);
+  return ret;
+}
+
+int
+cmd_customers (int argc, char **argv)
+{
+  return run_import (CUSTOMERS, argc, argv);
+}
+
+int
+cmd_events (int argc, char **argv)
+{
+  return run_import (EVENTS, argc, argv);
+}

@@ -1,0 +1,1525 @@
+/* store: Herald's state in one SQLite file (see store.h for the contract).
+ * Every durable state change of the system is one of these functions; this
+ * file must never print, never decide policy (who gets what), and never
+ * leave a transaction open after returning an error from a call it began. */
+#include <config.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sqlite3.h>
+
+#include "store.h"
+#include "util.h"
+
+/* Prepared statements, prepared on first use and kept for the life of the
+ * store (SQLITE_PREPARE_PERSISTENT): the import loop runs the same few
+ * statements a million times. */
+enum {
+  Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+  Q_CUST_PUT, Q_CUST_GET, Q_CUST_EXISTS, Q_CUST_COUNT, Q_CUST_ADDR,
+  Q_CONSENT_DEL_IMPORTED, Q_CONSENT_PUT_IMPORTED, Q_CONSENT_SET,
+  Q_CONSENT_GET, Q_CONSENT_ALL,
+  Q_SUPPRESS, Q_IS_SUPPRESSED,
+  Q_EVENT_PUT, Q_CUST_EVENTS, Q_STATS_SENT, Q_STATS_EVENTS,
+  Q_AUDIENCE,
+  Q_OB_INSERT, Q_OB_UPDATE, Q_OB_UPDATE_REASON, Q_OB_REROUTE, Q_OB_GET,
+  Q_OB_DUE, Q_OB_RECOVER_PENDING, Q_OB_RECOVER_FAILED, Q_OB_NEXT_DUE,
+  Q_OB_ADDRESS, Q_SENT_COUNT, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
+  Q_CAMP_START, Q_CAMP_FINISH, Q_CAMP_GET,
+  Q_N
+};
+
+#define OUTBOX_COLS \
+  "key, campaign, step, customer, channel, instance, variant, state, reason, " \
+  "attempts, next_at, created, updated, sent_at, provider_id, error, detail, " \
+  "address, parts, trace"
+
+static const char *const sql_text[Q_N] = {
+  [Q_BEGIN] = "BEGIN IMMEDIATE",
+  [Q_COMMIT] = "COMMIT",
+  [Q_ROLLBACK] = "ROLLBACK",
+  [Q_CUST_PUT] =
+    "INSERT INTO customers (id, email, phone, timezone, locale, webhook, "
+    "record, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+    "ON CONFLICT (id) DO UPDATE SET email = ?2, phone = ?3, timezone = ?4, "
+    "locale = ?5, webhook = ?6, record = ?7, updated = ?8",
+  [Q_CUST_GET] = "SELECT record FROM customers WHERE id = ?1",
+  [Q_CUST_EXISTS] = "SELECT 1 FROM customers WHERE id = ?1",
+  [Q_CUST_COUNT] = "SELECT count(*) FROM customers",
+  [Q_CUST_ADDR] = "SELECT email, phone, webhook, record FROM customers "
+                  "WHERE id = ?1",
+  [Q_CONSENT_DEL_IMPORTED] =
+    "DELETE FROM consent WHERE customer = ?1 AND explicit = 0",
+  /* An explicit change (explicit = 1) is never overwritten by an import. */
+  [Q_CONSENT_PUT_IMPORTED] =
+    "INSERT INTO consent (customer, channel, granted, at, source, explicit) "
+    "VALUES (?1, ?2, ?3, ?4, 'import', 0) "
+    "ON CONFLICT (customer, channel) DO NOTHING",
+  /* Out-of-order events: an older explicit change loses to a newer one,
+   * but any explicit change beats the imported value. */
+  [Q_CONSENT_SET] =
+    "INSERT INTO consent (customer, channel, granted, at, source, explicit) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, 1) "
+    "ON CONFLICT (customer, channel) DO UPDATE SET granted = excluded.granted, "
+    "at = excluded.at, source = excluded.source, explicit = 1 "
+    "WHERE consent.explicit = 0 OR excluded.at >= consent.at",
+  [Q_CONSENT_GET] =
+    "SELECT granted FROM consent WHERE customer = ?1 AND channel = ?2",
+  [Q_CONSENT_ALL] =
+    "SELECT channel, granted FROM consent WHERE customer = ?1 ORDER BY channel",
+  [Q_SUPPRESS] =
+    "INSERT INTO suppressions (channel, address, reason, at) "
+    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (channel, address) DO NOTHING",
+  [Q_IS_SUPPRESSED] =
+    "SELECT 1 FROM suppressions WHERE channel = ?1 AND address = ?2",
+  [Q_EVENT_PUT] =
+    "INSERT INTO events (customer, channel, type, at, campaign, message_key, "
+    "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+  [Q_CUST_EVENTS] =
+    "SELECT channel, type, at FROM events WHERE customer = ?1 AND at >= ?2 "
+    "ORDER BY at, id",
+  [Q_STATS_SENT] =
+    "SELECT channel, count(*) FROM outbox WHERE state = 'sent' "
+    "AND sent_at >= ?1 AND channel IS NOT NULL GROUP BY channel",
+  [Q_STATS_EVENTS] =
+    "SELECT channel, type, count(*) FROM events WHERE at >= ?1 "
+    "AND channel IS NOT NULL GROUP BY channel, type",
+  /* The key lookup hits the outbox primary key: one probe per customer,
+   * whatever the size of the outbox. */
+  [Q_AUDIENCE] =
+    "SELECT c.id, c.record FROM customers c WHERE c.id > ?1 "
+    "AND NOT EXISTS (SELECT 1 FROM outbox o "
+    "WHERE o.key = ?2 || ':' || ?3 || ':' || c.id) ORDER BY c.id LIMIT ?4",
+  [Q_OB_INSERT] =
+    "INSERT INTO outbox (" OUTBOX_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+    "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) "
+    "ON CONFLICT (key) DO NOTHING",
+  [Q_OB_UPDATE] =
+    "UPDATE outbox SET state = ?2, attempts = ?3, next_at = ?4, "
+    "provider_id = ?5, error = ?6, detail = ?7, updated = ?8, "
+    "sent_at = CASE WHEN ?2 = 'sent' THEN ?8 ELSE sent_at END WHERE key = ?1",
+  [Q_OB_UPDATE_REASON] =
+    "UPDATE outbox SET state = ?2, attempts = ?3, next_at = ?4, "
+    "provider_id = ?5, error = ?6, detail = ?7, updated = ?8, reason = ?9, "
+    "sent_at = CASE WHEN ?2 = 'sent' THEN ?8 ELSE sent_at END WHERE key = ?1",
+  [Q_OB_REROUTE] =
+    "UPDATE outbox SET channel = ?2, instance = ?3, variant = ?4, state = ?5, "
+    "reason = ?6, next_at = ?7, address = ?8, parts = ?9, trace = ?10, "
+    "updated = ?11, attempts = 0, provider_id = NULL, error = NULL, "
+    "sent_at = CASE WHEN ?5 = 'sent' THEN ?11 ELSE NULL END WHERE key = ?1",
+  [Q_OB_GET] = "SELECT " OUTBOX_COLS " FROM outbox WHERE key = ?1",
+  [Q_OB_DUE] =
+    "SELECT " OUTBOX_COLS " FROM outbox WHERE campaign = ?1 "
+    "AND state IN ('pending', 'retry', 'deferred') AND next_at <= ?2 "
+    "ORDER BY next_at, key LIMIT ?3",
+  [Q_OB_RECOVER_PENDING] =
+    "UPDATE outbox SET state = 'pending', updated = ?2 "
+    "WHERE state = 'sending' AND (?1 IS NULL OR campaign = ?1)",
+  [Q_OB_RECOVER_FAILED] =
+    "UPDATE outbox SET state = 'failed', reason = 'in flight at crash', "
+    "updated = ?2 WHERE state = 'sending' AND (?1 IS NULL OR campaign = ?1)",
+  [Q_OB_NEXT_DUE] =
+    "SELECT min(next_at) FROM outbox WHERE campaign = ?1 "
+    "AND state IN ('retry', 'deferred')",
+  [Q_OB_ADDRESS] = "SELECT address FROM outbox WHERE key = ?1",
+  [Q_SENT_COUNT] =
+    "SELECT count(*) FROM outbox WHERE customer = ?1 AND sent_at >= ?2 "
+    "AND state = 'sent' AND (?3 IS NULL OR channel = ?3)",
+  [Q_CAMP_COUNTS] =
+    "SELECT channel, variant, state, reason, count(*) FROM outbox "
+    "WHERE campaign = ?1 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+  [Q_CAMP_ENGAGEMENT] =
+    "WITH ev AS ("
+    " SELECT e.type AS type, e.channel AS echannel, e.customer AS customer,"
+    "  COALESCE(o1.key, (SELECT o2.key FROM outbox o2 WHERE o2.campaign = ?1"
+    "   AND o2.customer = e.customer"
+    "   AND (e.channel IS NULL OR o2.channel = e.channel)"
+    "   ORDER BY o2.step DESC LIMIT 1)) AS okey"
+    " FROM events e LEFT JOIN outbox o1"
+    "  ON o1.key = e.message_key AND o1.campaign = ?1"
+    " WHERE e.campaign = ?1 OR o1.key IS NOT NULL) "
+    "SELECT COALESCE(o.channel, ev.echannel), o.variant, ev.type, count(*),"
+    " count(DISTINCT COALESCE(ev.okey, ev.customer))"
+    " FROM ev LEFT JOIN outbox o ON o.key = ev.okey"
+    " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+  [Q_CAMP_START] =
+    "INSERT INTO campaigns (id, name, status, runs, first_started, "
+    "last_started) VALUES (?1, ?2, 'running', 1, ?3, ?3) "
+    "ON CONFLICT (id) DO UPDATE SET name = COALESCE(?2, name), "
+    "status = 'running', runs = runs + 1, last_started = ?3, finished = NULL",
+  [Q_CAMP_FINISH] =
+    "UPDATE campaigns SET status = ?2, finished = ?3 WHERE id = ?1",
+  [Q_CAMP_GET] =
+    "SELECT id, name, status, runs, first_started, last_started, finished "
+    "FROM campaigns WHERE id = ?1",
+};
+
+/* Migrations: MIGRATIONS[i] takes a file from version i to i + 1.  Only
+ * ever append; never edit a migration that has shipped. */
+static const char *const migrations[] = {
+  /* 0 -> 1: the first schema. */
+  "CREATE TABLE customers ("
+  " id TEXT PRIMARY KEY NOT NULL, email TEXT, phone TEXT, timezone TEXT,"
+  " locale TEXT, webhook TEXT,"
+  " record TEXT NOT NULL,"      /* the whole normalised record, JSON */
+  " updated INTEGER NOT NULL) WITHOUT ROWID;"
+  "CREATE INDEX customers_email ON customers (email);"
+  "CREATE INDEX customers_phone ON customers (phone);"
+  "CREATE INDEX customers_timezone ON customers (timezone);"
+  "CREATE INDEX customers_locale ON customers (locale);"
+  "CREATE INDEX customers_webhook ON customers (webhook);"
+  "CREATE TABLE consent ("
+  " customer TEXT NOT NULL, channel TEXT NOT NULL, granted INTEGER NOT NULL,"
+  " at INTEGER NOT NULL, source TEXT, explicit INTEGER NOT NULL,"
+  " PRIMARY KEY (customer, channel)) WITHOUT ROWID;"
+  "CREATE TABLE suppressions ("
+  " channel TEXT NOT NULL, address TEXT NOT NULL, reason TEXT,"
+  " at INTEGER NOT NULL, PRIMARY KEY (channel, address)) WITHOUT ROWID;"
+  "CREATE TABLE events ("
+  " id INTEGER PRIMARY KEY, customer TEXT NOT NULL, channel TEXT,"
+  " type TEXT NOT NULL, at INTEGER NOT NULL, campaign TEXT,"
+  " message_key TEXT, detail TEXT);"
+  "CREATE INDEX events_customer ON events (customer, at);"
+  "CREATE INDEX events_campaign ON events (campaign);"
+  "CREATE INDEX events_message ON events (message_key);"
+  "CREATE INDEX events_at ON events (at);"
+  "CREATE TABLE outbox ("
+  " key TEXT PRIMARY KEY NOT NULL, campaign TEXT NOT NULL,"
+  " step INTEGER NOT NULL, customer TEXT NOT NULL, channel TEXT,"
+  " instance TEXT, variant TEXT, state TEXT NOT NULL, reason TEXT,"
+  " attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0,"
+  " created INTEGER NOT NULL, updated INTEGER NOT NULL, sent_at INTEGER,"
+  " provider_id TEXT, error TEXT, detail TEXT, address TEXT, parts TEXT,"
+  " trace TEXT);"
+  "CREATE INDEX outbox_due ON outbox (campaign, state, next_at);"
+  "CREATE INDEX outbox_customer ON outbox (customer, sent_at);"
+  "CREATE TABLE campaigns ("
+  " id TEXT PRIMARY KEY NOT NULL, name TEXT, status TEXT NOT NULL,"
+  " runs INTEGER NOT NULL, first_started INTEGER, last_started INTEGER,"
+  " finished INTEGER);",
+};
+#define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))
+
+struct store {
+  sqlite3 *db;
+  char *path;
+  int in_tx;                 /* inside store_begin .. commit/rollback */
+  sqlite3_stmt *q[Q_N];
+  char err[512];
+};
+
+/* ---- errors ------------------------------------------------------- */
+
+static void __attribute__ ((format (printf, 2, 3)))
+set_err (struct store *st, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (st->err, sizeof st->err, fmt, ap);
+  va_end (ap);
+}
+
+/* Record an SQLite failure while doing WHAT. */
+static int
+db_fail (struct store *st, const char *what)
+{
+  set_err (st, "%s: %s: %s", st->path, what, sqlite3_errmsg (st->db));
+  return -1;
+}
+
+const char *
+store_error (const struct store *st)
+{
+  return st ? st->err : "no store";
+}
+
+/* ---- statements --------------------------------------------------- */
+
+/* The cached statement ID, reset and unbound, or NULL (error set). */
+static sqlite3_stmt *
+q (struct store *st, int id)
+{
+  sqlite3_stmt *s = st->q[id];
+
+  st->err[0] = '\0';
+  if (!s) {
+    if (sqlite3_prepare_v3 (st->db, sql_text[id], -1,
+                            SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+      db_fail (st, "preparing a statement");
+      return NULL;
+    }
+    st->q[id] = s;
+  }
+  sqlite3_reset (s);
+  sqlite3_clear_bindings (s);
+  return s;
+}
+
+static void
+bind_text (sqlite3_stmt *s, int i, const char *v)
+{
+  if (v)
+    sqlite3_bind_text (s, i, v, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null (s, i);
+}
+
+/* Run a statement that returns no rows.  0 or -1. */
+static int
+run (struct store *st, sqlite3_stmt *s, const char *what)
+{
+  int rc = sqlite3_step (s);
+  if (rc != SQLITE_DONE) {
+    db_fail (st, what);
+    sqlite3_reset (s);
+    return -1;
+  }
+  sqlite3_reset (s);
+  return 0;
+}
+
+static char *
+col_strdup (sqlite3_stmt *s, int i)
+{
+  const unsigned char *t = sqlite3_column_text (s, i);
+  return t ? xstrdup ((const char *) t) : NULL;
+}
+
+/* ---- transactions ------------------------------------------------- */
+
+int
+store_begin (struct store *st)
+{
+  sqlite3_stmt *s;
+  if (st->in_tx) {
+    set_err (st, "%s: a transaction is already open", st->path);
+    return -1;
+  }
+  if (!(s = q (st, Q_BEGIN)) || run (st, s, "starting a transaction") < 0)
+    return -1;
+  st->in_tx = 1;
+  return 0;
+}
+
+int
+store_commit (struct store *st)
+{
+  sqlite3_stmt *s;
+  if (!st->in_tx) {
+    set_err (st, "%s: commit without a transaction", st->path);
+    return -1;
+  }
+  if (!(s = q (st, Q_COMMIT)) || run (st, s, "committing") < 0) {
+    /* A failed COMMIT (SQLITE_BUSY, disk full) may leave the transaction
+     * open; roll it back so the caller's view matches the file. */
+    if (!sqlite3_get_autocommit (st->db)) {
+      char saved[sizeof st->err];
+      memcpy (saved, st->err, sizeof saved);
+      sqlite3_exec (st->db, "ROLLBACK", NULL, NULL, NULL);
+      memcpy (st->err, saved, sizeof saved);
+    }
+    st->in_tx = 0;
+    return -1;
+  }
+  st->in_tx = 0;
+  return 0;
+}
+
+int
+store_rollback (struct store *st)
+{
+  int r = 0;
+  if (!sqlite3_get_autocommit (st->db)) {
+    sqlite3_stmt *s = q (st, Q_ROLLBACK);
+    r = s ? run (st, s, "rolling back") : -1;
+  }
+  st->in_tx = 0;
+  return r;
+}
+
+/* For a function that makes several changes: start a transaction unless
+ * the caller has one.  Returns 1 when it started one (pass to tx_leave),
+ * 0 when the caller's is used, -1 on error. */
+static int
+tx_enter (struct store *st)
+{
+  if (st->in_tx)
+    return 0;
+  return store_begin (st) < 0 ? -1 : 1;
+}
+
+/* Finish what tx_enter started: commit when R >= 0, else roll back
+ * (keeping the first error).  Returns R, or -1 when the commit fails. */
+static int
+tx_leave (struct store *st, int owned, int r)
+{
+  if (owned != 1)
+    return r;
+  if (r < 0) {
+    char saved[sizeof st->err];
+    memcpy (saved, st->err, sizeof saved);
+    store_rollback (st);
+    memcpy (st->err, saved, sizeof saved);
+    return r;
+  }
+  return store_commit (st) < 0 ? -1 : r;
+}
+
+/* ---- open / close / migrate --------------------------------------- */
+
+static int
+read_version (struct store *st, int *v_r)
+{
+  sqlite3_stmt *s = NULL;
+  int rc;
+
+  *v_r = 0;
+  if (sqlite3_prepare_v2 (st->db,
+                          "SELECT value FROM meta WHERE key = 'schema_version'",
+                          -1, &s, NULL) != SQLITE_OK)
+    return db_fail (st, "reading the schema version");
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW)
+    *v_r = sqlite3_column_int (s, 0);
+  else if (rc != SQLITE_DONE) {
+    sqlite3_finalize (s);
+    return db_fail (st, "reading the schema version");
+  }
+  sqlite3_finalize (s);
+  return 0;
+}
+
+static int
+migrate (struct store *st)
+{
+  int v, r = -1;
+  char *sql;
+
+  if (sqlite3_exec (st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    return db_fail (st, "locking the store to check its schema");
+  if (sqlite3_exec (st->db,
+                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, "
+                    "value TEXT)", NULL, NULL, NULL) != SQLITE_OK) {
+    db_fail (st, "creating the meta table");
+    goto out;
+  }
+  if (read_version (st, &v) < 0)
+    goto out;
+  if (v > N_MIGRATIONS) {
+    set_err (st, "%s: schema version %d is newer than this herald's (%d): "
+             "upgrade herald", st->path, v, N_MIGRATIONS);
+    goto out;
+  }
+  for (; v < N_MIGRATIONS; v++) {
+    if (sqlite3_exec (st->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
+      char what[64];
+      snprintf (what, sizeof what, "migrating from schema %d to %d", v, v + 1);
+      db_fail (st, what);
+      goto out;
+    }
+    sql = xasprintf ("INSERT INTO meta (key, value) VALUES "
+                     "('schema_version', %d) ON CONFLICT (key) DO UPDATE "
+                     "SET value = excluded.value", v + 1);
+    if (sqlite3_exec (st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+      free (sql);
+      db_fail (st, "recording the schema version");
+      goto out;
+    }
+    free (sql);
+  }
+  r = 0;
+out:
+  if (r == 0 && sqlite3_exec (st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    r = db_fail (st, "committing the schema");
+  if (r < 0)
+    sqlite3_exec (st->db, "ROLLBACK", NULL, NULL, NULL);
+  return r;
+}
+
+struct store *
+store_open (const char *path, char *err, size_t errlen)
+{
+  struct store *st = xcalloc (1, sizeof *st);
+  char *mode = NULL;
+  sqlite3_stmt *s = NULL;
+  struct stat sb;
+
+  st->path = xstrdup (path);
+  /* SQLite's own message for a missing folder is "unable to open database
+   * file": say which file and why. */
+  {
+    char *dir = xstrdup (path), *slash = strrchr (dir, '/');
+    if (slash) {
+      *(slash == dir ? slash + 1 : slash) = '\0';
+      if (stat (dir, &sb) < 0 || !S_ISDIR (sb.st_mode)) {
+        snprintf (err, errlen, "%s: cannot create the store: folder '%s' "
+                  "does not exist", path, dir);
+        free (dir);
+        goto fail;
+      }
+    }
+    free (dir);
+  }
+  if (sqlite3_open_v2 (path, &st->db,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                       | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    snprintf (err, errlen, "%s: cannot open the store: %s", path,
+              st->db ? sqlite3_errmsg (st->db) : "out of memory");
+    goto fail;
+  }
+  sqlite3_extended_result_codes (st->db, 1);
+  /* Another herald (the tracking server, a second run) may hold the write
+   * lock for a moment: wait rather than fail. */
+  sqlite3_busy_timeout (st->db, 10000);
+
+  /* WAL: readers (report, serve) never block the writer.  The mode is
+   * persistent in the file; check it took (it cannot on some network file
+   * systems, and then durability assumptions differ). */
+  if (sqlite3_prepare_v2 (st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL)
+      != SQLITE_OK || sqlite3_step (s) != SQLITE_ROW) {
+    snprintf (err, errlen, "%s: not a usable SQLite store: %s", path,
+              sqlite3_errmsg (st->db));
+    goto fail;
+  }
+  mode = col_strdup (s, 0);
+  sqlite3_finalize (s);
+  s = NULL;
+  if (!mode || strcmp (mode, "wal") != 0) {
+    snprintf (err, errlen, "%s: cannot switch the store to WAL mode (got '%s')",
+              path, mode ? mode : "?");
+    goto fail;
+  }
+  /* synchronous=FULL: in WAL mode, NORMAL may lose the last commits on
+   * power loss.  The outbox's rule is "committed as sending before the
+   * plugin is called"; a lost 'sending' commit after the provider accepted
+   * the message would mean a duplicate (at-most-once campaigns would break).
+   * FULL costs one fsync per commit, and commits are batched. */
+  if (sqlite3_exec (st->db, "PRAGMA synchronous = FULL; "
+                    "PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY; "
+                    "PRAGMA cache_size = -65536",
+                    NULL, NULL, NULL) != SQLITE_OK) {
+    snprintf (err, errlen, "%s: %s", path, sqlite3_errmsg (st->db));
+    goto fail;
+  }
+  if (migrate (st) < 0) {
+    snprintf (err, errlen, "%s", st->err);
+    goto fail;
+  }
+  free (mode);
+  st->err[0] = '\0';
+  return st;
+
+fail:
+  if (s)
+    sqlite3_finalize (s);
+  free (mode);
+  store_close (st);
+  return NULL;
+}
+
+void
+store_close (struct store *st)
+{
+  int i;
+  if (!st)
+    return;
+  if (st->db && !sqlite3_get_autocommit (st->db))
+    sqlite3_exec (st->db, "ROLLBACK", NULL, NULL, NULL);
+  for (i = 0; i < Q_N; i++)
+    sqlite3_finalize (st->q[i]);
+  if (st->db)
+    sqlite3_close (st->db);
+  free (st->path);
+  free (st);
+}
+
+int
+store_schema_version (struct store *st)
+{
+  int v;
+  return read_version (st, &v) < 0 ? -1 : v;
+}
+
+/* ---- customers ---------------------------------------------------- */
+
+static const char *
+jstr (json_t *o, const char *k)
+{
+  return json_string_value (json_object_get (o, k));
+}
+
+int
+store_customer_put (struct store *st, const char *id, json_t *record)
+{
+  sqlite3_stmt *s;
+  char *text = NULL;
+  json_t *consent, *v;
+  const char *ch;
+  int owned, r = -1;
+  int64_t now = now_seconds ();
+
+  if (!json_is_object (record)) {
+    set_err (st, "%s: customer '%s': record is not an object", st->path, id);
+    return -1;
+  }
+  if ((owned = tx_enter (st)) < 0)
+    return -1;
+  text = json_dumps (record, JSON_COMPACT);
+  if (!text) {
+    set_err (st, "%s: customer '%s': cannot encode the record", st->path, id);
+    goto out;
+  }
+  if (!(s = q (st, Q_CUST_PUT)))
+    goto out;
+  bind_text (s, 1, id);
+  bind_text (s, 2, jstr (record, "email"));
+  bind_text (s, 3, jstr (record, "phone"));
+  bind_text (s, 4, jstr (record, "timezone"));
+  bind_text (s, 5, jstr (record, "locale"));
+  bind_text (s, 6, jstr (record, "webhook"));
+  bind_text (s, 7, text);
+  sqlite3_bind_int64 (s, 8, now);
+  if (run (st, s, "writing a customer") < 0)
+    goto out;
+
+  /* The imported consent replaces the previous import's, but never an
+   * explicit change (Q_CONSENT_PUT_IMPORTED does nothing on conflict). */
+  if (!(s = q (st, Q_CONSENT_DEL_IMPORTED)))
+    goto out;
+  bind_text (s, 1, id);
+  if (run (st, s, "replacing imported consent") < 0)
+    goto out;
+  consent = json_object_get (record, "consent");
+  json_object_foreach (consent, ch, v) {
+    if (!json_is_boolean (v))
+      continue;
+    if (!(s = q (st, Q_CONSENT_PUT_IMPORTED)))
+      goto out;
+    bind_text (s, 1, id);
+    bind_text (s, 2, ch);
+    sqlite3_bind_int (s, 3, json_is_true (v));
+    sqlite3_bind_int64 (s, 4, now);
+    if (run (st, s, "writing imported consent") < 0)
+      goto out;
+  }
+  r = 0;
+out:
+  free (text);
+  return tx_leave (st, owned, r);
+}
+
+/* Replace RECORD's "consent" with the effective consent of ID. */
+static int
+merge_consent (struct store *st, const char *id, json_t *record)
+{
+  sqlite3_stmt *s = q (st, Q_CONSENT_ALL);
+  json_t *c;
+  int rc;
+
+  if (!s)
+    return -1;
+  c = json_object ();
+  bind_text (s, 1, id);
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW)
+    json_object_set_new (c, (const char *) sqlite3_column_text (s, 0),
+                         json_boolean (sqlite3_column_int (s, 1)));
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE) {
+    json_decref (c);
+    return db_fail (st, "reading consent");
+  }
+  json_object_set_new (record, "consent", c);
+  return 0;
+}
+
+static json_t *
+load_record (struct store *st, const char *id, const char *text)
+{
+  json_error_t je;
+  json_t *rec = json_loads (text, 0, &je);
+
+  if (!json_is_object (rec)) {
+    json_decref (rec);
+    set_err (st, "%s: customer '%s': stored record is not a JSON object",
+             st->path, id);
+    return NULL;
+  }
+  if (merge_consent (st, id, rec) < 0) {
+    json_decref (rec);
+    return NULL;
+  }
+  return rec;
+}
+
+json_t *
+store_customer_get (struct store *st, const char *id)
+{
+  sqlite3_stmt *s = q (st, Q_CUST_GET);
+  char *text;
+  json_t *rec;
+  int rc;
+
+  if (!s)
+    return NULL;
+  bind_text (s, 1, id);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset (s);
+    return NULL;
+  }
+  if (rc != SQLITE_ROW) {
+    db_fail (st, "reading a customer");
+    sqlite3_reset (s);
+    return NULL;
+  }
+  text = col_strdup (s, 0);
+  sqlite3_reset (s);
+  rec = load_record (st, id, text ? text : "");
+  free (text);
+  return rec;
+}
+
+int
+store_customer_exists (struct store *st, const char *id)
+{
+  sqlite3_stmt *s = q (st, Q_CUST_EXISTS);
+  int rc;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, id);
+  rc = sqlite3_step (s);
+  sqlite3_reset (s);
+  if (rc == SQLITE_ROW)
+    return 1;
+  if (rc == SQLITE_DONE)
+    return 0;
+  return db_fail (st, "looking up a customer");
+}
+
+int64_t
+store_customer_count (struct store *st)
+{
+  sqlite3_stmt *s = q (st, Q_CUST_COUNT);
+  int64_t n;
+
+  if (!s)
+    return -1;
+  if (sqlite3_step (s) != SQLITE_ROW) {
+    db_fail (st, "counting customers");
+    sqlite3_reset (s);
+    return -1;
+  }
+  n = sqlite3_column_int64 (s, 0);
+  sqlite3_reset (s);
+  return n;
+}
+
+int
+store_audience_next (struct store *st, const char *campaign, int step,
+                     const char *after_id, int limit,
+                     int (*cb) (void *data, json_t *customer), void *data)
+{
+  sqlite3_stmt *s = q (st, Q_AUDIENCE);
+  char **ids = NULL, **texts = NULL;
+  int n = 0, i, rc = SQLITE_DONE, delivered = 0, r = -1;
+
+  if (!s)
+    return -1;
+  if (limit <= 0)
+    limit = 1000;
+  ids = xcalloc ((size_t) limit, sizeof *ids);
+  texts = xcalloc ((size_t) limit, sizeof *texts);
+  bind_text (s, 1, after_id ? after_id : "");
+  bind_text (s, 2, campaign);
+  sqlite3_bind_int (s, 3, step);
+  sqlite3_bind_int (s, 4, limit);
+  /* Read the page first: the callback will write outbox rows, and SQLite
+   * leaves undefined whether a running SELECT sees rows written under it. */
+  while (n < limit && (rc = sqlite3_step (s)) == SQLITE_ROW) {
+    ids[n] = col_strdup (s, 0);
+    texts[n] = col_strdup (s, 1);
+    n++;
+  }
+  if (n < limit && rc != SQLITE_DONE) {
+    db_fail (st, "reading the audience");
+    sqlite3_reset (s);
+    goto out;
+  }
+  sqlite3_reset (s);
+  for (i = 0; i < n; i++) {
+    json_t *rec = load_record (st, ids[i], texts[i] ? texts[i] : "");
+    int stop;
+    if (!rec)
+      goto out;
+    stop = cb (data, rec);
+    json_decref (rec);
+    delivered++;
+    if (stop)
+      break;
+  }
+  r = delivered;
+out:
+  for (i = 0; i < n; i++) {
+    free (ids[i]);
+    free (texts[i]);
+  }
+  free (ids);
+  free (texts);
+  return r;
+}
+
+/* ---- consent and suppressions ------------------------------------- */
+
+int
+store_consent_set (struct store *st, const char *customer, const char *channel,
+                   int granted, int64_t at, const char *source)
+{
+  sqlite3_stmt *s = q (st, Q_CONSENT_SET);
+  if (!s)
+    return -1;
+  bind_text (s, 1, customer);
+  bind_text (s, 2, channel);
+  sqlite3_bind_int (s, 3, granted ? 1 : 0);
+  sqlite3_bind_int64 (s, 4, at);
+  bind_text (s, 5, source);
+  return run (st, s, "recording a consent change");
+}
+
+int
+store_consent_get (struct store *st, const char *customer, const char *channel)
+{
+  sqlite3_stmt *s = q (st, Q_CONSENT_GET);
+  int rc, r;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, customer);
+  bind_text (s, 2, channel);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW)
+    r = sqlite3_column_int (s, 0) ? 1 : 0;
+  else {
+    r = -1;
+    if (rc != SQLITE_DONE)
+      db_fail (st, "reading consent");
+  }
+  sqlite3_reset (s);
+  return r;
+}
+
+int
+store_suppress (struct store *st, const char *channel, const char *address,
+                const char *reason)
+{
+  sqlite3_stmt *s = q (st, Q_SUPPRESS);
+  if (!s)
+    return -1;
+  bind_text (s, 1, channel);
+  bind_text (s, 2, address);
+  bind_text (s, 3, reason);
+  sqlite3_bind_int64 (s, 4, now_seconds ());
+  return run (st, s, "suppressing an address");
+}
+
+int
+store_is_suppressed (struct store *st, const char *channel,
+                     const char *address)
+{
+  sqlite3_stmt *s = q (st, Q_IS_SUPPRESSED);
+  int rc;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, channel);
+  bind_text (s, 2, address);
+  rc = sqlite3_step (s);
+  sqlite3_reset (s);
+  if (rc == SQLITE_ROW)
+    return 1;
+  if (rc == SQLITE_DONE)
+    return 0;
+  return db_fail (st, "reading suppressions");
+}
+
+/* ---- events ------------------------------------------------------- */
+
+/* Suppress each string of the JSON list (or the single string) ADDR. */
+static int
+suppress_json (struct store *st, const char *channel, json_t *addr,
+               const char *reason)
+{
+  size_t i;
+  json_t *v;
+
+  if (json_is_string (addr))
+    return store_suppress (st, channel, json_string_value (addr), reason);
+  json_array_foreach (addr, i, v) {
+    const char *a = json_string_value (v);
+    /* push addresses may be {platform, token} objects */
+    if (!a && json_is_object (v))
+      a = jstr (v, "token");
+    if (a && store_suppress (st, channel, a, reason) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* A bounce or complaint: suppress the address the message went to, else
+ * the one the event names, else the customer's current address(es) on
+ * CHANNEL.  Nothing to suppress is not an error (an event about a
+ * customer the store does not know). */
+static int
+suppress_for_event (struct store *st, const char *customer,
+                    const char *channel, const char *type,
+                    const char *message_key, const char *detail_json)
+{
+  sqlite3_stmt *s;
+  json_t *j = NULL, *a;
+  char *text = NULL;
+  int r = 0, rc;
+
+  if (!channel)
+    return 0;
+  if (message_key) {
+    if (!(s = q (st, Q_OB_ADDRESS)))
+      return -1;
+    bind_text (s, 1, message_key);
+    rc = sqlite3_step (s);
+    if (rc == SQLITE_ROW)
+      text = col_strdup (s, 0);
+    else if (rc != SQLITE_DONE) {
+      sqlite3_reset (s);
+      return db_fail (st, "reading a message's address");
+    }
+    sqlite3_reset (s);
+    if (text && (j = json_loads (text, JSON_DECODE_ANY, NULL))
+        && (json_is_string (j) || json_array_size (j) > 0)) {
+      r = suppress_json (st, channel, j, type);
+      goto out;
+    }
+    json_decref (j);
+    j = NULL;
+  }
+  if (detail_json && (j = json_loads (detail_json, 0, NULL))
+      && (a = json_object_get (j, "address"))) {
+    r = suppress_json (st, channel, a, type);
+    goto out;
+  }
+  json_decref (j);
+  j = NULL;
+
+  if (!(s = q (st, Q_CUST_ADDR)))
+    return -1;
+  bind_text (s, 1, customer);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset (s);
+    return 0;
+  }
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset (s);
+    return db_fail (st, "reading a customer's address");
+  }
+  if (strcmp (channel, "email") == 0 && sqlite3_column_text (s, 0))
+    j = json_string ((const char *) sqlite3_column_text (s, 0));
+  else if (strcmp (channel, "sms") == 0 && sqlite3_column_text (s, 1))
+    j = json_string ((const char *) sqlite3_column_text (s, 1));
+  else if (strcmp (channel, "webhook") == 0 && sqlite3_column_text (s, 2))
+    j = json_string ((const char *) sqlite3_column_text (s, 2));
+  else if (strcmp (channel, "push") == 0 && sqlite3_column_text (s, 3)) {
+    json_t *rec = json_loads ((const char *) sqlite3_column_text (s, 3), 0,
+                              NULL);
+    j = json_incref (json_object_get (rec, "push"));
+    json_decref (rec);
+  }
+  sqlite3_reset (s);
+  if (j && !(json_is_string (j) && !*json_string_value (j)))
+    r = suppress_json (st, channel, j, type);
+out:
+  json_decref (j);
+  free (text);
+  return r;
+}
+
+int
+store_event_put (struct store *st, const char *customer, const char *channel,
+                 const char *type, int64_t at, const char *campaign,
+                 const char *message_key, const char *detail_json)
+{
+  sqlite3_stmt *s;
+  int owned, r = -1;
+
+  if ((owned = tx_enter (st)) < 0)
+    return -1;
+  if (!(s = q (st, Q_EVENT_PUT)))
+    goto out;
+  bind_text (s, 1, customer);
+  bind_text (s, 2, channel);
+  bind_text (s, 3, type);
+  sqlite3_bind_int64 (s, 4, at);
+  bind_text (s, 5, campaign);
+  bind_text (s, 6, message_key);
+  bind_text (s, 7, detail_json);
+  if (run (st, s, "recording an event") < 0)
+    goto out;
+  /* An unsubscribe is an explicit withdrawal of consent for that channel:
+   * it wins over any imported consent (and over older explicit grants). */
+  if (strcmp (type, "unsubscribed") == 0 && channel
+      && store_consent_set (st, customer, channel, 0, at, "unsubscribed event")
+         < 0)
+    goto out;
+  /* A hard bounce or a spam complaint: sending again to that address hurts
+   * the sender's reputation, so the address (not the customer) is
+   * suppressed on that channel. */
+  if ((strcmp (type, "bounced") == 0 || strcmp (type, "complained") == 0)
+      && suppress_for_event (st, customer, channel, type, message_key,
+                             detail_json) < 0)
+    goto out;
+  r = 0;
+out:
+  return tx_leave (st, owned, r);
+}
+
+int
+store_customer_events (struct store *st, const char *customer, int64_t since,
+                       int (*cb) (void *data, const char *channel,
+                                  const char *type, int64_t at),
+                       void *data)
+{
+  sqlite3_stmt *s = q (st, Q_CUST_EVENTS);
+  int rc, n = 0;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, customer);
+  sqlite3_bind_int64 (s, 2, since);
+  /* A customer's events are few: the callback (the router) only reads, so
+   * it runs on the live statement. */
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
+    n++;
+    if (cb (data, (const char *) sqlite3_column_text (s, 0),
+            (const char *) sqlite3_column_text (s, 1),
+            sqlite3_column_int64 (s, 2))) {
+      sqlite3_reset (s);
+      return n;
+    }
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE)
+    return db_fail (st, "reading a customer's events");
+  return n;
+}
+
+static const char *const event_types[] = {
+  "delivered", "opened", "clicked", "replied", "converted", "bounced",
+  "complained", "unsubscribed", NULL
+};
+
+static json_t *
+stats_channel (json_t *stats, const char *channel)
+{
+  json_t *c = json_object_get (stats, channel);
+  int i;
+  if (!c) {
+    c = json_object ();
+    json_object_set_new (c, "sent", json_integer (0));
+    for (i = 0; event_types[i]; i++)
+      json_object_set_new (c, event_types[i], json_integer (0));
+    json_object_set_new (stats, channel, c);
+  }
+  return c;
+}
+
+int
+store_channel_stats (struct store *st, int64_t since, json_t **stats_r)
+{
+  sqlite3_stmt *s;
+  json_t *stats = json_object ();
+  int rc;
+
+  *stats_r = NULL;
+  if (!(s = q (st, Q_STATS_SENT)))
+    goto fail;
+  sqlite3_bind_int64 (s, 1, since);
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW)
+    json_object_set_new (stats_channel (stats,
+                                        (const char *) sqlite3_column_text (s, 0)),
+                         "sent", json_integer (sqlite3_column_int64 (s, 1)));
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE) {
+    db_fail (st, "counting sent messages");
+    goto fail;
+  }
+  if (!(s = q (st, Q_STATS_EVENTS)))
+    goto fail;
+  sqlite3_bind_int64 (s, 1, since);
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW)
+    json_object_set_new (stats_channel (stats,
+                                        (const char *) sqlite3_column_text (s, 0)),
+                         (const char *) sqlite3_column_text (s, 1),
+                         json_integer (sqlite3_column_int64 (s, 2)));
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE) {
+    db_fail (st, "counting events");
+    goto fail;
+  }
+  *stats_r = stats;
+  return 0;
+fail:
+  json_decref (stats);
+  return -1;
+}
+
+/* ---- outbox ------------------------------------------------------- */
+
+static const char *const states[] = {
+  "pending", "sending", "sent", "retry", "failed", "dead", "skipped",
+  "held_out", "deferred", NULL
+};
+
+int
+store_state_valid (const char *state)
+{
+  int i;
+  for (i = 0; state && states[i]; i++)
+    if (strcmp (state, states[i]) == 0)
+      return 1;
+  return 0;
+}
+
+int
+store_outbox_insert (struct store *st, const struct outbox_row *row)
+{
+  sqlite3_stmt *s;
+  int64_t now = now_seconds ();
+
+  if (!row->key || !row->campaign || !row->customer
+      || !store_state_valid (row->state)) {
+    set_err (st, "%s: outbox row '%s': missing key, campaign or customer, "
+             "or unknown state '%s'", st->path, row->key ? row->key : "",
+             row->state ? row->state : "");
+    return -1;
+  }
+  if (!(s = q (st, Q_OB_INSERT)))
+    return -1;
+  bind_text (s, 1, row->key);
+  bind_text (s, 2, row->campaign);
+  sqlite3_bind_int (s, 3, row->step);
+  bind_text (s, 4, row->customer);
+  bind_text (s, 5, row->channel);
+  bind_text (s, 6, row->instance);
+  bind_text (s, 7, row->variant);
+  bind_text (s, 8, row->state);
+  bind_text (s, 9, row->reason);
+  sqlite3_bind_int (s, 10, row->attempts);
+  sqlite3_bind_int64 (s, 11, row->next_at);
+  sqlite3_bind_int64 (s, 12, now);
+  sqlite3_bind_int64 (s, 13, now);
+  if (strcmp (row->state, "sent") == 0)
+    sqlite3_bind_int64 (s, 14, row->sent_at ? row->sent_at : now);
+  else
+    sqlite3_bind_null (s, 14);
+  bind_text (s, 15, row->provider_id);
+  bind_text (s, 16, row->error);
+  bind_text (s, 17, row->detail);
+  bind_text (s, 18, row->address);
+  bind_text (s, 19, row->parts);
+  bind_text (s, 20, row->trace);
+  if (run (st, s, "inserting an outbox row") < 0)
+    return -1;
+  /* ON CONFLICT DO NOTHING: no change means the key was already there. */
+  return sqlite3_changes (st->db) == 0 ? 1 : 0;
+}
+
+static int
+outbox_update (struct store *st, int id, const char *key, const char *state,
+               const char *reason, int attempts, int64_t next_at,
+               const char *provider_id, const char *error, const char *detail)
+{
+  sqlite3_stmt *s;
+
+  if (!store_state_valid (state)) {
+    set_err (st, "%s: outbox row '%s': unknown state '%s'", st->path, key,
+             state ? state : "");
+    return -1;
+  }
+  if (!(s = q (st, id)))
+    return -1;
+  bind_text (s, 1, key);
+  bind_text (s, 2, state);
+  sqlite3_bind_int (s, 3, attempts);
+  sqlite3_bind_int64 (s, 4, next_at);
+  bind_text (s, 5, provider_id);
+  bind_text (s, 6, error);
+  bind_text (s, 7, detail);
+  sqlite3_bind_int64 (s, 8, now_seconds ());
+  if (id == Q_OB_UPDATE_REASON)
+    bind_text (s, 9, reason);
+  if (run (st, s, "updating an outbox row") < 0)
+    return -1;
+  return sqlite3_changes (st->db) == 0 ? 1 : 0;
+}
+
+int
+store_outbox_update (struct store *st, const char *key, const char *state,
+                     int attempts, int64_t next_at, const char *provider_id,
+                     const char *error, const char *detail)
+{
+  return outbox_update (st, Q_OB_UPDATE, key, state, NULL, attempts, next_at,
+                        provider_id, error, detail);
+}
+
+int
+store_outbox_update_reason (struct store *st, const char *key,
+                            const char *state, const char *reason,
+                            int attempts, int64_t next_at,
+                            const char *provider_id, const char *error,
+                            const char *detail)
+{
+  return outbox_update (st, Q_OB_UPDATE_REASON, key, state, reason, attempts,
+                        next_at, provider_id, error, detail);
+}
+
+int
+store_outbox_reroute (struct store *st, const struct outbox_row *row)
+{
+  sqlite3_stmt *s;
+
+  if (!row->key || !store_state_valid (row->state)) {
+    set_err (st, "%s: outbox row '%s': missing key or unknown state '%s'",
+             st->path, row->key ? row->key : "", row->state ? row->state : "");
+    return -1;
+  }
+  if (!(s = q (st, Q_OB_REROUTE)))
+    return -1;
+  bind_text (s, 1, row->key);
+  bind_text (s, 2, row->channel);
+  bind_text (s, 3, row->instance);
+  bind_text (s, 4, row->variant);
+  bind_text (s, 5, row->state);
+  bind_text (s, 6, row->reason);
+  sqlite3_bind_int64 (s, 7, row->next_at);
+  bind_text (s, 8, row->address);
+  bind_text (s, 9, row->parts);
+  bind_text (s, 10, row->trace);
+  sqlite3_bind_int64 (s, 11, now_seconds ());
+  if (run (st, s, "re-routing an outbox row") < 0)
+    return -1;
+  return sqlite3_changes (st->db) == 0 ? 1 : 0;
+}
+
+/* A row read from a statement selecting OUTBOX_COLS; every string owned
+ * (freed by store_row_free). */
+static struct outbox_row *
+row_from (sqlite3_stmt *s)
+{
+  struct outbox_row *r = xcalloc (1, sizeof *r);
+  r->key = col_strdup (s, 0);
+  r->campaign = col_strdup (s, 1);
+  r->step = sqlite3_column_int (s, 2);
+  r->customer = col_strdup (s, 3);
+  r->channel = col_strdup (s, 4);
+  r->instance = col_strdup (s, 5);
+  r->variant = col_strdup (s, 6);
+  r->state = col_strdup (s, 7);
+  r->reason = col_strdup (s, 8);
+  r->attempts = sqlite3_column_int (s, 9);
+  r->next_at = sqlite3_column_int64 (s, 10);
+  r->created = sqlite3_column_int64 (s, 11);
+  r->updated = sqlite3_column_int64 (s, 12);
+  r->sent_at = sqlite3_column_int64 (s, 13);
+  r->provider_id = col_strdup (s, 14);
+  r->error = col_strdup (s, 15);
+  r->detail = col_strdup (s, 16);
+  r->address = col_strdup (s, 17);
+  r->parts = col_strdup (s, 18);
+  r->trace = col_strdup (s, 19);
+  return r;
+}
+
+void
+store_row_free (struct outbox_row *r)
+{
+  if (!r)
+    return;
+  free ((char *) r->key);
+  free ((char *) r->campaign);
+  free ((char *) r->customer);
+  free ((char *) r->channel);
+  free ((char *) r->instance);
+  free ((char *) r->variant);
+  free ((char *) r->state);
+  free ((char *) r->reason);
+  free ((char *) r->provider_id);
+  free ((char *) r->error);
+  free ((char *) r->detail);
+  free ((char *) r->address);
+  free ((char *) r->parts);
+  free ((char *) r->trace);
+  free (r);
+}
+
+int
+store_outbox_get (struct store *st, const char *key, struct outbox_row **row_r)
+{
+  sqlite3_stmt *s = q (st, Q_OB_GET);
+  int rc;
+
+  *row_r = NULL;
+  if (!s)
+    return -1;
+  bind_text (s, 1, key);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW)
+    *row_r = row_from (s);
+  sqlite3_reset (s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return db_fail (st, "reading an outbox row");
+  return 0;
+}
+
+int
+store_outbox_due (struct store *st, const char *campaign, int64_t now,
+                  int limit,
+                  int (*cb) (void *data, const struct outbox_row *row),
+                  void *data)
+{
+  sqlite3_stmt *s = q (st, Q_OB_DUE);
+  struct outbox_row **rows;
+  int n = 0, i, rc = SQLITE_DONE, delivered = 0;
+
+  if (!s)
+    return -1;
+  if (limit <= 0)
+    limit = 1000;
+  rows = xcalloc ((size_t) limit, sizeof *rows);
+  bind_text (s, 1, campaign);
+  sqlite3_bind_int64 (s, 2, now);
+  sqlite3_bind_int (s, 3, limit);
+  /* Page into memory: the callback updates these rows. */
+  while (n < limit && (rc = sqlite3_step (s)) == SQLITE_ROW)
+    rows[n++] = row_from (s);
+  sqlite3_reset (s);
+  if (n < limit && rc != SQLITE_DONE) {
+    db_fail (st, "reading due outbox rows");
+    delivered = -1;
+  }
+  for (i = 0; delivered >= 0 && i < n; i++) {
+    delivered++;
+    if (cb (data, rows[i]))
+      break;
+  }
+  for (i = 0; i < n; i++)
+    store_row_free (rows[i]);
+  free (rows);
+  return delivered;
+}
+
+int
+store_outbox_recover (struct store *st, const char *campaign,
+                      int at_least_once, int *n_r)
+{
+  sqlite3_stmt *s = q (st, at_least_once ? Q_OB_RECOVER_PENDING
+                                         : Q_OB_RECOVER_FAILED);
+  if (n_r)
+    *n_r = 0;
+  if (!s)
+    return -1;
+  bind_text (s, 1, campaign);
+  sqlite3_bind_int64 (s, 2, now_seconds ());
+  if (run (st, s, "recovering rows left in flight") < 0)
+    return -1;
+  if (n_r)
+    *n_r = sqlite3_changes (st->db);
+  return 0;
+}
+
+int
+store_outbox_next_due (struct store *st, const char *campaign, int64_t *next_r)
+{
+  sqlite3_stmt *s = q (st, Q_OB_NEXT_DUE);
+  int rc, r = 0;
+
+  *next_r = 0;
+  if (!s)
+    return -1;
+  bind_text (s, 1, campaign);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW && sqlite3_column_type (s, 0) != SQLITE_NULL) {
+    *next_r = sqlite3_column_int64 (s, 0);
+    r = 1;
+  }
+  else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    r = db_fail (st, "reading the next due time");
+  sqlite3_reset (s);
+  return r;
+}
+
+int
+store_sent_count (struct store *st, const char *customer, const char *channel,
+                  int64_t since)
+{
+  sqlite3_stmt *s = q (st, Q_SENT_COUNT);
+  int n = -1;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, customer);
+  sqlite3_bind_int64 (s, 2, since);
+  bind_text (s, 3, channel);
+  if (sqlite3_step (s) == SQLITE_ROW)
+    n = sqlite3_column_int (s, 0);
+  else
+    db_fail (st, "counting sent messages");
+  sqlite3_reset (s);
+  return n;
+}
+
+static json_t *
+col_json_str (sqlite3_stmt *s, int i)
+{
+  const unsigned char *t = sqlite3_column_text (s, i);
+  return t ? json_string ((const char *) t) : json_null ();
+}
+
+int
+store_campaign_counts (struct store *st, const char *campaign, json_t **r)
+{
+  sqlite3_stmt *s = q (st, Q_CAMP_COUNTS);
+  json_t *o, *rows, *bystate;
+  json_int_t total = 0;
+  int rc;
+
+  *r = NULL;
+  if (!s)
+    return -1;
+  o = json_object ();
+  rows = json_array ();
+  bystate = json_object ();
+  bind_text (s, 1, campaign);
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
+    json_t *row = json_object ();
+    const char *state = (const char *) sqlite3_column_text (s, 2);
+    json_int_t c = sqlite3_column_int64 (s, 4);
+    json_int_t prev = json_integer_value (json_object_get (bystate, state));
+
+    json_object_set_new (row, "channel", col_json_str (s, 0));
+    json_object_set_new (row, "variant", col_json_str (s, 1));
+    json_object_set_new (row, "state", json_string (state));
+    json_object_set_new (row, "reason", col_json_str (s, 3));
+    json_object_set_new (row, "count", json_integer (c));
+    json_array_append_new (rows, row);
+    json_object_set_new (bystate, state, json_integer (prev + c));
+    total += c;
+  }
+  sqlite3_reset (s);
+  json_object_set_new (o, "total", json_integer (total));
+  json_object_set_new (o, "states", bystate);
+  json_object_set_new (o, "rows", rows);
+  if (rc != SQLITE_DONE) {
+    json_decref (o);
+    return db_fail (st, "counting a campaign's messages");
+  }
+  *r = o;
+  return 0;
+}
+
+int
+store_campaign_engagement (struct store *st, const char *campaign, json_t **r)
+{
+  sqlite3_stmt *s = q (st, Q_CAMP_ENGAGEMENT);
+  json_t *a;
+  int rc;
+
+  *r = NULL;
+  if (!s)
+    return -1;
+  a = json_array ();
+  bind_text (s, 1, campaign);
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
+    json_t *row = json_object ();
+    json_object_set_new (row, "channel", col_json_str (s, 0));
+    json_object_set_new (row, "variant", col_json_str (s, 1));
+    json_object_set_new (row, "type", col_json_str (s, 2));
+    json_object_set_new (row, "count",
+                         json_integer (sqlite3_column_int64 (s, 3)));
+    json_object_set_new (row, "messages",
+                         json_integer (sqlite3_column_int64 (s, 4)));
+    json_array_append_new (a, row);
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE) {
+    json_decref (a);
+    return db_fail (st, "counting a campaign's engagement");
+  }
+  *r = a;
+  return 0;
+}
+
+/* ---- campaign state ----------------------------------------------- */
+
+int
+store_campaign_start (struct store *st, const char *id, const char *name,
+                      int64_t now)
+{
+  sqlite3_stmt *s = q (st, Q_CAMP_START);
+  if (!s)
+    return -1;
+  bind_text (s, 1, id);
+  bind_text (s, 2, name);
+  sqlite3_bind_int64 (s, 3, now);
+  return run (st, s, "recording a campaign start");
+}
+
+int
+store_campaign_finish (struct store *st, const char *id, const char *status,
+                       int64_t now)
+{
+  sqlite3_stmt *s = q (st, Q_CAMP_FINISH);
+  if (!s)
+    return -1;
+  bind_text (s, 1, id);
+  bind_text (s, 2, status);
+  sqlite3_bind_int64 (s, 3, now);
+  return run (st, s, "recording a campaign end");
+}
+
+int
+store_campaign_get (struct store *st, const char *id, json_t **r)
+{
+  sqlite3_stmt *s = q (st, Q_CAMP_GET);
+  json_t *o;
+  int rc;
+
+  *r = NULL;
+  if (!s)
+    return -1;
+  bind_text (s, 1, id);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset (s);
+    return 1;
+  }
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset (s);
+    return db_fail (st, "reading a campaign");
+  }
+  o = json_object ();
+  json_object_set_new (o, "id", col_json_str (s, 0));
+  json_object_set_new (o, "name", col_json_str (s, 1));
+  json_object_set_new (o, "status", col_json_str (s, 2));
+  json_object_set_new (o, "runs", json_integer (sqlite3_column_int64 (s, 3)));
+#define INT_OR_NULL(i) (sqlite3_column_type (s, i) == SQLITE_NULL \
+                        ? json_null () : json_integer (sqlite3_column_int64 (s, i)))
+  json_object_set_new (o, "first_started", INT_OR_NULL (4));
+  json_object_set_new (o, "last_started", INT_OR_NULL (5));
+  json_object_set_new (o, "finished", INT_OR_NULL (6));
+#undef INT_OR_NULL
+  sqlite3_reset (s);
+  *r = o;
+  return 0;
+}
