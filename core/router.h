@@ -97,6 +97,7 @@ struct policy_channel {
   int implied_consent;       /* 1 implied, 0 explicit, -1 campaign default */
   long cap_n;                /* cap_period > 0: at most cap_n sends */
   int64_t cap_period;        /* seconds; 0: no cap */
+  char *cap_spec;            /* the cap as written ("2/7d"), for traces */
   int quiet_start, quiet_end;  /* minutes after local midnight */
   int has_quiet;
 };
@@ -121,6 +122,7 @@ struct policy {
                                 allowed in input order */
   long cap_all_n;
   int64_t cap_all_period;    /* 0: no cap */
+  char *cap_all_spec;        /* as written, for traces */
   int quiet_all_start, quiet_all_end, has_quiet_all;
   char *timezone;            /* [quiet_hours] timezone, NULL: UTC */
   struct policy_variant *variants;   /* sorted by name after policy_finish */
