@@ -454,6 +454,8 @@ set_consent (struct policy *p, const char *key, const char *value,
   struct policy_channel *c;
   int v;
 
+  if (strcmp (key, "implied") == 0)       /* [consent] implied = sms, push */
+    return set_campaign (p, "implied_consent", value, err, errlen);
   if (!valid_name (key))
     return -2;
   v = parse_consent (value);
@@ -1252,8 +1254,24 @@ router_decide (const struct policy *p, const struct router_input *in,
   if (out->shifted_from)
     strbuf_addf (&b, "; shifted from %s", out->shifted_from);
 
-  /* Quiet hours defer on the same channel; the holdout applies to those
-   * the router would message. */
+  /* The holdout applies to those the router would message (deferred
+   * ones included); quiet hours defer on the same channel. */
+  held = router_assign_variant (p, in->campaign_id, in->customer_id,
+                                &variant);
+  if (held) {
+    out->outcome = ROUTER_HOLD;
+    out->reason = ROUTER_HELD_OUT;
+    strbuf_addf (&b, "; held out (holdout %g%%)", p->holdout_percent);
+    finish_trace (out, &b);
+    return 0;
+  }
+  if (variant) {
+    out->variant = variant;
+    for (i = 0; i < p->n_variants; i++)
+      if (p->variants[i].name == variant)
+        out->variant_templates = p->variants[i].templates;
+    strbuf_addf (&b, "; variant %s", variant);
+  }
   jz = in->customer ? json_object_get (in->customer, "timezone") : NULL;
   zone = in->timezone ? in->timezone
     : json_is_string (jz) ? json_string_value (jz) : NULL;
@@ -1265,20 +1283,6 @@ router_decide (const struct policy *p, const struct router_input *in,
     strbuf_addf (&b, "; quiet hours %02d:%02d-%02d:%02d %s: deferred to ",
                  qs / 60, qs % 60, qe / 60, qe % 60, resolve_zone (p, zone));
     add_time (&b, until);
-  }
-  held = router_assign_variant (p, in->campaign_id, in->customer_id,
-                                &variant);
-  if (held) {
-    out->outcome = ROUTER_HOLD;
-    out->reason = ROUTER_HELD_OUT;
-    out->until = 0;
-    strbuf_addf (&b, "; held out (holdout %g%%)", p->holdout_percent);
-  } else if (variant) {
-    out->variant = variant;
-    for (i = 0; i < p->n_variants; i++)
-      if (p->variants[i].name == variant)
-        out->variant_templates = p->variants[i].templates;
-    strbuf_addf (&b, "; variant %s", variant);
   }
   finish_trace (out, &b);
   return 0;

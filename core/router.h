@@ -18,6 +18,7 @@
  *   sms = implied | explicit                  implied: a customer with no
  *              consent recorded for sms counts as consenting; a recorded
  *              refusal (consent false, unsubscribe) still wins.
+ *   implied = sms, push                       the same, as a list
  * [caps]                                      over messages sent to the
  *   email = 2/7d                              customer by ANY campaign;
  *   all   = 3/7d                              N/PERIOD, PERIOD as 30m 24h
