@@ -2,3 +2,21 @@
 # The store (SQLite), the customers/events import commands and the report.
 herald_SOURCES += core/store.c core/store.h core/import.c core/import.h \
 	core/report.c
+
+# Unit tests of the store interface.
+check_PROGRAMS += tests/store/test-store
+tests_store_test_store_SOURCES = tests/store/test-store.c \
+	core/store.c core/store.h core/util.c core/util.h
+tests_store_test_store_CPPFLAGS = $(herald_CPPFLAGS) -I$(top_srcdir)/tests
+tests_store_test_store_LDADD = $(herald_LDADD)
+
+# The import and report commands alone, for the command tests (they run
+# the same functions herald's command table calls).
+check_PROGRAMS += tests/store/store-cli
+tests_store_store_cli_SOURCES = tests/store/store-cli.c \
+	core/store.c core/import.c core/report.c core/config.c \
+	core/util.c core/tz.c
+tests_store_store_cli_CPPFLAGS = $(herald_CPPFLAGS)
+tests_store_store_cli_LDADD = $(herald_LDADD)
+
+TESTS += tests/store/test-store

@@ -1,0 +1,531 @@
+/* test-store: the store interface against a fresh SQLite file: outbox
+ * life cycle, duplicate keys, due rows, crash recovery, caps, consent,
+ * suppressions, events and their side effects, migrations, WAL. */
+#include <config.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sqlite3.h>
+
+#include "store.h"
+#include "util.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/herald-test-store-XXXXXX";
+
+static char *
+path_in (const char *name)
+{
+  return xasprintf ("%s/%s", dir, name);
+}
+
+static struct store *
+open_or_die (const char *path)
+{
+  char err[512];
+  struct store *st = store_open (path, err, sizeof err);
+  if (!st) {
+    printf ("Bail out! %s\n", err);
+    exit (1);
+  }
+  return st;
+}
+
+static json_t *
+J (const char *text)
+{
+  json_error_t je;
+  json_t *j = json_loads (text, 0, &je);
+  if (!j) {
+    printf ("Bail out! bad test JSON: %s\n", je.text);
+    exit (1);
+  }
+  return j;
+}
+
+static int
+put (struct store *st, const char *id, const char *text)
+{
+  json_t *j = J (text);
+  int r = store_customer_put (st, id, j);
+  json_decref (j);
+  return r;
+}
+
+static struct outbox_row
+row (const char *key, const char *campaign, int step, const char *customer,
+     const char *channel, const char *state)
+{
+  struct outbox_row r = { 0 };
+  r.key = key;
+  r.campaign = campaign;
+  r.step = step;
+  r.customer = customer;
+  r.channel = channel;
+  r.instance = channel;
+  r.variant = "A";
+  r.state = state;
+  r.address = "[\"x@example.com\"]";
+  r.parts = "{\"email.subject\": \"Hi\"}";
+  r.trace = "email: only channel";
+  return r;
+}
+
+/* Callbacks collecting keys into a strbuf, space separated. */
+static int
+collect_row (void *data, const struct outbox_row *r)
+{
+  struct strbuf *b = data;
+  strbuf_addf (b, "%s%s", b->len ? " " : "", r->key);
+  return 0;
+}
+
+static int
+collect_customer (void *data, json_t *c)
+{
+  struct strbuf *b = data;
+  strbuf_addf (b, "%s%s", b->len ? " " : "",
+               json_string_value (json_object_get (c, "id")));
+  return 0;
+}
+
+static int
+collect_event (void *data, const char *channel, const char *type, int64_t at)
+{
+  struct strbuf *b = data;
+  strbuf_addf (b, "%s%s/%s@%lld", b->len ? " " : "", channel, type,
+               (long long) at);
+  return 0;
+}
+
+/* The callback of store_outbox_due that claims each row, as the
+ * scheduler does. */
+static int
+claim_row (void *data, const struct outbox_row *r)
+{
+  struct store *st = data;
+  return store_outbox_update (st, r->key, "sending", r->attempts + 1, 0, NULL,
+                              NULL, NULL) != 0;
+}
+
+static void
+test_outbox (struct store *st)
+{
+  struct outbox_row r;
+  struct outbox_row *got = NULL;
+  struct strbuf b = STRBUF_INIT;
+  int64_t next;
+  int n;
+  json_t *counts;
+
+  r = row ("c1:0:alice", "c1", 0, "alice", "email", "pending");
+  tap_ok (store_outbox_insert (st, &r) == 0, "insert a new row");
+  r.state = "sent";
+  r.channel = "sms";
+  tap_ok (store_outbox_insert (st, &r) == 1,
+          "insert of an existing key returns 1");
+  store_outbox_get (st, "c1:0:alice", &got);
+  tap_ok (got != NULL, "get the row");
+  tap_is (got ? got->state : NULL, "pending",
+          "a duplicate insert changed nothing (state)");
+  tap_is (got ? got->channel : NULL, "email",
+          "a duplicate insert changed nothing (channel)");
+  tap_is (got ? got->parts : NULL, "{\"email.subject\": \"Hi\"}",
+          "parts are kept as given");
+  tap_ok (got && got->created == 1000000 && got->sent_at == 0,
+          "created from HERALD_NOW, sent_at unset");
+  store_row_free (got);
+
+  r = row ("c1:0:bob", "c1", 0, "bob", "email", "retry");
+  r.next_at = 1000100;
+  store_outbox_insert (st, &r);
+  r = row ("c1:0:carol", "c1", 0, "carol", "sms", "deferred");
+  r.next_at = 1000050;
+  store_outbox_insert (st, &r);
+  r = row ("c1:0:dave", "c1", 0, "dave", "email", "skipped");
+  r.reason = "no consent";
+  store_outbox_insert (st, &r);
+  r = row ("c2:0:alice", "c2", 0, "alice", "email", "pending");
+  store_outbox_insert (st, &r);
+
+  n = store_outbox_due (st, "c1", 1000000, 10, collect_row, &b);
+  tap_ok (n == 1, "one row of c1 due now (got %d)", n);
+  tap_is (b.s, "c1:0:alice", "the pending row is due");
+  strbuf_reset (&b);
+  n = store_outbox_due (st, "c1", 1000100, 10, collect_row, &b);
+  tap_is (b.s, "c1:0:alice c1:0:carol c1:0:bob",
+          "pending, deferred and retry rows in next_at order");
+  strbuf_reset (&b);
+  n = store_outbox_due (st, "c1", 1000100, 2, collect_row, &b);
+  tap_ok (n == 2, "limit honoured");
+
+  tap_ok (store_outbox_next_due (st, "c1", &next) == 1 && next == 1000050,
+          "next due among retry/deferred is the earliest");
+  tap_ok (store_outbox_next_due (st, "nope", &next) == 0 && next == 0,
+          "no next due for an unknown campaign");
+
+  /* The scheduler claims every due row through the callback: none comes
+   * back on the next call. */
+  n = store_outbox_due (st, "c1", 1000100, 10, claim_row, st);
+  tap_ok (n == 3, "claimed three rows from the callback");
+  strbuf_reset (&b);
+  n = store_outbox_due (st, "c1", 1000100, 10, collect_row, &b);
+  tap_ok (n == 0, "claimed rows are not due again");
+
+  tap_ok (store_outbox_update (st, "c1:0:alice", "sent", 1, 0, "prov-1", NULL,
+                               NULL) == 0, "update to sent");
+  store_outbox_get (st, "c1:0:alice", &got);
+  tap_ok (got && got->sent_at == 1000000 && got->attempts == 1
+          && got->provider_id && strcmp (got->provider_id, "prov-1") == 0,
+          "sent_at, attempts, provider id recorded");
+  store_row_free (got);
+  tap_ok (store_outbox_update (st, "no:such:key", "sent", 1, 0, NULL, NULL,
+                               NULL) == 1, "update of an unknown key returns 1");
+  tap_ok (store_outbox_update (st, "c1:0:alice", "bogus", 1, 0, NULL, NULL,
+                               NULL) == -1 && *store_error (st),
+          "an unknown state is refused");
+  tap_ok (store_outbox_update_reason (st, "c1:0:bob", "failed",
+                                      "address invalid", 2, 0, NULL, "550",
+                                      NULL) == 0, "update with a reason");
+
+  /* Fallback: bob's email failed, re-route to sms. */
+  r = row ("c1:0:bob", "c1", 0, "bob", "sms", "pending");
+  r.address = "[\"+33612345678\"]";
+  r.parts = "{\"sms.body\": \"Hi\"}";
+  r.trace = "email failed: 550; sms next";
+  tap_ok (store_outbox_reroute (st, &r) == 0, "reroute a failed row");
+  store_outbox_get (st, "c1:0:bob", &got);
+  tap_ok (got && strcmp (got->channel, "sms") == 0
+          && strcmp (got->state, "pending") == 0 && got->attempts == 0
+          && got->error == NULL, "rerouted row is pending on sms, reset");
+  store_row_free (got);
+
+  /* Crash recovery: carol (and bob, claimed) are still in "sending". */
+  store_outbox_update (st, "c1:0:bob", "sending", 1, 0, NULL, NULL, NULL);
+  tap_ok (store_outbox_recover (st, "c1", 1, &n) == 0 && n == 2,
+          "at-least-once recovery resets 2 sending rows (got %d)", n);
+  store_outbox_get (st, "c1:0:carol", &got);
+  tap_is (got ? got->state : NULL, "pending", "recovered row is pending");
+  store_row_free (got);
+  store_outbox_update (st, "c1:0:carol", "sending", 1, 0, NULL, NULL, NULL);
+  tap_ok (store_outbox_recover (st, NULL, 0, &n) == 0 && n == 1,
+          "at-most-once recovery over all campaigns");
+  store_outbox_get (st, "c1:0:carol", &got);
+  tap_ok (got && strcmp (got->state, "failed") == 0 && got->reason
+          && strcmp (got->reason, "in flight at crash") == 0,
+          "at-most-once: failed, 'in flight at crash'");
+  store_row_free (got);
+
+  /* Frequency caps. */
+  r = row ("c3:0:alice", "c3", 0, "alice", "sms", "sent");
+  store_outbox_insert (st, &r);
+  tap_ok (store_sent_count (st, "alice", NULL, 0) == 2,
+          "alice: 2 sent over all channels");
+  tap_ok (store_sent_count (st, "alice", "email", 0) == 1,
+          "alice: 1 sent by email");
+  tap_ok (store_sent_count (st, "alice", NULL, 1000001) == 0,
+          "nothing sent since later");
+  tap_ok (store_sent_count (st, "bob", NULL, 0) == 0, "bob: none sent");
+
+  tap_ok (store_campaign_counts (st, "c1", &counts) == 0, "campaign counts");
+  tap_ok (json_integer_value (json_object_get (counts, "total")) == 4,
+          "c1 has 4 rows");
+  tap_ok (json_integer_value (json_object_get (json_object_get (counts,
+                                                                "states"),
+                                               "skipped")) == 1,
+          "one skipped");
+  {
+    char *t = json_dumps (json_object_get (counts, "rows"), JSON_COMPACT);
+    tap_ok (strstr (t, "\"state\":\"skipped\",\"reason\":\"no consent\","
+                    "\"count\":1") != NULL, "skipped by reason: %s", t);
+    free (t);
+  }
+  json_decref (counts);
+  strbuf_free (&b);
+}
+
+static void
+test_customers (struct store *st)
+{
+  json_t *c;
+  struct strbuf b = STRBUF_INIT;
+  int n;
+
+  tap_ok (put (st, "alice", "{\"id\":\"alice\",\"email\":\"a@example.com\","
+               "\"consent\":{\"email\":true,\"sms\":false},"
+               "\"attributes\":{\"plan\":\"gold\"}}") == 0, "put alice");
+  put (st, "bob", "{\"id\":\"bob\",\"phone\":\"+33612345678\"}");
+  put (st, "carol", "{\"id\":\"carol\",\"email\":\"c@example.com\"}");
+  put (st, "dave", "{\"id\":\"dave\"}");
+  tap_ok (store_customer_count (st) == 4, "4 customers");
+  tap_ok (store_customer_exists (st, "bob") == 1
+          && store_customer_exists (st, "zed") == 0, "exists");
+  c = store_customer_get (st, "alice");
+  tap_is (json_string_value (json_object_get (json_object_get (c,
+                                                               "attributes"),
+                                              "plan")), "gold",
+          "record round trip");
+  json_decref (c);
+  tap_ok (store_customer_get (st, "zed") == NULL && !*store_error (st),
+          "unknown customer: NULL, no error");
+  tap_ok (store_consent_get (st, "alice", "email") == 1, "imported consent yes");
+  tap_ok (store_consent_get (st, "alice", "sms") == 0, "imported consent no");
+  tap_ok (store_consent_get (st, "alice", "push") == -1, "unknown consent");
+
+  /* An SMS STOP wins over a later import that still says yes. */
+  store_consent_set (st, "alice", "email", 0, 1000010, "unsubscribe link");
+  put (st, "alice", "{\"id\":\"alice\",\"email\":\"a@example.com\","
+       "\"consent\":{\"email\":true,\"push\":true}}");
+  tap_ok (store_consent_get (st, "alice", "email") == 0,
+          "explicit withdrawal beats a re-import");
+  tap_ok (store_consent_get (st, "alice", "push") == 1,
+          "a re-import adds new consent");
+  tap_ok (store_consent_get (st, "alice", "sms") == -1,
+          "a re-import drops imported consent it no longer has");
+  store_consent_set (st, "alice", "email", 1, 1000005, "old grant");
+  tap_ok (store_consent_get (st, "alice", "email") == 0,
+          "an older explicit change loses to a newer one");
+  store_consent_set (st, "alice", "email", 1, 1000020, "opt-in form");
+  tap_ok (store_consent_get (st, "alice", "email") == 1,
+          "a newer explicit grant wins");
+  c = store_customer_get (st, "alice");
+  {
+    char *t = json_dumps (json_object_get (c, "consent"), JSON_COMPACT);
+    tap_is (t, "{\"email\":true,\"push\":true}",
+            "the record carries the effective consent");
+    free (t);
+  }
+  json_decref (c);
+
+  /* Audience: customers without a row for (c1, 0), in id order. */
+  n = store_audience_next (st, "c1", 0, NULL, 10, collect_customer, &b);
+  tap_ok (n == 0, "everyone has a c1 step 0 row (got %d: %s)", n,
+          b.s ? b.s : "");
+  strbuf_reset (&b);
+  n = store_audience_next (st, "c1", 1, NULL, 2, collect_customer, &b);
+  tap_is (b.s, "alice bob", "audience page 1");
+  strbuf_reset (&b);
+  n = store_audience_next (st, "c1", 1, "bob", 2, collect_customer, &b);
+  tap_is (b.s, "carol dave", "audience page 2");
+  strbuf_reset (&b);
+  n = store_audience_next (st, "c1", 1, "dave", 2, collect_customer, &b);
+  tap_ok (n == 0, "audience exhausted");
+  n = store_audience_next (st, "c2", 0, NULL, 10, collect_customer, &b);
+  tap_is (b.s, "bob carol dave", "c2: alice already has a row");
+  strbuf_free (&b);
+}
+
+static void
+test_events (struct store *st)
+{
+  struct strbuf b = STRBUF_INIT;
+  json_t *stats, *eng;
+  char *t;
+
+  tap_ok (store_suppress (st, "email", "x@example.com", "manual") == 0
+          && store_is_suppressed (st, "email", "x@example.com") == 1
+          && store_is_suppressed (st, "sms", "x@example.com") == 0,
+          "suppress is per channel and address");
+  tap_ok (store_suppress (st, "email", "x@example.com", "again") == 0,
+          "suppressing twice is fine");
+
+  tap_ok (store_event_put (st, "alice", "email", "opened", 1000001, "c1",
+                           "c1:0:alice", NULL) == 0, "event put");
+  store_event_put (st, "alice", "email", "clicked", 1000002, "c1", NULL, NULL);
+  store_event_put (st, "alice", "sms", "delivered", 1000003, "c3",
+                   "c3:0:alice", NULL);
+  store_customer_events (st, "alice", 1000002, collect_event, &b);
+  tap_is (b.s, "email/clicked@1000002 sms/delivered@1000003",
+          "customer events since, oldest first");
+
+  /* An unsubscribe withdraws consent for that channel. */
+  store_consent_set (st, "bob", "sms", 1, 1000000, "form");
+  tap_ok (store_event_put (st, "bob", "sms", "unsubscribed", 1000030, NULL,
+                           NULL, NULL) == 0
+          && store_consent_get (st, "bob", "sms") == 0,
+          "unsubscribed event withdraws consent");
+  /* A bounce suppresses the customer's address on that channel. */
+  store_event_put (st, "carol", "email", "bounced", 1000031, NULL, NULL, NULL);
+  tap_ok (store_is_suppressed (st, "email", "c@example.com") == 1,
+          "bounced event suppresses the customer's email");
+  store_event_put (st, "bob", "sms", "complained", 1000032, NULL, NULL, NULL);
+  tap_ok (store_is_suppressed (st, "sms", "+33612345678") == 1,
+          "complained event suppresses the customer's phone");
+  /* ... the message's address when the event names the message. */
+  store_event_put (st, "bob", "sms", "bounced", 1000033, "c1", "c1:0:bob",
+                   NULL);
+  tap_ok (store_is_suppressed (st, "sms", "+33612345678") == 1,
+          "bounce with a message key suppresses that message's address");
+  store_event_put (st, "dave", "email", "bounced", 1000034, NULL, NULL,
+                   "{\"address\": \"d@example.com\"}");
+  tap_ok (store_is_suppressed (st, "email", "d@example.com") == 1,
+          "bounce with an address in the detail suppresses it");
+
+  tap_ok (store_channel_stats (st, 0, &stats) == 0, "channel stats");
+  t = json_dumps (stats, JSON_COMPACT | JSON_SORT_KEYS);
+  tap_ok (strstr (t, "\"email\":{\"bounced\":2,\"clicked\":1,"
+                  "\"complained\":0,\"converted\":0,\"delivered\":0,"
+                  "\"opened\":1,\"replied\":0,\"sent\":1,\"unsubscribed\":0}")
+          != NULL, "email stats: %s", t);
+  free (t);
+  json_decref (stats);
+
+  tap_ok (store_campaign_engagement (st, "c1", &eng) == 0, "engagement");
+  t = json_dumps (eng, JSON_COMPACT);
+  tap_ok (strstr (t, "{\"channel\":\"email\",\"variant\":\"A\","
+                  "\"type\":\"clicked\",\"count\":1,\"messages\":1}") != NULL,
+          "a click without a message key is attributed to alice's row: %s",
+          t);
+  free (t);
+  json_decref (eng);
+  strbuf_free (&b);
+}
+
+static void
+test_campaigns (struct store *st)
+{
+  json_t *c = NULL;
+
+  tap_ok (store_campaign_get (st, "c1", &c) == 1 && c == NULL,
+          "unknown campaign returns 1");
+  store_campaign_start (st, "c1", "Spring", 1000000);
+  store_campaign_start (st, "c1", NULL, 1000100);
+  store_campaign_finish (st, "c1", "done", 1000200);
+  tap_ok (store_campaign_get (st, "c1", &c) == 0, "campaign get");
+  tap_ok (json_integer_value (json_object_get (c, "runs")) == 2
+          && json_integer_value (json_object_get (c, "first_started"))
+             == 1000000
+          && json_integer_value (json_object_get (c, "finished")) == 1000200,
+          "runs, first start and finish recorded");
+  tap_is (json_string_value (json_object_get (c, "name")), "Spring",
+          "a NULL name keeps the old one");
+  json_decref (c);
+}
+
+static void
+test_transactions (struct store *st)
+{
+  struct outbox_row r = row ("t:0:x", "t", 0, "x", "email", "pending");
+  struct outbox_row *got = NULL;
+
+  tap_ok (store_begin (st) == 0, "begin");
+  tap_ok (store_begin (st) == -1, "begin inside a transaction is refused");
+  store_outbox_insert (st, &r);
+  tap_ok (store_rollback (st) == 0, "rollback");
+  store_outbox_get (st, "t:0:x", &got);
+  tap_ok (got == NULL, "a rolled-back insert is gone");
+  store_begin (st);
+  store_outbox_insert (st, &r);
+  tap_ok (store_commit (st) == 0, "commit");
+  store_outbox_get (st, "t:0:x", &got);
+  tap_ok (got != NULL, "a committed insert stays");
+  store_row_free (got);
+  tap_ok (store_commit (st) == -1, "commit without a transaction is refused");
+}
+
+static void
+test_files (void)
+{
+  char *p = path_in ("v0.db"), *q = path_in ("no/such/dir/x.db");
+  char err[512];
+  sqlite3 *db;
+  sqlite3_stmt *s;
+  struct store *st;
+  const char *mode = NULL;
+  char buf[16] = "";
+
+  /* A file from before versioning ("v0"): a meta table without a version
+   * and an unrelated table the migration must leave alone. */
+  sqlite3_open (p, &db);
+  sqlite3_exec (db, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+                "CREATE TABLE notes (x); INSERT INTO notes VALUES (42);",
+                NULL, NULL, NULL);
+  sqlite3_close (db);
+  st = store_open (p, err, sizeof err);
+  tap_ok (st != NULL, "open a version-0 file: %s", st ? "ok" : err);
+  tap_ok (st && store_schema_version (st) == STORE_SCHEMA_VERSION,
+          "migrated to version %d", STORE_SCHEMA_VERSION);
+  tap_ok (st && put (st, "z", "{\"id\":\"z\"}") == 0,
+          "the migrated file takes customers");
+  store_close (st);
+
+  /* Reopen: data kept, no migration re-run. */
+  st = open_or_die (p);
+  tap_ok (store_customer_exists (st, "z") == 1, "data kept across reopen");
+  store_close (st);
+
+  sqlite3_open (p, &db);
+  sqlite3_prepare_v2 (db, "PRAGMA journal_mode", -1, &s, NULL);
+  if (sqlite3_step (s) == SQLITE_ROW) {
+    mode = (const char *) sqlite3_column_text (s, 0);
+    strlcpy_ (buf, mode, sizeof buf);
+  }
+  sqlite3_finalize (s);
+  tap_is (buf, "wal", "the file is in WAL mode");
+  sqlite3_prepare_v2 (db, "SELECT count(*) FROM notes", -1, &s, NULL);
+  tap_ok (sqlite3_step (s) == SQLITE_ROW && sqlite3_column_int (s, 0) == 1,
+          "the migration left other tables alone");
+  sqlite3_finalize (s);
+  /* A file from a newer herald is refused, not damaged. */
+  sqlite3_exec (db, "UPDATE meta SET value = '99' WHERE key = "
+                "'schema_version'", NULL, NULL, NULL);
+  sqlite3_close (db);
+  st = store_open (p, err, sizeof err);
+  tap_ok (st == NULL && strstr (err, "schema version 99 is newer"),
+          "a newer schema is refused: %s", err);
+  store_close (st);
+
+  st = store_open (q, err, sizeof err);
+  tap_ok (st == NULL && strstr (err, q) && strstr (err, "does not exist"),
+          "a missing folder is named: %s", err);
+  store_close (st);
+
+  {
+    char *nd = path_in ("notadb");
+    FILE *fp = fopen (nd, "w");
+    fputs ("this is not an SQLite file, but long enough to look like one "
+           "to nobody at all.................................................",
+           fp);
+    fclose (fp);
+    st = store_open (nd, err, sizeof err);
+    tap_ok (st == NULL && strstr (err, nd), "a non-database is refused: %s",
+            err);
+    store_close (st);
+    free (nd);
+  }
+  store_close (NULL);
+  tap_ok (1, "store_close (NULL) is a no-op");
+  free (p);
+  free (q);
+}
+
+int
+main (void)
+{
+  struct store *st;
+  char *p, *cmd;
+
+  setenv ("HERALD_NOW", "1000000", 1);
+  if (!mkdtemp (dir)) {
+    printf ("Bail out! mkdtemp\n");
+    return 1;
+  }
+  p = path_in ("herald.db");
+  st = open_or_die (p);
+  tap_ok (store_schema_version (st) == STORE_SCHEMA_VERSION,
+          "a new file is at schema version %d", STORE_SCHEMA_VERSION);
+  test_outbox (st);
+  test_customers (st);
+  test_events (st);
+  test_campaigns (st);
+  test_transactions (st);
+  store_close (st);
+  test_files ();
+  free (p);
+  cmd = xasprintf ("rm -rf '%s'", dir);
+  if (system (cmd) != 0)
+    printf ("# could not remove %s\n", dir);
+  free (cmd);
+  return tap_done ();
+}
