@@ -403,40 +403,96 @@ mime_base64 (const unsigned char *p, size_t n, char *out)
   *out = '\0';
 }
 
-/* Append text as RFC 2047 "B" encoded-words in UTF-8, each of at most 75
- * characters and each on its own folded line when needed, split only
- * between UTF-8 characters (RFC 2047 section 5 rule 3: "each
- * 'encoded-word' MUST represent an integral number of characters").
- * sep precedes the first word.  Whitespace between encoded-words is
- * ignored by decoders (section 6.2), so the text survives exactly. */
+/* RFC 2047 section 5 rule 3: the characters a "Q" encoded-word may carry
+ * as themselves anywhere, phrases included. */
+static int
+mime_q_literal (unsigned char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+         || (c >= '0' && c <= '9') || c == '!' || c == '*' || c == '+'
+         || c == '-' || c == '/';
+}
+
+/* Octets of the "Q" encoding of c (section 4.2: space is "_"). */
+static size_t
+mime_q_len (unsigned char c)
+{
+  return mime_q_literal (c) || c == ' ' ? 1 : 3;
+}
+
+/* Length of the UTF-8 character starting at s[0] (1 for a stray byte). */
+static size_t
+mime_utf8_len (const char *s, size_t n)
+{
+  size_t k = 1;
+
+  while (k < n && ((unsigned char) s[k] & 0xc0) == 0x80)
+    k++;
+  return k;
+}
+
+/* Append text as RFC 2047 encoded-words in UTF-8: "Q" when it is the
+ * shorter (mostly Latin text stays readable), else "B".  Each word is at
+ * most 75 characters, folded onto its own line when needed, and split
+ * only between UTF-8 characters (section 5 rule 3: "each 'encoded-word'
+ * MUST represent an integral number of characters").  sep precedes the
+ * first word.  Whitespace between encoded-words is ignored by decoders
+ * (section 6.2), so the text survives exactly.  Fewer words are better:
+ * some decoders (Python's, in display names) keep that whitespace. */
 static void
 mime_hdr_encoded (struct mime_hdr *h, const char *sep, const char *s,
                   size_t n)
 {
-  static const char pre[] = "=?UTF-8?B?";
-  char word[MIME_EW_MAX + 1];
-  size_t maxraw, cut, room, col, wlen;
-  int first = 1;
+  char word[MIME_EW_MAX + 8];
+  size_t i, qlen = 0, blen = (n + 2) / 3 * 4, room, col, cut, w, k;
+  int q, first = 1;
 
+  for (i = 0; i < n; i++)
+    qlen += mime_q_len ((unsigned char) s[i]);
+  q = qlen <= blen;
   while (n > 0 || first) {
     /* Fit on the current line if possible, else on a fresh one. */
     col = h->col + strlen (sep);
     room = col + 12 + 8 <= MIME_FOLD_COL ? MIME_FOLD_COL - col - 12 : 0;
-    if (room < 8)
+    if (room < 8 || room > MIME_EW_MAX - 12)
       room = MIME_EW_MAX - 12;
-    if (room > MIME_EW_MAX - 12)
-      room = MIME_EW_MAX - 12;
-    maxraw = room / 4 * 3;
-    cut = n < maxraw ? n : maxraw;
-    while (cut < n && cut > 0 && ((unsigned char) s[cut] & 0xc0) == 0x80)
-      cut--;
-    if (cut == 0)
+    memcpy (word, q ? "=?UTF-8?Q?" : "=?UTF-8?B?", 10);
+    w = 10;
+    if (q) {
+      /* Whole characters while their encoding fits. */
+      for (cut = 0; cut < n; cut += k) {
+        size_t enc = 0, j;
+        k = mime_utf8_len (s + cut, n - cut);
+        for (j = 0; j < k; j++)
+          enc += mime_q_len ((unsigned char) s[cut + j]);
+        if (w - 10 + enc > room && cut > 0)
+          break;
+        for (j = 0; j < k; j++) {
+          unsigned char c = (unsigned char) s[cut + j];
+          if (c == ' ')
+            word[w++] = '_';
+          else if (mime_q_literal (c))
+            word[w++] = (char) c;
+          else {
+            word[w++] = '=';
+            word[w++] = mime_hex[c >> 4];
+            word[w++] = mime_hex[c & 15];
+          }
+        }
+      }
+    } else {
+      size_t maxraw = room / 4 * 3;
       cut = n < maxraw ? n : maxraw;
-    memcpy (word, pre, sizeof pre - 1);
-    mime_base64 ((const unsigned char *) s, cut, word + sizeof pre - 1);
-    wlen = strlen (word);
-    memcpy (word + wlen, "?=", 3);
-    mime_hdr_token (h, sep, word, wlen + 2);
+      while (cut < n && cut > 0 && ((unsigned char) s[cut] & 0xc0) == 0x80)
+        cut--;
+      if (cut == 0)
+        cut = n < maxraw ? n : maxraw;
+      mime_base64 ((const unsigned char *) s, cut, word + w);
+      w += strlen (word + w);
+    }
+    word[w++] = '?';
+    word[w++] = '=';
+    mime_hdr_token (h, sep, word, w);
     sep = " ";
     s += cut;
     n -= cut;
@@ -444,19 +500,28 @@ mime_hdr_encoded (struct mime_hdr *h, const char *sep, const char *s,
   }
 }
 
-/* Copy s (n octets) with CR and LF replaced by spaces: a header value
- * cannot carry a line break.  Caller frees. */
+/* Copy s (n octets) for a header: line breaks at the end are dropped
+ * (a template file's last newline), and each CRLF, CR or LF inside
+ * becomes one space, since a header cannot carry a line break.  Sets
+ * *n_r to the new length; caller frees. */
 static char *
-mime_flatten (const char *s, size_t n)
+mime_flatten (const char *s, size_t n, size_t *n_r)
 {
-  char *t = malloc (n + 1);
-  size_t i;
+  char *t;
+  size_t i, o = 0;
 
+  while (n > 0 && (s[n - 1] == '\r' || s[n - 1] == '\n'))
+    n--;
+  t = malloc (n + 1);
   if (t == NULL)
     return NULL;
-  for (i = 0; i < n; i++)
-    t[i] = s[i] == '\r' || s[i] == '\n' ? ' ' : s[i];
-  t[n] = '\0';
+  for (i = 0; i < n; i++) {
+    if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n')
+      i++;
+    t[o++] = s[i] == '\r' || s[i] == '\n' ? ' ' : s[i];
+  }
+  t[o] = '\0';
+  *n_r = o;
   return t;
 }
 
@@ -489,16 +554,18 @@ static int
 mime_hdr_subject (struct mime_buf *b, const char *s, size_t n)
 {
   struct mime_hdr h;
-  char *t = mime_flatten (s, n);
   size_t i, start;
+  char *t = mime_flatten (s, n, &n);
 
   if (t == NULL)
     return -1;
   mime_hdr_start (&h, b, "Subject");
   if (n == 0) {
     /* "Subject: " with nothing after: drop the space. */
-    b->len--;
-    b->data[b->len] = '\0';
+    if (!b->failed) {
+      b->len--;
+      b->data[b->len] = '\0';
+    }
   } else if (mime_plain_ok (t, n, MIME_LINE_MAX - 10)) {
     /* Each token is one or more spaces and the word after them; folding
      * puts CRLF before the last of those spaces, so unfolding (section
@@ -551,11 +618,12 @@ mime_hdr_mailbox (struct mime_hdr *h, const char *sep, const char *name,
   size_t n;
 
   if (name != NULL && name[0] != '\0') {
-    n = strlen (name);
-    flat = mime_flatten (name, n);
+    flat = mime_flatten (name, strlen (name), &n);
     if (flat == NULL)
       return -1;
-    if (mime_name_ascii (flat) && n < 200) {
+    if (n == 0)
+      ;
+    else if (mime_name_ascii (flat) && n < 200) {
       const char *p;
       mime_buf_init (&q);
       mime_buf_add (&q, "\"", 1);
@@ -573,8 +641,9 @@ mime_hdr_mailbox (struct mime_hdr *h, const char *sep, const char *name,
       mime_buf_free (&q);
     } else
       mime_hdr_encoded (h, sep, flat, n);
+    if (n > 0)
+      sep = " ";
     free (flat);
-    sep = " ";
   }
   {
     char a[MIME_ADDR_MAX + 2];
