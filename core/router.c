@@ -1288,6 +1288,18 @@ router_decide (const struct policy *p, const struct router_input *in,
   return 0;
 }
 
+const char *
+router_outcome_name (enum router_outcome o)
+{
+  switch (o) {
+  case ROUTER_SEND: return "send";
+  case ROUTER_DEFER: return "defer";
+  case ROUTER_SKIP: return "skip";
+  case ROUTER_HOLD: return ROUTER_HELD_OUT;
+  }
+  return "unknown";
+}
+
 int
 router_uplift_ci (long conv_v, long n_v, long conv_h, long n_h,
                   double *uplift_r, double *lo_r, double *hi_r)

@@ -251,6 +251,9 @@ struct router_decision {
 int router_decide (const struct policy *p, const struct router_input *in,
                    int64_t now, struct router_decision *out);
 
+/* "send", "defer", "skip", "held_out": stable names for logs and JSON. */
+const char *router_outcome_name (enum router_outcome o);
+
 /* Stable assignment (see the README block above).  Returns 1 when the
  * customer is in the holdout (then *VARIANT_R = NULL), else 0 with
  * *VARIANT_R = the variant (lent from P) or NULL without variants. */

@@ -461,17 +461,6 @@ join (const struct router_decision *d, char *buf, size_t len)
   }
 }
 
-static const char *
-outcome_name (enum router_outcome o)
-{
-  switch (o) {
-  case ROUTER_SEND: return "send";
-  case ROUTER_DEFER: return "defer";
-  case ROUTER_SKIP: return "skip";
-  case ROUTER_HOLD: return "hold";
-  }
-  return "?";
-}
 
 static void
 run_case (const struct rcase *c)
@@ -528,7 +517,7 @@ run_case (const struct rcase *c)
   ok = ok && memcmp (&d, &d2, sizeof d) == 0;
   if (!tap_ok (ok, "%s", c->name)) {
     printf ("#   outcome %s %s, fallback '%s', until %lld, shifted %s\n",
-            outcome_name (d.outcome), what ? what : "(null)", fb,
+            router_outcome_name (d.outcome), what ? what : "(null)", fb,
             (long long) d.until, d.shifted_from ? d.shifted_from : "-");
     printf ("#   trace: %s\n", d.trace);
   }
@@ -804,6 +793,11 @@ test_bad_input (void)
   tap_ok (router_decide (p, &in, 0, &d) == -1 && d.outcome == ROUTER_SKIP
           && strstr (d.trace, "too many"), "too many channels: -1");
   tap_ok (router_decide (NULL, &in, 0, &d) == -1, "no policy: -1");
+  tap_ok (strcmp (router_outcome_name (ROUTER_SEND), "send") == 0
+          && strcmp (router_outcome_name (ROUTER_DEFER), "defer") == 0
+          && strcmp (router_outcome_name (ROUTER_SKIP), "skip") == 0
+          && strcmp (router_outcome_name (ROUTER_HOLD), "held_out") == 0,
+          "outcome names");
   policy_free (p);
 }
 
