@@ -18,10 +18,16 @@ import os
 import socket
 import ssl
 import subprocess
+import logging
 import threading
 import time
+import warnings
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+# AUTH without TLS is on purpose in the tests; keep stderr for real trouble.
+warnings.filterwarnings('ignore', module='aiosmtpd')
+logging.getLogger('mail.log').setLevel(logging.CRITICAL)
 
 
 class Recorder:
