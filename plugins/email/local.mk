@@ -11,7 +11,8 @@ EXTRA_DIST += plugins/email/herald-email.5
 # Tests: scripted aiosmtpd servers and Postfix's smtp-sink on loopback,
 # driven through tests/plugin-run.  The benchmark (bench/email/run.sh) is
 # never run by make check.
-EMAIL_TESTS = tests/email/mime.py tests/email/results.py tests/email/tls.py
+EMAIL_TESTS = tests/email/mime.py tests/email/results.py tests/email/tls.py \
+	tests/email/config.sh
 TESTS += $(EMAIL_TESTS)
 dist_check_SCRIPTS += $(EMAIL_TESTS)
 EXTRA_DIST += tests/email/smtpserver.py
