@@ -128,10 +128,6 @@ static int to_integer(struct rstate *st, const struct lv *v, int64_t *r)
 		*r = v->i;
 		return 0;
 	}
-	if (v->t == LV_FLOAT) {
-		*r = (int64_t)v->f;
-		return 0;
-	}
 	if (v->t == LV_STR) {
 		n = v->s.n < sizeof(tmp) - 1 ? v->s.n : sizeof(tmp) - 1;
 		memcpy(tmp, v->s.p, n);
@@ -843,7 +839,7 @@ static int f_slice(ARGS)
 	UNUSED_KW;
 	if (to_integer(st, &args[0], &off))
 		return -1;
-	if (nargs > 1 && to_integer(st, &args[1], &len))
+	if (nargs > 1 && args[1].t != LV_NIL && to_integer(st, &args[1], &len))
 		return -1;
 	if (lv_is_array(in)) {
 		struct lv r;
@@ -1295,6 +1291,8 @@ static int f_first(ARGS)
 	UNUSED_KW; (void)args; (void)nargs; (void)st;
 	if (lv_is_array(in))
 		*out = lv_len(in) ? lv_at(in, 0) : lv_nil();
+	else if (lv_is_object(in))
+		*out = lv_first_pair(A(st), in->j);
 	else if (in->t == LV_STR && in->s.n)
 		*out = lv_str(in->s.p, lq_utf8_offset(in->s.p, in->s.n, 1));
 	else
@@ -1547,6 +1545,10 @@ static int f_sum(ARGS)
 		if (nargs > 0) {
 			if (lv_is_object(&v))
 				prop_of(st, &l.a.v[i], &args[0], &v);
+			else if (v.t == LV_INT || lv_is_array(&v))
+				return FERR("cannot select the property '%.*s'",
+					    (int)S(st, &args[0]).s.n,
+					    S(st, &args[0]).s.p);
 			else
 				v = lv_int(0);
 		}
@@ -1563,6 +1565,43 @@ static int f_sum(ARGS)
 	return 0;
 }
 
+/* item[property] as Ruby evaluates it inside where/reject/has/find:
+ * hashes look the key up, strings match a substring, integers index
+ * bits; returns 0, 1 when Ruby raises NoMethodError (nil, booleans: the
+ * filter then returns nil), -1 on a TypeError (an error). */
+static int ruby_index(struct rstate *st, const struct lv *item,
+		      const struct lv *prop, struct lv *out)
+{
+	if (lv_is_object(item)) {
+		if (prop->t != LV_STR) {
+			*out = lv_nil();
+			return 0;
+		}
+		return prop_of(st, item, prop, out);
+	}
+	if (item->t == LV_STR) {
+		if (prop->t != LV_STR)
+			return -1;
+		if (prop->s.n == 0 || memmem(item->s.p, item->s.n, prop->s.p,
+					     prop->s.n))
+			*out = *prop;
+		else
+			*out = lv_nil();
+		return 0;
+	}
+	if (item->t == LV_INT) {
+		if (prop->t != LV_INT)
+			return -1;
+		*out = lv_int(prop->i >= 0 && prop->i < 64 ?
+				      (item->i >> prop->i) & 1 :
+				      item->i < 0);
+		return 0;
+	}
+	if (lv_is_array(item))
+		return -1;
+	return 1;
+}
+
 /* where/reject/has/find/find_index: which = 0 where, 1 reject, 2 has,
  * 3 find, 4 find_index */
 static int select_common(struct rstate *st, struct lv *in, struct lv *args,
@@ -1572,14 +1611,22 @@ static int select_common(struct rstate *st, struct lv *in, struct lv *args,
 	size_t i;
 
 	r = mk_array(st, l.a.n);
+	if (args[0].t == LV_NIL) {
+		*out = which == 2 ? lv_bool(0) : lv_nil();
+		return 0;
+	}
 	for (i = 0; i < l.a.n; i++) {
 		struct lv v;
-		int match;
+		int match, rc;
 
-		if (lv_is_object(&l.a.v[i]))
-			prop_of(st, &l.a.v[i], &args[0], &v);
-		else
-			v = lv_nil();
+		rc = ruby_index(st, &l.a.v[i], &args[0], &v);
+		if (rc < 0)
+			return FERR("cannot select the property '%.*s'",
+				    (int)S(st, &args[0]).s.n, S(st, &args[0]).s.p);
+		if (rc > 0) {
+			*out = lv_nil();
+			return 0;
+		}
 		if (nargs > 1 && args[1].t != LV_NIL)
 			match = lv_equal(&v, &args[1]);
 		else

@@ -153,6 +153,7 @@ static inline struct lv lv_str(const char *p, size_t n)
 }
 
 struct lv lv_from_json(json_t *j);
+struct lv lv_first_pair(struct arena *a, json_t *obj);
 int lv_truthy(const struct lv *v);
 int lv_is_array(const struct lv *v); /* ARRAY, RANGE or JSON array */
 int lv_is_object(const struct lv *v);

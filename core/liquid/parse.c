@@ -352,7 +352,7 @@ static int parse_lookups(struct mlex *ml, struct expr *e)
 			return perr(ml->ps, ml->cur.pos, "lookup chain too long");
 		if (ml->cur.k == M_DOT) {
 			mnext(ml);
-			if (ml->cur.k != M_ID && ml->cur.k != M_INT)
+			if (ml->cur.k != M_ID)
 				return unexpected(ml, "identifier");
 			segs[n].kind = SEG_KEY;
 			segs[n].key = ml->cur.p;
@@ -985,8 +985,7 @@ static int parse_case(struct pstate *ps, struct scanner *sc,
 				}
 				break;
 			}
-			if (ml.cur.k != M_EOF)
-				return unexpected(&ml, "end of tag");
+			/* Ruby's when syntax ignores what follows the values */
 			br[nb].vals = palloc(ps, nv * sizeof(vals[0]));
 			memcpy(br[nb].vals, vals, nv * sizeof(vals[0]));
 			br[nb].nvals = nv;
@@ -1375,8 +1374,17 @@ static int parse_tag(struct pstate *ps, struct scanner *sc, const struct tok *t,
 			return -1;
 		blank = 1;
 	} else if (tname_is(t, "doc")) {
-		if (skip_comment(ps, sc, t, "doc", "enddoc"))
+		const char *body;
+		size_t bl;
+
+		if (t->n)
+			return perr(ps, t->pos, "'doc' takes no arguments");
+		if (sc->lines) {
+			if (skip_comment(ps, sc, t, "doc", "enddoc"))
+				return -1;
+		} else if (scan_raw(ps, sc, "enddoc", &body, &bl, t->pos)) {
 			return -1;
+		}
 		blank = 1;
 	} else if (tname_is(t, "#")) {
 		if (!sc->lines && !valid_inline_comment(t))

@@ -284,24 +284,48 @@ static int to_int(struct rstate *st, const struct lv *v, uint32_t pos,
 		*i_r = 0;
 		return 0;
 	case LV_STR:
+		/* Ruby's to_i: leading digits, else 0 */
 		n = v->s.n < sizeof(tmp) - 1 ? v->s.n : sizeof(tmp) - 1;
 		memcpy(tmp, v->s.p, n);
 		tmp[n] = 0;
 		*i_r = strtoll(tmp, &end, 10);
-		while (*end == ' ')
-			end++;
-		if (end != tmp && !*end)
-			return 0;
-		/* fall through */
+		return 0;
 	default:
-		return lq_error(st, pos, "invalid integer");
+		(void)st;
+		(void)pos;
+		*i_r = 0;
+		return 0;
 	}
+}
+
+/* for/tablerow limit and offset: Ruby's Utils.to_integer (nil is 0) */
+static int to_int_strict(struct rstate *st, const struct lv *v, uint32_t pos,
+			 int64_t *i_r)
+{
+	char tmp[32], *end;
+	size_t n;
+
+	if (v->t == LV_STR) {
+		n = v->s.n < sizeof(tmp) - 1 ? v->s.n : sizeof(tmp) - 1;
+		memcpy(tmp, v->s.p, n);
+		tmp[n] = 0;
+		*i_r = strtoll(tmp, &end, 10);
+		if (end == tmp || *end)
+			return lq_error(st, pos, "invalid integer '%s'", tmp);
+		return 0;
+	}
+	if (v->t == LV_INT || v->t == LV_FLOAT || v->t == LV_NIL)
+		return to_int(st, v, pos, i_r);
+	return lq_error(st, pos, "expected an integer, found %s",
+			lv_type_name(v));
 }
 
 static int contains(const struct lv *l, const struct lv *r, struct arena *a)
 {
 	size_t i, n;
 
+	if (r->t == LV_NIL || (r->t == LV_BOOL && !r->b))
+		return 0;
 	if (l->t == LV_STR) {
 		struct lv rs = lv_to_str(a, r);
 
@@ -575,7 +599,7 @@ static int render_for(struct rstate *st, const struct node *n)
 		from = offv ? offv->val.i : 0;
 	} else if (n->loop.offset) {
 		if (eval(st, n->loop.offset, &v) ||
-		    to_int(st, &v, n->loop.offset->pos, &from))
+		    to_int_strict(st, &v, n->loop.offset->pos, &from))
 			return R_ERR;
 	}
 	if (from < 0)
@@ -585,7 +609,7 @@ static int render_for(struct rstate *st, const struct node *n)
 		int64_t lim;
 
 		if (eval(st, n->loop.limit, &v) ||
-		    to_int(st, &v, n->loop.limit->pos, &lim))
+		    to_int_strict(st, &v, n->loop.limit->pos, &lim))
 			return R_ERR;
 		if (lim < 0)
 			lim = 0;
@@ -653,7 +677,7 @@ static int render_tablerow(struct rstate *st, const struct node *n)
 	seq_init(&s, &c);
 	len = (int64_t)s.n;
 	if (n->loop.offset && (eval(st, n->loop.offset, &v) ||
-			       to_int(st, &v, n->loop.offset->pos, &from)))
+			       to_int_strict(st, &v, n->loop.offset->pos, &from)))
 		return R_ERR;
 	if (from < 0)
 		from = 0;
@@ -662,7 +686,7 @@ static int render_tablerow(struct rstate *st, const struct node *n)
 		int64_t lim;
 
 		if (eval(st, n->loop.limit, &v) ||
-		    to_int(st, &v, n->loop.limit->pos, &lim))
+		    to_int_strict(st, &v, n->loop.limit->pos, &lim))
 			return R_ERR;
 		if (lim < 0)
 			lim = 0;
@@ -679,6 +703,8 @@ static int render_tablerow(struct rstate *st, const struct node *n)
 	memset(&fl, 0, sizeof(fl));
 	fl.tablerow = 1;
 	fl.length = to - from;
+	if (cols <= 0)
+		cols = fl.length;
 	fl.cols = cols;
 	fl.row = 1;
 	lq_buf_adds(st->out, "<tr class=\"row1\">\n");
@@ -966,12 +992,19 @@ static int render_node(struct rstate *st, const struct node *n)
 			if (!b->vals) {
 				hit = !any;
 			} else {
-				for (j = 0; j < b->nvals && !hit; j++) {
+				/* Ruby makes one condition per value: the
+				 * body renders once per matching value */
+				for (j = 0; j < b->nvals; j++) {
 					if (eval(st, b->vals[j], &v))
 						return R_ERR;
-					hit = lv_equal(&subj, &v);
+					if (!lv_equal(&subj, &v))
+						continue;
+					any = 1;
+					r = render_block(st, &b->body);
+					if (r)
+						return r;
 				}
-				any |= hit;
+				continue;
 			}
 			if (hit) {
 				r = render_block(st, &b->body);
@@ -1045,8 +1078,12 @@ static int render_node(struct rstate *st, const struct node *n)
 				     key.s.n);
 			cv->val = lv_int(0);
 		}
-		idx = cv->val.i++;
-		if (eval(st, n->cycle.vals[idx % (int64_t)n->cycle.nvals], &v))
+		/* Ruby: no modulo; past the end prints nothing and wraps */
+		idx = cv->val.i;
+		cv->val.i = idx + 1 >= (int64_t)n->cycle.nvals ? 0 : idx + 1;
+		if (idx >= (int64_t)n->cycle.nvals)
+			return R_OK;
+		if (eval(st, n->cycle.vals[idx], &v))
 			return R_ERR;
 		emit(st, &v);
 		return R_OK;

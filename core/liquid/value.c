@@ -149,10 +149,27 @@ static int forloop_get(const struct forloop *fl, const char *k, size_t kn,
 	return 1;
 }
 
+struct lv lv_first_pair(struct arena *a, json_t *obj)
+{
+	struct lv r = lv_nil();
+	void *it = json_object_iter(obj);
+
+	if (it && a) {
+		struct lv *pair = arena_alloc(a, 2 * sizeof(*pair));
+		const char *k = json_object_iter_key(it);
+
+		pair[0] = lv_str(k, strlen(k));
+		pair[1] = lv_from_json(json_object_iter_value(it));
+		r.t = LV_ARRAY;
+		r.a.v = pair;
+		r.a.n = 2;
+	}
+	return r;
+}
+
 int lv_get(struct arena *a, const struct lv *v, const char *k, size_t kn,
 	   struct lv *out)
 {
-	(void)a;
 	switch (v->t) {
 	case LV_JSON:
 		if (json_is_object(v->j)) {
@@ -164,6 +181,10 @@ int lv_get(struct arena *a, const struct lv *v, const char *k, size_t kn,
 			}
 			if (key_is(k, kn, "size")) {
 				*out = lv_int((int64_t)json_object_size(v->j));
+				return 1;
+			}
+			if (key_is(k, kn, "first")) {
+				*out = lv_first_pair(a, v->j);
 				return 1;
 			}
 			return 0;
