@@ -10,3 +10,8 @@ plugins_webhook_la_SOURCES = plugins/webhook/webhook.c $(HTTP_LAYER)
 plugins_webhook_la_CFLAGS = $(HTTP_PLUGIN_CFLAGS)
 plugins_webhook_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
 plugins_webhook_la_LIBADD = $(HTTP_PLUGIN_LIBS)
+
+# Tests: a fake provider on loopback (Python stdlib) and tests/plugin-run.
+HTTP_TEST_LIBS = tests/http/fakeprovider.py tests/http/httptest.py
+TESTS += tests/http/webhook-plugin.py
+EXTRA_DIST += $(HTTP_TEST_LIBS) tests/http/webhook-plugin.py

@@ -551,6 +551,32 @@ out:
 
 /* ---- Results. ---- */
 
+/* Replace every byte that is not part of a well-formed UTF-8 sequence with
+ * '?': error texts are cut at fixed sizes and quote what providers and
+ * customers sent, and the core stores them in JSON. */
+static void
+http_utf8_fix (char *s)
+{
+  unsigned char *p = (unsigned char *) s;
+  while (*p) {
+    size_t n, i;
+    if (*p < 0x80) {
+      p++;
+      continue;
+    }
+    n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+      : (*p & 0xf8) == 0xf0 ? 4 : 0;
+    for (i = 1; n && i < n; i++)
+      if ((p[i] & 0xc0) != 0x80)
+        n = 0;
+    if (n == 0 || (n == 2 && *p < 0xc2)) {
+      *p++ = '?';
+      continue;
+    }
+    p += n;
+  }
+}
+
 void
 http_result_set (struct herald_result *res, int status, const char *fmt, ...)
 {
@@ -559,6 +585,7 @@ http_result_set (struct herald_result *res, int status, const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (res->error, sizeof res->error, fmt, ap);
   va_end (ap);
+  http_utf8_fix (res->error);
 }
 
 void
@@ -570,6 +597,7 @@ http_result_sent (struct herald_result *res, const char *id, size_t len)
     len = sizeof res->provider_id - 1;
   memcpy (res->provider_id, id, len);
   res->provider_id[len] = '\0';
+  http_utf8_fix (res->provider_id);
 }
 
 void
@@ -585,6 +613,7 @@ http_excerpt (char *out, size_t outlen, const char *s, size_t len, size_t max)
     out[o++] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char) ch;
   }
   out[o] = '\0';
+  http_utf8_fix (out);
 }
 
 int
