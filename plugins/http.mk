@@ -15,3 +15,17 @@ plugins_webhook_la_LIBADD = $(HTTP_PLUGIN_LIBS)
 HTTP_TEST_LIBS = tests/http/fakeprovider.py tests/http/httptest.py
 TESTS += tests/http/webhook-plugin.py
 EXTRA_DIST += $(HTTP_TEST_LIBS) tests/http/webhook-plugin.py
+
+pkglib_LTLIBRARIES += plugins/sms.la
+plugins_sms_la_SOURCES = plugins/sms/sms.c $(HTTP_LAYER)
+plugins_sms_la_CFLAGS = $(HTTP_PLUGIN_CFLAGS)
+plugins_sms_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
+plugins_sms_la_LIBADD = $(HTTP_PLUGIN_LIBS)
+TESTS += tests/http/sms-plugin.py
+EXTRA_DIST += tests/http/sms-plugin.py tests/http/fixtures/twilio-reply-advanced-optout.form \
+	tests/http/fixtures/twilio-reply-cancel.form tests/http/fixtures/twilio-reply-end.form \
+	tests/http/fixtures/twilio-reply-quit.form tests/http/fixtures/twilio-reply-start.form \
+	tests/http/fixtures/twilio-reply-stop.form tests/http/fixtures/twilio-reply-text-stop-sentence.form \
+	tests/http/fixtures/twilio-reply-text-utf8.form tests/http/fixtures/twilio-reply-unsubscribe.form \
+	tests/http/fixtures/twilio-status-delivered.form tests/http/fixtures/twilio-status-sent.form \
+	tests/http/fixtures/twilio-status-undelivered.form
