@@ -245,7 +245,7 @@ int lq_parse_date(const char *s, size_t n, int64_t now, int *has_zone_r,
 	if (pm == 0 && hour == 12)
 		hour = 0;
 	if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 24 ||
-	    min > 59 || sec > 60)
+	    min > 59 || sec > 60 || year > 999999 || year < -999999)
 		return -1;
 	*t_r = days_from_civil(year, mon, day) * 86400 + hour * 3600 +
 	       min * 60 + sec;

@@ -165,7 +165,7 @@ static void flatten_into(struct rstate *st, const struct lv *v, struct lv **item
 
 	if (lv_is_array(v) && depth < 32) {
 		len = lv_len(v);
-		for (i = 0; i < len; i++) {
+		for (i = 0; i < len && !A(st)->over; i++) {
 			struct lv e = lv_at(v, i);
 
 			flatten_into(st, &e, items, n, cap, depth + 1);
@@ -1200,7 +1200,7 @@ static int f_round(ARGS)
 	UNUSED_KW;
 	if (nargs > 0) {
 		d = to_num(&args[0]);
-		nd = d.t == LV_INT ? d.i : (int64_t)d.f;
+		nd = d.t == LV_INT ? d.i : lq_f2i(d.f);
 	}
 	if (nd <= 0 && a.t == LV_INT) {
 		if (nd < 0 && nd > -19) {
@@ -1208,7 +1208,10 @@ static int f_round(ARGS)
 
 			for (k = 0; k < -nd; k++)
 				p *= 10;
-			a.i = (int64_t)llround((double)a.i / (double)p) * p;
+			int64_t q = (int64_t)llround((double)a.i / (double)p), x;
+
+			if (!__builtin_mul_overflow(q, p, &x))
+				a.i = x;
 		}
 		*out = a;
 		return 0;
@@ -1227,7 +1230,7 @@ static int f_round(ARGS)
 		if (nd < 0) {
 			double p = pow(10, (double)-nd);
 
-			*out = lv_int((int64_t)(round(a.f / p) * p));
+			*out = lv_int(lq_f2i(round(a.f / p) * p));
 			return 0;
 		}
 		/* half away from zero, on the decimal value (dec_round
@@ -1710,6 +1713,13 @@ static int f_default(ARGS)
 	return 0;
 }
 
+static int st_has_zone(struct rstate *st)
+{
+	int off;
+
+	return lq_tz_offset(st, 0, &off) == 0 && lq_tz_name(st) != NULL;
+}
+
 static int f_date(ARGS)
 {
 	struct lv fmt = S(st, &args[0]);
@@ -1725,7 +1735,7 @@ static int f_date(ARGS)
 	if (in->t == LV_INT) {
 		t = in->i;
 	} else if (in->t == LV_FLOAT) {
-		t = (int64_t)in->f;
+		t = lq_f2i(in->f);
 	} else if (in->t == LV_STR) {
 		struct lv s = *in;
 		char low[16];
@@ -1758,7 +1768,10 @@ static int f_date(ARGS)
 				*out = *in;
 				return 0;
 			} else if (has_zone) {
-				off = zoff;
+				/* an instant: shown in the render's zone when
+				 * one is set (the customer's), else as written */
+				if (!st_has_zone(st) || lq_tz_offset(st, t, &off))
+					off = zoff;
 				goto format;
 			} else {
 				/* local time in the render's zone */
@@ -1778,6 +1791,11 @@ static int f_date(ARGS)
 	if (lq_tz_offset(st, t, &off))
 		off = 0;
 format:
+	/* beyond a few million years the calendar arithmetic would overflow */
+	if (t > 100000000000000LL || t < -100000000000000LL) {
+		*out = *in;
+		return 0;
+	}
 	liquid_buf_init(&tb);
 	lq_strftime(&tb, fmt.s.p, fmt.s.n, t, off, NULL);
 	*out = lv_str(arena_strndup(A(st), tb.data ? tb.data : "", tb.len),

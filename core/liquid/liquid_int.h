@@ -16,7 +16,7 @@
 #define LQ_DEFAULT_MAX_DEPTH 64
 #define LQ_DEFAULT_MAX_TEMPLATE (4u << 20)
 #define LQ_DEFAULT_MAX_MEMORY (256u << 20)
-#define LQ_MAX_NESTING 200 /* block nesting at parse time (stack safety) */
+#define LQ_MAX_NESTING 100 /* block nesting at parse time (stack safety) */
 
 /* ---- memory ------------------------------------------------------------ */
 
@@ -138,6 +138,18 @@ struct forloop {
 	int64_t col0;
 	int64_t row;
 };
+
+/* double to int64 without undefined behaviour (clamped, NaN is 0) */
+static inline int64_t lq_f2i(double f)
+{
+	if (f != f)
+		return 0;
+	if (f >= 9.2233720368547758e18)
+		return INT64_MAX;
+	if (f <= -9.2233720368547758e18)
+		return INT64_MIN;
+	return (int64_t)f;
+}
 
 static inline struct lv lv_nil(void) { struct lv v = { 0 }; return v; }
 static inline struct lv lv_bool(int b) { struct lv v = { 0 }; v.t = LV_BOOL; v.b = !!b; return v; }
@@ -360,6 +372,7 @@ struct pool {
 
 struct partial {
 	char *name;
+	size_t nlen; /* names may hold NUL bytes */
 	struct liquid_template *tpl; /* NULL when missing / failed */
 	struct liquid_error err;     /* why tpl is NULL */
 	int missing;
@@ -368,6 +381,7 @@ struct partial {
 struct partial_table {
 	struct partial **v;
 	size_t n, cap;
+	int parsing; /* nested partial parses in progress */
 };
 
 struct liquid_template {
@@ -386,6 +400,7 @@ struct liquid_template {
 struct liquid_expr {
 	struct liquid_template *t; /* holds pool and source */
 	struct expr *e;
+	int line; /* line of the condition in its file */
 };
 
 /* parse.c */
@@ -406,6 +421,7 @@ int lq_error(struct rstate *st, uint32_t pos, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 struct arena *lq_arena(struct rstate *st);
 int64_t lq_now(struct rstate *st);
+const char *lq_tz_name(struct rstate *st);
 int lq_tz_offset(struct rstate *st, int64_t t, int *off_r);
 int lq_eval_index(struct rstate *st, const struct lv *v, const struct lv *key,
 		  struct lv *out);

@@ -65,6 +65,7 @@ struct pstate {
 	struct liquid_error *err;
 	int failed;
 	int depth;
+	int edepth;
 	const struct liquid_options *opts;
 	struct partial_table *partials;
 };
@@ -387,7 +388,24 @@ static int parse_lookups(struct mlex *ml, struct expr *e)
 	return 0;
 }
 
+static struct expr *parse_primary_(struct mlex *ml);
+
+/* bounded recursion: a[b[c[...]]] and ((..)..) nest */
 static struct expr *parse_primary(struct mlex *ml)
+{
+	struct expr *e;
+
+	if (++ml->ps->edepth > 64) {
+		perr(ml->ps, ml->cur.pos, "expression nested too deeply");
+		ml->ps->edepth--;
+		return NULL;
+	}
+	e = parse_primary_(ml);
+	ml->ps->edepth--;
+	return e;
+}
+
+static struct expr *parse_primary_(struct mlex *ml)
 {
 	struct pstate *ps = ml->ps;
 	struct mtok t = ml->cur;
@@ -496,25 +514,38 @@ static struct expr *parse_cmp(struct mlex *ml)
 	return e->bin.r ? e : NULL;
 }
 
-/* and/or group right to left, as Ruby Liquid does */
+/* and/or group right to left, as Ruby Liquid does: a and b or c is
+ * a and (b or c).  Built iteratively: chains can be very long. */
 static struct expr *parse_cond(struct mlex *ml)
 {
-	struct expr *l = parse_cmp(ml), *e;
-	int kind;
+	struct expr *first = parse_cmp(ml), *last = NULL, *e;
 
-	if (!l)
+	if (!first)
 		return NULL;
-	if (tok_is(&ml->cur, "and"))
-		kind = EX_AND;
-	else if (tok_is(&ml->cur, "or"))
-		kind = EX_OR;
-	else
-		return l;
-	e = new_expr(ml->ps, kind, ml->cur.pos);
-	mnext(ml);
-	e->bin.l = l;
-	e->bin.r = parse_cond(ml);
-	return e->bin.r ? e : NULL;
+	for (;;) {
+		int kind;
+
+		if (tok_is(&ml->cur, "and"))
+			kind = EX_AND;
+		else if (tok_is(&ml->cur, "or"))
+			kind = EX_OR;
+		else
+			break;
+		e = new_expr(ml->ps, kind, ml->cur.pos);
+		mnext(ml);
+		if (last) {
+			e->bin.l = last->bin.r;
+			last->bin.r = e;
+		} else {
+			e->bin.l = first;
+			first = e;
+		}
+		e->bin.r = parse_cmp(ml);
+		if (!e->bin.r)
+			return NULL;
+		last = e;
+	}
+	return first;
 }
 
 /* kwarg lookahead: ID followed by ':' */
@@ -1518,16 +1549,20 @@ static struct partial *resolve_partial(struct pstate *ps, const char *name,
 	size_t i, len = 0;
 
 	for (i = 0; i < pt->n; i++)
-		if (strlen(pt->v[i]->name) == nlen &&
-		    !memcmp(pt->v[i]->name, name, nlen))
+		if (pt->v[i]->nlen == nlen && !memcmp(pt->v[i]->name, name, nlen))
 			return pt->v[i];
 	if (pt->n >= 4096) {
 		perr(ps, (size_t)(name - ps->src), "too many partials");
 		return NULL;
 	}
+	if (pt->parsing >= LQ_DEFAULT_MAX_DEPTH) {
+		perr(ps, (size_t)(name - ps->src), "partials nested too deeply");
+		return NULL;
+	}
 	p = lq_xmalloc(sizeof(*p));
 	memset(p, 0, sizeof(*p));
 	p->name = lq_xstrndup(name, nlen);
+	p->nlen = nlen;
 	if (pt->n == pt->cap) {
 		pt->cap = pt->cap ? pt->cap * 2 : 8;
 		pt->v = lq_xrealloc(pt->v, pt->cap * sizeof(*pt->v));
@@ -1541,8 +1576,10 @@ static struct partial *resolve_partial(struct pstate *ps, const char *name,
 		free(fname);
 		return p;
 	}
+	pt->parsing++;
 	p->tpl = lq_parse(src, len, fname ? fname : p->name, ps->opts, pt,
 			  &p->err);
+	pt->parsing--;
 	free(src);
 	free(fname);
 	if (!p->tpl) {
@@ -1708,6 +1745,7 @@ liquid_expr *liquid_condition_parse(const char *src, const char *filename,
 	le = lq_xmalloc(sizeof(*le));
 	le->t = t;
 	le->e = e;
+	le->line = line;
 	return le;
 }
 

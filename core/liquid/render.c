@@ -54,7 +54,8 @@ struct rstate {
 	int64_t now;
 	int has_now;
 	uint32_t filter_pos;
-	struct liquid_template **temps;
+	struct liquid_template **temps; /* dynamically named partials */
+	char **temp_names;
 	size_t ntemps;
 };
 
@@ -82,6 +83,11 @@ struct arena *lq_arena(struct rstate *st)
 uint32_t lq_filter_pos(struct rstate *st)
 {
 	return st->filter_pos;
+}
+
+const char *lq_tz_name(struct rstate *st)
+{
+	return st->tz && *st->tz ? st->tz : NULL;
 }
 
 int64_t lq_now(struct rstate *st)
@@ -191,7 +197,7 @@ static int to_index(const struct lv *k, int64_t *i_r)
 		return 1;
 	}
 	if (k->t == LV_FLOAT) {
-		*i_r = (int64_t)k->f;
+		*i_r = lq_f2i(k->f);
 		return 1;
 	}
 	return 0;
@@ -278,7 +284,7 @@ static int to_int(struct rstate *st, const struct lv *v, uint32_t pos,
 		*i_r = v->i;
 		return 0;
 	case LV_FLOAT:
-		*i_r = (int64_t)v->f;
+		*i_r = lq_f2i(v->f);
 		return 0;
 	case LV_NIL:
 		*i_r = 0;
@@ -373,24 +379,18 @@ static int eval(struct rstate *st, const struct expr *e, struct lv *out)
 		return 0;
 	}
 	case EX_AND:
-		if (eval(st, e->bin.l, &l))
-			return R_ERR;
-		if (!lv_truthy(&l)) {
-			*out = lv_bool(0);
-			return 0;
-		}
-		if (eval(st, e->bin.r, &r))
-			return R_ERR;
-		*out = lv_bool(lv_truthy(&r));
-		return 0;
 	case EX_OR:
-		if (eval(st, e->bin.l, &l))
-			return R_ERR;
-		if (lv_truthy(&l)) {
-			*out = lv_bool(1);
-			return 0;
+		/* right-nested chain, walked iteratively */
+		while (e->kind == EX_AND || e->kind == EX_OR) {
+			if (eval(st, e->bin.l, &l))
+				return R_ERR;
+			if (lv_truthy(&l) != (e->kind == EX_AND)) {
+				*out = lv_bool(e->kind == EX_OR);
+				return 0;
+			}
+			e = e->bin.r;
 		}
-		if (eval(st, e->bin.r, &r))
+		if (eval(st, e, &r))
 			return R_ERR;
 		*out = lv_bool(lv_truthy(&r));
 		return 0;
@@ -772,14 +772,22 @@ static const struct liquid_template *find_partial(struct rstate *st,
 			return NULL;
 		}
 		for (i = 0; pt && i < pt->n; i++)
-			if (strlen(pt->v[i]->name) == name.s.n &&
+			if (pt->v[i]->nlen == name.s.n &&
 			    !memcmp(pt->v[i]->name, name.s.p, name.s.n)) {
 				p = pt->v[i];
 				break;
 			}
+		for (i = 0; !p && i < st->ntemps; i++)
+			if (strlen(st->temp_names[i]) == name.s.n &&
+			    !memcmp(st->temp_names[i], name.s.p, name.s.n))
+				return st->temps[i];
 		if (!p) {
 			const struct liquid_options *o = &st->root->opts;
 
+			if (st->ntemps >= 1024) {
+				lq_error(st, n->pos, "too many partials");
+				return NULL;
+			}
 			nm = lq_xstrndup(name.s.p, name.s.n);
 			src = o->loader ? o->loader(o->loader_data, nm, &len,
 						    &fname)
@@ -793,8 +801,8 @@ static const struct liquid_template *find_partial(struct rstate *st,
 			t = lq_parse(src, len, fname ? fname : nm, o, NULL, &perr);
 			free(src);
 			free(fname);
-			free(nm);
 			if (!t) {
+				free(nm);
 				if (!st->failed && st->err)
 					*st->err = perr;
 				st->failed = 1;
@@ -802,7 +810,11 @@ static const struct liquid_template *find_partial(struct rstate *st,
 			}
 			st->temps = lq_xrealloc(st->temps, (st->ntemps + 1) *
 							     sizeof(*st->temps));
-			st->temps[st->ntemps++] = t;
+			st->temp_names = lq_xrealloc(st->temp_names,
+						     (st->ntemps + 1) *
+							     sizeof(*st->temp_names));
+			st->temps[st->ntemps] = t;
+			st->temp_names[st->ntemps++] = nm;
 			return t;
 		}
 	}
@@ -1184,9 +1196,12 @@ int liquid_render_ex(const liquid_template *t, json_t *context,
 	if (out->len + 1 > out->cap)
 		lq_buf_grow(out, 1);
 	r = render_block(&st, &t->root);
-	for (i = 0; i < st.ntemps; i++)
+	for (i = 0; i < st.ntemps; i++) {
 		liquid_template_free(st.temps[i]);
+		free(st.temp_names[i]);
+	}
 	free(st.temps);
+	free(st.temp_names);
 	out->data[out->len] = 0;
 	if (r == R_ERR || st.failed)
 		return -1;
@@ -1225,6 +1240,8 @@ int liquid_condition_eval(const liquid_expr *e, json_t *context, int *result_r,
 	r = eval(&st, e->e, &v);
 	if (r == 0)
 		*result_r = lv_truthy(&v);
+	else if (err && e->line > 1)
+		err->line += e->line - 1;
 	arena_free(&a);
 	liquid_buf_free(&dummy);
 	return r ? -1 : 0;

@@ -63,8 +63,15 @@ size_t lv_len(const struct lv *v)
 	switch (v->t) {
 	case LV_ARRAY:
 		return v->a.n;
-	case LV_RANGE:
-		return v->r.hi >= v->r.lo ? (size_t)(v->r.hi - v->r.lo + 1) : 0;
+	case LV_RANGE: {
+		/* (uint64) arithmetic: hi - lo may not fit in int64 */
+		uint64_t n;
+
+		if (v->r.hi < v->r.lo)
+			return 0;
+		n = (uint64_t)v->r.hi - (uint64_t)v->r.lo;
+		return n >= (uint64_t)(SIZE_MAX / 4) ? SIZE_MAX / 4 : (size_t)n + 1;
+	}
 	case LV_JSON:
 		return json_is_array(v->j) ? json_array_size(v->j)
 					   : json_object_size(v->j);

@@ -1,0 +1,296 @@
+/*
+ * unit.c: the Liquid engine's API, errors (file:line:col), limits,
+ * autoescape, the json filter, conditions, time zones, UTF-8, threads and
+ * memory reuse.  TAP through tests/tap.h.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "liquid.h"
+#include "liquid_int.h"
+#include "tap.h"
+#include "tz.h"
+
+static json_t *ctx;
+
+/* render SRC with OPTS (may be NULL); returns a static copy of the output
+ * or of the formatted error prefixed with "ERR " */
+static const char *rr(const char *src, const struct liquid_options *opts)
+{
+	static char res[8192];
+	struct liquid_error err;
+	struct liquid_buf out;
+	liquid_template *t;
+
+	liquid_buf_init(&out);
+	memset(&err, 0, sizeof(err));
+	t = liquid_parse(src, strlen(src), "t.liquid", opts, &err);
+	if (!t || liquid_render(t, ctx, &out, &err)) {
+		char msg[1024];
+
+		liquid_error_format(&err, msg, sizeof(msg));
+		snprintf(res, sizeof(res), "ERR %s", msg);
+	} else {
+		snprintf(res, sizeof(res), "%s", out.data);
+	}
+	liquid_template_free(t);
+	liquid_buf_free(&out);
+	return res;
+}
+
+static int starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static char *self_loader(void *ud, const char *name, size_t *len_r,
+			 char **fn_r)
+{
+	const char *src = ud;
+
+	(void)fn_r;
+	if (!strcmp(name, "footer")) {
+		*len_r = 19;
+		return strdup("-- {{ customer.id }}");
+	}
+	if (!strcmp(name, "bad")) {
+		*len_r = 13;
+		return strdup("\n  {% if x %}");
+	}
+	*len_r = strlen(src);
+	return strdup(src);
+}
+
+static const liquid_template *shared_t;
+
+static void *thread_main(void *arg)
+{
+	struct liquid_buf out;
+	struct liquid_error err;
+	int i, *ok = arg;
+	char want[64];
+
+	liquid_buf_init(&out);
+	*ok = 1;
+	for (i = 0; i < 2000; i++) {
+		json_t *c = json_pack("{s:i,s:[i,i,i]}", "n", i, "nums", 1, 2, 3);
+
+		liquid_buf_reset(&out);
+		if (liquid_render(shared_t, c, &out, &err))
+			*ok = 0;
+		snprintf(want, sizeof(want), "%d:1 2 3 |%d", i, i * 2);
+		if (strcmp(out.data, want))
+			*ok = 0;
+		json_decref(c);
+	}
+	liquid_buf_free(&out);
+	return NULL;
+}
+
+int main(void)
+{
+	struct liquid_options o;
+	struct liquid_error err;
+	struct liquid_buf out;
+	liquid_template *t;
+	liquid_expr *e;
+	int r, res;
+	const char *s;
+
+	ctx = json_pack("{s:{s:s,s:i,s:s,s:[s,s]},s:s,s:[i,i,i],s:s}",
+			"customer", "tier", "gold", "orders", 5, "id", "c42",
+			"tags", "vip", "new", "html", "<a href=\"x\">T&C</a>",
+			"nums", 1, 2, 3, "name", "élan ßtraße Ğ");
+	tap_plan(53);
+
+	/* API basics */
+	tap_is(rr("Hi {{ customer.id }}!", NULL), "Hi c42!", "output");
+	tap_is(rr("{% for n in nums %}{{ n | times: 2 }}{% unless forloop.last %},{% endunless %}{% endfor %}",
+		  NULL), "2,4,6", "for, filters, forloop");
+	liquid_buf_init(&out);
+	s = "a{{ customer.orders }}";
+	t = liquid_parse(s, strlen(s), "x", NULL, &err);
+	r = liquid_render(t, ctx, &out, &err);
+	r |= liquid_render(t, ctx, &out, &err);
+	tap_ok(r == 0 && !strcmp(out.data, "a5a5"), "render appends to the buffer");
+	liquid_buf_reset(&out);
+	r = liquid_render(t, ctx, &out, &err);
+	tap_ok(r == 0 && !strcmp(out.data, "a5"), "reset buffer is reused");
+	{
+		/* no growth of scratch memory with the number of renders */
+		struct arena *a = out.scratch;
+		size_t before, cap_before = out.cap;
+		int i;
+
+		before = a->total;
+		for (i = 0; i < 20000; i++) {
+			liquid_buf_reset(&out);
+			liquid_render(t, ctx, &out, &err);
+		}
+		tap_ok(a->total == before && out.cap == cap_before,
+		       "20000 renders: scratch %zu -> %zu bytes", before, a->total);
+	}
+	liquid_template_free(t);
+	liquid_buf_free(&out);
+
+	/* errors with line and column */
+	s = rr("line one\n  {{ customer.id | }}", NULL);
+	tap_ok(starts(s, "ERR t.liquid:2:20: expected filter name"), "syntax error position: %s", s);
+	s = rr("\n\n   {% frobnicate %}", NULL);
+	tap_is(s, "ERR t.liquid:3:4: unknown tag 'frobnicate'", "unknown tag is a parse error");
+	s = rr("a\n{% if x %}\nno end", NULL);
+	tap_is(s, "ERR t.liquid:2:1: 'if' tag was never closed", "unclosed block names the opener");
+	s = rr("{% for x in nums %}{% else %}{% else %}{% endfor %}", NULL);
+	tap_ok(starts(s, "ERR t.liquid:1:30: unexpected 'else'"), "second else: %s", s);
+	s = rr("{{ 'x' | nosuch }}", NULL);
+	tap_is(s, "x", "lax: unknown filter passes the value through");
+	liquid_options_init(&o);
+	o.strict_filters = 1;
+	s = rr("ok\n{{ 'x' | upcase | nosuch: 1 }}", &o);
+	tap_is(s, "ERR t.liquid:2:19: unknown filter 'nosuch'", "strict filters: lint error at parse time");
+	tap_ok(liquid_filter_exists("truncatewords") && !liquid_filter_exists("nosuch"),
+	       "liquid_filter_exists");
+	liquid_options_init(&o);
+	o.strict_variables = 1;
+	s = rr("{{ customer.id }}\n {{ customer.nope }}", &o);
+	tap_is(s, "ERR t.liquid:2:5: undefined variable 'customer'", "strict variables: undefined is an error");
+	s = rr("{{ 1 | divided_by: 0 }}", NULL);
+	tap_is(s, "ERR t.liquid:1:8: divided by 0", "render error names the filter");
+	s = rr("{{ 'x' | truncate: 1, 2, 3 }}", NULL);
+	tap_ok(starts(s, "ERR t.liquid:1:10: filter 'truncate' takes"), "filter arity checked at parse time");
+	s = rr("{% if 'a' < 1 %}{% endif %}", NULL);
+	tap_ok(starts(s, "ERR t.liquid:1:11: comparison of string with integer failed"), "bad comparison: %s", s);
+
+	/* limits */
+	liquid_options_init(&o);
+	o.limits.max_output = 100;
+	s = rr("{% for i in (1..1000) %}xxxxxxxxxx{% endfor %}", &o);
+	tap_ok(starts(s, "ERR") && strstr(s, "output limit of 100 bytes"), "output limit: %s", s);
+	liquid_options_init(&o);
+	o.limits.max_iterations = 50;
+	s = rr("{% for i in (1..10) %}{% for j in (1..10) %}{% endfor %}{% endfor %}", &o);
+	tap_ok(starts(s, "ERR") && strstr(s, "iteration limit of 50"), "iteration limit: %s", s);
+	s = rr("{% for i in (1..9999999999) %}{% endfor %}", NULL);
+	tap_ok(starts(s, "ERR") && strstr(s, "iteration limit"), "default iteration limit");
+	liquid_options_init(&o);
+	o.loader = self_loader;
+	o.loader_data = "{% render 'me' %}";
+	o.limits.max_depth = 5;
+	s = rr("{% render 'me' %}", &o);
+	tap_ok(starts(s, "ERR") && strstr(s, "nesting deeper than 5"), "render depth limit: %s", s);
+	o.loader_data = "x{% include 'me' %}";
+	s = rr("{% include 'me' %}", &o);
+	tap_ok(starts(s, "ERR") && strstr(s, "nesting deeper than 5"), "include depth limit");
+	s = rr("{% render 'bad' %}", &o);
+	tap_is(s, "ERR bad:2:3: 'if' tag was never closed", "syntax error inside a partial names the partial");
+	s = rr("{% render 'nothere' %}", NULL);
+	tap_is(s, "ERR t.liquid:1:1: partial 'nothere' not found", "missing partial is a render error");
+	s = rr("{% if false %}{% render 'nothere' %}{% endif %}ok", NULL);
+	tap_is(s, "ok", "missing partial not rendered is fine");
+	liquid_options_init(&o);
+	o.limits.max_template_size = 10;
+	s = rr("01234567890", &o);
+	tap_ok(starts(s, "ERR") && strstr(s, "limit of 10"), "template size limit: %s", s);
+	liquid_options_init(&o);
+	o.limits.max_memory = 1 << 20;
+	s = rr("{% assign s = 'xxxxxxxxxxxxxxxx' %}{% for i in (1..40) %}{% assign s = s | append: s %}{% endfor %}",
+	       &o);
+	tap_ok(starts(s, "ERR") && strstr(s, "memory limit"), "memory limit: %s", s);
+	{
+		char deep[4000] = "";
+		int i;
+
+		for (i = 0; i < 150; i++)
+			strcat(deep, "{% if true %}");
+		s = rr(deep, NULL);
+		tap_ok(starts(s, "ERR") && strstr(s, "nested too deeply"), "nesting limit");
+	}
+
+	/* autoescape */
+	liquid_options_init(&o);
+	o.autoescape = 1;
+	tap_is(rr("<p>{{ html }}</p>", &o), "<p>&lt;a href=&quot;x&quot;&gt;T&amp;C&lt;/a&gt;</p>",
+	       "autoescape escapes output, not text");
+	tap_is(rr("{{ html | escape }}", &o), "&lt;a href=&quot;x&quot;&gt;T&amp;C&lt;/a&gt;",
+	       "escape output is not escaped twice");
+	tap_is(rr("{{ html | raw }}", &o), "<a href=\"x\">T&C</a>", "raw passes through");
+	tap_is(rr("{{ 'a&amp;b' | escape_once }}", &o), "a&amp;b", "escape_once is safe");
+	tap_is(rr("{{ customer.orders | plus: 1 }}{% echo '<' %}", &o), "6&lt;", "numbers as is; echo escaped");
+	tap_is(rr("{{ html }}", NULL), "<a href=\"x\">T&C</a>", "no autoescape by default");
+
+	/* json */
+	tap_is(rr("{{ customer | json }}", NULL),
+	       "{\"tier\":\"gold\",\"orders\":5,\"id\":\"c42\",\"tags\":[\"vip\",\"new\"]}", "json of an object");
+	tap_is(rr("{{ html | append: '\n\"' | json }}", NULL), "\"<a href=\\\"x\\\">T&C</a>\\n\\\"\"",
+	       "json of a string");
+	tap_is(rr("{{ nope | json }}{{ 1.5 | json }}{{ (1..3) | json }}", NULL), "null1.5[1,2,3]",
+	       "json of nil, float, range");
+	tap_is(rr("{{ '\xff' | json }}", NULL), "\"\\ufffd\"", "json output is valid UTF-8");
+
+	/* conditions */
+	e = liquid_condition_parse("customer.tier == \"gold\" and customer.orders > 3", "seg.ini", 7, &err);
+	tap_ok(e && liquid_condition_eval(e, ctx, &res, &err) == 0 && res == 1, "condition true");
+	liquid_expr_free(e);
+	e = liquid_condition_parse("customer.tags contains 'vip' and customer.orders > 9 or false", "s", 1, &err);
+	tap_ok(e && liquid_condition_eval(e, ctx, &res, &err) == 0 && res == 0, "condition false (right to left)");
+	liquid_expr_free(e);
+	e = liquid_condition_parse("customer.tier ==", "seg.ini", 7, &err);
+	tap_ok(!e && err.line == 7 && err.column == 17 && strstr(err.message, "expected expression"),
+	       "condition syntax error at %d:%d: %s", err.line, err.column, err.message);
+	e = liquid_condition_parse("customer.tier > 1", "seg.ini", 3, &err);
+	tap_ok(e && liquid_condition_eval(e, ctx, &res, &err) == -1 && err.line == 3,
+	       "condition evaluation error");
+	liquid_expr_free(e);
+
+	/* dates and zones */
+	liquid_options_init(&o);
+	o.has_now = 1;
+	o.fixed_now = 1700000000; /* 2023-11-14 22:13:20 UTC */
+	tap_is(rr("{{ 'now' | date: '%Y-%m-%d %H:%M:%S %z' }}", &o), "2023-11-14 22:13:20 +0000", "now, UTC");
+	o.timezone = "Europe/Paris";
+	o.tz_offset = tz_offset;
+	tap_is(rr("{{ 'now' | date: '%a %d %b %H:%M %z' }}", &o), "Tue 14 Nov 23:13 +0100", "time zone via tz_offset");
+	tap_is(rr("{{ 1688000000 | date: '%H:%M %z' }}", &o), "02:53 +0200", "DST");
+	tap_is(rr("{{ '2024-03-01T10:00:00Z' | date: '%-d/%m %H:%M' }}", &o), "1/03 11:00", "ISO with zone");
+	tap_is(rr("{{ 'March 14, 2016 10:30' | date: '%s' }}", &o), "1457947800", "local time in the zone");
+	{
+		struct liquid_render_options ro = { "America/New_York", 0, 0 };
+
+		s = "{{ 'now' | date: '%H:%M' }}";
+		t = liquid_parse(s, strlen(s), "x", &o, &err);
+		liquid_buf_init(&out);
+		r = liquid_render_ex(t, ctx, &ro, &out, &err);
+		tap_ok(r == 0 && !strcmp(out.data, "17:13"), "per-render zone (customer's): %s", out.data);
+		liquid_template_free(t);
+		liquid_buf_free(&out);
+	}
+
+	/* UTF-8 */
+	tap_is(rr("{{ name | size }}|{{ name | slice: 0, 4 }}|{{ name | truncate: 6 }}", NULL),
+	       "13|élan|éla...", "size, slice, truncate count characters");
+	tap_is(rr("{{ name | upcase }}|{{ 'ÉLAN Ğ' | downcase }}|{{ 'élan' | capitalize }}", NULL),
+	       "ÉLAN SSTRASSE Ğ|élan ğ|Élan", "case mapping beyond ASCII");
+
+	/* threads: one template, four threads */
+	{
+		pthread_t th[4];
+		int oks[4], i, all = 1;
+
+		s = "{{ n }}:{{ nums | join: ' ' }} |{{ n | times: 2 }}";
+		t = liquid_parse(s, strlen(s), "x", NULL, &err);
+		shared_t = t;
+		json_object_set_new(ctx, "n", json_integer(0));
+		for (i = 0; i < 4; i++)
+			pthread_create(&th[i], NULL, thread_main, &oks[i]);
+		for (i = 0; i < 4; i++) {
+			pthread_join(th[i], NULL);
+			all &= oks[i];
+		}
+		tap_ok(t && all, "concurrent renders of one template");
+		liquid_template_free(t);
+	}
+	json_decref(ctx);
+	return tap_failed ? 1 : 0;
+}
