@@ -6,10 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "campaign.h"
+#include "import.h"
 #include "loader.h"
 #include "main.h"
+#include "run.h"
 
 
+
+/* core/cmd_render.c (the Liquid engine's command) */
+int cmd_render (int argc, char **argv);
 
 struct command {
   const char *name;
@@ -18,6 +24,13 @@ struct command {
 };
 
 static const struct command commands[] = {
+  { "run", cmd_run, "run or resume a campaign (--dry-run: forecast only)" },
+  { "preview", cmd_preview, "show one customer's decision and rendered message" },
+  { "lint", cmd_lint, "check a campaign and all its templates" },
+  { "render", cmd_render, "render one Liquid template (--data, --each)" },
+  { "customers", cmd_customers, "customers import FILE (.jsonl or .csv)" },
+  { "events", cmd_events, "events import FILE.jsonl" },
+  { "report", cmd_report, "per channel and variant results of a campaign" },
   { "plugins", cmd_plugins, "list the channel plugins found, and refused ones" },
   { NULL, NULL, NULL }
 };

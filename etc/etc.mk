@@ -1,1 +1,25 @@
-# etc/etc.mk: automake fragment included by the top-level Makefile.am (appends only).
+# etc/etc.mk: sample configuration, campaigns, templates, data, man page.
+heraldconfdir = $(sysconfdir)/herald
+dist_heraldconf_DATA = etc/herald.ini
+heraldcampaignsdir = $(heraldconfdir)/campaigns
+dist_heraldcampaigns_DATA = etc/campaigns/welcome.ini etc/campaigns/winback.ini
+samplesdir = $(pkgdatadir)/samples
+dist_samples_DATA = etc/customers.jsonl etc/events.jsonl
+tmplwelcomedir = $(pkgdatadir)/templates/welcome
+dist_tmplwelcome_DATA = \
+	templates/welcome/email.subject.liquid templates/welcome/email.text.liquid \
+	templates/welcome/email.html.liquid templates/welcome/sms.body.liquid \
+	templates/welcome/push.title.liquid templates/welcome/push.body.liquid \
+	templates/welcome/push.data.liquid templates/welcome/webhook.body.liquid
+tmplwelcomebdir = $(pkgdatadir)/templates/welcome-b
+dist_tmplwelcomeb_DATA = templates/welcome-b/email.subject.liquid
+tmplwinbackdir = $(pkgdatadir)/templates/winback
+dist_tmplwinback_DATA = \
+	templates/winback/email.subject.liquid templates/winback/email.text.liquid \
+	templates/winback/email.html.liquid templates/winback/sms.body.liquid \
+	templates/winback/push.title.liquid templates/winback/push.body.liquid
+tmplpartialsdir = $(pkgdatadir)/templates/_partials
+dist_tmplpartials_DATA = templates/_partials/footer.liquid \
+	templates/_partials/footer_html.liquid
+dist_man_MANS = man/herald.1
+EXTRA_DIST += scripts/gen-customers.py scripts/install-deps.sh scripts/quickstart.sh

@@ -6,3 +6,24 @@ tests_plugin_run_SOURCES = tests/plugin-run.c core/loader.c core/config.c \
 	core/util.c
 tests_plugin_run_CPPFLAGS = $(herald_CPPFLAGS)
 tests_plugin_run_LDADD = $(herald_LDADD)
+
+# Plugins built only for the tests (the loader's refusals, failure modes).
+TEST_PLUGIN_FLAGS = -module -avoid-version -shared -no-undefined -rpath /nowhere
+check_LTLIBRARIES += tests/plugins/testplug.la tests/plugins/badabi.la \
+	tests/plugins/noentry.la tests/plugins/nosend.la
+tests_plugins_testplug_la_SOURCES = tests/plugins/testplug.c
+tests_plugins_testplug_la_CPPFLAGS = -I$(top_srcdir)/core
+tests_plugins_testplug_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
+tests_plugins_badabi_la_SOURCES = tests/plugins/badabi.c
+tests_plugins_badabi_la_CPPFLAGS = -I$(top_srcdir)/core
+tests_plugins_badabi_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
+tests_plugins_noentry_la_SOURCES = tests/plugins/noentry.c
+tests_plugins_noentry_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
+tests_plugins_nosend_la_SOURCES = tests/plugins/nosend.c
+tests_plugins_nosend_la_CPPFLAGS = -I$(top_srcdir)/core
+tests_plugins_nosend_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
+
+CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
+	tests/core/failures.sh tests/core/crash.sh
+TESTS += $(CORE_TESTS)
+EXTRA_DIST += $(CORE_TESTS) tests/core/lib.sh tests/tap.h

@@ -1,0 +1,579 @@
+/* campaign: reads a campaign INI, hands the routing sections to the
+ * router's policy parser, and compiles every template once.  It collects
+ * every problem it finds (lint shows them all), each as file:line[:col]. */
+#include <config.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "campaign.h"
+#include "main.h"
+#include "tz.h"
+
+static const char *const known_parts[] = {
+  "email.subject", "email.html", "email.text", "sms.body", "push.title",
+  "push.body", "push.data", "webhook.body", NULL
+};
+
+int
+campaign_part_autoescape (const char *part)
+{
+  return strcmp (part, "email.html") == 0;
+}
+
+int
+campaign_part_json (const char *part)
+{
+  return strcmp (part, "push.data") == 0 || strcmp (part, "webhook.body") == 0;
+}
+
+static void __attribute__ ((format (printf, 2, 3)))
+problem (struct strbuf *pb, const char *fmt, ...)
+{
+  va_list ap;
+  char buf[2048];
+
+  va_start (ap, fmt);
+  vsnprintf (buf, sizeof buf, fmt, ap);
+  va_end (ap);
+  strbuf_adds (pb, buf);
+  strbuf_addc (pb, '\n');
+}
+
+static char *
+read_file (const char *path, size_t *len_r)
+{
+  FILE *fp = fopen (path, "rb");
+  struct strbuf b = STRBUF_INIT;
+  char buf[65536];
+  size_t n;
+
+  if (!fp)
+    return NULL;
+  while ((n = fread (buf, 1, sizeof buf, fp)) > 0)
+    strbuf_add (&b, buf, n);
+  if (ferror (fp)) {
+    fclose (fp);
+    strbuf_free (&b);
+    return NULL;
+  }
+  fclose (fp);
+  if (!b.s)
+    b.s = xstrdup ("");
+  *len_r = b.len;
+  return b.s;
+}
+
+/* Partials: _partials/NAME.liquid beside the templates, else in the shared
+ * templates folder (the parent of the campaign's templates folder). */
+static char *
+partial_loader (void *userdata, const char *name, size_t *len_r,
+                char **filename_r)
+{
+  const char *dir = userdata;
+  size_t i;
+
+  if (!*name || strstr (name, "..") || name[0] == '/')
+    return NULL;
+  for (i = 0; i < 2; i++) {
+    char *path = i == 0 ? xasprintf ("%s/_partials/%s.liquid", dir, name)
+                        : xasprintf ("%s/../_partials/%s.liquid", dir, name);
+    char *src = read_file (path, len_r);
+    if (src) {
+      *filename_r = path;
+      return src;
+    }
+    free (path);
+  }
+  return NULL;
+}
+
+static int
+known_part (const char *name)
+{
+  size_t i;
+
+  for (i = 0; known_parts[i]; i++)
+    if (strcmp (known_parts[i], name) == 0)
+      return 1;
+  return 0;
+}
+
+/* Compile every CHANNEL.PART.liquid of DIR into SET. */
+static void
+load_set (struct tmpl_set *set, const char *dir, const char *ini_path,
+          int ini_line, int strict, struct strbuf *pb)
+{
+  DIR *d = opendir (dir);
+  struct dirent *de;
+  char **names = NULL;
+  size_t nn = 0, i, j;
+
+  set->dir = xstrdup (dir);
+  if (!d) {
+    problem (pb, "%s:%d: templates: cannot open folder '%s': %s", ini_path,
+             ini_line, dir, strerror (errno));
+    return;
+  }
+  while ((de = readdir (d))) {
+    size_t len = strlen (de->d_name);
+    if (de->d_name[0] == '.' || de->d_name[0] == '_' || len < 8
+        || strcmp (de->d_name + len - 7, ".liquid") != 0)
+      continue;
+    names = xrealloc (names, (nn + 1) * sizeof *names);
+    names[nn++] = xstrndup (de->d_name, len - 7);
+  }
+  closedir (d);
+  for (i = 1; i < nn; i++)        /* sorted: stable lint output */
+    for (j = i; j > 0 && strcmp (names[j - 1], names[j]) > 0; j--) {
+      char *t = names[j];
+      names[j] = names[j - 1];
+      names[j - 1] = t;
+    }
+  for (i = 0; i < nn; i++) {
+    char *path = xasprintf ("%s/%s.liquid", dir, names[i]);
+    struct liquid_options opts;
+    struct liquid_error lerr;
+    char *src;
+    size_t len = 0;
+
+    if (!known_part (names[i])) {
+      problem (pb, "%s:1: unknown template part '%s' (expected one of "
+               "email.subject, email.html, email.text, sms.body, push.title, "
+               "push.body, push.data, webhook.body)", path, names[i]);
+      free (path);
+      continue;
+    }
+    src = read_file (path, &len);
+    if (!src) {
+      problem (pb, "%s: %s", path, strerror (errno));
+      free (path);
+      continue;
+    }
+    liquid_options_init (&opts);
+    opts.autoescape = campaign_part_autoescape (names[i]);
+    opts.strict_filters = 1;
+    opts.strict_variables = strict;
+    opts.loader = partial_loader;
+    opts.loader_data = set->dir;
+    opts.tz_offset = tz_offset;
+    memset (&lerr, 0, sizeof lerr);
+    set->parts = xrealloc (set->parts, (set->n + 1) * sizeof *set->parts);
+    set->parts[set->n].name = xstrdup (names[i]);
+    set->parts[set->n].path = path;
+    set->parts[set->n].t = liquid_parse (src, len, path, &opts, &lerr);
+    if (!set->parts[set->n].t) {
+      char msg[1024];
+      liquid_error_format (&lerr, msg, sizeof msg);
+      problem (pb, "%s", msg);
+    }
+    set->n++;
+    free (src);
+  }
+  for (i = 0; i < nn; i++)
+    free (names[i]);
+  free (names);
+}
+
+static void
+free_set (struct tmpl_set *set)
+{
+  size_t i;
+
+  for (i = 0; i < set->n; i++) {
+    free (set->parts[i].name);
+    free (set->parts[i].path);
+    liquid_template_free (set->parts[i].t);
+  }
+  free (set->parts);
+  free (set->dir);
+  memset (set, 0, sizeof *set);
+}
+
+static const struct tmpl_part *
+set_part (const struct tmpl_set *set, const char *part)
+{
+  size_t i;
+
+  for (i = 0; set && i < set->n; i++)
+    if (strcmp (set->parts[i].name, part) == 0 && set->parts[i].t)
+      return &set->parts[i];
+  return NULL;
+}
+
+const struct tmpl_part *
+campaign_part (const struct campaign *c, const char *variant, const char *part)
+{
+  const struct tmpl_part *p = NULL;
+  size_t i;
+
+  if (variant && c->variant_sets)
+    for (i = 0; i < c->policy->n_variants; i++)
+      if (strcmp (c->policy->variants[i].name, variant) == 0
+          && c->variant_sets[i].dir) {
+        p = set_part (&c->variant_sets[i], part);
+        break;
+      }
+  return p ? p : set_part (&c->base, part);
+}
+
+static int
+has (const struct campaign *c, const struct tmpl_set *set, const char *part)
+{
+  return set_part (set, part) || set_part (&c->base, part);
+}
+
+int
+campaign_has_parts (const struct campaign *c, const struct tmpl_set *set,
+                    const char *kind)
+{
+  if (!set)
+    set = &c->base;
+  if (strcmp (kind, "email") == 0)
+    return has (c, set, "email.subject")
+           && (has (c, set, "email.html") || has (c, set, "email.text"));
+  if (strcmp (kind, "sms") == 0)
+    return has (c, set, "sms.body");
+  if (strcmp (kind, "push") == 0)
+    return has (c, set, "push.body");
+  if (strcmp (kind, "webhook") == 0)
+    return has (c, set, "webhook.body");
+  return 0;
+}
+
+static int
+valid_id (const char *s)
+{
+  if (!*s || strlen (s) > 64)
+    return 0;
+  for (; *s; s++)
+    if (!isalnum ((unsigned char) *s) && *s != '-' && *s != '_' && *s != '.')
+      return 0;
+  return 1;
+}
+
+static int
+known_section (const char *name)
+{
+  static const char *const names[] = { "caps", "quiet_hours", "holdout",
+                                       "engagement", "consent", NULL };
+  size_t i;
+
+  for (i = 0; names[i]; i++)
+    if (strcmp (names[i], name) == 0)
+      return 1;
+  return 0;
+}
+
+/* The keys of [campaign] this module reads itself; the rest go to the
+ * router's policy parser. */
+static int
+campaign_key (struct campaign *c, const struct gateway *gw,
+              const struct ini_kv *kv, char **templates_r, int *tline_r,
+              struct strbuf *pb)
+{
+  const char *path = c->ini->path;
+  const char *k = kv->key, *v = kv->value;
+  int64_t n;
+  int b;
+
+  if (strcmp (k, "id") == 0) {
+    if (!valid_id (v))
+      problem (pb, "%s:%d: [campaign] id: '%s' must be 1 to 64 letters, "
+               "digits, '-', '_' or '.'", path, kv->line, v);
+    else
+      c->id = xstrdup (v);
+  }
+  else if (strcmp (k, "name") == 0)
+    c->name = xstrdup (v);
+  else if (strcmp (k, "templates") == 0) {
+    *templates_r = ini_path (c->ini, v);
+    *tline_r = kv->line;
+  }
+  else if (strcmp (k, "segment") == 0) {
+    struct liquid_error lerr;
+    memset (&lerr, 0, sizeof lerr);
+    c->segment = xstrdup (v);
+    /* The column is relative to the value; the line is the INI line. */
+    c->segment_expr = liquid_condition_parse (v, path, kv->line, &lerr);
+    if (!c->segment_expr) {
+      char msg[1024];
+      liquid_error_format (&lerr, msg, sizeof msg);
+      problem (pb, "%s [campaign] segment", msg);
+    }
+  }
+  else if (strcmp (k, "delivery") == 0) {
+    if (strcmp (v, "at_least_once") == 0)
+      c->at_least_once = 1;
+    else if (strcmp (v, "at_most_once") == 0)
+      c->at_least_once = 0;
+    else
+      problem (pb, "%s:%d: [campaign] delivery: '%s' is not at_least_once "
+               "or at_most_once", path, kv->line, v);
+  }
+  else if (strcmp (k, "max_attempts") == 0) {
+    if (parse_int64 (v, 1, 100, &n) < 0)
+      problem (pb, "%s:%d: [campaign] max_attempts: '%s' is not a number "
+               "from 1 to 100", path, kv->line, v);
+    else
+      c->max_attempts = (int) n;
+  }
+  else if (strcmp (k, "retry_horizon") == 0) {
+    if (parse_duration (v, &n) < 0)
+      problem (pb, "%s:%d: [campaign] retry_horizon: '%s' is not a duration "
+               "(e.g. 30s, 5m)", path, kv->line, v);
+    else
+      c->retry_horizon = n;
+  }
+  else if (strcmp (k, "strict") == 0) {
+    if (parse_bool (v, &b) < 0)
+      problem (pb, "%s:%d: [campaign] strict: '%s' is not yes or no", path,
+               kv->line, v);
+    else
+      c->strict = b;
+  }
+  else if (strcmp (k, "channels") == 0) {
+    /* Instance names of the gateway; the policy sees their kinds. */
+    char *copy = xstrdup (v), *save = NULL, *tok;
+    struct strbuf kinds = STRBUF_INIT;
+    size_t i;
+
+    for (tok = strtok_r (copy, ", \t", &save); tok;
+         tok = strtok_r (NULL, ", \t", &save)) {
+      const struct channel_conf *cc = config_channel (gw, tok);
+      if (!cc) {
+        problem (pb, "%s:%d: [campaign] channels: '%s' is not a channel of "
+                 "%s (no [channel.%s])", path, kv->line, tok, gw->ini->path,
+                 tok);
+        continue;
+      }
+      for (i = 0; i < c->n_channels; i++)
+        if (strcmp (c->channels[i].kind, cc->kind) == 0)
+          break;
+      if (i < c->n_channels) {
+        problem (pb, "%s:%d: [campaign] channels: '%s' and '%s' are both %s "
+                 "channels: a campaign uses one channel per kind", path,
+                 kv->line, c->channels[i].conf->name, tok, cc->kind);
+        continue;
+      }
+      c->channels = xrealloc (c->channels,
+                              (c->n_channels + 1) * sizeof *c->channels);
+      c->channels[c->n_channels].conf = cc;
+      c->channels[c->n_channels].kind = cc->kind;
+      c->n_channels++;
+      if (kinds.len)
+        strbuf_adds (&kinds, ", ");
+      strbuf_adds (&kinds, cc->kind);
+    }
+    free (copy);
+    if (c->n_channels == 0)
+      problem (pb, "%s:%d: [campaign] channels: no usable channel listed",
+               path, kv->line);
+    else {
+      char err[512] = "";
+      if (policy_set (c->policy, "campaign", "channels", kinds.s, err,
+                      sizeof err) == -1)
+        problem (pb, "%s:%d: [campaign] channels: %s", path, kv->line, err);
+    }
+    strbuf_free (&kinds);
+  }
+  else
+    return -2;
+  return 0;
+}
+
+struct campaign *
+campaign_load (const char *path, const struct gateway *gw,
+               struct strbuf *problems)
+{
+  struct campaign *c = xcalloc (1, sizeof *c);
+  char err[2048], *templates = NULL;
+  int tline = 0, rc;
+  size_t i, j, start = problems->len;
+  const struct ini_section *cs;
+
+  c->step = 1;
+  c->at_least_once = 1;
+  c->max_attempts = 8;
+  c->retry_horizon = 30;
+  c->policy = policy_new ();
+  c->ini = ini_load (path, err, sizeof err);
+  if (!c->ini) {
+    problem (problems, "%s", err);
+    goto fail;
+  }
+  cs = ini_section (c->ini, "campaign");
+  if (!cs) {
+    problem (problems, "%s:1: missing [campaign] section", path);
+    goto fail;
+  }
+  /* [campaign] first: channels must be known before caps name them. */
+  for (j = 0; j < cs->n; j++) {
+    const struct ini_kv *kv = &cs->kv[j];
+    if (campaign_key (c, gw, kv, &templates, &tline, problems) == -2) {
+      *err = '\0';
+      rc = policy_set (c->policy, "campaign", kv->key, kv->value, err,
+                       sizeof err);
+      if (rc == -2)
+        problem (problems, "%s:%d: [campaign] %s: unknown key", path,
+                 kv->line, kv->key);
+      else if (rc < 0)
+        problem (problems, "%s:%d: [campaign] %s: %s", path, kv->line,
+                 kv->key, err);
+    }
+  }
+  for (i = 0; i < c->ini->n; i++) {
+    const struct ini_section *sec = &c->ini->sec[i];
+    if (sec == cs)
+      continue;
+    if (sec->n == 0) {
+      /* An empty [variant.X] is a variant of weight 1; other empty
+       * sections are harmless when known. */
+      if (strncmp (sec->name, "variant.", 8) == 0 && sec->name[8]) {
+        *err = '\0';
+        if (policy_set (c->policy, sec->name, "weight", "1", err,
+                        sizeof err) < 0)
+          problem (problems, "%s:%d: [%s]: %s", path, sec->line, sec->name,
+                   *err ? err : "bad variant name");
+      }
+      else if (!known_section (sec->name))
+        problem (problems, "%s:%d: [%s]: unknown section", path, sec->line,
+                 sec->name);
+      continue;
+    }
+    for (j = 0; j < sec->n; j++) {
+      const struct ini_kv *kv = &sec->kv[j];
+      *err = '\0';
+      rc = policy_set (c->policy, sec->name, kv->key, kv->value, err,
+                       sizeof err);
+      if (rc == -2)
+        problem (problems, "%s:%d: [%s] %s: unknown %s", path, kv->line,
+                 sec->name, kv->key, *err ? err : "section or key");
+      else if (rc < 0)
+        problem (problems, "%s:%d: [%s] %s: %s", path, kv->line, sec->name,
+                 kv->key, err);
+    }
+  }
+  if (!c->id)
+    problem (problems, "%s:%d: [campaign]: missing key 'id'", path, cs->line);
+  if (!c->n_channels && !ini_get (cs, "channels"))
+    problem (problems, "%s:%d: [campaign]: missing key 'channels'", path,
+             cs->line);
+  if (!templates) {
+    problem (problems, "%s:%d: [campaign]: missing key 'templates'", path,
+             cs->line);
+    goto fail;
+  }
+  if (!c->name)
+    c->name = xstrdup (c->id ? c->id : "");
+  if (problems->len == start && policy_finish (c->policy, err, sizeof err) < 0)
+    problem (problems, "%s: %s", path, err);
+  if (c->policy->timezone && !tz_valid (c->policy->timezone))
+    problem (problems, "%s:%d: [quiet_hours] timezone: '%s' is not an IANA "
+             "time zone", path,
+             ini_line (ini_section (c->ini, "quiet_hours"), "timezone"),
+             c->policy->timezone);
+
+  load_set (&c->base, templates, path, tline, c->strict, problems);
+  c->variant_sets = xcalloc (c->policy->n_variants + 1, sizeof *c->variant_sets);
+  for (i = 0; i < c->policy->n_variants; i++) {
+    const struct policy_variant *v = &c->policy->variants[i];
+    if (v->templates) {
+      char *sname = xasprintf ("variant.%s", v->name);
+      const struct ini_section *vs = ini_section (c->ini, sname);
+      char *dir = ini_path (c->ini, v->templates);
+      load_set (&c->variant_sets[i], dir, path, ini_line (vs, "templates"),
+                c->strict, problems);
+      free (dir);
+      free (sname);
+    }
+  }
+  for (i = 0; i < c->n_channels; i++) {
+    if (!campaign_has_parts (c, NULL, c->channels[i].kind))
+      problem (problems, "%s:%d: [campaign] channels: %s: the templates in "
+               "'%s' lack the parts it needs (%s)", path,
+               ini_line (cs, "channels"), c->channels[i].conf->name,
+               templates,
+               strcmp (c->channels[i].kind, "email") == 0
+               ? "email.subject and email.html or email.text"
+               : strcmp (c->channels[i].kind, "sms") == 0 ? "sms.body"
+               : strcmp (c->channels[i].kind, "push") == 0 ? "push.body"
+               : "webhook.body");
+  }
+  free (templates);
+  templates = NULL;
+  if (problems->len != start)
+    goto fail;
+  return c;
+
+fail:
+  free (templates);
+  campaign_free (c);
+  return NULL;
+}
+
+void
+campaign_free (struct campaign *c)
+{
+  size_t i;
+
+  if (!c)
+    return;
+  if (c->variant_sets) {
+    for (i = 0; i < c->policy->n_variants; i++)
+      free_set (&c->variant_sets[i]);
+    free (c->variant_sets);
+  }
+  free_set (&c->base);
+  free (c->id);
+  free (c->name);
+  free (c->segment);
+  liquid_expr_free (c->segment_expr);
+  policy_free (c->policy);
+  free (c->channels);
+  ini_free (c->ini);
+  free (c);
+}
+
+int
+cmd_lint (int argc, char **argv)
+{
+  struct gateway *gw;
+  struct campaign *c;
+  struct strbuf pb = STRBUF_INIT;
+  char err[2048];
+  int i, rc = 0;
+
+  if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
+    fprintf (argc < 2 ? stderr : stdout,
+             "Usage: herald [-c GATEWAY.ini] lint CAMPAIGN.ini...\n\n"
+             "Parses each campaign and all its templates; prints every "
+             "problem as\nfile:line[:col]: message.  Exit 0 when there is "
+             "none, 1 otherwise.\n");
+    return argc < 2 ? EXIT_USAGE : 0;
+  }
+  gw = config_gateway_load (main_config_path, err, sizeof err);
+  if (!gw) {
+    fprintf (stderr, "%s\n", err);
+    return 1;
+  }
+  for (i = 1; i < argc; i++) {
+    strbuf_reset (&pb);
+    c = campaign_load (argv[i], gw, &pb);
+    if (!c) {
+      fputs (pb.s ? pb.s : "", stderr);
+      rc = 1;
+    }
+    else
+      printf ("%s: ok (campaign %s, %zu channels, %zu variants)\n", argv[i],
+              c->id, c->n_channels, c->policy->n_variants);
+    campaign_free (c);
+  }
+  strbuf_free (&pb);
+  config_gateway_free (gw);
+  return rc;
+}

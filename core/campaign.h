@@ -1,0 +1,77 @@
+/* campaign: a campaign INI and its templates, loaded and checked.
+ * Everything that can be wrong with a campaign is found here, before a
+ * single customer is looked at: lint and run share this code. */
+#ifndef HERALD_CAMPAIGN_H
+#define HERALD_CAMPAIGN_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "liquid/liquid.h"
+#include "router.h"
+#include "util.h"
+
+/* One template file: CHANNEL.PART.liquid. */
+struct tmpl_part {
+  char *name;                /* "email.subject" */
+  char *path;
+  liquid_template *t;
+};
+
+/* The templates of one folder (the campaign's, or a variant's own). */
+struct tmpl_set {
+  char *dir;
+  struct tmpl_part *parts;
+  size_t n;
+};
+
+/* A channel the campaign may use: a gateway [channel.NAME] instance. */
+struct campaign_channel {
+  const struct channel_conf *conf;   /* lent from the gateway */
+  const char *kind;                  /* conf->kind */
+};
+
+struct campaign {
+  struct ini *ini;
+  char *id;
+  char *name;
+  int step;                  /* 1 until multi-step campaigns exist */
+  struct campaign_channel *channels;
+  size_t n_channels;
+  char *segment;             /* as written, or NULL */
+  liquid_expr *segment_expr;
+  struct policy *policy;
+  int at_least_once;         /* delivery = at_least_once (default) */
+  int max_attempts;          /* retries before a message is dead */
+  int64_t retry_horizon;     /* herald run waits for retries due within */
+  int strict;                /* strict variables when rendering */
+  struct tmpl_set base;      /* [campaign] templates */
+  struct tmpl_set *variant_sets;     /* parallel to policy->variants; a
+                                        set with dir NULL uses base */
+};
+
+/* The parts each channel kind needs: returns 1 when SET (with BASE as the
+ * fallback for a variant set) can render KIND. */
+int campaign_has_parts (const struct campaign *c, const struct tmpl_set *set,
+                        const char *kind);
+
+/* The template for PART of VARIANT (NULL = none), or NULL when absent. */
+const struct tmpl_part *campaign_part (const struct campaign *c,
+                                       const char *variant, const char *part);
+
+/* Load PATH against the gateway GW.  Every problem found is appended to
+ * PROBLEMS as one "file:line[:col]: message" line; returns NULL when there
+ * was any.  Free with campaign_free. */
+struct campaign *campaign_load (const char *path, const struct gateway *gw,
+                                struct strbuf *problems);
+void campaign_free (struct campaign *c);
+
+/* Whether PART ("email.html") is rendered with HTML autoescape, and
+ * whether it must render to JSON. */
+int campaign_part_autoescape (const char *part);
+int campaign_part_json (const char *part);
+
+/* herald lint CAMPAIGN.ini */
+int cmd_lint (int argc, char **argv);
+
+#endif

@@ -1,0 +1,1440 @@
+/* run: the scheduler behind herald run and herald preview.
+ *
+ * For each customer of the audience: segment, routing decision, rendering,
+ * then an outbox row committed before any plugin sees the message; then
+ * dispatch of the due rows to the channel plugins in batches, with the
+ * result of each committed before the next batch.  It never sends a
+ * message that is not recorded, and never records as sent a message the
+ * plugin did not accept.  A message found in "sending" after a crash is
+ * sent again (at-least-once, the default) or failed (at-most-once). */
+#include <config.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "campaign.h"
+#include "loader.h"
+#include "main.h"
+#include "run.h"
+#include "store.h"
+#include "tz.h"
+
+#define PAGE 500             /* customers planned per transaction */
+#define BATCH 100            /* messages per plugin call */
+
+static volatile sig_atomic_t run_stop;
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  run_stop = 1;
+}
+
+/* Counters of one run, per channel kind index (n_channels) + totals. */
+struct counts {
+  long planned, sent, retry, failed, dead, held_out, deferred, fallback;
+  long skipped;
+  long shifted;
+};
+
+struct reason_count {
+  char *reason;
+  long n;
+};
+
+struct run {
+  struct gateway *gw;
+  struct campaign *c;
+  struct store *st;
+  struct channel *ch[ROUTER_MAX_CHANNELS];   /* parallel to c->channels */
+  int dry_run;
+  int verbose_progress;
+  int64_t now;
+  json_t *pop;                 /* population stats per channel kind */
+  struct liquid_buf buf;
+  struct counts per[ROUTER_MAX_CHANNELS];
+  struct counts total;
+  struct reason_count *reasons;
+  size_t n_reasons;
+  json_t *variants;            /* dry-run: variant -> count */
+  int64_t deferred_until_min, deferred_until_max;
+  int channel_error;           /* a channel reported a configuration error */
+  char channel_error_msg[1024];
+  int store_error;
+};
+
+/* What planning one customer produced. */
+struct plan {
+  struct router_decision d;
+  int in_segment;
+  int cidx;                    /* index of the chosen channel, or -1 */
+  json_t *parts;               /* part name -> text, new reference */
+  json_t *address;             /* [{type, value}], new reference */
+  char *render_error;          /* "file:line:col: message" */
+  char key[512];
+};
+
+static void
+plan_clear (struct plan *p)
+{
+  json_decref (p->parts);
+  json_decref (p->address);
+  free (p->render_error);
+  memset (p, 0, sizeof *p);
+}
+
+static void
+count_reason (struct run *r, const char *reason)
+{
+  size_t i;
+
+  for (i = 0; i < r->n_reasons; i++)
+    if (strcmp (r->reasons[i].reason, reason) == 0) {
+      r->reasons[i].n++;
+      return;
+    }
+  r->reasons = xrealloc (r->reasons, (r->n_reasons + 1) * sizeof *r->reasons);
+  r->reasons[r->n_reasons].reason = xstrdup (reason);
+  r->reasons[r->n_reasons].n = 1;
+  r->n_reasons++;
+}
+
+static const char *
+jstr (json_t *o, const char *k)
+{
+  json_t *v = json_object_get (o, k);
+  return json_is_string (v) && *json_string_value (v) ? json_string_value (v)
+                                                      : NULL;
+}
+
+/* The customer's destinations for KIND as a JSON list of {type, value},
+ * without suppressed ones.  *SUPPRESSED_R is 1 when the customer had
+ * addresses but every one is suppressed. */
+static json_t *
+customer_addresses (struct run *r, json_t *cust, const struct campaign_channel *cc,
+                    int *suppressed_r)
+{
+  json_t *list = json_array ();
+  const char *kind = cc->kind;
+  int had = 0;
+
+  *suppressed_r = 0;
+  if (strcmp (kind, "push") == 0) {
+    json_t *tokens = json_object_get (cust, "push"), *t;
+    size_t i;
+    json_array_foreach (tokens, i, t) {
+      const char *tok = jstr (t, "token");
+      const char *plat = jstr (t, "platform");
+      if (!tok)
+        continue;
+      had = 1;
+      if (store_is_suppressed (r->st, "push", tok) == 1)
+        continue;
+      json_array_append_new (list, json_pack ("{s:s, s:s}", "type",
+                                              plat ? plat : "unknown",
+                                              "value", tok));
+    }
+  }
+  else {
+    const char *field = strcmp (kind, "email") == 0 ? "email"
+                        : strcmp (kind, "sms") == 0 ? "phone" : "webhook";
+    const char *v = jstr (cust, field);
+    /* A webhook channel with a fixed url needs no customer address. */
+    if (!v && strcmp (kind, "webhook") == 0 && ini_get (cc->conf->sec, "url"))
+      v = ini_get (cc->conf->sec, "url");
+    if (v) {
+      had = 1;
+      if (store_is_suppressed (r->st, kind, v) != 1)
+        json_array_append_new (list, json_pack ("{s:s, s:s}", "type", kind,
+                                                "value", v));
+    }
+  }
+  if (had && json_array_size (list) == 0)
+    *suppressed_r = 1;
+  return list;
+}
+
+/* The unsubscribe link of (customer, campaign, channel): base_url/u/TOKEN,
+ * TOKEN = base64url(customer \n campaign \n channel) "." base64url(first
+ * 16 bytes of HMAC-SHA256(secret, that payload)).  Opaque to the reader,
+ * unforgeable without the secret (RFC 8058 section 3.1). */
+static char *
+unsubscribe_url (struct run *r, const char *customer, const char *kind)
+{
+  struct strbuf payload = STRBUF_INIT;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int maclen = 0;
+  char *b64p, *b64m, *url;
+  size_t i;
+
+  if (!r->gw->tracking_base_url || !r->gw->tracking_secret)
+    return NULL;
+  strbuf_addf (&payload, "%s\n%s\n%s", customer, r->c->id, kind);
+  HMAC (EVP_sha256 (), r->gw->tracking_secret,
+        (int) strlen (r->gw->tracking_secret),
+        (const unsigned char *) payload.s, payload.len, mac, &maclen);
+  b64p = xmalloc (payload.len * 2 + 8);
+  b64m = xmalloc (64);
+  EVP_EncodeBlock ((unsigned char *) b64p, (const unsigned char *) payload.s,
+                   (int) payload.len);
+  EVP_EncodeBlock ((unsigned char *) b64m, mac, 16);
+  /* base64url without padding (RFC 4648 section 5) */
+  for (i = 0; b64p[i]; i++)
+    b64p[i] = b64p[i] == '+' ? '-' : b64p[i] == '/' ? '_' : b64p[i];
+  while (i > 0 && b64p[i - 1] == '=')
+    b64p[--i] = '\0';
+  for (i = 0; b64m[i]; i++)
+    b64m[i] = b64m[i] == '+' ? '-' : b64m[i] == '/' ? '_' : b64m[i];
+  while (i > 0 && b64m[i - 1] == '=')
+    b64m[--i] = '\0';
+  url = xasprintf ("%s/u/%s.%s", r->gw->tracking_base_url, b64p, b64m);
+  free (b64p);
+  free (b64m);
+  strbuf_free (&payload);
+  return url;
+}
+
+/* Templates see customer.* = the attributes plus id, email, phone,
+ * timezone and locale; campaign.*; message.*; unsubscribe_url. */
+static json_t *
+render_context (struct run *r, json_t *cust)
+{
+  json_t *ctx = json_object (), *c = json_object ();
+  json_t *attrs = json_object_get (cust, "attributes");
+  static const char *const fields[] = { "id", "email", "phone", "timezone",
+                                        "locale", NULL };
+  size_t i;
+
+  if (json_is_object (attrs))
+    json_object_update (c, attrs);
+  for (i = 0; fields[i]; i++) {
+    json_t *v = json_object_get (cust, fields[i]);
+    if (v)
+      json_object_set (c, fields[i], v);
+  }
+  json_object_set_new (ctx, "customer", c);
+  json_object_set_new (ctx, "campaign", json_pack ("{s:s, s:s}", "id",
+                                                   r->c->id, "name",
+                                                   r->c->name));
+  return ctx;
+}
+
+static const char *
+customer_zone (struct run *r, json_t *cust)
+{
+  const char *z = jstr (cust, "timezone");
+  if (z && tz_valid (z))
+    return z;
+  return r->c->policy->timezone;
+}
+
+/* Render every part of KIND for the customer into p->parts. */
+static int
+render_parts (struct run *r, json_t *cust, const char *kind,
+              const char *variant, const char *key, struct plan *p)
+{
+  static const char *const parts[] = {
+    "email.subject", "email.html", "email.text", "sms.body", "push.title",
+    "push.body", "push.data", "webhook.body", NULL
+  };
+  json_t *ctx = render_context (r, cust);
+  struct liquid_render_options ro;
+  char *unsub = unsubscribe_url (r, json_string_value (json_object_get (cust, "id")), kind);
+  size_t klen = strlen (kind), i;
+  int rc = 0;
+
+  json_object_set_new (ctx, "message", json_pack ("{s:s, s:s, s:s}", "id", key,
+                                                  "channel", kind, "variant",
+                                                  variant ? variant : ""));
+  json_object_set_new (ctx, "unsubscribe_url", json_string (unsub ? unsub : ""));
+  memset (&ro, 0, sizeof ro);
+  ro.timezone = customer_zone (r, cust);
+  ro.has_now = 1;
+  ro.fixed_now = r->now;
+  p->parts = json_object ();
+  for (i = 0; parts[i]; i++) {
+    const struct tmpl_part *tp;
+    struct liquid_error lerr;
+
+    if (strncmp (parts[i], kind, klen) != 0 || parts[i][klen] != '.')
+      continue;
+    tp = campaign_part (r->c, variant, parts[i]);
+    if (!tp)
+      continue;
+    liquid_buf_reset (&r->buf);
+    memset (&lerr, 0, sizeof lerr);
+    if (liquid_render_ex (tp->t, ctx, &ro, &r->buf, &lerr) < 0) {
+      char msg[1024];
+      liquid_error_format (&lerr, msg, sizeof msg);
+      p->render_error = xstrdup (msg);
+      rc = -1;
+      break;
+    }
+    if (campaign_part_json (parts[i])) {
+      json_error_t jerr;
+      json_t *j = json_loadb (r->buf.data, r->buf.len, JSON_DECODE_ANY, &jerr);
+      if (!j) {
+        p->render_error = xasprintf ("%s: rendered text is not valid JSON "
+                                     "(line %d, column %d: %s)", tp->path,
+                                     jerr.line, jerr.column, jerr.text);
+        rc = -1;
+        break;
+      }
+      json_decref (j);
+    }
+    json_object_set_new (p->parts, parts[i],
+                         json_stringn (r->buf.data, r->buf.len));
+  }
+  /* Underscored members travel with the message, not as parts. */
+  if (unsub)
+    json_object_set_new (p->parts, "_unsubscribe_url", json_string (unsub));
+  {
+    json_t *attrs = json_object_get (cust, "attributes");
+    const char *name = jstr (attrs, "name");
+    const char *first = jstr (attrs, "first_name"), *last = jstr (attrs, "last_name");
+    if (name)
+      json_object_set_new (p->parts, "_to_name", json_string (name));
+    else if (first) {
+      char *full = last ? xasprintf ("%s %s", first, last) : xstrdup (first);
+      json_object_set_new (p->parts, "_to_name", json_string (full));
+      free (full);
+    }
+  }
+  free (unsub);
+  json_decref (ctx);
+  return rc;
+}
+
+struct ev_collect {
+  struct router_event *ev;
+  size_t n, cap;
+  char **strs;
+  size_t n_strs;
+};
+
+static int
+collect_event (void *data, const char *channel, const char *type, int64_t at)
+{
+  struct ev_collect *ec = data;
+  char *ch, *ty;
+
+  if (ec->n == ec->cap) {
+    ec->cap = ec->cap ? ec->cap * 2 : 16;
+    ec->ev = xrealloc (ec->ev, ec->cap * sizeof *ec->ev);
+    ec->strs = xrealloc (ec->strs, ec->cap * 2 * sizeof *ec->strs);
+  }
+  ch = xstrdup (channel ? channel : "");
+  ty = xstrdup (type ? type : "");
+  ec->strs[ec->n_strs++] = ch;
+  ec->strs[ec->n_strs++] = ty;
+  ec->ev[ec->n].channel = ch;
+  ec->ev[ec->n].type = ty;
+  ec->ev[ec->n].at = at;
+  ec->ev[ec->n].herald_message = 0;
+  ec->n++;
+  return 0;
+}
+
+static void
+ev_collect_free (struct ev_collect *ec)
+{
+  size_t i;
+
+  for (i = 0; i < ec->n_strs; i++)
+    free (ec->strs[i]);
+  free (ec->strs);
+  free (ec->ev);
+}
+
+static double
+population_rate (struct run *r, const char *kind)
+{
+  json_t *s = json_object_get (r->pop, kind);
+  long sent, deliv;
+
+  if (!s)
+    return -1;
+  sent = (long) json_integer_value (json_object_get (s, "sent"));
+  deliv = (long) json_integer_value (json_object_get (s, "delivered"));
+  return router_population_rate (r->c->policy, sent + deliv,
+                                 (long) json_integer_value (json_object_get (s, "opened")),
+                                 (long) json_integer_value (json_object_get (s, "clicked")),
+                                 (long) json_integer_value (json_object_get (s, "replied")),
+                                 (long) json_integer_value (json_object_get (s, "converted")));
+}
+
+/* Decide (and render) for one customer.  FAILED lists channel indexes that
+ * already failed permanently for this message (fallback), or NULL. */
+static int
+plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p)
+{
+  struct router_channel rc[ROUTER_MAX_CHANNELS];
+  json_t *addrs[ROUTER_MAX_CHANNELS];
+  struct router_input in;
+  struct ev_collect ec = { 0 };
+  json_t *consent = json_object_get (cust, "consent");
+  const char *id = jstr (cust, "id");
+  size_t i;
+  long capn;
+  int64_t period;
+  int rcode = 0;
+
+  memset (p, 0, sizeof *p);
+  memset (rc, 0, sizeof rc);
+  memset (addrs, 0, sizeof addrs);
+  p->cidx = -1;
+  if (!id)
+    return -1;
+  snprintf (p->key, sizeof p->key, "%s:%d:%s", r->c->id, r->c->step, id);
+
+  if (r->c->segment_expr) {
+    struct liquid_error lerr;
+    json_t *ctx = render_context (r, cust);
+    int yes = 0;
+    memset (&lerr, 0, sizeof lerr);
+    if (liquid_condition_eval (r->c->segment_expr, ctx, &yes, &lerr) < 0) {
+      char msg[1024];
+      liquid_error_format (&lerr, msg, sizeof msg);
+      p->render_error = xasprintf ("segment: %s", msg);
+      yes = 0;
+    }
+    json_decref (ctx);
+    if (!yes)
+      return 0;
+  }
+  p->in_segment = 1;
+
+  for (i = 0; i < r->c->n_channels; i++) {
+    const struct campaign_channel *cc = &r->c->channels[i];
+    json_t *cv = json_object_get (consent, cc->kind);
+    int supp = 0;
+
+    addrs[i] = customer_addresses (r, cust, cc, &supp);
+    rc[i].name = cc->kind;
+    rc[i].templates = 1;       /* campaign_load checked the base set */
+    rc[i].has_address = json_array_size (addrs[i]) > 0 || supp;
+    rc[i].consent = json_is_true (cv) ? 1 : json_is_false (cv) ? 0 : -1;
+    rc[i].suppressed = supp;
+    rc[i].failed = failed ? failed[i] : 0;
+    if (policy_cap (r->c->policy, cc->kind, &capn, &period))
+      rc[i].sent = store_sent_count (r->st, id, cc->kind, r->now - period);
+    rc[i].population_rate = population_rate (r, cc->kind);
+  }
+  memset (&in, 0, sizeof in);
+  in.campaign_id = r->c->id;
+  in.customer_id = id;
+  in.customer = cust;
+  in.timezone = customer_zone (r, cust);
+  in.channels = rc;
+  in.n_channels = r->c->n_channels;
+  if (policy_cap (r->c->policy, NULL, &capn, &period))
+    in.sent_all = store_sent_count (r->st, id, NULL, r->now - period);
+  if (r->c->policy->kind == POLICY_ENGAGEMENT) {
+    store_customer_events (r->st, id, r->now - r->c->policy->window,
+                           collect_event, &ec);
+    in.events = ec.ev;
+    in.n_events = ec.n;
+  }
+  if (router_decide (r->c->policy, &in, r->now, &p->d) < 0) {
+    p->render_error = xasprintf ("router: %s", p->d.trace);
+    rcode = -1;
+    goto out;
+  }
+  if (p->d.channel)
+    for (i = 0; i < r->c->n_channels; i++)
+      if (strcmp (r->c->channels[i].kind, p->d.channel) == 0)
+        p->cidx = (int) i;
+  if ((p->d.outcome == ROUTER_SEND || p->d.outcome == ROUTER_DEFER)
+      && p->cidx >= 0) {
+    p->address = json_incref (addrs[p->cidx]);
+    if (render_parts (r, cust, p->d.channel, p->d.variant, p->key, p) < 0)
+      rcode = 0;   /* recorded as failed with the render error */
+  }
+out:
+  for (i = 0; i < r->c->n_channels; i++)
+    json_decref (addrs[i]);
+  ev_collect_free (&ec);
+  return rcode;
+}
+
+/* ---- recording ---------------------------------------------------- */
+
+static char *
+dumps (json_t *j)
+{
+  return j ? json_dumps (j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+}
+
+/* Insert the outbox row of a plan.  Returns 0, 1 if it existed, -1. */
+static int
+record_plan (struct run *r, json_t *cust, struct plan *p)
+{
+  struct outbox_row row;
+  char *addr = NULL, *parts = NULL;
+  const char *id = jstr (cust, "id");
+  int rc;
+
+  memset (&row, 0, sizeof row);
+  row.key = p->key;
+  row.campaign = r->c->id;
+  row.step = r->c->step;
+  row.customer = id;
+  row.variant = p->d.variant;
+  row.trace = p->d.trace;
+  if (p->cidx >= 0) {
+    row.channel = r->c->channels[p->cidx].kind;
+    row.instance = r->c->channels[p->cidx].conf->name;
+  }
+  switch (p->d.outcome) {
+  case ROUTER_SKIP:
+    row.state = "skipped";
+    row.reason = p->d.reason;
+    break;
+  case ROUTER_HOLD:
+    row.state = "held_out";
+    row.reason = ROUTER_HELD_OUT;
+    break;
+  case ROUTER_DEFER:
+    row.state = "deferred";
+    row.reason = "quiet_hours";
+    row.next_at = p->d.until;
+    break;
+  case ROUTER_SEND:
+    row.state = "pending";
+    row.next_at = r->now;
+    break;
+  }
+  if (p->render_error && (p->d.outcome == ROUTER_SEND || p->d.outcome == ROUTER_DEFER)) {
+    row.state = "failed";
+    row.reason = "render_error";
+    row.error = p->render_error;
+  }
+  addr = dumps (p->address);
+  parts = dumps (p->parts);
+  row.address = addr;
+  row.parts = parts;
+  rc = store_outbox_insert (r->st, &row);
+  free (addr);
+  free (parts);
+  return rc;
+}
+
+static void
+count_plan (struct run *r, struct plan *p)
+{
+  struct counts *c = p->cidx >= 0 ? &r->per[p->cidx] : NULL;
+
+  r->total.planned++;
+  switch (p->d.outcome) {
+  case ROUTER_SKIP:
+    r->total.skipped++;
+    count_reason (r, p->d.reason ? p->d.reason : "unknown");
+    break;
+  case ROUTER_HOLD:
+    r->total.held_out++;
+    break;
+  case ROUTER_DEFER:
+    r->total.deferred++;
+    if (c)
+      c->deferred++;
+    if (!r->deferred_until_min || p->d.until < r->deferred_until_min)
+      r->deferred_until_min = p->d.until;
+    if (p->d.until > r->deferred_until_max)
+      r->deferred_until_max = p->d.until;
+    break;
+  case ROUTER_SEND:
+    if (c)
+      c->planned++;
+    break;
+  }
+  if (p->d.shifted_from) {
+    r->total.shifted++;
+    if (c)
+      c->shifted++;
+  }
+  if (p->render_error && p->in_segment
+      && (p->d.outcome == ROUTER_SEND || p->d.outcome == ROUTER_DEFER)) {
+    r->total.failed++;
+    if (c)
+      c->failed++;
+    count_reason (r, "render_error");
+  }
+  if (r->variants && (p->d.outcome == ROUTER_SEND || p->d.outcome == ROUTER_DEFER)) {
+    const char *v = p->d.variant ? p->d.variant : "(none)";
+    json_t *n = json_object_get (r->variants, v);
+    json_object_set_new (r->variants, v,
+                         json_integer (n ? json_integer_value (n) + 1 : 1));
+  }
+}
+
+/* ---- planning the audience --------------------------------------- */
+
+struct page {
+  json_t **cust;
+  size_t n;
+  char last_id[1024];
+};
+
+static int
+page_add (void *data, json_t *customer)
+{
+  struct page *pg = data;
+  const char *id = jstr (customer, "id");
+
+  pg->cust[pg->n++] = json_incref (customer);
+  if (id)
+    strlcpy_ (pg->last_id, id, sizeof pg->last_id);
+  return 0;
+}
+
+/* Plan up to LIMIT customers after *AFTER; returns how many were seen (0
+ * = the audience is exhausted), -1 on a store error. */
+static int
+plan_page (struct run *r, char *after, size_t afterlen, int limit)
+{
+  struct page pg;
+  size_t i;
+  int n, rc = 0;
+
+  memset (&pg, 0, sizeof pg);
+  pg.cust = xcalloc ((size_t) limit, sizeof *pg.cust);
+  n = store_audience_next (r->st, r->c->id, r->c->step, after, limit,
+                           page_add, &pg);
+  if (n < 0) {
+    fprintf (stderr, "herald: %s\n", store_error (r->st));
+    free (pg.cust);
+    return -1;
+  }
+  if (n == 0) {
+    free (pg.cust);
+    return 0;
+  }
+  if (!r->dry_run && store_begin (r->st) < 0)
+    goto store_fail;
+  for (i = 0; i < pg.n; i++) {
+    struct plan p;
+
+    if (plan_customer (r, pg.cust[i], NULL, &p) < 0) {
+      fprintf (stderr, "herald: customer %s: %s\n",
+               jstr (pg.cust[i], "id") ? jstr (pg.cust[i], "id") : "?",
+               p.render_error ? p.render_error : "cannot plan");
+      plan_clear (&p);
+      continue;
+    }
+    if (p.in_segment) {
+      if (!r->dry_run && record_plan (r, pg.cust[i], &p) < 0) {
+        plan_clear (&p);
+        goto store_fail;
+      }
+      count_plan (r, &p);
+    }
+    plan_clear (&p);
+  }
+  if (!r->dry_run && store_commit (r->st) < 0)
+    goto store_fail;
+  strlcpy_ (after, pg.last_id, afterlen);
+  rc = n;
+  goto out;
+
+store_fail:
+  fprintf (stderr, "herald: %s\n", store_error (r->st));
+  if (!r->dry_run)
+    store_rollback (r->st);
+  rc = -1;
+out:
+  for (i = 0; i < pg.n; i++)
+    json_decref (pg.cust[i]);
+  free (pg.cust);
+  return rc;
+}
+
+/* ---- dispatch ----------------------------------------------------- */
+
+/* A due outbox row, copied out of the store's callback. */
+struct due {
+  char *key, *customer, *instance, *channel, *variant, *address, *parts;
+  int attempts;
+  int64_t created;
+  json_t *addr_j, *parts_j;
+};
+
+struct due_list {
+  struct due *d;
+  size_t n, cap;
+};
+
+static char *
+dupn (const char *s)
+{
+  return s ? xstrdup (s) : NULL;
+}
+
+static int
+due_add (void *data, const struct outbox_row *row)
+{
+  struct due_list *l = data;
+  struct due *d;
+
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 64;
+    l->d = xrealloc (l->d, l->cap * sizeof *l->d);
+  }
+  d = &l->d[l->n++];
+  memset (d, 0, sizeof *d);
+  d->key = dupn (row->key);
+  d->customer = dupn (row->customer);
+  d->instance = dupn (row->instance);
+  d->channel = dupn (row->channel);
+  d->variant = dupn (row->variant);
+  d->address = dupn (row->address);
+  d->parts = dupn (row->parts);
+  d->attempts = row->attempts;
+  d->created = row->created;
+  return 0;
+}
+
+static void
+due_free (struct due_list *l)
+{
+  size_t i;
+
+  for (i = 0; i < l->n; i++) {
+    struct due *d = &l->d[i];
+    free (d->key);
+    free (d->customer);
+    free (d->instance);
+    free (d->channel);
+    free (d->variant);
+    free (d->address);
+    free (d->parts);
+    json_decref (d->addr_j);
+    json_decref (d->parts_j);
+  }
+  free (l->d);
+  memset (l, 0, sizeof *l);
+}
+
+/* Exponential backoff with jitter: 30 s, 60 s, 120 s ... capped at 1 h,
+ * each +-20%, never shorter than what the provider asked for. */
+static int64_t
+backoff (int attempt, int64_t retry_after_ms)
+{
+  double base = 30.0 * pow (2.0, attempt > 1 ? attempt - 1 : 0);
+  double jitter;
+  int64_t s;
+
+  if (base > 3600)
+    base = 3600;
+  jitter = 0.8 + 0.4 * ((double) rand () / RAND_MAX);
+  s = (int64_t) (base * jitter);
+  if (retry_after_ms > 0 && (retry_after_ms + 999) / 1000 > s)
+    s = (retry_after_ms + 999) / 1000;
+  return s;
+}
+
+static int
+channel_index (struct run *r, const char *instance)
+{
+  size_t i;
+
+  for (i = 0; instance && i < r->c->n_channels; i++)
+    if (strcmp (r->c->channels[i].conf->name, instance) == 0)
+      return (int) i;
+  return -1;
+}
+
+/* After a permanent failure on channel CIDX: route the same message to the
+ * next best usable channel (one message per customer and step, never two:
+ * the row is re-routed, not duplicated).  Returns 1 when re-routed. */
+static int
+fallback (struct run *r, struct due *d, int cidx)
+{
+  json_t *cust = store_customer_get (r->st, d->customer);
+  int failed[ROUTER_MAX_CHANNELS] = { 0 };
+  struct outbox_row row;
+  struct plan p;
+  json_t *prev;
+  char *addr = NULL, *parts = NULL;
+  int rc = 0;
+
+  if (!cust)
+    return 0;
+  /* Channels this message already failed on are kept in the row's parts
+   * under "_failed", so a second fallback does not go back. */
+  prev = d->parts_j ? json_object_get (d->parts_j, "_failed") : NULL;
+  if (json_is_array (prev)) {
+    size_t i;
+    json_t *v;
+    json_array_foreach (prev, i, v) {
+      int k = channel_index (r, json_string_value (v));
+      if (k >= 0)
+        failed[k] = 1;
+    }
+  }
+  failed[cidx] = 1;
+  if (plan_customer (r, cust, failed, &p) < 0 || p.d.outcome != ROUTER_SEND
+      || p.cidx < 0 || p.render_error) {
+    plan_clear (&p);
+    json_decref (cust);
+    return 0;
+  }
+  {
+    json_t *fl = json_array ();
+    size_t i;
+    for (i = 0; i < r->c->n_channels; i++)
+      if (failed[i])
+        json_array_append_new (fl, json_string (r->c->channels[i].conf->name));
+    json_object_set_new (p.parts, "_failed", fl);
+  }
+  memset (&row, 0, sizeof row);
+  row.key = d->key;
+  row.campaign = r->c->id;
+  row.step = r->c->step;
+  row.customer = d->customer;
+  row.channel = r->c->channels[p.cidx].kind;
+  row.instance = r->c->channels[p.cidx].conf->name;
+  row.variant = p.d.variant;
+  row.state = "pending";
+  row.reason = "fallback";
+  row.next_at = r->now;
+  addr = dumps (p.address);
+  parts = dumps (p.parts);
+  row.address = addr;
+  row.parts = parts;
+  row.trace = p.d.trace;
+  if (store_outbox_reroute (r->st, &row) == 0)
+    rc = 1;
+  free (addr);
+  free (parts);
+  plan_clear (&p);
+  json_decref (cust);
+  return rc;
+}
+
+/* Send the rows D[0..N) (all for channel CIDX) and record the results. */
+static int
+send_batch (struct run *r, int cidx, struct due **ds, size_t n)
+{
+  struct channel *ch = r->ch[cidx];
+  struct herald_message *m = xcalloc (n, sizeof *m);
+  struct herald_result *res = xcalloc (n, sizeof *res);
+  struct herald_address **to = xcalloc (n, sizeof *to);
+  struct herald_part **parts = xcalloc (n, sizeof *parts);
+  unsigned char **inv = xcalloc (n, sizeof *inv);
+  size_t i, k;
+  int rc = 0, call;
+
+  /* 1. Committed as "sending" before the plugin sees anything. */
+  if (store_begin (r->st) < 0)
+    goto store_fail;
+  for (i = 0; i < n; i++)
+    if (store_outbox_update (r->st, ds[i]->key, "sending", ds[i]->attempts + 1,
+                             0, NULL, NULL, NULL) < 0)
+      goto store_fail;
+  if (store_commit (r->st) < 0)
+    goto store_fail;
+
+  /* 2. Build the messages from the recorded rows (the same bytes after a
+   * crash as before it). */
+  for (i = 0; i < n; i++) {
+    struct due *d = ds[i];
+    json_t *v;
+    const char *pk;
+    size_t na = json_array_size (d->addr_j), np = 0;
+
+    to[i] = xcalloc (na ? na : 1, sizeof **to);
+    json_array_foreach (d->addr_j, k, v) {
+      to[i][k].type = jstr (v, "type") ? jstr (v, "type") : d->channel;
+      to[i][k].value = jstr (v, "value") ? jstr (v, "value") : "";
+    }
+    inv[i] = xcalloc (na ? na : 1, 1);
+    parts[i] = xcalloc (json_object_size (d->parts_j) + 1, sizeof **parts);
+    json_object_foreach (d->parts_j, pk, v) {
+      if (pk[0] == '_')
+        continue;
+      parts[i][np].name = pk;
+      parts[i][np].data = json_string_value (v);
+      parts[i][np].len = json_string_length (v);
+      np++;
+    }
+    m[i].key = d->key;
+    m[i].campaign = r->c->id;
+    m[i].customer = d->customer;
+    m[i].channel = d->channel;
+    m[i].variant = d->variant ? d->variant : "";
+    m[i].to = to[i];
+    m[i].n_to = na;
+    m[i].to_name = jstr (d->parts_j, "_to_name");
+    m[i].parts = parts[i];
+    m[i].n_parts = np;
+    m[i].unsubscribe_url = jstr (d->parts_j, "_unsubscribe_url");
+    m[i].unsubscribe_mailto = r->gw->unsubscribe_mailto;
+    m[i].created = d->created;
+    m[i].attempt = (unsigned) d->attempts + 1;
+    res[i].to_invalid = inv[i];
+  }
+
+  /* 3. Send. */
+  call = ch->plugin->p.send (ch->state, m, n, res);
+
+  /* 4. Record every result in one transaction. */
+  r->now = now_seconds ();
+  if (store_begin (r->st) < 0)
+    goto store_fail;
+  for (i = 0; i < n; i++) {
+    struct due *d = ds[i];
+    struct herald_result *x = &res[i];
+    int attempts = d->attempts + 1;
+    int status = call < 0 ? HERALD_RETRY : x->status;
+    const char *detail = x->detail[0] ? x->detail : NULL;
+
+    for (k = 0; k < m[i].n_to; k++)
+      if (inv[i][k])
+        store_suppress (r->st, d->channel, to[i][k].value,
+                        x->error[0] ? x->error : "invalid address");
+    switch (status) {
+    case HERALD_SENT:
+      if (store_outbox_update (r->st, d->key, "sent", attempts, 0,
+                               x->provider_id, NULL, detail) < 0
+          || store_event_put (r->st, d->customer, d->channel, "sent", r->now,
+                              NULL, NULL, NULL) < 0)
+        goto store_fail;
+      r->per[cidx].sent++;
+      r->total.sent++;
+      break;
+    case HERALD_CHANNEL_ERROR:
+      /* The channel is misconfigured: not this message's fault.  Put it
+       * back, uncounted, and stop using the channel. */
+      if (store_outbox_update (r->st, d->key, "pending", d->attempts, r->now,
+                               NULL, x->error, NULL) < 0)
+        goto store_fail;
+      if (!r->channel_error) {
+        r->channel_error = 1;
+        snprintf (r->channel_error_msg, sizeof r->channel_error_msg,
+                  "channel %s: %s", ch->name, x->error);
+      }
+      ch->broken = 1;
+      break;
+    case HERALD_REJECTED:
+    case HERALD_INVALID_ADDRESS:
+      if (status == HERALD_INVALID_ADDRESS && m[i].n_to == 1 && !inv[i][0])
+        store_suppress (r->st, d->channel, to[i][0].value,
+                        x->error[0] ? x->error : "invalid address");
+      if (fallback (r, d, cidx)) {
+        r->per[cidx].fallback++;
+        r->total.fallback++;
+        break;
+      }
+      if (store_outbox_update_reason (r->st, d->key, "failed",
+                                      status == HERALD_REJECTED ? "rejected"
+                                                                : "invalid_address",
+                                      attempts, 0, NULL, x->error, detail) < 0)
+        goto store_fail;
+      r->per[cidx].failed++;
+      r->total.failed++;
+      break;
+    default:   /* HERALD_RETRY and anything unknown */
+      if (attempts >= r->c->max_attempts) {
+        if (store_outbox_update_reason (r->st, d->key, "dead",
+                                        "retries_exhausted", attempts, 0, NULL,
+                                        x->error[0] ? x->error
+                                                    : "temporary failure",
+                                        detail) < 0)
+          goto store_fail;
+        r->per[cidx].dead++;
+        r->total.dead++;
+      }
+      else {
+        if (store_outbox_update (r->st, d->key, "retry", attempts,
+                                 r->now + backoff (attempts, x->retry_after_ms),
+                                 NULL, x->error[0] ? x->error
+                                                   : "temporary failure",
+                                 detail) < 0)
+          goto store_fail;
+        r->per[cidx].retry++;
+        r->total.retry++;
+      }
+      break;
+    }
+  }
+  if (store_commit (r->st) < 0)
+    goto store_fail;
+  goto out;
+
+store_fail:
+  fprintf (stderr, "herald: %s\n", store_error (r->st));
+  store_rollback (r->st);
+  r->store_error = 1;
+  rc = -1;
+out:
+  for (i = 0; i < n; i++) {
+    free (to[i]);
+    free (parts[i]);
+    free (inv[i]);
+  }
+  free (to);
+  free (parts);
+  free (inv);
+  free (m);
+  free (res);
+  return rc;
+}
+
+/* Dispatch every row due now.  Returns the number of rows handled, or -1
+ * when the run must stop (store failure, channel error, signal). */
+static long
+dispatch_due (struct run *r)
+{
+  long handled = 0;
+
+  for (;;) {
+    struct due_list l = { 0 };
+    struct due **by[ROUTER_MAX_CHANNELS];
+    size_t nby[ROUTER_MAX_CHANNELS] = { 0 };
+    size_t i, k;
+    int n;
+
+    if (run_stop || r->channel_error || r->store_error)
+      return -1;
+    r->now = now_seconds ();
+    n = store_outbox_due (r->st, r->c->id, r->now, BATCH * 4, due_add, &l);
+    if (n < 0) {
+      fprintf (stderr, "herald: %s\n", store_error (r->st));
+      r->store_error = 1;
+      return -1;
+    }
+    if (n == 0) {
+      due_free (&l);
+      return handled;
+    }
+    for (k = 0; k < r->c->n_channels; k++)
+      by[k] = xcalloc (l.n, sizeof **by);
+    for (i = 0; i < l.n; i++) {
+      struct due *d = &l.d[i];
+      int cidx = channel_index (r, d->instance);
+      json_error_t jerr;
+
+      d->addr_j = d->address ? json_loads (d->address, 0, &jerr) : NULL;
+      d->parts_j = d->parts ? json_loads (d->parts, 0, &jerr) : NULL;
+      if (cidx < 0 || !json_is_array (d->addr_j) || !json_is_object (d->parts_j)) {
+        const char *why = cidx < 0 ? "channel no longer in the campaign"
+                                   : "outbox row has no message content";
+        if (store_outbox_update_reason (r->st, d->key, "failed", "unroutable",
+                                        d->attempts, 0, NULL, why, NULL) < 0) {
+          r->store_error = 1;
+          break;
+        }
+        r->total.failed++;
+        count_reason (r, "unroutable");
+        continue;
+      }
+      by[cidx][nby[cidx]++] = d;
+    }
+    for (k = 0; k < r->c->n_channels && !r->store_error; k++) {
+      size_t off;
+      for (off = 0; off < nby[k]; off += BATCH) {
+        size_t cnt = nby[k] - off < BATCH ? nby[k] - off : BATCH;
+        if (run_stop || r->channel_error || r->store_error)
+          break;
+        if (send_batch (r, (int) k, by[k] + off, cnt) < 0)
+          break;
+        handled += (long) cnt;
+        if (r->verbose_progress)
+          fprintf (stderr, "\rherald: %ld sent, %ld to retry, %ld failed   ",
+                   r->total.sent, r->total.retry, r->total.failed);
+      }
+    }
+    for (k = 0; k < r->c->n_channels; k++)
+      free (by[k]);
+    due_free (&l);
+    if (run_stop || r->channel_error || r->store_error)
+      return -1;
+  }
+}
+
+/* ---- the commands ------------------------------------------------- */
+
+static void
+fmt_time (int64_t t, char *buf, size_t len)
+{
+  time_t tt = (time_t) t;
+  struct tm tm;
+
+  gmtime_r (&tt, &tm);
+  strftime (buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void
+print_summary (struct run *r, FILE *fp)
+{
+  size_t i;
+  char t1[64], t2[64];
+
+  if (r->dry_run)
+    fprintf (fp, "dry run of campaign %s: nothing was sent or recorded\n",
+             r->c->id);
+  fprintf (fp, "campaign %s: %ld customers planned\n", r->c->id,
+           r->total.planned);
+  fprintf (fp, "  %-10s %8s %8s %8s %8s %8s %8s\n", "channel",
+           r->dry_run ? "to send" : "sent", "retry", "failed", "dead",
+           "deferred", "shifted");
+  for (i = 0; i < r->c->n_channels; i++) {
+    struct counts *c = &r->per[i];
+    fprintf (fp, "  %-10s %8ld %8ld %8ld %8ld %8ld %8ld\n",
+             r->c->channels[i].conf->name, r->dry_run ? c->planned : c->sent,
+             c->retry, c->failed, c->dead, c->deferred, c->shifted);
+  }
+  if (r->total.fallback)
+    fprintf (fp, "  %ld message(s) fell back to another channel after a "
+             "permanent failure\n", r->total.fallback);
+  if (r->total.held_out)
+    fprintf (fp, "  held out: %ld\n", r->total.held_out);
+  if (r->n_reasons) {
+    fprintf (fp, "  skipped or failed by reason:\n");
+    for (i = 0; i < r->n_reasons; i++)
+      fprintf (fp, "    %-20s %ld\n", r->reasons[i].reason, r->reasons[i].n);
+  }
+  if (r->variants && json_object_size (r->variants)) {
+    const char *k;
+    json_t *v;
+    fprintf (fp, "  by variant:\n");
+    json_object_foreach (r->variants, k, v)
+      fprintf (fp, "    %-20s %lld\n", k, (long long) json_integer_value (v));
+  }
+  if (r->total.deferred) {
+    fmt_time (r->deferred_until_min, t1, sizeof t1);
+    fmt_time (r->deferred_until_max, t2, sizeof t2);
+    fprintf (fp, "  deferred by quiet hours: %ld, due from %s to %s\n",
+             r->total.deferred, t1, t2);
+  }
+}
+
+static int
+run_usage (FILE *fp, int rc)
+{
+  fprintf (fp,
+           "Usage: herald [-c GATEWAY.ini] run CAMPAIGN.ini [--dry-run] [--limit N]\n\n"
+           "Runs or resumes the campaign: plans every customer of the audience\n"
+           "not planned yet, sends what is due, waits for retries due within the\n"
+           "campaign's retry_horizon, and prints a summary.  --dry-run renders and\n"
+           "routes everything and reports what would be sent, sending nothing and\n"
+           "changing nothing.  --limit N plans at most N new customers.\n");
+  return rc;
+}
+
+static int
+open_run (struct run *r, const char *campaign_path, int open_channels)
+{
+  struct strbuf pb = STRBUF_INIT;
+  char err[2048];
+  size_t i;
+
+  r->gw = config_gateway_load (main_config_path, err, sizeof err);
+  if (!r->gw) {
+    fprintf (stderr, "herald: %s\n", err);
+    return -1;
+  }
+  r->c = campaign_load (campaign_path, r->gw, &pb);
+  if (!r->c) {
+    fputs (pb.s ? pb.s : "", stderr);
+    strbuf_free (&pb);
+    return -1;
+  }
+  strbuf_free (&pb);
+  if (r->c->n_channels > ROUTER_MAX_CHANNELS) {
+    fprintf (stderr, "herald: %s: too many channels\n", campaign_path);
+    return -1;
+  }
+  r->st = store_open (r->gw->store_path, err, sizeof err);
+  if (!r->st) {
+    fprintf (stderr, "herald: %s\n", err);
+    return -1;
+  }
+  for (i = 0; i < r->c->n_channels; i++) {
+    const struct channel_conf *cc = r->c->channels[i].conf;
+    struct plugin *pl = loader_get (r->gw->plugin_dir, cc->plugin, err,
+                                    sizeof err);
+    if (!pl) {
+      fprintf (stderr, "herald: %s:%d: [channel.%s] plugin: %s\n",
+               r->gw->ini->path, ini_line (cc->sec, "plugin"), cc->name, err);
+      return -1;
+    }
+    if (!open_channels)
+      continue;
+    r->ch[i] = channel_open (pl, cc->name, cc->kind, cc->sec, r->gw->ini->path,
+                             r->gw->tracking_base_url, err, sizeof err);
+    if (!r->ch[i]) {
+      fprintf (stderr, "herald: %s\n", err);
+      return -1;
+    }
+  }
+  liquid_buf_init (&r->buf);
+  r->now = now_seconds ();
+  if (r->c->policy->kind == POLICY_ENGAGEMENT
+      && store_channel_stats (r->st, r->now - r->c->policy->window, &r->pop) < 0) {
+    fprintf (stderr, "herald: %s\n", store_error (r->st));
+    return -1;
+  }
+  return 0;
+}
+
+static void
+close_run (struct run *r)
+{
+  size_t i;
+
+  for (i = 0; r->c && i < r->c->n_channels; i++)
+    channel_close (r->ch[i]);
+  for (i = 0; i < r->n_reasons; i++)
+    free (r->reasons[i].reason);
+  free (r->reasons);
+  json_decref (r->pop);
+  json_decref (r->variants);
+  liquid_buf_free (&r->buf);
+  store_close (r->st);
+  campaign_free (r->c);
+  config_gateway_free (r->gw);
+  loader_unload_all ();
+}
+
+static void
+sleep_until (int64_t t)
+{
+  while (!run_stop) {
+    int64_t now = now_seconds ();
+    if (now >= t)
+      return;
+    sleep (1);
+  }
+}
+
+int
+cmd_run (int argc, char **argv)
+{
+  struct run r;
+  const char *path = NULL;
+  char after[1024] = "";
+  int64_t limit = -1, planned = 0, next;
+  int i, rc = 1, recovered = 0;
+  struct sigaction sa;
+
+  memset (&r, 0, sizeof r);
+  for (i = 1; i < argc; i++) {
+    if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
+      return run_usage (stdout, 0);
+    else if (strcmp (argv[i], "--dry-run") == 0 || strcmp (argv[i], "-n") == 0)
+      r.dry_run = 1;
+    else if (strcmp (argv[i], "--limit") == 0 && i + 1 < argc) {
+      if (parse_int64 (argv[++i], 0, INT64_MAX, &limit) < 0) {
+        fprintf (stderr, "herald run: --limit: '%s' is not a number\n", argv[i]);
+        return EXIT_USAGE;
+      }
+    }
+    else if (argv[i][0] == '-' || path) {
+      fprintf (stderr, "herald run: unexpected argument '%s'\n", argv[i]);
+      return run_usage (stderr, EXIT_USAGE);
+    }
+    else
+      path = argv[i];
+  }
+  if (!path)
+    return run_usage (stderr, EXIT_USAGE);
+
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGINT, &sa, NULL);
+  srand ((unsigned) (now_ms () ^ getpid ()));
+
+  if (open_run (&r, path, !r.dry_run) < 0)
+    goto out;
+  r.verbose_progress = isatty (2);
+  if (r.dry_run) {
+    if (r.c->policy->n_variants)
+      r.variants = json_object ();
+  }
+  else {
+    if (store_outbox_recover (r.st, r.c->id, r.c->at_least_once, &recovered) < 0
+        || store_campaign_start (r.st, r.c->id, r.c->name, r.now) < 0) {
+      fprintf (stderr, "herald: %s\n", store_error (r.st));
+      goto out;
+    }
+    if (recovered)
+      fprintf (stderr, "herald: %d message(s) were in flight when an earlier "
+               "run stopped: %s\n", recovered,
+               r.c->at_least_once ? "sending them again (at-least-once)"
+                                  : "marked failed (at-most-once)");
+  }
+
+  /* Plan a page, send what is due, repeat: memory stays flat however large
+   * the audience, and sending starts at once. */
+  while (!run_stop && (limit < 0 || planned < limit)) {
+    int want = PAGE, n;
+    if (limit >= 0 && limit - planned < want)
+      want = (int) (limit - planned);
+    n = plan_page (&r, after, sizeof after, want);
+    if (n < 0)
+      goto out;
+    if (n == 0)
+      break;
+    planned += n;
+    if (!r.dry_run && dispatch_due (&r) < 0)
+      break;
+    if (r.dry_run && r.verbose_progress)
+      fprintf (stderr, "\rherald: %ld customers planned   ", r.total.planned);
+  }
+  if (!r.dry_run && !run_stop && !r.channel_error && !r.store_error) {
+    /* Then retries that fall due within the horizon (not with a frozen
+     * clock: HERALD_NOW would never reach them). */
+    dispatch_due (&r);
+    while (!getenv ("HERALD_NOW") && !run_stop && !r.channel_error && !r.store_error
+           && store_outbox_next_due (r.st, r.c->id, &next) == 1
+           && next - now_seconds () <= r.c->retry_horizon) {
+      sleep_until (next);
+      if (dispatch_due (&r) < 0)
+        break;
+    }
+  }
+  if (r.verbose_progress)
+    fprintf (stderr, "\n");
+
+  print_summary (&r, stdout);
+  if (r.dry_run) {
+    rc = 0;
+    goto out;
+  }
+  if (store_outbox_next_due (r.st, r.c->id, &next) == 1) {
+    char t[64];
+    fmt_time (next, t, sizeof t);
+    printf ("  messages scheduled for later (retries or quiet hours): next due "
+            "%s; run again then to send them\n", t);
+  }
+  if (r.channel_error)
+    fprintf (stderr, "herald: stopped: %s (messages kept; fix the channel and "
+             "run again)\n", r.channel_error_msg);
+  if (run_stop)
+    fprintf (stderr, "herald: interrupted: the batch in flight was recorded; "
+             "run again to resume\n");
+  store_campaign_finish (r.st, r.c->id,
+                         r.store_error || r.channel_error ? "failed"
+                         : run_stop ? "interrupted"
+                         : store_outbox_next_due (r.st, r.c->id, &next) == 1
+                         ? "scheduled" : "done", now_seconds ());
+  rc = (r.store_error || r.channel_error || run_stop) ? 1 : 0;
+out:
+  close_run (&r);
+  return rc;
+}
+
+static int
+preview_usage (FILE *fp, int rc)
+{
+  fprintf (fp,
+           "Usage: herald [-c GATEWAY.ini] preview CAMPAIGN.ini --customer ID\n\n"
+           "Shows the channel decision for one customer with its reason, and\n"
+           "the rendered parts.  Changes nothing.\n");
+  return rc;
+}
+
+int
+cmd_preview (int argc, char **argv)
+{
+  struct run r;
+  const char *path = NULL, *id = NULL;
+  json_t *cust = NULL;
+  struct plan p;
+  int i, rc = 1;
+  static const char *const outcomes[] = { "send", "defer", "skip", "hold out" };
+
+  memset (&r, 0, sizeof r);
+  memset (&p, 0, sizeof p);
+  for (i = 1; i < argc; i++) {
+    if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
+      return preview_usage (stdout, 0);
+    else if (strcmp (argv[i], "--customer") == 0 && i + 1 < argc)
+      id = argv[++i];
+    else if (argv[i][0] == '-' || path)
+      return preview_usage (stderr, EXIT_USAGE);
+    else
+      path = argv[i];
+  }
+  if (!path || !id)
+    return preview_usage (stderr, EXIT_USAGE);
+  r.dry_run = 1;
+  if (open_run (&r, path, 0) < 0)
+    goto out;
+  cust = store_customer_get (r.st, id);
+  if (!cust) {
+    fprintf (stderr, "herald: customer '%s' not found in %s\n", id,
+             r.gw->store_path);
+    goto out;
+  }
+  if (plan_customer (&r, cust, NULL, &p) < 0) {
+    fprintf (stderr, "herald: %s\n", p.render_error ? p.render_error : "cannot plan");
+    goto out;
+  }
+  printf ("customer: %s\ncampaign: %s\nkey: %s\n", id, r.c->id, p.key);
+  if (!p.in_segment) {
+    printf ("decision: not in the audience (segment: %s)\n", r.c->segment);
+    rc = 0;
+    goto out;
+  }
+  printf ("decision: %s", outcomes[p.d.outcome]);
+  if (p.d.channel)
+    printf (" via %s", p.d.channel);
+  if (p.d.reason)
+    printf (" (%s)", p.d.reason);
+  if (p.d.outcome == ROUTER_DEFER) {
+    char t[64];
+    fmt_time (p.d.until, t, sizeof t);
+    printf (" until %s", t);
+  }
+  printf ("\nreason: %s\n", p.d.trace);
+  if (p.d.variant)
+    printf ("variant: %s\n", p.d.variant);
+  if (p.d.n_fallback) {
+    size_t k;
+    printf ("fallback:");
+    for (k = 0; k < p.d.n_fallback; k++)
+      printf (" %s", p.d.fallback[k]);
+    printf ("\n");
+  }
+  if (p.address) {
+    size_t k;
+    json_t *v;
+    printf ("to:");
+    json_array_foreach (p.address, k, v)
+      printf (" %s", jstr (v, "value"));
+    printf ("\n");
+  }
+  if (p.render_error)
+    printf ("render error: %s\n", p.render_error);
+  if (p.parts) {
+    const char *k;
+    json_t *v;
+    json_object_foreach (p.parts, k, v) {
+      if (k[0] == '_')
+        continue;
+      printf ("--- %s ---\n%s", k, json_string_value (v));
+      if (json_string_length (v) == 0
+          || json_string_value (v)[json_string_length (v) - 1] != '\n')
+        printf ("\n");
+    }
+  }
+  rc = 0;
+out:
+  plan_clear (&p);
+  json_decref (cust);
+  close_run (&r);
+  return rc;
+}

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Install what Herald needs to build, test and benchmark on Debian 12.
+# Run as root (or through sudo).  Safe to run again.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+# Postfix is only needed for its smtp-sink/smtp-source test tools: keep its
+# installer from asking questions or configuring a mail system.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  build-essential autoconf automake libtool pkg-config \
+  libcurl4-openssl-dev libesmtp-dev libinih-dev libsqlite3-dev \
+  libjansson-dev libssl-dev libmicrohttpd-dev libicu-dev libutf8proc-dev \
+  openssl ca-certificates python3 python3-aiosmtpd postfix sqlite3 \
+  clang libclang-rt-14-dev >/dev/null

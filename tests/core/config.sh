@@ -1,0 +1,112 @@
+#!/bin/sh
+# Configuration errors: every one names file and line, exits 1, and
+# nothing is ignored or truncated.
+. "$HERALD_SRCDIR/tests/core/lib.sh"
+
+G="$T/herald.ini"
+write_gateway "$G"
+write_templates "$T/tpl"
+cat > "$T/c.ini" <<'INI'
+[campaign]
+id = c1
+templates = tpl
+channels = email, sms
+INI
+
+out=$("$HERALD" -c "$G" lint "$T/c.ini" 2>&1); rc=$?
+is "$rc" 0 "a good campaign lints clean"
+like "$out" "ok \(campaign c1, 2 channels" "lint says what it found"
+
+# Gateway errors: (file content, expected message) pairs.
+check_gateway () {   # DESCRIPTION EXPECTED-REGEX, gateway text in $T/bad.ini
+  out=$("$HERALD" -c "$T/bad.ini" lint "$T/c.ini" 2>&1); rc=$?
+  is "$rc" 1 "$1: exit 1"
+  like "$out" "$2" "$1: message names file and line"
+}
+
+printf '[store]\npath = x.db\n[bogus]\nkey = 1\n' > "$T/bad.ini"
+check_gateway "unknown section" "bad.ini:3: \[bogus\]: unknown section"
+printf '[store]\npath = x.db\ncolour = blue\n' > "$T/bad.ini"
+check_gateway "unknown key" "bad.ini:3: \[store\] colour: unknown key"
+printf '[store]\npath = a.db\npath = b.db\n' > "$T/bad.ini"
+check_gateway "duplicate key" "bad.ini:3: \[store\] path: duplicate key \(first set on line 2\)"
+printf 'path = x.db\n' > "$T/bad.ini"
+check_gateway "key outside a section" "bad.ini:1: path: key outside of any \[section\]"
+printf '[store]\nthis line has no equals sign\n' > "$T/bad.ini"
+check_gateway "syntax error" "bad.ini:2: syntax error"
+{ printf '[tracking]\nbase_url = https://t.example.com/'; head -c 9000 /dev/zero | tr '\0' 'a'; printf '\n'; } > "$T/bad.ini"
+check_gateway "too-long line" "bad.ini:2: line longer than"
+printf '[tracking]\nbase_url = ftp://x\n' > "$T/bad.ini"
+check_gateway "bad URL" "bad.ini:2: \[tracking\] base_url: 'ftp://x' is not an http\(s\) URL"
+printf '[channel.email]\ndir = x\n' > "$T/bad.ini"
+check_gateway "channel without plugin" "bad.ini:1: \[channel.email\]: missing key 'plugin'"
+printf '[channel.mail]\nplugin = outbox\ndir = x\n' > "$T/bad.ini"
+check_gateway "channel name that is not a kind" "bad.ini:1: \[channel.mail\]: channel name is not a kind"
+printf '[channel.email]\nplugin = outbox\nkind = fax\n' > "$T/bad.ini"
+check_gateway "bad kind" "bad.ini:3: \[channel.email\] kind: 'fax' is not one of"
+
+# Campaign errors, all reported at once.
+cat > "$T/bad-c.ini" <<'INI'
+[campaign]
+id = has space
+templates = tpl
+channels = email, carrier-pigeon
+colour = red
+[caps]
+email = 2/7x
+[quiet_hours]
+sms = 25:00-08:00
+[nonsense]
+INI
+out=$("$HERALD" -c "$G" lint "$T/bad-c.ini" 2>&1); rc=$?
+is "$rc" 1 "bad campaign: exit 1"
+like "$out" "bad-c.ini:2: \[campaign\] id: 'has space'" "bad campaign: id"
+like "$out" "bad-c.ini:4: \[campaign\] channels: 'carrier-pigeon' is not a channel" "bad campaign: unknown channel"
+like "$out" "bad-c.ini:5: \[campaign\] colour: unknown key" "bad campaign: unknown key"
+like "$out" "bad-c.ini:7: \[caps\] email: .*2/7x" "bad campaign: bad cap"
+like "$out" "bad-c.ini:9: \[quiet_hours\] sms: " "bad campaign: bad quiet hours"
+like "$out" "bad-c.ini:10: \[nonsense\]: unknown section" "bad campaign: unknown empty section"
+
+# Template errors carry file:line:col.
+mkdir -p "$T/tpl2"
+cp "$T"/tpl/*.liquid "$T/tpl2/"
+printf 'line one\nHello {{ customer.name | no_such_filter }}\n' > "$T/tpl2/email.text.liquid"
+printf 'x' > "$T/tpl2/email.footer.liquid"
+sed 's/^templates = tpl$/templates = tpl2/' "$T/c.ini" > "$T/c2.ini"
+out=$("$HERALD" -c "$G" lint "$T/c2.ini" 2>&1); rc=$?
+is "$rc" 1 "template errors: exit 1"
+like "$out" "tpl2/email.text.liquid:2:[0-9]+: .*no_such_filter" "unknown filter: file:line:col"
+like "$out" "tpl2/email.footer.liquid:1: unknown template part 'email.footer'" "unknown part named"
+
+# A channel without its parts.
+mkdir -p "$T/tpl3"
+printf 'Hi' > "$T/tpl3/sms.body.liquid"
+sed 's/^templates = tpl$/templates = tpl3/' "$T/c.ini" > "$T/c3.ini"
+out=$("$HERALD" -c "$G" lint "$T/c3.ini" 2>&1); rc=$?
+like "$out" "c3.ini:4: \[campaign\] channels: email: the templates .* lack the parts" "missing parts named"
+
+# A plugin key the plugin does not know.
+cat > "$T/g2.ini" <<INI
+[store]
+path = $T/herald.db
+[plugins]
+dir = $PLUGINS
+[channel.email]
+plugin = outbox
+dir = $T/out/email
+colour = blue
+INI
+sed 's/^channels = email, sms$/channels = email/' "$T/c.ini" > "$T/c4.ini"
+out=$("$HERALD" -c "$T/g2.ini" run "$T/c4.ini" 2>&1); rc=$?
+is "$rc" 1 "unknown plugin key: exit 1"
+like "$out" "g2.ini:8: \[channel.email\] colour: unknown key for plugin outbox" "unknown plugin key: file and line"
+
+# Usage errors exit 2; --help exits 0.
+"$HERALD" run >/dev/null 2>&1; is "$?" 2 "run without a campaign: exit 2"
+"$HERALD" frobnicate >/dev/null 2>&1; is "$?" 2 "unknown command: exit 2"
+for cmd in run preview lint plugins render customers events report; do
+  "$HERALD" $cmd --help >/dev/null 2>&1; is "$?" 0 "$cmd --help: exit 0"
+done
+out=$("$HERALD" --version); like "$out" "^herald [0-9]" "--version"
+
+done_testing

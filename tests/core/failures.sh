@@ -1,0 +1,95 @@
+#!/bin/sh
+# What herald run does with each kind of plugin result: retry with backoff
+# then dead, permanent failure falling back to the next channel (one
+# message, never two), invalid address suppressed, channel configuration
+# error stopping the run with the messages kept.
+. "$HERALD_SRCDIR/tests/core/lib.sh"
+PY=/usr/bin/python3
+
+gateway_with_email_mode () {   # FILE MODE: email through testplug
+  cat > "$1" <<INI
+[store]
+path = $T/herald.db
+[plugins]
+dir = $PLUGINS
+[channel.email]
+plugin = testplug
+mode = $2
+log = $T/email.log
+[channel.sms]
+plugin = outbox
+dir = $T/out/sms
+INI
+}
+write_templates "$T/tpl"
+cat > "$T/c.ini" <<'INI'
+[campaign]
+id = f1
+templates = tpl
+channels = email, sms
+retry_horizon = 0s
+max_attempts = 2
+INI
+cat > "$T/cust.jsonl" <<'EOF2'
+{"id":"a","email":"a@example.com","phone":"+33600000001","consent":{"email":true,"sms":true},"attributes":{"first_name":"A"}}
+{"id":"b","email":"b@example.com","consent":{"email":true},"attributes":{"first_name":"B"}}
+EOF2
+state () {   # state KEY: the outbox state of a message, via report --json
+  "$HERALD" -c "$T/g.ini" report "$2" --json 2>/dev/null |
+    $PY -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("%s=%d" % (k, v) for k, v in sorted(d["states"].items())))'
+}
+
+# 1. Retry, then dead after max_attempts.
+gateway_with_email_mode "$T/g.ini" retry
+"$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
+T0=2000000000
+out=$(HERALD_NOW=$T0 "$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1); rc=$?
+is "$rc" 0 "retry: run exits 0"
+like "$out" "email +0 +2 " "retry: two messages to retry"
+like "$out" "next due" "retry: says when the retries are due"
+is "$(state x f1)" "retry=2" "retry: both rows in retry"
+out=$(HERALD_NOW=$((T0 + 10)) "$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1)
+is "$(count_lines "$T/email.log")" 2 "retry: not resent before it is due"
+out=$(HERALD_NOW=$((T0 + 7200)) "$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1)
+is "$(count_lines "$T/email.log")" 4 "retry: resent when due"
+like "$(sed -n 3p "$T/email.log")" " 2$" "retry: second attempt numbered 2"
+is "$(state x f1)" "dead=2" "retry: dead after max_attempts"
+keys=$(cut -d' ' -f1 "$T/email.log" | sort -u | tr '\n' ' ')
+is "$keys" "f1:1:a f1:1:b " "retry: the same key on every attempt"
+
+# 2. Permanent rejection: falls back to SMS where the customer has it.
+rm -f "$T/herald.db"* "$T/email.log"; rm -rf "$T/out"
+gateway_with_email_mode "$T/g.ini" reject
+"$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
+out=$("$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1); rc=$?
+is "$rc" 0 "reject: run exits 0"
+is "$(count_lines "$T/out/sms/messages.jsonl")" 1 "reject: a falls back to SMS"
+like "$(cat "$T/out/sms/messages.jsonl")" '"id":"f1:1:a"' "reject: same message key on the fallback channel"
+is "$(state x f1)" "failed=1 sent=1" "reject: b (no other channel) failed, a sent once"
+like "$out" "1 message\(s\) fell back" "reject: summary counts the fallback"
+
+# 3. Invalid address: suppressed, then fallback; a later campaign skips it.
+rm -f "$T/herald.db"* "$T/email.log"; rm -rf "$T/out"
+gateway_with_email_mode "$T/g.ini" invalid
+"$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
+"$HERALD" -c "$T/g.ini" run "$T/c.ini" >/dev/null 2>&1
+is "$(count_lines "$T/out/sms/messages.jsonl")" 1 "invalid: a falls back to SMS"
+sed 's/^id = f1$/id = f2/' "$T/c.ini" > "$T/c2.ini"
+out=$("$HERALD" -c "$T/g.ini" preview "$T/c2.ini" --customer b 2>&1)
+like "$out" "email: suppressed" "invalid: the address is suppressed for later campaigns"
+
+# 4. Channel configuration error: the run stops, nothing is lost.
+rm -f "$T/herald.db"* "$T/email.log"; rm -rf "$T/out"
+gateway_with_email_mode "$T/g.ini" channel_error
+"$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
+out=$("$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1); rc=$?
+is "$rc" 1 "channel error: exit 1"
+like "$out" "stopped: channel email: testplug says 4" "channel error: named"
+is "$(state x f1)" "pending=2" "channel error: messages kept as pending"
+gateway_with_email_mode "$T/g.ini" sent
+out=$("$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1); rc=$?
+is "$rc" 0 "channel fixed: exit 0"
+is "$(state x f1)" "sent=2" "channel fixed: both sent"
+like "$(sed -n 3p "$T/email.log")" " 1$" "channel error did not count as an attempt"
+
+done_testing

@@ -1,0 +1,97 @@
+/* testplug: a channel plugin for the core's tests.  Its key "mode" says
+ * what every send answers (sent, retry, reject, invalid, channel_error);
+ * "log" names a file that gets one line per message it was handed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <herald/plugin.h>
+
+struct tp_state {
+  int mode;
+  FILE *log;
+};
+
+static const char *const tp_keys[] = { "mode", "log", NULL };
+
+static int
+tp_open (const struct herald_host *host, void **state_r, char *err,
+         size_t errlen)
+{
+  static const char *const modes[] = { "sent", "retry", "reject", "invalid",
+                                       "channel_error", NULL };
+  const char *m = host->config_get (host->data, "mode");
+  const char *log = host->config_get (host->data, "log");
+  struct tp_state *s = calloc (1, sizeof *s);
+  int i;
+
+  if (!s)
+    return -1;
+  if (!m)
+    m = "sent";
+  for (i = 0; modes[i]; i++)
+    if (strcmp (modes[i], m) == 0)
+      break;
+  if (!modes[i]) {
+    snprintf (err, errlen, "%s:%d: [channel.%s] mode: '%s' is not a mode",
+              host->config_file, host->config_line (host->data, "mode"),
+              host->channel_name, m);
+    free (s);
+    return -1;
+  }
+  s->mode = i;
+  if (log && !(s->log = fopen (log, "a"))) {
+    snprintf (err, errlen, "%s: cannot open", log);
+    free (s);
+    return -1;
+  }
+  *state_r = s;
+  return 0;
+}
+
+static void
+tp_close (void *state)
+{
+  struct tp_state *s = state;
+  if (s->log)
+    fclose (s->log);
+  free (s);
+}
+
+static int
+tp_send (void *state, const struct herald_message *m, size_t n,
+         struct herald_result *r)
+{
+  struct tp_state *s = state;
+  static const int status[] = { HERALD_SENT, HERALD_RETRY, HERALD_REJECTED,
+                                HERALD_INVALID_ADDRESS, HERALD_CHANNEL_ERROR };
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    if (s->log)
+      fprintf (s->log, "%s %s %s %u\n", m[i].key, m[i].channel,
+               m[i].to[0].value, m[i].attempt);
+    r[i].status = status[s->mode];
+    if (s->mode == 0)
+      snprintf (r[i].provider_id, sizeof r[i].provider_id, "tp-%s", m[i].key);
+    else
+      snprintf (r[i].error, sizeof r[i].error, "testplug says %d", s->mode);
+    if (s->mode == 1)
+      r[i].retry_after_ms = 1000;
+  }
+  if (s->log)
+    fflush (s->log);
+  return 0;
+}
+
+static const struct herald_plugin tp_plugin = {
+  HERALD_PLUGIN_INIT,
+  .name = "testplug",
+  .version = "0",
+  .channels = NULL,
+  .config_keys = tp_keys,
+  .open = tp_open,
+  .close = tp_close,
+  .send = tp_send,
+};
+
+HERALD_REGISTER_PLUGIN (tp_plugin)
