@@ -29,3 +29,11 @@ EXTRA_DIST += tests/http/sms-plugin.py tests/http/fixtures/twilio-reply-advanced
 	tests/http/fixtures/twilio-reply-text-utf8.form tests/http/fixtures/twilio-reply-unsubscribe.form \
 	tests/http/fixtures/twilio-status-delivered.form tests/http/fixtures/twilio-status-sent.form \
 	tests/http/fixtures/twilio-status-undelivered.form
+
+pkglib_LTLIBRARIES += plugins/push.la
+plugins_push_la_SOURCES = plugins/push/push.c $(HTTP_LAYER)
+plugins_push_la_CFLAGS = $(HTTP_PLUGIN_CFLAGS)
+plugins_push_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
+plugins_push_la_LIBADD = $(HTTP_PLUGIN_LIBS)
+TESTS += tests/http/push-plugin.py
+EXTRA_DIST += tests/http/push-plugin.py
