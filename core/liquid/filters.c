@@ -146,7 +146,7 @@ static double dec_round(double f)
 {
 	char tmp[40];
 
-	if (!isfinite(f))
+	if (!isfinite(f) || (fabs(f) < 1e15 && f == (double)(int64_t)f))
 		return f;
 	snprintf(tmp, sizeof(tmp), "%.15g", f);
 	return strtod(tmp, NULL);
@@ -223,9 +223,8 @@ static int prop_of(struct rstate *st, const struct lv *item, const struct lv *pr
 	struct lv p = S(st, prop);
 
 	if (lv_is_object(item)) {
-		json_t *m = json_object_getn(item->j, p.s.p, p.s.n);
-
-		*out = m ? lv_from_json(m) : lv_nil();
+		if (!lv_obj_get(item, p.s.p, p.s.n, out))
+			*out = lv_nil();
 		return 0;
 	}
 	*out = lv_nil();
@@ -1295,7 +1294,7 @@ static int f_first(ARGS)
 	if (lv_is_array(in))
 		*out = lv_len(in) ? lv_at(in, 0) : lv_nil();
 	else if (lv_is_object(in))
-		*out = lv_first_pair(A(st), in->j);
+		*out = lv_first_pair(A(st), in);
 	else if (in->t == LV_STR && in->s.n)
 		*out = lv_str(in->s.p, lq_utf8_offset(in->s.p, in->s.n, 1));
 	else

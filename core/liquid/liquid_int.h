@@ -100,9 +100,11 @@ enum lv_type {
 	LV_FORLOOP, /* forloop / tablerowloop drop */
 	LV_EMPTY,   /* the literal `empty` */
 	LV_BLANK,   /* the literal `blank` */
+	LV_OBJECT,  /* engine-made object (arena), from liquid_render_json */
 };
 
 struct forloop;
+struct lobj;
 
 struct lv {
 	uint8_t t;
@@ -124,7 +126,20 @@ struct lv {
 		} a;
 		json_t *j;
 		struct forloop *fl;
+		struct lobj *o;
 	};
+};
+
+struct lkv {
+	const char *k;
+	size_t kn;
+	struct lv v;
+};
+
+/* object in the arena; duplicate keys: the last one wins */
+struct lobj {
+	struct lkv *kv;
+	size_t n;
 };
 
 struct forloop {
@@ -165,10 +180,17 @@ static inline struct lv lv_str(const char *p, size_t n)
 }
 
 struct lv lv_from_json(json_t *j);
-struct lv lv_first_pair(struct arena *a, json_t *obj);
+struct lv lv_first_pair(struct arena *a, const struct lv *obj);
 int lv_truthy(const struct lv *v);
 int lv_is_array(const struct lv *v); /* ARRAY, RANGE or JSON array */
-int lv_is_object(const struct lv *v);
+int lv_is_object(const struct lv *v); /* JSON object or LV_OBJECT */
+int lv_obj_get(const struct lv *o, const char *k, size_t kn, struct lv *out);
+size_t lv_obj_size(const struct lv *o);
+/* i-th member of an object, in document order */
+int lv_obj_pair(const struct lv *o, size_t i, const char **k_r, size_t *kn_r,
+		struct lv *v_r);
+int lq_json_parse(struct arena *a, const char *s, size_t n, struct lv *out,
+		  const char **err_r, size_t *off_r);
 size_t lv_len(const struct lv *v);     /* elements of array-likes */
 struct lv lv_at(const struct lv *v, size_t i);
 /* Member access as in a.b: 1 found, 0 not found. */

@@ -11,7 +11,8 @@ noinst_LTLIBRARIES += core/liquid/libliquid.la
 core_liquid_libliquid_la_SOURCES = \
 	core/liquid/liquid.h core/liquid/liquid_int.h \
 	core/liquid/buf.c core/liquid/value.c core/liquid/parse.c \
-	core/liquid/render.c core/liquid/filters.c core/liquid/date.c
+	core/liquid/render.c core/liquid/filters.c core/liquid/date.c \
+	core/liquid/json.c
 core_liquid_libliquid_la_CPPFLAGS = $(AM_CPPFLAGS) \
 	-I$(top_srcdir)/core/liquid $(JANSSON_CFLAGS) $(ICU_CFLAGS)
 core_liquid_libliquid_la_LIBADD = $(JANSSON_LIBS) $(ICU_LIBS) -lm

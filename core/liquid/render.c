@@ -38,7 +38,7 @@ struct rstate {
 	const struct liquid_template *cur; /* for error positions */
 	struct arena *a;
 	struct liquid_buf *out;
-	json_t *data;
+	struct lv data; /* the context: JSON object or LV_OBJECT, or nil */
 	struct ctx *ctx;
 	struct varvec locals;
 	struct forloop *loop;
@@ -170,7 +170,6 @@ static int lookup_root(struct rstate *st, const char *name, size_t len,
 		       struct lv *out)
 {
 	struct var *v;
-	json_t *j;
 
 	v = vv_find(&st->locals, st->ctx->locals_base, name, len);
 	if (!v)
@@ -181,11 +180,7 @@ static int lookup_root(struct rstate *st, const char *name, size_t len,
 		*out = v->val;
 		return 1;
 	}
-	if (st->data && (j = json_object_getn(st->data, name, len))) {
-		*out = lv_from_json(j);
-		return 1;
-	}
-	return 0;
+	return lv_obj_get(&st->data, name, len, out);
 }
 
 static int eval(struct rstate *st, const struct expr *e, struct lv *out);
@@ -349,8 +344,11 @@ static int contains(const struct lv *l, const struct lv *r, struct arena *a)
 		}
 		return 0;
 	}
-	if (lv_is_object(l) && r->t == LV_STR)
-		return json_object_getn(l->j, r->s.p, r->s.n) != NULL;
+	if (lv_is_object(l) && r->t == LV_STR) {
+		struct lv x;
+
+		return lv_obj_get(l, r->s.p, r->s.n, &x);
+	}
 	return 0;
 }
 
@@ -541,7 +539,7 @@ static int seq_init(struct seq *s, const struct lv *c)
 		s->n = lv_len(c);
 	} else if (lv_is_object(c)) {
 		s->kind = 1;
-		s->n = json_object_size(c->j);
+		s->n = lv_obj_size(c);
 	} else if (c->t == LV_STR) {
 		s->kind = 2;
 		s->n = c->s.n ? 1 : 0;
@@ -560,21 +558,17 @@ static struct lv seq_at(struct rstate *st, struct seq *s, size_t i)
 	{
 		/* object: [key, value] pairs, in insertion order */
 		const char *k;
-		json_t *m;
-		size_t idx = 0;
-		struct lv r = lv_nil();
+		size_t kn;
+		struct lv r = lv_nil(), v;
 
-		json_object_foreach(s->coll.j, k, m) {
-			if (idx++ == i) {
-				struct lv *pair = arena_alloc(st->a, 2 * sizeof(*pair));
+		if (lv_obj_pair(&s->coll, i, &k, &kn, &v)) {
+			struct lv *pair = arena_alloc(st->a, 2 * sizeof(*pair));
 
-				pair[0] = lv_str(k, strlen(k));
-				pair[1] = lv_from_json(m);
-				r.t = LV_ARRAY;
-				r.a.v = pair;
-				r.a.n = 2;
-				break;
-			}
+			pair[0] = lv_str(k, kn);
+			pair[1] = v;
+			r.t = LV_ARRAY;
+			r.a.v = pair;
+			r.a.n = 2;
 		}
 		return r;
 	}
@@ -1158,9 +1152,30 @@ static struct arena *scratch_of(struct liquid_buf *out)
 	return out->scratch;
 }
 
-int liquid_render_ex(const liquid_template *t, json_t *context,
-		     const struct liquid_render_options *ropts,
-		     struct liquid_buf *out, struct liquid_error *err)
+/* the customer's own zone, when the context is a customer's and the zone
+ * is one tz_offset knows */
+static const char *customer_zone(struct rstate *st)
+{
+	struct lv c, z;
+	int off;
+	char *name;
+
+	if (!lv_obj_get(&st->data, "customer", 8, &c) ||
+	    !lv_obj_get(&c, "timezone", 8, &z) || z.t != LV_STR ||
+	    z.s.n == 0 || z.s.n > 64)
+		return NULL;
+	name = arena_strndup(st->a, z.s.p, z.s.n);
+	st->tz = name;
+	if (lq_tz_offset(st, 0, &off))
+		return NULL;
+	return name;
+}
+
+/* CONTEXT_JSON set: parse it into the arena first (the fast path) */
+static int render_common(const liquid_template *t, json_t *context,
+			 const char *context_json, size_t json_len,
+			 const struct liquid_render_options *ropts,
+			 struct liquid_buf *out, struct liquid_error *err)
 {
 	struct rstate st;
 	struct ctx root;
@@ -1179,15 +1194,37 @@ int liquid_render_ex(const liquid_template *t, json_t *context,
 	arena_reset(st.a);
 	st.a->limit = t->opts.limits.max_memory;
 	st.out = out;
-	st.data = context && json_is_object(context) ? context : NULL;
+	if (context_json) {
+		const char *jerr = NULL;
+		size_t off = 0;
+
+		if (lq_json_parse(st.a, context_json, json_len, &st.data, &jerr,
+				  &off)) {
+			lq_set_error(err, "<context>", context_json, json_len, off,
+				     "invalid JSON: %s", jerr ? jerr : "error");
+			return -1;
+		}
+		if (st.data.t != LV_OBJECT) {
+			lq_set_error(err, "<context>", NULL, 0, 0,
+				     "the context must be a JSON object");
+			return -1;
+		}
+	} else if (context && json_is_object(context)) {
+		st.data = lv_from_json(context);
+	}
 	st.ctx = &root;
 	st.err = err;
 	st.tz = t->opts.timezone;
 	st.has_now = t->opts.has_now;
 	st.now = t->opts.fixed_now;
 	if (ropts) {
-		if (ropts->timezone)
+		if (ropts->timezone) {
 			st.tz = ropts->timezone;
+		} else if (ropts->customer_zone) {
+			const char *z = customer_zone(&st);
+
+			st.tz = z ? z : t->opts.timezone;
+		}
 		if (ropts->has_now) {
 			st.has_now = 1;
 			st.now = ropts->fixed_now;
@@ -1206,6 +1243,24 @@ int liquid_render_ex(const liquid_template *t, json_t *context,
 	if (r == R_ERR || st.failed)
 		return -1;
 	return 0;
+}
+
+int liquid_render_ex(const liquid_template *t, json_t *context,
+		     const struct liquid_render_options *ropts,
+		     struct liquid_buf *out, struct liquid_error *err)
+{
+	return render_common(t, context, NULL, 0, ropts, out, err);
+}
+
+int liquid_render_json(const liquid_template *t, const char *json, size_t len,
+		       const struct liquid_render_options *ropts,
+		       struct liquid_buf *out, struct liquid_error *err)
+{
+	if (!json) {
+		lq_set_error(err, "<context>", NULL, 0, 0, "no context");
+		return -1;
+	}
+	return render_common(t, NULL, json, len, ropts, out, err);
 }
 
 int liquid_render(const liquid_template *t, json_t *context,
@@ -1234,7 +1289,8 @@ int liquid_condition_eval(const liquid_expr *e, json_t *context, int *result_r,
 	st.cur = e->t;
 	st.a = &a;
 	st.out = &dummy;
-	st.data = context && json_is_object(context) ? context : NULL;
+	if (context && json_is_object(context))
+		st.data = lv_from_json(context);
 	st.ctx = &root;
 	st.err = err;
 	r = eval(&st, e->e, &v);

@@ -55,7 +55,70 @@ int lv_is_array(const struct lv *v)
 
 int lv_is_object(const struct lv *v)
 {
-	return v->t == LV_JSON && json_is_object(v->j);
+	return v->t == LV_OBJECT || (v->t == LV_JSON && json_is_object(v->j));
+}
+
+int lv_obj_get(const struct lv *o, const char *k, size_t kn, struct lv *out)
+{
+	size_t i;
+
+	if (o->t == LV_OBJECT) {
+		for (i = o->o->n; i > 0; i--) {
+			const struct lkv *e = &o->o->kv[i - 1];
+
+			if (e->kn == kn && memcmp(e->k, k, kn) == 0) {
+				*out = e->v;
+				return 1;
+			}
+		}
+		return 0;
+	}
+	if (o->t == LV_JSON && json_is_object(o->j)) {
+		json_t *m = json_object_getn(o->j, k, kn);
+
+		if (m) {
+			*out = lv_from_json(m);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+size_t lv_obj_size(const struct lv *o)
+{
+	if (o->t == LV_OBJECT)
+		return o->o->n;
+	if (o->t == LV_JSON && json_is_object(o->j))
+		return json_object_size(o->j);
+	return 0;
+}
+
+int lv_obj_pair(const struct lv *o, size_t i, const char **k_r, size_t *kn_r,
+		struct lv *v_r)
+{
+	if (o->t == LV_OBJECT) {
+		if (i >= o->o->n)
+			return 0;
+		*k_r = o->o->kv[i].k;
+		*kn_r = o->o->kv[i].kn;
+		*v_r = o->o->kv[i].v;
+		return 1;
+	}
+	if (o->t == LV_JSON && json_is_object(o->j)) {
+		const char *k;
+		json_t *m;
+		size_t idx = 0;
+
+		json_object_foreach(o->j, k, m) {
+			if (idx++ == i) {
+				*k_r = k;
+				*kn_r = strlen(k);
+				*v_r = lv_from_json(m);
+				return 1;
+			}
+		}
+	}
+	return 0;
 }
 
 size_t lv_len(const struct lv *v)
@@ -75,6 +138,8 @@ size_t lv_len(const struct lv *v)
 	case LV_JSON:
 		return json_is_array(v->j) ? json_array_size(v->j)
 					   : json_object_size(v->j);
+	case LV_OBJECT:
+		return v->o->n;
 	default:
 		return 0;
 	}
@@ -156,17 +221,17 @@ static int forloop_get(const struct forloop *fl, const char *k, size_t kn,
 	return 1;
 }
 
-struct lv lv_first_pair(struct arena *a, json_t *obj)
+struct lv lv_first_pair(struct arena *a, const struct lv *obj)
 {
-	struct lv r = lv_nil();
-	void *it = json_object_iter(obj);
+	struct lv r = lv_nil(), v;
+	const char *k;
+	size_t kn;
 
-	if (it && a) {
+	if (a && lv_obj_pair(obj, 0, &k, &kn, &v)) {
 		struct lv *pair = arena_alloc(a, 2 * sizeof(*pair));
-		const char *k = json_object_iter_key(it);
 
-		pair[0] = lv_str(k, strlen(k));
-		pair[1] = lv_from_json(json_object_iter_value(it));
+		pair[0] = lv_str(k, kn);
+		pair[1] = v;
 		r.t = LV_ARRAY;
 		r.a.v = pair;
 		r.a.n = 2;
@@ -178,20 +243,17 @@ int lv_get(struct arena *a, const struct lv *v, const char *k, size_t kn,
 	   struct lv *out)
 {
 	switch (v->t) {
+	case LV_OBJECT:
 	case LV_JSON:
-		if (json_is_object(v->j)) {
-			json_t *m = json_object_getn(v->j, k, kn);
-
-			if (m) {
-				*out = lv_from_json(m);
+		if (lv_is_object(v)) {
+			if (lv_obj_get(v, k, kn, out))
 				return 1;
-			}
 			if (key_is(k, kn, "size")) {
-				*out = lv_int((int64_t)json_object_size(v->j));
+				*out = lv_int((int64_t)lv_obj_size(v));
 				return 1;
 			}
 			if (key_is(k, kn, "first")) {
-				*out = lv_first_pair(a, v->j);
+				*out = lv_first_pair(a, v);
 				return 1;
 			}
 			return 0;
@@ -248,11 +310,23 @@ void lq_fmt_float(struct liquid_buf *b, double f)
 		lq_buf_adds(b, signbit(f) ? "-0.0" : "0.0");
 		return;
 	}
-	for (prec = 0; prec < 17; prec++) {
+	if (fabs(f) < 1e15 && f == (double)(int64_t)f) {
+		/* integral: the common case, no digit search */
+		int len = snprintf(tmp, sizeof(tmp), "%" PRId64 ".0", (int64_t)f);
+
+		lq_buf_add(b, tmp, (size_t)len);
+		return;
+	}
+	/* shortest round-trip digits: when some k <= 15 digits round-trip,
+	 * the 15-digit rendering is those digits padded with zeros (which
+	 * are stripped below), so at most three tries instead of 17 */
+	for (prec = 14; prec < 16; prec++) {
 		snprintf(tmp, sizeof(tmp), "%.*e", prec, f);
 		if (strtod(tmp, NULL) == f)
 			break;
 	}
+	if (prec == 16)
+		snprintf(tmp, sizeof(tmp), "%.16e", f);
 	/* tmp is like -1.2345e+03 */
 	p = tmp;
 	if (*p == '-') {
@@ -341,8 +415,9 @@ static void write_inspect(struct liquid_buf *b, const struct lv *v)
 		}
 		lq_buf_addc(b, ']');
 		return;
+	case LV_OBJECT:
 	case LV_JSON:
-		if (json_is_array(v->j)) {
+		if (v->t == LV_JSON && json_is_array(v->j)) {
 			lq_buf_addc(b, '[');
 			n = json_array_size(v->j);
 			for (i = 0; i < n; i++) {
@@ -355,17 +430,14 @@ static void write_inspect(struct liquid_buf *b, const struct lv *v)
 			lq_buf_addc(b, ']');
 		} else {
 			const char *k;
-			json_t *m;
-			int first = 1;
+			size_t kn;
+			struct lv e;
 
 			lq_buf_addc(b, '{');
-			json_object_foreach(v->j, k, m) {
-				struct lv e = lv_from_json(m);
-
-				if (!first)
+			for (i = 0; lv_obj_pair(v, i, &k, &kn, &e); i++) {
+				if (i)
 					lq_buf_adds(b, ", ");
-				first = 0;
-				write_inspect_str(b, k, strlen(k));
+				write_inspect_str(b, k, kn);
 				lq_buf_adds(b, "=>");
 				write_inspect(b, &e);
 			}
@@ -423,6 +495,9 @@ void lv_write(struct liquid_buf *b, const struct lv *v)
 			write_inspect(b, v);
 		}
 		return;
+	case LV_OBJECT:
+		write_inspect(b, v);
+		return;
 	}
 }
 
@@ -460,6 +535,7 @@ int lv_is_empty(const struct lv *v)
 	case LV_ARRAY:
 	case LV_RANGE:
 	case LV_JSON:
+	case LV_OBJECT:
 		return lv_len(v) == 0;
 	case LV_EMPTY:
 	case LV_BLANK:
@@ -516,6 +592,19 @@ int lv_equal(const struct lv *a, const struct lv *b)
 		}
 		return 1;
 	}
+	if (lv_is_object(a) && lv_is_object(b) &&
+	    (a->t == LV_OBJECT || b->t == LV_OBJECT)) {
+		const char *k;
+		size_t kn;
+		struct lv x, y;
+
+		if (lv_obj_size(a) != lv_obj_size(b))
+			return 0;
+		for (i = 0; lv_obj_pair(a, i, &k, &kn, &x); i++)
+			if (!lv_obj_get(b, k, kn, &y) || !lv_equal(&x, &y))
+				return 0;
+		return 1;
+	}
 	if (a->t != b->t)
 		return 0;
 	switch (a->t) {
@@ -569,6 +658,7 @@ const char *lv_type_name(const struct lv *v)
 	case LV_RANGE: return "range";
 	case LV_ARRAY: return "array";
 	case LV_JSON: return json_is_array(v->j) ? "array" : "hash";
+	case LV_OBJECT: return "hash";
 	case LV_FORLOOP: return "forloop";
 	default: return "literal";
 	}
@@ -647,20 +737,18 @@ void lv_write_json(struct liquid_buf *b, const struct lv *v)
 	case LV_STR:
 		json_str(b, v->s.p, v->s.n);
 		return;
+	case LV_OBJECT:
 	case LV_JSON:
-		if (json_is_object(v->j)) {
+		if (lv_is_object(v)) {
 			const char *k;
-			json_t *m;
-			int first = 1;
+			size_t kn;
+			struct lv e;
 
 			lq_buf_addc(b, '{');
-			json_object_foreach(v->j, k, m) {
-				struct lv e = lv_from_json(m);
-
-				if (!first)
+			for (i = 0; lv_obj_pair(v, i, &k, &kn, &e); i++) {
+				if (i)
 					lq_buf_addc(b, ',');
-				first = 0;
-				json_str(b, k, strlen(k));
+				json_str(b, k, kn);
 				lq_buf_addc(b, ':');
 				lv_write_json(b, &e);
 			}

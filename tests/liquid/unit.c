@@ -103,7 +103,7 @@ int main(void)
 			"customer", "tier", "gold", "orders", 5, "id", "c42",
 			"tags", "vip", "new", "html", "<a href=\"x\">T&C</a>",
 			"nums", 1, 2, 3, "name", "élan ßtraße Ğ");
-	tap_plan(50);
+	tap_plan(54);
 
 	/* API basics */
 	tap_is(rr("Hi {{ customer.id }}!", NULL), "Hi c42!", "output");
@@ -256,13 +256,43 @@ int main(void)
 	tap_is(rr("{{ '2024-03-01T10:00:00Z' | date: '%-d/%m %H:%M' }}", &o), "1/03 11:00", "ISO with zone");
 	tap_is(rr("{{ 'March 14, 2016 10:30' | date: '%s' }}", &o), "1457947800", "local time in the zone");
 	{
-		struct liquid_render_options ro = { "America/New_York", 0, 0 };
+		struct liquid_render_options ro = { "America/New_York", 0, 0, 0 };
 
 		s = "{{ 'now' | date: '%H:%M' }}";
 		t = liquid_parse(s, strlen(s), "x", &o, &err);
 		liquid_buf_init(&out);
 		r = liquid_render_ex(t, ctx, &ro, &out, &err);
 		tap_ok(r == 0 && !strcmp(out.data, "17:13"), "per-render zone (customer's): %s", out.data);
+		liquid_template_free(t);
+		liquid_buf_free(&out);
+	}
+
+	/* JSON text contexts (liquid_render_json) */
+	{
+		struct liquid_render_options ro;
+		const char *j1 = "{\"customer\":{\"timezone\":\"Asia/Tokyo\",\"n\":\"A\\u00e9\\ud83d\\ude00\"},"
+				 "\"xs\":[1,2.5,\"x\",null,true,{\"k\":-3}]}";
+
+		memset(&ro, 0, sizeof(ro));
+		ro.customer_zone = 1;
+		s = "{{ customer.n }}|{{ xs | size }}|{{ xs[5].k | abs }}|{{ xs | json }}|{{ 'now' | date: '%H:%M' }}";
+		t = liquid_parse(s, strlen(s), "x", &o, &err);
+		liquid_buf_init(&out);
+		r = liquid_render_json(t, j1, strlen(j1), &ro, &out, &err);
+		tap_is(r == 0 ? out.data : err.message,
+		       "A\xc3\xa9\xf0\x9f\x98\x80|6|3|[1,2.5,\"x\",null,true,{\"k\":-3}]|07:13",
+		       "render from JSON text, customer's zone");
+		liquid_buf_reset(&out);
+		r = liquid_render_json(t, "{\"a\": [1,}", 11, &ro, &out, &err);
+		tap_ok(r == -1 && err.column == 10 && strstr(err.message, "invalid JSON"),
+		       "bad JSON context: %d:%d %s", err.line, err.column, err.message);
+		liquid_buf_reset(&out);
+		r = liquid_render_json(t, "[1]", 3, &ro, &out, &err);
+		tap_ok(r == -1 && strstr(err.message, "must be a JSON object"), "context must be an object");
+		liquid_buf_reset(&out);
+		s = "{\"customer\":{\"timezone\":\"Mars/Base\"}}";
+		r = liquid_render_json(t, s, strlen(s), &ro, &out, &err);
+		tap_ok(r == 0 && strstr(out.data, "|23:13"), "unknown customer zone falls back: %s", out.data);
 		liquid_template_free(t);
 		liquid_buf_free(&out);
 	}

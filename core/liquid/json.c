@@ -1,0 +1,389 @@
+/*
+ * json.c: RFC 8259 JSON text straight into engine values in the render
+ * arena (objects as LV_OBJECT, arrays as LV_ARRAY), for liquid_render_json.
+ *
+ * Why not jansson here: building a json_t tree costs a malloc per node and
+ * a hash table per object, which measured at 3/4 of the time of a whole
+ * `herald render --each` of an SMS.  Strings without escapes point into the
+ * caller's text (borrowed for the render); nothing is ever freed but the
+ * arena.  Depth is bounded; errors carry the byte offset.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "liquid_int.h"
+
+#define JSON_MAX_DEPTH 256
+
+struct jp {
+	struct arena *a;
+	const char *s, *p, *e;
+	const char *err;
+	int depth;
+};
+
+static void ws(struct jp *j)
+{
+	while (j->p < j->e && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' ||
+			       *j->p == '\r'))
+		j->p++;
+}
+
+static int fail(struct jp *j, const char *msg)
+{
+	if (!j->err)
+		j->err = msg;
+	return -1;
+}
+
+static int hex4(const char *p, unsigned *u)
+{
+	int i;
+
+	*u = 0;
+	for (i = 0; i < 4; i++) {
+		char c = p[i];
+
+		*u <<= 4;
+		if (c >= '0' && c <= '9')
+			*u |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			*u |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			*u |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	return 0;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xC0 | (cp >> 6));
+		o[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xE0 | (cp >> 12));
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		o[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	o[0] = (char)(0xF0 | (cp >> 18));
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+	o[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
+static int jstring(struct jp *j, const char **s_r, size_t *n_r)
+{
+	const char *st = ++j->p, *q = st;
+	char *o;
+	size_t n;
+
+	while (q < j->e && *q != '"' && *q != '\\') {
+		if ((unsigned char)*q < 0x20)
+			return fail(j, "control character in string");
+		q++;
+	}
+	if (q >= j->e)
+		return fail(j, "unterminated string");
+	if (*q == '"') {
+		*s_r = st;
+		*n_r = (size_t)(q - st);
+		j->p = q + 1;
+		return 0;
+	}
+	/* escapes: decode into the arena (never longer than the source) */
+	for (q = st; q < j->e && *q != '"'; q++)
+		if (*q == '\\')
+			q++;
+	if (q >= j->e)
+		return fail(j, "unterminated string");
+	o = arena_alloc(j->a, (size_t)(q - st) + 4);
+	n = 0;
+	for (q = st; *q != '"'; q++) {
+		unsigned u, lo;
+
+		if ((unsigned char)*q < 0x20)
+			return fail(j, "control character in string");
+		if (*q != '\\') {
+			o[n++] = *q;
+			continue;
+		}
+		q++;
+		switch (*q) {
+		case '"': o[n++] = '"'; break;
+		case '\\': o[n++] = '\\'; break;
+		case '/': o[n++] = '/'; break;
+		case 'b': o[n++] = '\b'; break;
+		case 'f': o[n++] = '\f'; break;
+		case 'n': o[n++] = '\n'; break;
+		case 'r': o[n++] = '\r'; break;
+		case 't': o[n++] = '\t'; break;
+		case 'u':
+			if (j->e - q < 5 || hex4(q + 1, &u))
+				return fail(j, "bad \\u escape");
+			q += 4;
+			if (u >= 0xD800 && u < 0xDC00 && j->e - q >= 7 &&
+			    q[1] == '\\' && q[2] == 'u' && !hex4(q + 3, &lo) &&
+			    lo >= 0xDC00 && lo < 0xE000) {
+				u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+				q += 6;
+			} else if (u >= 0xD800 && u < 0xE000) {
+				u = 0xFFFD;
+			}
+			n += put_utf8(o + n, u);
+			break;
+		default:
+			return fail(j, "bad escape in string");
+		}
+	}
+	*s_r = o;
+	*n_r = n;
+	j->p = q + 1;
+	return 0;
+}
+
+static int jvalue(struct jp *j, struct lv *out);
+
+static int jarray(struct jp *j, struct lv *out)
+{
+	struct lv tmp[32], *v = tmp;
+	size_t n = 0, cap = 32;
+
+	j->p++;
+	ws(j);
+	if (j->p < j->e && *j->p == ']') {
+		j->p++;
+		goto done;
+	}
+	for (;;) {
+		if (n == cap) {
+			struct lv *nv = arena_alloc(j->a, cap * 2 * sizeof(*nv));
+
+			memcpy(nv, v, n * sizeof(*nv));
+			v = nv;
+			cap *= 2;
+		}
+		if (jvalue(j, &v[n]))
+			return -1;
+		n++;
+		ws(j);
+		if (j->p < j->e && *j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (j->p < j->e && *j->p == ']') {
+			j->p++;
+			break;
+		}
+		return fail(j, "expected ',' or ']'");
+	}
+done:
+	memset(out, 0, sizeof(*out));
+	out->t = LV_ARRAY;
+	out->a.n = n;
+	out->a.v = arena_alloc(j->a, (n ? n : 1) * sizeof(*v));
+	memcpy(out->a.v, v, n * sizeof(*v));
+	return 0;
+}
+
+static int jobject(struct jp *j, struct lv *out)
+{
+	struct lkv tmp[32], *kv = tmp;
+	size_t n = 0, cap = 32;
+	struct lobj *o;
+
+	j->p++;
+	ws(j);
+	if (j->p < j->e && *j->p == '}') {
+		j->p++;
+		goto done;
+	}
+	for (;;) {
+		if (n == cap) {
+			struct lkv *nk = arena_alloc(j->a, cap * 2 * sizeof(*nk));
+
+			memcpy(nk, kv, n * sizeof(*nk));
+			kv = nk;
+			cap *= 2;
+		}
+		ws(j);
+		if (j->p >= j->e || *j->p != '"')
+			return fail(j, "expected a string key");
+		if (jstring(j, &kv[n].k, &kv[n].kn))
+			return -1;
+		ws(j);
+		if (j->p >= j->e || *j->p != ':')
+			return fail(j, "expected ':'");
+		j->p++;
+		if (jvalue(j, &kv[n].v))
+			return -1;
+		n++;
+		ws(j);
+		if (j->p < j->e && *j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (j->p < j->e && *j->p == '}') {
+			j->p++;
+			break;
+		}
+		return fail(j, "expected ',' or '}'");
+	}
+done:
+	o = arena_alloc(j->a, sizeof(*o));
+	o->n = n;
+	o->kv = arena_alloc(j->a, (n ? n : 1) * sizeof(*kv));
+	memcpy(o->kv, kv, n * sizeof(*kv));
+	memset(out, 0, sizeof(*out));
+	out->t = LV_OBJECT;
+	out->o = o;
+	return 0;
+}
+
+static int jnumber(struct jp *j, struct lv *out)
+{
+	const char *p = j->p, *st = p;
+	int neg = 0, isf = 0;
+	uint64_t x = 0;
+	int digits = 0;
+
+	if (p < j->e && *p == '-') {
+		neg = 1;
+		p++;
+	}
+	if (p >= j->e || *p < '0' || *p > '9')
+		return fail(j, "bad number");
+	if (*p == '0' && p + 1 < j->e && p[1] >= '0' && p[1] <= '9')
+		return fail(j, "leading zero in number");
+	while (p < j->e && *p >= '0' && *p <= '9') {
+		if (digits < 19)
+			x = x * 10 + (uint64_t)(*p - '0');
+		digits++;
+		p++;
+	}
+	if (p < j->e && *p == '.') {
+		isf = 1;
+		p++;
+		if (p >= j->e || *p < '0' || *p > '9')
+			return fail(j, "bad number");
+		while (p < j->e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < j->e && (*p == 'e' || *p == 'E')) {
+		isf = 1;
+		p++;
+		if (p < j->e && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= j->e || *p < '0' || *p > '9')
+			return fail(j, "bad number");
+		while (p < j->e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	j->p = p;
+	if (!isf && digits < 19) {
+		*out = lv_int(neg ? -(int64_t)x : (int64_t)x);
+		return 0;
+	}
+	{
+		char buf[64], *copy = buf;
+		size_t n = (size_t)(p - st);
+		double f;
+
+		if (n >= sizeof(buf))
+			copy = arena_alloc(j->a, n + 1);
+		memcpy(copy, st, n);
+		copy[n] = 0;
+		if (!isf) {
+			/* big integers: int64 when they fit, as jansson */
+			char *end;
+			long long ll;
+
+			errno = 0;
+			ll = strtoll(copy, &end, 10);
+			if (!errno) {
+				*out = lv_int(ll);
+				return 0;
+			}
+		}
+		f = strtod(copy, NULL);
+		*out = lv_float(f);
+		return 0;
+	}
+}
+
+static int jvalue(struct jp *j, struct lv *out)
+{
+	int r;
+
+	ws(j);
+	if (j->p >= j->e)
+		return fail(j, "unexpected end of JSON");
+	switch (*j->p) {
+	case '{':
+	case '[':
+		if (++j->depth > JSON_MAX_DEPTH)
+			return fail(j, "JSON nested too deeply");
+		r = *j->p == '{' ? jobject(j, out) : jarray(j, out);
+		j->depth--;
+		return r;
+	case '"': {
+		const char *s;
+		size_t n;
+
+		if (jstring(j, &s, &n))
+			return -1;
+		*out = lv_str(s, n);
+		return 0;
+	}
+	case 't':
+		if (j->e - j->p >= 4 && !memcmp(j->p, "true", 4)) {
+			j->p += 4;
+			*out = lv_bool(1);
+			return 0;
+		}
+		break;
+	case 'f':
+		if (j->e - j->p >= 5 && !memcmp(j->p, "false", 5)) {
+			j->p += 5;
+			*out = lv_bool(0);
+			return 0;
+		}
+		break;
+	case 'n':
+		if (j->e - j->p >= 4 && !memcmp(j->p, "null", 4)) {
+			j->p += 4;
+			*out = lv_nil();
+			return 0;
+		}
+		break;
+	default:
+		if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))
+			return jnumber(j, out);
+	}
+	return fail(j, "unexpected character");
+}
+
+int lq_json_parse(struct arena *a, const char *s, size_t n, struct lv *out,
+		  const char **err_r, size_t *off_r)
+{
+	struct jp j = { a, s, s, s + n, NULL, 0 };
+
+	if (jvalue(&j, out) == 0) {
+		ws(&j);
+		if (j.p == j.e)
+			return 0;
+		fail(&j, "trailing characters after JSON value");
+	}
+	*err_r = j.err;
+	*off_r = (size_t)(j.p - s);
+	return -1;
+}
