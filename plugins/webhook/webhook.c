@@ -12,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -50,6 +49,231 @@ static const char *const wh_config_keys[] = {
   "url", "secret", "secret_file", "rate", "concurrency", "timeout_ms", NULL
 };
 static const char *const wh_secret_keys[] = { "secret", NULL };
+
+/* ---- JSON validation (RFC 8259), without building a tree. ---- */
+
+/* The body is only checked, never read: a recursive-descent recogniser
+ * costs no allocation, where a parser (jansson) built and freed a tree per
+ * message on the bench's hot path.  Strings must be UTF-8 (RFC 8259 8.1). */
+struct wh_json {
+  const unsigned char *p, *end;
+  int depth;
+  const char *why;
+};
+
+#define WH_JSON_MAX_DEPTH 512
+
+static void
+wh_json_ws (struct wh_json *j)
+{
+  while (j->p < j->end
+         && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+    j->p++;
+}
+
+static int wh_json_value (struct wh_json *j);
+
+static int
+wh_json_string (struct wh_json *j)
+{
+  j->p++;                                   /* the opening quote */
+  while (j->p < j->end) {
+    unsigned c = *j->p;
+    if (c == '"') {
+      j->p++;
+      return 0;
+    }
+    if (c < 0x20) {
+      j->why = "control character in string";
+      return -1;
+    }
+    if (c == '\\') {
+      int k;
+      if (++j->p >= j->end)
+        break;
+      switch (*j->p) {
+      case '"': case '\\': case '/': case 'b': case 'f': case 'n':
+      case 'r': case 't':
+        j->p++;
+        continue;
+      case 'u':
+        for (k = 1; k <= 4; k++)
+          if (j->p + k >= j->end || !isxdigit (j->p[k])) {
+            j->why = "bad \\u escape";
+            return -1;
+          }
+        j->p += 5;
+        continue;
+      default:
+        j->why = "bad escape";
+        return -1;
+      }
+    }
+    if (c < 0x80) {
+      j->p++;
+      continue;
+    }
+    {
+      /* UTF-8 (RFC 3629 4): no overlongs, no surrogates, <= U+10FFFF. */
+      size_t n = (c >= 0xc2 && c <= 0xdf) ? 1 : (c & 0xf0) == 0xe0 ? 2
+        : (c >= 0xf0 && c <= 0xf4) ? 3 : 0;
+      size_t k;
+      if (!n || j->p + n >= j->end)
+        goto bad_utf8;
+      for (k = 1; k <= n; k++)
+        if ((j->p[k] & 0xc0) != 0x80)
+          goto bad_utf8;
+      if ((c == 0xe0 && j->p[1] < 0xa0) || (c == 0xed && j->p[1] >= 0xa0)
+          || (c == 0xf0 && j->p[1] < 0x90) || (c == 0xf4 && j->p[1] >= 0x90))
+        goto bad_utf8;
+      j->p += n + 1;
+    }
+  }
+  j->why = "unterminated string";
+  return -1;
+bad_utf8:
+  j->why = "string is not UTF-8";
+  return -1;
+}
+
+static int
+wh_json_number (struct wh_json *j)
+{
+  const unsigned char *s = j->p;
+  if (j->p < j->end && *j->p == '-')
+    j->p++;
+  if (j->p < j->end && *j->p == '0')
+    j->p++;
+  else if (j->p < j->end && *j->p >= '1' && *j->p <= '9')
+    while (j->p < j->end && isdigit (*j->p))
+      j->p++;
+  else
+    goto bad;
+  if (j->p < j->end && *j->p == '.') {
+    j->p++;
+    if (j->p >= j->end || !isdigit (*j->p))
+      goto bad;
+    while (j->p < j->end && isdigit (*j->p))
+      j->p++;
+  }
+  if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+    j->p++;
+    if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+      j->p++;
+    if (j->p >= j->end || !isdigit (*j->p))
+      goto bad;
+    while (j->p < j->end && isdigit (*j->p))
+      j->p++;
+  }
+  return 0;
+bad:
+  j->p = s;
+  j->why = "bad number";
+  return -1;
+}
+
+static int
+wh_json_container (struct wh_json *j, unsigned char close)
+{
+  int first = 1;
+  if (++j->depth > WH_JSON_MAX_DEPTH) {
+    j->why = "nested too deeply";
+    return -1;
+  }
+  j->p++;                                   /* '[' or '{' */
+  wh_json_ws (j);
+  if (j->p < j->end && *j->p == close) {
+    j->p++;
+    j->depth--;
+    return 0;
+  }
+  for (;;) {
+    if (!first) {
+      wh_json_ws (j);
+      if (j->p < j->end && *j->p == close) {
+        j->p++;
+        j->depth--;
+        return 0;
+      }
+      if (j->p >= j->end || *j->p != ',') {
+        j->why = close == '}' ? "expected ',' or '}'" : "expected ',' or ']'";
+        return -1;
+      }
+      j->p++;
+      wh_json_ws (j);
+    }
+    first = 0;
+    if (close == '}') {
+      if (j->p >= j->end || *j->p != '"') {
+        j->why = "expected a string key";
+        return -1;
+      }
+      if (wh_json_string (j) < 0)
+        return -1;
+      wh_json_ws (j);
+      if (j->p >= j->end || *j->p != ':') {
+        j->why = "expected ':'";
+        return -1;
+      }
+      j->p++;
+      wh_json_ws (j);
+    }
+    if (wh_json_value (j) < 0)
+      return -1;
+  }
+}
+
+static int
+wh_json_literal (struct wh_json *j, const char *word)
+{
+  size_t n = strlen (word);
+  if ((size_t) (j->end - j->p) < n || memcmp (j->p, word, n) != 0) {
+    j->why = "invalid token";
+    return -1;
+  }
+  j->p += n;
+  return 0;
+}
+
+static int
+wh_json_value (struct wh_json *j)
+{
+  if (j->p >= j->end) {
+    j->why = "unexpected end of input";
+    return -1;
+  }
+  switch (*j->p) {
+  case '{': return wh_json_container (j, '}');
+  case '[': return wh_json_container (j, ']');
+  case '"': return wh_json_string (j);
+  case 't': return wh_json_literal (j, "true");
+  case 'f': return wh_json_literal (j, "false");
+  case 'n': return wh_json_literal (j, "null");
+  default: return wh_json_number (j);
+  }
+}
+
+/* 0 when s[0..len) is one JSON text; else -1 with the reason and the byte
+ * offset where it went wrong. */
+static int
+wh_json_valid (const char *s, size_t len, const char **why_r, size_t *off_r)
+{
+  struct wh_json j;
+  j.p = (const unsigned char *) s;
+  j.end = j.p + len;
+  j.depth = 0;
+  j.why = NULL;
+  wh_json_ws (&j);
+  if (wh_json_value (&j) == 0) {
+    wh_json_ws (&j);
+    if (j.p == j.end)
+      return 0;
+    j.why = "data after the JSON value";
+  }
+  *why_r = j.why;
+  *off_r = (size_t) (j.p - (const unsigned char *) s);
+  return -1;
+}
 
 static void
 wh_close (void *vs)
@@ -271,9 +495,8 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
     struct herald_result *res = &results[i];
     struct wh_item *it = &items[i];
     const struct herald_part *body = herald_message_part (m, "webhook.body");
-    json_error_t jerr;
-    json_t *j;
-    const char *url;
+    const char *url, *why;
+    size_t off;
 
     http_req_init (&it->req);
     http_buf_init (&it->sig);
@@ -284,14 +507,12 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
     }
     /* Checked before sending: a receiver must be able to parse what we
      * sign (Standard Webhooks payloads are JSON). */
-    j = json_loadb (body->data, body->len, JSON_DECODE_ANY, &jerr);
-    if (!j) {
+    if (wh_json_valid (body->data, body->len, &why, &off) < 0) {
       http_result_set (res, HERALD_REJECTED,
-                       "webhook: webhook.body is not valid JSON: %d:%d: %s",
-                       jerr.line, jerr.column, jerr.text);
+                       "webhook: webhook.body is not valid JSON: byte %zu: %s",
+                       off, why);
       continue;
     }
-    json_decref (j);
     if (!wh_header_safe (m->key)) {
       http_result_set (res, HERALD_REJECTED,
                        "webhook: message key has control characters");

@@ -151,6 +151,23 @@ with FakeProvider(rules=[
                         "/moved", "/slow"]),
          "nothing sent for the invalid body, the ftp URL or the missing part")
 
+    # 4b. The JSON check before sending: RFC 8259, strictly.
+    fp.reset()
+    valid = ['{}', '[]', '0', '-0.5e+10', '"x"', 'true', 'false', 'null', ' {"a":[1,2,{"b":null}]}\n',
+             '{"é":"ü €"}', '"\\u00e9\\n\\/"', '1E5', '[' * 500 + ']' * 500, '{"a":{"a":{}}}']
+    invalid = ['', ' ', '{"a":1,}', '[1,]', '01', '1.', '.5', '+1', 'NaN', '{"a" 1}', '{a:1}',
+               '"\\x"', '"unterminated', '[1] [2]', '"\\u12"', 'tru', '{"a":1}}', '"a\u0001b"',
+               '[' * 600 + ']' * 600, '{"a":1', "{'a':1}", '[1 2]', '{"a":1,"b"}', '-', '1e']
+    msgs = [wmsg("j:0:v%d" % i, fp.url + "/hook", b) for i, b in enumerate(valid)]
+    msgs += [wmsg("j:0:i%d" % i, fp.url + "/hook", b) for i, b in enumerate(invalid)]
+    rc, out, err = run(so, {"secret": SECRET2}, msgs, batch=100)
+    r = by_key(out)
+    bad_valid = [b for i, b in enumerate(valid) if r.get("j:0:v%d" % i, {}).get("status") != "sent"]
+    bad_invalid = [b for i, b in enumerate(invalid) if r.get("j:0:i%d" % i, {}).get("status") != "rejected"]
+    t.eq(bad_valid, [], "every valid JSON text is sent")
+    t.eq(bad_invalid, [], "every invalid JSON text is rejected before sending")
+    t.eq(len(fp.requests), len(valid), "only the valid ones reached the receiver")
+
     # 5. Fixed url: 410 is the channel's problem, not the customer's.
     fp.reset()
     rc, out, err = run(so, {"secret": SECRET2, "url": fp.url + "/gone"},
