@@ -24,6 +24,7 @@ tests_plugins_nosend_la_CPPFLAGS = -I$(top_srcdir)/core
 tests_plugins_nosend_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
 
 CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
-	tests/core/failures.sh tests/core/crash.sh tests/core/email-run.py
+	tests/core/failures.sh tests/core/crash.sh tests/core/email-run.py \
+	tests/core/routing.sh
 TESTS += $(CORE_TESTS)
 EXTRA_DIST += $(CORE_TESTS) tests/core/lib.sh tests/tap.h
