@@ -281,6 +281,10 @@ int cmd_render(int argc, char **argv)
 			strerror(errno));
 		goto out;
 	}
+	/* big stdio buffers: --each is measured, and 4 KiB reads and
+	 * writes were a tenth of its time in syscalls */
+	setvbuf(each, NULL, _IOFBF, 1 << 16);
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 	{
 		long lineno = 0;
 		ssize_t n;

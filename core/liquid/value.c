@@ -317,6 +317,28 @@ void lq_fmt_float(struct liquid_buf *b, double f)
 		lq_buf_add(b, tmp, (size_t)len);
 		return;
 	}
+	if (fabs(f) >= 1e-4 && fabs(f) < 1e9) {
+		/* few decimals (prices): f == r / 10^k with r < 2^53 means the
+		 * k-decimal string round-trips (IEEE division is correctly
+		 * rounded), and the smallest such k is the shortest form.
+		 * printf's exact digit generation took a quarter of a render */
+		static const double p10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6 };
+		int k;
+
+		for (k = 1; k <= 6; k++) {
+			double r = nearbyint(f * p10[k]);
+
+			if (r / p10[k] == f) {
+				int64_t ir = (int64_t)fabs(r), ip = ir / (int64_t)p10[k];
+				int64_t fp = ir % (int64_t)p10[k];
+				int len = snprintf(tmp, sizeof(tmp), "%s%" PRId64 ".%0*" PRId64,
+						   f < 0 ? "-" : "", ip, k, fp);
+
+				lq_buf_add(b, tmp, (size_t)len);
+				return;
+			}
+		}
+	}
 	/* shortest round-trip digits: when some k <= 15 digits round-trip,
 	 * the 15-digit rendering is those digits padded with zeros (which
 	 * are stripped below), so at most three tries instead of 17 */

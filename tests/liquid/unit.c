@@ -63,6 +63,18 @@ static char *self_loader(void *ud, const char *name, size_t *len_r,
 	return strdup(src);
 }
 
+static char lint_log[2048];
+
+static void lint_cb(void *ud, const struct liquid_error *e)
+{
+	char msg[600];
+	size_t l = strlen(lint_log);
+
+	(void)ud;
+	liquid_error_format(e, msg, sizeof(msg));
+	snprintf(lint_log + l, sizeof(lint_log) - l, "%s\n", msg);
+}
+
 static const liquid_template *shared_t;
 
 static void *thread_main(void *arg)
@@ -103,7 +115,7 @@ int main(void)
 			"customer", "tier", "gold", "orders", 5, "id", "c42",
 			"tags", "vip", "new", "html", "<a href=\"x\">T&C</a>",
 			"nums", 1, 2, 3, "name", "élan ßtraße Ğ");
-	tap_plan(54);
+	tap_plan(58);
 
 	/* API basics */
 	tap_is(rr("Hi {{ customer.id }}!", NULL), "Hi c42!", "output");
@@ -199,11 +211,12 @@ int main(void)
 	       &o);
 	tap_ok(starts(s, "ERR") && strstr(s, "memory limit"), "memory limit: %s", s);
 	{
-		char deep[4000] = "";
+		char deep[4000];
 		int i;
 
 		for (i = 0; i < 150; i++)
-			strcat(deep, "{% if true %}");
+			memcpy(deep + i * 13, "{% if true %}", 13);
+		deep[150 * 13] = 0;
 		s = rr(deep, NULL);
 		tap_ok(starts(s, "ERR") && strstr(s, "nested too deeply"), "nesting limit");
 	}
@@ -219,6 +232,24 @@ int main(void)
 	tap_is(rr("{{ 'a&amp;b' | escape_once }}", &o), "a&amp;b", "escape_once is safe");
 	tap_is(rr("{{ customer.orders | plus: 1 }}{% echo '<' %}", &o), "6&lt;", "numbers as is; echo escaped");
 	tap_is(rr("{{ html }}", NULL), "<a href=\"x\">T&C</a>", "no autoescape by default");
+
+	tap_is(rr("{{ html | escape | upcase }}|{{ 'a\nb' | escape | newline_to_br }}|{{ html | upcase }}", &o),
+	       "&LT;A HREF=&QUOT;X&QUOT;&GT;T&AMP;C&LT;/A&GT;|a<br />\nb|&lt;A HREF=&quot;X&quot;&gt;T&amp;C&lt;/A&gt;",
+	       "safety survives case and newline filters, not raw input");
+
+	/* lint */
+	lint_log[0] = 0;
+	s = "{{ a | nosuch }}\n{{ b | upcase | other: 1 }}";
+	r = liquid_lint(s, strlen(s), "l.liquid", NULL, lint_cb, NULL);
+	tap_ok(r == 2 && !strcmp(lint_log, "l.liquid:1:8: unknown filter 'nosuch'\n"
+					"l.liquid:2:17: unknown filter 'other'\n"),
+	       "lint lists every unknown filter: %s", lint_log);
+	lint_log[0] = 0;
+	r = liquid_lint("{{ a | nosuch }}{% bogus %}", 27, "l.liquid", NULL, lint_cb, NULL);
+	tap_ok(r == 2 && strstr(lint_log, "l.liquid:1:17: unknown tag 'bogus'"), "lint: unknown tag: %s", lint_log);
+	lint_log[0] = 0;
+	r = liquid_lint("{{ a | upcase }}", 16, "l.liquid", NULL, lint_cb, NULL);
+	tap_ok(r == 0 && !lint_log[0], "lint: clean template");
 
 	/* json */
 	tap_is(rr("{{ customer | json }}", NULL),
