@@ -11,7 +11,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 herald = os.environ["HERALD"]
 golden = os.environ.get("GOLDEN", "")
 n = int(os.environ.get("N", "100000"))
-rn = int(os.environ.get("RUBY_N", "20000"))
+rn = int(os.environ.get("RUBY_N", str(n)))
 runs = int(os.environ.get("RUNS", "3"))
 work = tempfile.mkdtemp(prefix="liquid-bench.")
 

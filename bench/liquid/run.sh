@@ -5,7 +5,9 @@
 # templates and data in the same run: a 60-line marketing email, an SMS
 # and a few golden-liquid cases; medians of RUNS runs, ratio, output
 # agreement, and herald's peak memory for N/10 vs N renders.
-#   HERALD=/path/to/herald RUNS=3 N=100000 RUBY_N=20000 bench/liquid/run.sh
+#   HERALD=/path/to/herald RUNS=3 N=100000 [RUBY_N=N] bench/liquid/run.sh
+# (ruby-liquid needs several minutes for 100000 emails; RUBY_N=20000 is
+# quicker and only flatters ruby by its start-up time.)
 here=$(cd "$(dirname "$0")" && pwd)
 : "${HERALD:=$(command -v herald || echo ./herald)}"
 if [ ! -x "$HERALD" ]; then

@@ -261,9 +261,16 @@ static void put_num(struct liquid_buf *b, int64_t v, int width, char pad)
 	char tmp[32];
 	int len;
 
-	if (pad == 0) {
-		len = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
-	} else if (pad == ' ') {
+	if (pad == 0 || (width <= 1 && v >= 0)) {
+		lq_write_int(b, v);
+		return;
+	}
+	if (pad == '0' && width == 2 && v >= 0 && v < 100) {
+		lq_buf_addc(b, (char)('0' + v / 10));
+		lq_buf_addc(b, (char)('0' + v % 10));
+		return;
+	}
+	if (pad == ' ') {
 		len = snprintf(tmp, sizeof(tmp), "%*" PRId64, width, v);
 	} else {
 		if (v < 0)

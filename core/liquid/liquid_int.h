@@ -201,6 +201,7 @@ void lv_write(struct liquid_buf *b, const struct lv *v);
 /* to_s as a string, in the arena when it must be built. */
 struct lv lv_to_str(struct arena *a, const struct lv *v);
 void lq_fmt_float(struct liquid_buf *b, double f);
+void lq_write_int(struct liquid_buf *b, int64_t x);
 int lv_equal(const struct lv *a, const struct lv *b);
 /* Ordering: returns 0 and *cmp_r, or -1 when the types cannot be compared. */
 int lv_compare(const struct lv *a, const struct lv *b, int *cmp_r);

@@ -471,6 +471,22 @@ static void write_inspect(struct liquid_buf *b, const struct lv *v)
 	}
 }
 
+/* integer to decimal without printf (it showed in profiles) */
+void lq_write_int(struct liquid_buf *b, int64_t x)
+{
+	char tmp[24];
+	char *p = tmp + sizeof(tmp);
+	uint64_t u = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (x < 0)
+		*--p = '-';
+	lq_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
 void lv_write(struct liquid_buf *b, const struct lv *v)
 {
 	char tmp[32];
@@ -487,8 +503,7 @@ void lv_write(struct liquid_buf *b, const struct lv *v)
 		lq_buf_adds(b, v->b ? "true" : "false");
 		return;
 	case LV_INT:
-		len = snprintf(tmp, sizeof(tmp), "%" PRId64, v->i);
-		lq_buf_add(b, tmp, (size_t)len);
+		lq_write_int(b, v->i);
 		return;
 	case LV_FLOAT:
 		lq_fmt_float(b, v->f);

@@ -243,10 +243,10 @@ int main(void)
 	r = liquid_lint(s, strlen(s), "l.liquid", NULL, lint_cb, NULL);
 	tap_ok(r == 2 && !strcmp(lint_log, "l.liquid:1:8: unknown filter 'nosuch'\n"
 					"l.liquid:2:17: unknown filter 'other'\n"),
-	       "lint lists every unknown filter: %s", lint_log);
+	       "lint lists every unknown filter");
 	lint_log[0] = 0;
 	r = liquid_lint("{{ a | nosuch }}{% bogus %}", 27, "l.liquid", NULL, lint_cb, NULL);
-	tap_ok(r == 2 && strstr(lint_log, "l.liquid:1:17: unknown tag 'bogus'"), "lint: unknown tag: %s", lint_log);
+	tap_ok(r == 2 && strstr(lint_log, "l.liquid:1:17: unknown tag 'bogus'"), "lint: unknown tag");
 	lint_log[0] = 0;
 	r = liquid_lint("{{ a | upcase }}", 16, "l.liquid", NULL, lint_cb, NULL);
 	tap_ok(r == 0 && !lint_log[0], "lint: clean template");
