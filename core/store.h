@@ -61,9 +61,14 @@ int store_rollback (struct store *st);
  * object as import builds it: id, email, phone, push, webhook, timezone,
  * locale, consent, preferred_channels, attributes (absent members are
  * fine).  The record replaces any earlier one.  Its "consent" object
- * becomes the customer's imported consent, which never overrides an
- * explicit store_consent_set (an SMS STOP wins over a later import). */
+ * is the customer's imported consent; an explicit store_consent_set always
+ * wins over it (an SMS STOP wins over a later import). */
 int store_customer_put (struct store *st, const char *id, json_t *record);
+
+/* Same, with TEXT the record's JSON text when the caller has it (the
+ * importer passes the line it parsed), saving an encode; NULL = encode. */
+int store_customer_put_text (struct store *st, const char *id, json_t *record,
+                             const char *text);
 
 /* The customer's record as a new reference (caller json_decref's it), or
  * NULL when unknown (store_error is then "" ) or on error.  Its "consent"
@@ -82,6 +87,15 @@ int store_audience_next (struct store *st, const char *campaign, int step,
 
 /* 1 when the store has customer ID, 0 when not, -1 error. */
 int store_customer_exists (struct store *st, const char *id);
+
+/* Inside a transaction, before a large import: EXPECTED is about how many
+ * customers will be put.  When that is large (and at least the number
+ * already stored) the customers' secondary indexes are dropped, and
+ * store_commit rebuilds them before committing (a rollback restores them),
+ * which makes a million-customer import several times faster.  Readers
+ * on other connections keep seeing the old snapshot (WAL).  Returns 1 when
+ * bulk mode is on, 0 when not worth it, -1 error. */
+int store_bulk_customers (struct store *st, int64_t expected);
 
 /* Number of customers in the store, or -1. */
 int64_t store_customer_count (struct store *st);
