@@ -1,1 +1,2 @@
 # bench/bench.mk: automake fragment included by the top-level Makefile.am (appends only).
+EXTRA_DIST += bench/run/dryrun.sh

@@ -607,19 +607,22 @@ plan_page (struct run *r, char *after, size_t afterlen, int limit)
 
   memset (&pg, 0, sizeof pg);
   pg.cust = xcalloc ((size_t) limit, sizeof *pg.cust);
-  n = store_audience_next (r->st, r->c->id, r->c->step, after, limit,
-                           page_add, &pg);
-  if (n < 0) {
+  /* One transaction per page, in a dry run too (then rolled back): outside
+   * one, SQLite takes and drops its locks around every single query. */
+  if (store_begin (r->st) < 0) {
     fprintf (stderr, "herald: %s\n", store_error (r->st));
     free (pg.cust);
     return -1;
   }
-  if (n == 0) {
+  n = store_audience_next (r->st, r->c->id, r->c->step, after, limit,
+                           page_add, &pg);
+  if (n <= 0) {
+    if (n < 0)
+      fprintf (stderr, "herald: %s\n", store_error (r->st));
+    store_rollback (r->st);
     free (pg.cust);
-    return 0;
+    return n;
   }
-  if (!r->dry_run && store_begin (r->st) < 0)
-    goto store_fail;
   for (i = 0; i < pg.n; i++) {
     struct plan p;
 
@@ -639,7 +642,7 @@ plan_page (struct run *r, char *after, size_t afterlen, int limit)
     }
     plan_clear (&p);
   }
-  if (!r->dry_run && store_commit (r->st) < 0)
+  if (r->dry_run ? store_rollback (r->st) < 0 : store_commit (r->st) < 0)
     goto store_fail;
   strlcpy_ (after, pg.last_id, afterlen);
   rc = n;
@@ -647,8 +650,7 @@ plan_page (struct run *r, char *after, size_t afterlen, int limit)
 
 store_fail:
   fprintf (stderr, "herald: %s\n", store_error (r->st));
-  if (!r->dry_run)
-    store_rollback (r->st);
+  store_rollback (r->st);
   rc = -1;
 out:
   for (i = 0; i < pg.n; i++)
