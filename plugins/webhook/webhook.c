@@ -14,16 +14,19 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <herald/plugin.h>
 #include "../http/http.h"
 
 #define WH_MAX_SECRETS 8
 
+/* One signing secret as HMAC-SHA256 states that have already absorbed
+ * the padded key (RFC 2104 section 2): each signature then costs two
+ * context copies instead of OpenSSL 3's per-call algorithm fetch in
+ * HMAC(), 4% of the bench's CPU. */
 struct wh_secret {
-  unsigned char *key;
-  size_t len;
+  EVP_MD_CTX *inner;           /* SHA-256 after (K ^ ipad) */
+  EVP_MD_CTX *outer;           /* SHA-256 after (K ^ opad) */
 };
 
 /* Channel state; owns everything it points to. */
@@ -33,13 +36,14 @@ struct wh_state {
   char *url;                            /* fixed url, or NULL */
   struct wh_secret secrets[WH_MAX_SECRETS];
   size_t n_secrets;
+  EVP_MD_CTX *scratch;                  /* for each signature */
 };
 
 /* Per message work for one send call. */
 struct wh_item {
   struct http_req req;
   struct curl_slist *headers;
-  struct http_buf sig;                  /* signed content, then the header */
+  struct http_buf sig;                  /* header line scratch */
   int skip;                             /* result already filled */
   int fixed_url;
 };
@@ -285,9 +289,10 @@ wh_close (void *vs)
   http_client_free (s->http);
   free (s->url);
   for (i = 0; i < s->n_secrets; i++) {
-    OPENSSL_cleanse (s->secrets[i].key, s->secrets[i].len);
-    free (s->secrets[i].key);
+    EVP_MD_CTX_free (s->secrets[i].inner);
+    EVP_MD_CTX_free (s->secrets[i].outer);
   }
+  EVP_MD_CTX_free (s->scratch);
   free (s);
 }
 
@@ -301,6 +306,38 @@ wh_url_ok (const char *u)
     if ((unsigned char) u[i] <= 0x20 || u[i] == 0x7f)
       return 0;
   return 1;
+}
+
+/* Absorb the key (at most 64 bytes, SHA-256's block: no pre-hash) into
+ * the inner and outer states of sec.  Returns 0 or -1. */
+static int
+wh_secret_init (struct wh_secret *sec, const unsigned char *k, size_t klen)
+{
+  unsigned char ipad[64], opad[64];
+  size_t i;
+  int ok;
+
+  for (i = 0; i < 64; i++) {
+    unsigned char b = i < klen ? k[i] : 0;
+    ipad[i] = b ^ 0x36;
+    opad[i] = b ^ 0x5c;
+  }
+  sec->inner = EVP_MD_CTX_new ();
+  sec->outer = EVP_MD_CTX_new ();
+  ok = sec->inner && sec->outer
+    && EVP_DigestInit_ex (sec->inner, EVP_sha256 (), NULL)
+    && EVP_DigestUpdate (sec->inner, ipad, 64)
+    && EVP_DigestInit_ex (sec->outer, EVP_sha256 (), NULL)
+    && EVP_DigestUpdate (sec->outer, opad, 64);
+  OPENSSL_cleanse (ipad, sizeof ipad);
+  OPENSSL_cleanse (opad, sizeof opad);
+  if (!ok) {
+    EVP_MD_CTX_free (sec->inner);
+    EVP_MD_CTX_free (sec->outer);
+    sec->inner = sec->outer = NULL;
+    return -1;
+  }
+  return 0;
 }
 
 /* Parse "whsec_BASE64 [whsec_BASE64...]" (several during rotation) into
@@ -349,8 +386,15 @@ wh_parse_secrets (struct wh_state *s, const char *key, const char *text,
                        "bytes", s->n_secrets + 1);
       goto out;
     }
-    s->secrets[s->n_secrets].key = k;
-    s->secrets[s->n_secrets].len = klen;
+    if (wh_secret_init (&s->secrets[s->n_secrets], k, klen) < 0) {
+      OPENSSL_cleanse (k, klen);
+      free (k);
+      http_conf_error (s->host, key, err, errlen, "OpenSSL cannot do "
+                       "HMAC-SHA256");
+      goto out;
+    }
+    OPENSSL_cleanse (k, klen);
+    free (k);
     s->n_secrets++;
     p += n;
   }
@@ -391,6 +435,11 @@ wh_open (const struct herald_host *host, void **state_r, char *err,
     http_conf_error (host, "secret", err, errlen, "no secret given");
     goto out;
   }
+  s->scratch = EVP_MD_CTX_new ();
+  if (!s->scratch) {
+    snprintf (err, errlen, "out of memory");
+    goto out;
+  }
   s->http = http_client_new (&o, err, errlen);
   if (!s->http)
     goto out;
@@ -405,28 +454,35 @@ out:
 }
 
 /* Append the webhook-signature value: "v1,SIG" per secret, space separated,
- * each an HMAC-SHA256 over "id.timestamp.body" (Standard Webhooks). */
-static void
-wh_sign (const struct wh_state *s, const char *id, long long ts,
-         const char *body, size_t len, struct http_buf *content,
-         struct http_buf *out)
+ * each an HMAC-SHA256 over "id.timestamp.body" (Standard Webhooks).
+ * Returns 0, or -1 when OpenSSL failed. */
+static int
+wh_sign (const struct wh_state *s, const char *id, const char *ts,
+         const char *body, size_t len, struct http_buf *out)
 {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int maclen;
+  unsigned char inner[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+  unsigned int ilen = 0, maclen = 0;
+  EVP_MD_CTX *x = s->scratch;
   size_t i;
 
-  http_buf_reset (content);
-  http_buf_printf (content, "%s.%lld.", id, ts);
-  http_buf_add (content, body, len);
   for (i = 0; i < s->n_secrets; i++) {
-    maclen = 0;
-    HMAC (EVP_sha256 (), s->secrets[i].key, (int) s->secrets[i].len,
-          (const unsigned char *) content->data, content->len, mac, &maclen);
+    if (!EVP_MD_CTX_copy_ex (x, s->secrets[i].inner)
+        || !EVP_DigestUpdate (x, id, strlen (id))
+        || !EVP_DigestUpdate (x, ".", 1)
+        || !EVP_DigestUpdate (x, ts, strlen (ts))
+        || !EVP_DigestUpdate (x, ".", 1)
+        || !EVP_DigestUpdate (x, body, len)
+        || !EVP_DigestFinal_ex (x, inner, &ilen)
+        || !EVP_MD_CTX_copy_ex (x, s->secrets[i].outer)
+        || !EVP_DigestUpdate (x, inner, ilen)
+        || !EVP_DigestFinal_ex (x, mac, &maclen))
+      return -1;
     if (i)
       http_buf_add (out, " ", 1);
     http_buf_adds (out, "v1,");
     http_base64 (out, mac, maclen, 0);
   }
+  return 0;
 }
 
 static int
@@ -483,12 +539,12 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
   struct wh_state *s = vs;
   struct wh_item *items = http_xcalloc (n, sizeof *items);
   struct http_req **reqs = http_xcalloc (n, sizeof *reqs);
-  struct http_buf content, hdr;
-  long long ts = (long long) http_now ();
+  struct http_buf hdr;
+  char ts[24];
   size_t i, nreq = 0;
   int ret = 0;
 
-  http_buf_init (&content);
+  snprintf (ts, sizeof ts, "%lld", (long long) http_now ());
   http_buf_init (&hdr);
   for (i = 0; i < n; i++) {
     const struct herald_message *m = &msgs[i];
@@ -537,7 +593,10 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
 
     http_buf_reset (&hdr);
     http_buf_adds (&hdr, "webhook-signature: ");
-    wh_sign (s, m->key, ts, body->data, body->len, &content, &hdr);
+    if (wh_sign (s, m->key, ts, body->data, body->len, &hdr) < 0) {
+      http_result_set (res, HERALD_RETRY, "webhook: HMAC-SHA256 failed");
+      continue;
+    }
     it->headers = curl_slist_append (it->headers, "Expect:");
     it->headers = curl_slist_append (it->headers,
                                      "Content-Type: application/json");
@@ -545,7 +604,7 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
     http_buf_printf (&it->sig, "webhook-id: %s", m->key);
     it->headers = curl_slist_append (it->headers, it->sig.data);
     http_buf_reset (&it->sig);
-    http_buf_printf (&it->sig, "webhook-timestamp: %lld", ts);
+    http_buf_printf (&it->sig, "webhook-timestamp: %s", ts);
     it->headers = curl_slist_append (it->headers, it->sig.data);
     it->headers = curl_slist_append (it->headers, hdr.data);
     if (!it->headers) {
@@ -571,7 +630,6 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
     http_buf_free (&items[i].sig);
     curl_slist_free_all (items[i].headers);
   }
-  http_buf_free (&content);
   http_buf_free (&hdr);
   free (reqs);
   free (items);
