@@ -589,7 +589,7 @@ struct import {
   const char *file;          /* as the user named it, for messages */
   struct store *st;
   int skip_bad;
-  long imported, bad;
+  long imported, bad, duplicates;
   int writing;               /* 0 once a bad line means nothing is kept */
   const char *raw;           /* the JSON line being imported, or NULL */
   struct strbuf err;
@@ -664,6 +664,10 @@ import_one (struct import *im, int line, json_t *in)
                                detail);
       if (r < 0)
         return -1;
+      if (r == 1) {
+        im->duplicates++;
+        return 0;
+      }
     }
   }
   im->imported++;
@@ -1035,6 +1039,8 @@ run_import (enum kind kind, int argc, char **argv)
           kind == CUSTOMERS ? (im.imported == 1 ? "customer" : "customers")
                             : (im.imported == 1 ? "event" : "events"),
           file);
+  if (im.duplicates)
+    printf (" (%ld already recorded)", im.duplicates);
   if (im.bad)
     printf (" (%ld bad line%s skipped)", im.bad, im.bad == 1 ? "" : "s");
   printf ("\n");

@@ -68,7 +68,7 @@ static const char *const sql_text[Q_N] = {
   [Q_IS_SUPPRESSED] =
     "SELECT 1 FROM suppressions WHERE channel = ?1 AND address = ?2",
   [Q_EVENT_PUT] =
-    "INSERT INTO events (customer, channel, type, at, campaign, message_key, "
+    "INSERT OR IGNORE INTO events (customer, channel, type, at, campaign, message_key, "
     "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
   [Q_CUST_EVENTS] =
     "SELECT channel, type, at FROM events WHERE customer = ?1 AND at >= ?2 "
@@ -196,6 +196,11 @@ static const char *const migrations[] = {
   "CREATE INDEX events_campaign ON events (campaign);"
   "CREATE INDEX events_message ON events (message_key);"
   "CREATE INDEX events_at ON events (at);"
+  /* The same event twice (a file imported again, a provider retrying its
+   * callback) is recorded once. */
+  "CREATE UNIQUE INDEX events_once ON events (customer, type, at,"
+  " coalesce(channel, ''), coalesce(campaign, ''),"
+  " coalesce(message_key, ''));"
   "CREATE TABLE outbox ("
   " key TEXT PRIMARY KEY NOT NULL, campaign TEXT NOT NULL,"
   " step INTEGER NOT NULL, customer TEXT NOT NULL, channel TEXT,"
@@ -1002,6 +1007,10 @@ store_event_put (struct store *st, const char *customer, const char *channel,
   bind_text (s, 7, detail_json);
   if (run (st, s, "recording an event") < 0)
     goto out;
+  if (sqlite3_changes (st->db) == 0) {
+    r = 1;                      /* already recorded, effects applied */
+    goto out;
+  }
   /* An unsubscribe is an explicit withdrawal of consent for that channel:
    * it wins over the imported consent (and over older explicit grants). */
   if (strcmp (type, "unsubscribed") == 0 && channel

@@ -132,7 +132,10 @@ int store_is_suppressed (struct store *st, const char *channel,
  *  - "bounced" and "complained" suppress the address: the message's
  *    address when MESSAGE_KEY names an outbox row, else DETAIL_JSON's
  *    "address", else the customer's address(es) for CHANNEL.
- * Wrap many calls in store_begin/commit for speed. */
+ * Returns 0 recorded, 1 when the same event (customer, type, at,
+ * channel, campaign, message key) is already recorded (nothing changes:
+ * re-importing a file or a provider's retried callback is harmless), -1
+ * error.  Wrap many calls in store_begin/commit for speed. */
 int store_event_put (struct store *st, const char *customer,
                      const char *channel, const char *type, int64_t at,
                      const char *campaign, const char *message_key,

@@ -20,6 +20,11 @@ eq(query(db, "SELECT at FROM events WHERE type = 'opened' ORDER BY id"),
 eq(query(db, "SELECT campaign, message_key FROM events WHERE type = 'clicked'"),
    [(None, "spring:0:cust-001")], "optional campaign absent, message key kept")
 
+# The same file again: nothing new.
+rc, out, err = run("events", "import", "--store", db, ev)
+eq((rc, out), (0, "imported 0 events from %s (9 already recorded)\n" % ev), "re-import: all already recorded")
+eq(count(db, "events"), 9, "  ... still nine events")
+
 # Side effects.
 eq(query(db, "SELECT granted, source, at FROM consent WHERE customer = 'cust-003' AND channel = 'sms'"),
    [(0, "unsubscribed event", 1793529060)], "unsubscribed: consent withdrawn, explicitly, at the event's time")

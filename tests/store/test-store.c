@@ -332,6 +332,9 @@ test_events (struct store *st)
 
   tap_ok (store_event_put (st, "alice", "email", "opened", 1000001, "c1",
                            "c1:0:alice", NULL) == 0, "event put");
+  tap_ok (store_event_put (st, "alice", "email", "opened", 1000001, "c1",
+                           "c1:0:alice", NULL) == 1,
+          "the same event again returns 1 (recorded once)");
   store_event_put (st, "alice", "email", "clicked", 1000002, "c1", NULL, NULL);
   store_event_put (st, "alice", "sms", "delivered", 1000003, "c3",
                    "c3:0:alice", NULL);
