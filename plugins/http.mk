@@ -37,3 +37,5 @@ plugins_push_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
 plugins_push_la_LIBADD = $(HTTP_PLUGIN_LIBS)
 TESTS += tests/http/push-plugin.py
 EXTRA_DIST += tests/http/push-plugin.py
+EXTRA_DIST += plugins/sms/README.md plugins/push/README.md plugins/webhook/README.md \
+	bench/webhook/run.sh

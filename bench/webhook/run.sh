@@ -104,7 +104,7 @@ while [ "$r" -le "$ROUNDS" ]; do
 
   timeout 600 /usr/bin/time -f '%e %M' -o "$TMP/time.out" \
     "$RUNNER" "$PLUGIN" -n bench -k "secret=$SECRET" -k "concurrency=$CONC" \
-    -k timeout_ms=15000 -b "$BATCH" < "$TMP/messages.jsonl" > "$TMP/results.jsonl"
+    -k timeout_ms=15000 -k allow_private=yes -b "$BATCH" < "$TMP/messages.jsonl" > "$TMP/results.jsonl"
   sent=$(grep -c '"status":"sent"' "$TMP/results.jsonl" || true)
   secs=$(awk '{print $1}' "$TMP/time.out")
   kb=$(awk '{print $2}' "$TMP/time.out")

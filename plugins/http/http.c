@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -178,6 +180,7 @@ http_req_free (struct http_req *r)
   http_buf_free (&r->resp_body);
   http_buf_free (&r->resp_headers);
   r->status = 0;
+  r->blocked = 0;
   r->curl_code = CURLE_OK;
   r->curl_error[0] = '\0';
 }
@@ -272,6 +275,8 @@ static int http_socket_cb (CURL *e, curl_socket_t fd, int what, void *data,
                            void *sockp);
 static int http_timer_cb (CURLM *m, long timeout_ms, void *data);
 static int http_close_cb (void *data, curl_socket_t fd);
+static curl_socket_t http_open_cb (void *data, curlsocktype purpose,
+                                   struct curl_sockaddr *addr);
 
 static pthread_once_t http_global_once = PTHREAD_ONCE_INIT;
 static CURLcode http_global_rc;
@@ -441,6 +446,7 @@ http_easy_setup (struct http_client *c, CURL *e, struct http_req *r,
   HTTP_SET (CURLOPT_ERRORBUFFER, r->curl_error);
   HTTP_SET (CURLOPT_WRITEDATA, (void *) r);
   HTTP_SET (CURLOPT_HEADERDATA, (void *) r);
+  HTTP_SET (CURLOPT_OPENSOCKETDATA, (void *) r);
   /* PIPEWAIT makes concurrent requests wait for the first TLS connection
    * to learn whether it multiplexes (HTTP/2) instead of opening one each. */
   HTTP_SET (CURLOPT_PIPEWAIT, strncasecmp (r->url, "https:", 6) == 0 ? 1L : 0L);
@@ -462,6 +468,7 @@ http_easy_setup (struct http_client *c, CURL *e, struct http_req *r,
 
   /* Once per handle: what every request of the client shares. */
   HTTP_SET (CURLOPT_NOSIGNAL, 1L);
+  HTTP_SET (CURLOPT_OPENSOCKETFUNCTION, http_open_cb);
   HTTP_SET (CURLOPT_CLOSESOCKETFUNCTION, http_close_cb);
   HTTP_SET (CURLOPT_CLOSESOCKETDATA, (void *) c);
   HTTP_SET (CURLOPT_WRITEFUNCTION, http_write_cb);
@@ -528,6 +535,53 @@ http_socket_cb (CURL *e, curl_socket_t fd, int what, void *data, void *sockp)
     epoll_ctl (c->epfd, f->reg ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
   f->reg = f->want;
   return 0;
+}
+
+/* Loopback, private (RFC 1918, RFC 4193), shared (RFC 6598), link-local,
+ * multicast, reserved or unspecified: where a customer's URL must not
+ * lead (cloud metadata at 169.254.169.254, admin ports on localhost). */
+static int
+http_addr_private (const struct sockaddr *sa)
+{
+  if (sa->sa_family == AF_INET) {
+    const unsigned char *a =
+      (const unsigned char *) &((const struct sockaddr_in *) sa)->sin_addr;
+    return a[0] == 0 || a[0] == 10 || a[0] == 127 || a[0] >= 224
+      || (a[0] == 100 && (a[1] & 0xc0) == 64)
+      || (a[0] == 169 && a[1] == 254) || (a[0] == 172 && (a[1] & 0xf0) == 16)
+      || (a[0] == 192 && a[1] == 168);
+  }
+  if (sa->sa_family == AF_INET6) {
+    const unsigned char *a =
+      ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
+    static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                              0xff, 0xff };
+    static const unsigned char zero[15] = { 0 };
+    if (memcmp (a, mapped, 12) == 0) {
+      struct sockaddr_in v4;
+      memset (&v4, 0, sizeof v4);
+      v4.sin_family = AF_INET;
+      memcpy (&v4.sin_addr, a + 12, 4);
+      return http_addr_private ((const struct sockaddr *) &v4);
+    }
+    return (memcmp (a, zero, 15) == 0 && a[15] <= 1)   /* :: and ::1 */
+      || (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+      || a[0] == 0xff;
+  }
+  return 1;                     /* not IP: refuse */
+}
+
+/* Every socket libcurl opens comes from here, so public_only is checked
+ * on the address actually connected to (after DNS, per address tried). */
+static curl_socket_t
+http_open_cb (void *data, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+  struct http_req *r = data;
+  if (r && r->public_only && http_addr_private (&addr->addr)) {
+    r->blocked = 1;
+    return CURL_SOCKET_BAD;
+  }
+  return socket (addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
 /* libcurl closes its sockets through us, so the table learns that the

@@ -61,9 +61,14 @@ struct http_req {
   const char *username;            /* HTTP Basic when set */
   const char *password;
   void *user;                      /* the caller's */
+  int public_only;                 /* refuse to connect to loopback,
+                                    * private, link-local, multicast or
+                                    * unspecified addresses (SSRF guard
+                                    * for customer-supplied URLs) */
 
   /* Out. */
   CURLcode curl_code;              /* CURLE_OK when a response arrived */
+  int blocked;                     /* public_only refused an address */
   char curl_error[CURL_ERROR_SIZE];
   long status;                     /* HTTP status, 0 when none */
   struct http_buf resp_body;

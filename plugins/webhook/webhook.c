@@ -34,6 +34,7 @@ struct wh_state {
   const struct herald_host *host;
   struct http_client *http;
   char *url;                            /* fixed url, or NULL */
+  int allow_private;                    /* customer URLs may be private */
   struct wh_secret secrets[WH_MAX_SECRETS];
   size_t n_secrets;
   EVP_MD_CTX *scratch;                  /* for each signature */
@@ -50,7 +51,8 @@ struct wh_item {
 
 static const char *const wh_channels[] = { "webhook", NULL };
 static const char *const wh_config_keys[] = {
-  "url", "secret", "secret_file", "rate", "concurrency", "timeout_ms", NULL
+  "url", "secret", "secret_file", "allow_private", "rate", "concurrency",
+  "timeout_ms", NULL
 };
 static const char *const wh_secret_keys[] = { "secret", NULL };
 
@@ -415,7 +417,9 @@ wh_open (const struct herald_host *host, void **state_r, char *err,
   int ret = -1;
 
   s->host = host;
-  if (http_conf_common (host, &o, err, errlen) < 0)
+  if (http_conf_common (host, &o, err, errlen) < 0
+      || http_conf_bool (host, "allow_private", 0, &s->allow_private, err,
+                         errlen) < 0)
     goto out;
   if (url && *url) {
     if (!wh_url_ok (url)) {
@@ -501,6 +505,13 @@ wh_classify (const struct wh_state *s, const struct herald_message *m,
   const struct http_req *r = &it->req;
   char ex[160];
 
+  if (r->blocked && r->curl_code != CURLE_OK) {
+    http_result_set (res, HERALD_INVALID_ADDRESS,
+                     "webhook: '%.200s' leads to a loopback, private or "
+                     "link-local address (allow_private = yes permits it)",
+                     r->url);
+    return;
+  }
   if (r->curl_code == CURLE_URL_MALFORMAT
       || r->curl_code == CURLE_UNSUPPORTED_PROTOCOL) {
     http_result_set (res, it->fixed_url ? HERALD_CHANNEL_ERROR
@@ -612,6 +623,8 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
       continue;
     }
     it->req.url = url;
+    /* The operator's own url is trusted; a customer's is not. */
+    it->req.public_only = !it->fixed_url && !s->allow_private;
     it->req.body = body->data;
     it->req.body_len = body->len;
     it->req.headers = it->headers;

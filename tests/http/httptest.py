@@ -80,9 +80,12 @@ def message(key, to, parts, channel, attempt=1, created=1700000000, **kw):
 
 
 def run(so, keys, messages=None, name="test", batch=None, tracking=None,
-        inbound=None, headers=(), env=None, timeout=60):
+        inbound=None, headers=(), env=None, timeout=120):
     """Run plugin-run; return (rc, list of JSON output lines, stderr)."""
-    argv = [PLUGIN_RUN, so, "-n", name]
+    # HERALD_TEST_WRAPPER="valgrind --log-file=/tmp/vg.%p" runs every
+    # plugin-run under a checker.
+    argv = os.environ.get("HERALD_TEST_WRAPPER", "").split()
+    argv += [PLUGIN_RUN, so, "-n", name]
     for k, v in keys.items():
         argv += ["-k", "%s=%s" % (k, v)]
     if batch:

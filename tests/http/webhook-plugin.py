@@ -63,7 +63,7 @@ with FakeProvider(rules=[
         {"path": "/slow", "hang": 1.5},
         ]) as fp:
     # 1. The test vector through the plugin: fixed time, key and body.
-    rc, out, err = run(so, {"secret": VEC_SECRET},
+    rc, out, err = run(so, {"allow_private": "yes", "secret": VEC_SECRET},
                        [wmsg(VEC_ID, fp.url + "/hook", VEC_BODY)],
                        env={"HERALD_FAKE_NOW": VEC_TS})
     t.eq(rc, 0, "plugin-run exits 0")
@@ -83,7 +83,7 @@ with FakeProvider(rules=[
     # 2. Rotation: two secrets, two signatures, each verifies alone.
     fp.reset()
     body = '{"order":{"id":42,"total":"9.99"},"name":"Zoë"}'
-    rc, out, err = run(so, {"secret": VEC_SECRET + " " + SECRET2},
+    rc, out, err = run(so, {"allow_private": "yes", "secret": VEC_SECRET + " " + SECRET2},
                        [wmsg("c1:0:alice", fp.url + "/hook", body)])
     h = fp.requests[0]["headers"] if fp.requests else {}
     sigs = h.get("webhook-signature", "").split(" ")
@@ -97,10 +97,10 @@ with FakeProvider(rules=[
 
     # 3. A retry carries the same webhook-id, signed again for its timestamp.
     fp.reset()
-    rc, out, err = run(so, {"secret": SECRET2},
+    rc, out, err = run(so, {"allow_private": "yes", "secret": SECRET2},
                        [wmsg("c1:0:carol", fp.url + "/hook", attempt=1)],
                        env={"HERALD_FAKE_NOW": "1700000000"})
-    rc, out, err = run(so, {"secret": SECRET2},
+    rc, out, err = run(so, {"allow_private": "yes", "secret": SECRET2},
                        [wmsg("c1:0:carol", fp.url + "/hook", attempt=2)],
                        env={"HERALD_FAKE_NOW": "1700000300"})
     ids = [r["headers"].get("webhook-id") for r in fp.requests]
@@ -127,7 +127,7 @@ with FakeProvider(rules=[
         wmsg("k:0:ftp", "ftp://127.0.0.1/x"),
         message("k:0:nobody", fp.url + "/hook", {"email.text": "x"}, "webhook"),
     ]
-    rc, out, err = run(so, {"secret": SECRET2, "timeout_ms": "800"}, msgs)
+    rc, out, err = run(so, {"allow_private": "yes", "secret": SECRET2, "timeout_ms": "800"}, msgs)
     r = by_key(out)
     st = {k: v["status"] for k, v in r.items()}
     t.eq(st.get("k:0:ok"), "sent", "200 is sent")
@@ -160,7 +160,7 @@ with FakeProvider(rules=[
                '[' * 600 + ']' * 600, '{"a":1', "{'a':1}", '[1 2]', '{"a":1,"b"}', '-', '1e']
     msgs = [wmsg("j:0:v%d" % i, fp.url + "/hook", b) for i, b in enumerate(valid)]
     msgs += [wmsg("j:0:i%d" % i, fp.url + "/hook", b) for i, b in enumerate(invalid)]
-    rc, out, err = run(so, {"secret": SECRET2}, msgs, batch=100)
+    rc, out, err = run(so, {"allow_private": "yes", "secret": SECRET2}, msgs, batch=100)
     r = by_key(out)
     bad_valid = [b for i, b in enumerate(valid) if r.get("j:0:v%d" % i, {}).get("status") != "sent"]
     bad_invalid = [b for i, b in enumerate(invalid) if r.get("j:0:i%d" % i, {}).get("status") != "rejected"]
@@ -168,16 +168,41 @@ with FakeProvider(rules=[
     t.eq(bad_invalid, [], "every invalid JSON text is rejected before sending")
     t.eq(len(fp.requests), len(valid), "only the valid ones reached the receiver")
 
+    # 4c. Customer URLs may not lead to loopback, private or link-local
+    # addresses unless allow_private = yes (SSRF guard); the channel's own
+    # url is trusted.
+    fp.reset()
+    port = fp.port
+    guarded = [("g:0:v4", "http://127.0.0.1:%d/hook" % port),
+               ("g:0:name", "http://localhost:%d/hook" % port),
+               ("g:0:hex", "http://0x7f000001:%d/hook" % port),
+               ("g:0:v6", "http://[::1]:%d/hook" % port),
+               ("g:0:mapped", "http://[::ffff:127.0.0.1]:%d/hook" % port),
+               ("g:0:meta", "http://169.254.169.254/latest/meta-data/"),
+               ("g:0:rfc1918", "http://10.1.2.3:%d/hook" % port),
+               ("g:0:zero", "http://0.0.0.0:%d/hook" % port)]
+    rc, out, err = run(so, {"secret": SECRET2, "timeout_ms": "2000"},
+                       [wmsg(k, u) for k, u in guarded], batch=20)
+    r = by_key(out)
+    t.eq({k: r.get(k, {}).get("status") for k, _ in guarded},
+         {k: "invalid_address" for k, _ in guarded},
+         "loopback, private, link-local and unspecified addresses refused")
+    t.ok("allow_private" in r.get("g:0:v4", {}).get("error", ""), "the error names the key",
+         r.get("g:0:v4"))
+    t.eq(len(fp.requests), 0, "no request reached the loopback receiver")
+    rc, out, err = run(so, {"secret": SECRET2, "url": fp.url + "/hook"}, [wmsg("g:0:fixed", "x")])
+    t.eq([o["status"] for o in out], ["sent"], "the channel's own url may be loopback")
+
     # 5. Fixed url: 410 is the channel's problem, not the customer's.
     fp.reset()
-    rc, out, err = run(so, {"secret": SECRET2, "url": fp.url + "/gone"},
+    rc, out, err = run(so, {"allow_private": "yes", "secret": SECRET2, "url": fp.url + "/gone"},
                        [wmsg("k:0:fixed", "ignored-when-url-is-set")])
     t.eq([o["status"] for o in out], ["channel_error"], "410 on the channel's url: channel_error")
 
     # 6. Connection reuse and the concurrency cap.
     fp.reset([{"path": "/hook", "status": 200, "delay": 0.05}])
     msgs = [wmsg("k:0:c%d" % i, fp.url + "/hook") for i in range(24)]
-    rc, out, err = run(so, {"secret": SECRET2, "concurrency": "3"}, msgs, batch=24)
+    rc, out, err = run(so, {"allow_private": "yes", "secret": SECRET2, "concurrency": "3"}, msgs, batch=24)
     t.eq(sum(1 for o in out if o["status"] == "sent"), 24, "24 sent")
     t.ok(fp.max_in_flight <= 3, "never more than concurrency=3 in flight",
          fp.max_in_flight)
@@ -188,7 +213,7 @@ with FakeProvider(rules=[
     # 7. Rate: a token bucket at 20/s spaces 10 messages over ~0.45 s.
     fp.reset()
     msgs = [wmsg("k:0:r%d" % i, fp.url + "/hook") for i in range(10)]
-    rc, out, err = run(so, {"secret": SECRET2, "rate": "20"}, msgs, batch=10)
+    rc, out, err = run(so, {"allow_private": "yes", "secret": SECRET2, "rate": "20"}, msgs, batch=10)
     times = [q["t"] for q in fp.requests]
     span = max(times) - min(times) if times else 0
     t.ok(0.4 <= span < 2.0, "rate=20 spaces 10 requests over %.2f s" % span)
@@ -196,18 +221,18 @@ with FakeProvider(rules=[
     # 8. Configuration errors, and secrets kept out of messages.
     rc, out, err = run(so, {}, [])
     t.ok(rc != 0 and "secret" in err, "no secret: open fails naming the key", err)
-    rc, out, err = run(so, {"secret": "not-a-secret-XYZZY"}, [])
+    rc, out, err = run(so, {"allow_private": "yes", "secret": "not-a-secret-XYZZY"}, [])
     t.ok(rc != 0 and "whsec_" in err, "malformed secret refused", err)
     t.ok("XYZZY" not in err, "the secret is not echoed in the error")
-    rc, out, err = run(so, {"secret": SECRET2, "url": "file:///etc/passwd"}, [])
+    rc, out, err = run(so, {"allow_private": "yes", "secret": SECRET2, "url": "file:///etc/passwd"}, [])
     t.ok(rc != 0 and "url" in err, "non-HTTP url refused", err)
-    rc, out, err = run(so, {"secret": SECRET2, "concurrency": "0"}, [])
+    rc, out, err = run(so, {"allow_private": "yes", "secret": SECRET2, "concurrency": "0"}, [])
     t.ok(rc != 0 and "concurrency" in err, "concurrency=0 refused", err)
     with tempfile.NamedTemporaryFile("w", suffix=".secret", delete=False) as f:
         f.write(SECRET2 + "\n")
     try:
         fp.reset()
-        rc, out, err = run(so, {"secret_file": f.name}, [wmsg("k:0:file", fp.url + "/hook")])
+        rc, out, err = run(so, {"allow_private": "yes", "secret_file": f.name}, [wmsg("k:0:file", fp.url + "/hook")])
         t.ok(fp.requests and verify([SECRET2], fp.requests[0]["headers"], fp.requests[0]["body"]),
              "secret_file is read")
     finally:
