@@ -39,3 +39,5 @@ TESTS += tests/http/push-plugin.py
 EXTRA_DIST += tests/http/push-plugin.py
 EXTRA_DIST += plugins/sms/README.md plugins/push/README.md plugins/webhook/README.md \
 	bench/webhook/run.sh
+TESTS += tests/http/h2-plugin.py
+EXTRA_DIST += tests/http/h2-plugin.py

@@ -262,6 +262,7 @@ struct http_client {
   CURL **pool;                 /* idle easy handles */
   size_t n_pool;
   struct curl_slist *no_expect;/* "Expect:" for requests without headers */
+  char *ca_file;               /* owned copy of o.ca_file, or NULL */
   double tokens;               /* token bucket */
   double burst;
   double last;                 /* monotonic seconds of the last refill */
@@ -311,6 +312,8 @@ http_client_new (const struct http_opts *o, char *err, size_t errlen)
   }
   c = http_xcalloc (1, sizeof *c);
   c->o = *o;
+  c->ca_file = o->ca_file ? http_strdup (o->ca_file) : NULL;
+  c->o.ca_file = c->ca_file;
   if (c->o.concurrency < 1)
     c->o.concurrency = 1;
   c->timer_due = -1;
@@ -361,6 +364,7 @@ http_client_free (struct http_client *c)
     close (c->epfd);
   free (c->fds);
   curl_slist_free_all (c->no_expect);
+  free (c->ca_file);
   free (c);
 }
 
@@ -478,6 +482,8 @@ http_easy_setup (struct http_client *c, CURL *e, struct http_req *r,
   HTTP_SET (CURLOPT_TCP_KEEPALIVE, 1L);
   HTTP_SET (CURLOPT_FOLLOWLOCATION, 0L);
   HTTP_SET (CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
+  if (c->ca_file)
+    HTTP_SET (CURLOPT_CAINFO, c->ca_file);
   /* Only HTTP(S): a customer's webhook URL must not reach file:// or
    * gopher://. */
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -932,6 +938,15 @@ http_conf_common (const struct herald_host *h, struct http_opts *o,
       return -1;
     }
     o->rate = x;
+  }
+  v = h->config_get (h->data, "ca_file");
+  if (v && *v) {
+    if (access (v, R_OK) < 0) {
+      http_conf_error (h, "ca_file", err, errlen, "%s: %s", v,
+                       strerror (errno));
+      return -1;
+    }
+    o->ca_file = v;
   }
   if (http_conf_long (h, "concurrency", o->concurrency, 1, 1024,
                       &o->concurrency, err, errlen) < 0

@@ -45,6 +45,8 @@ struct http_opts {
   double rate;          /* requests per second; 0 = unlimited */
   long concurrency;     /* requests in flight, >= 1 */
   long timeout_ms;      /* whole request, >= 1 */
+  const char *ca_file;  /* PEM bundle to verify servers with, or NULL for
+                         * the system's; the client copies it */
 };
 
 /* One request and, after http_client_run, its outcome.  The caller owns
@@ -132,7 +134,8 @@ void http_conf_error (const struct herald_host *h, const char *key,
                       char *err, size_t errlen, const char *fmt, ...)
   __attribute__ ((format (printf, 5, 6)));
 
-/* Read the common keys rate, concurrency, timeout_ms; defaults come in o.
+/* Read the common keys rate, concurrency, timeout_ms, ca_file (pointing
+ * into the host's strings, valid until close); defaults come in o.
  * Returns 0 or -1 with err set. */
 int http_conf_common (const struct herald_host *h, struct http_opts *o,
                       char *err, size_t errlen);

@@ -69,6 +69,7 @@ struct push_tok {
 static const char *const push_channels[] = { "push", NULL };
 static const char *const push_config_keys[] = {
   "provider", "base_url", "platforms", "rate", "concurrency", "timeout_ms",
+  "ca_file",
   "service_account_file", "project_id", "token_uri",
   "key_file", "key_id", "team_id", "topic", "push_type", "priority",
   "sandbox", "jwt_refresh_s", NULL

@@ -56,7 +56,8 @@ static const char *const sms_channels[] = { "sms", NULL };
 static const char *const sms_config_keys[] = {
   "provider", "base_url", "from", "account_sid", "auth_token",
   "auth_token_file", "messaging_service_sid", "status_callback", "api_key",
-  "api_secret", "api_secret_file", "rate", "concurrency", "timeout_ms", NULL
+  "api_secret", "api_secret_file", "rate", "concurrency", "timeout_ms",
+  "ca_file", NULL
 };
 static const char *const sms_secret_keys[] = {
   "auth_token", "api_secret", NULL

@@ -52,7 +52,7 @@ struct wh_item {
 static const char *const wh_channels[] = { "webhook", NULL };
 static const char *const wh_config_keys[] = {
   "url", "secret", "secret_file", "allow_private", "rate", "concurrency",
-  "timeout_ms", NULL
+  "timeout_ms", "ca_file", NULL
 };
 static const char *const wh_secret_keys[] = { "secret", NULL };
 
