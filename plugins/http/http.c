@@ -299,6 +299,36 @@ http_mono (void)
   return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
+/* A multi handle for c: its connection cache is c's connections. */
+static CURLM *
+http_multi_new (struct http_client *c)
+{
+  CURLM *m = curl_multi_init ();
+  if (!m)
+    return NULL;
+  /* HTTP/2 multiplexing where the server offers it (APNs, FCM); over
+   * HTTP/1.1 one connection per request in flight, kept alive. */
+  curl_multi_setopt (m, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
+  curl_multi_setopt (m, CURLMOPT_MAXCONNECTS, c->o.concurrency + 4);
+  curl_multi_setopt (m, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
+  curl_multi_setopt (m, CURLMOPT_SOCKETDATA, (void *) c);
+  curl_multi_setopt (m, CURLMOPT_TIMERFUNCTION, http_timer_cb);
+  curl_multi_setopt (m, CURLMOPT_TIMERDATA, (void *) c);
+  return m;
+}
+
+int
+http_client_reconnect (struct http_client *c)
+{
+  CURLM *m = http_multi_new (c);
+  if (!m)
+    return -1;
+  curl_multi_cleanup (c->multi);   /* closes the cached connections */
+  c->multi = m;
+  c->timer_due = -1;
+  return 0;
+}
+
 struct http_client *
 http_client_new (const struct http_opts *o, char *err, size_t errlen)
 {
@@ -318,7 +348,7 @@ http_client_new (const struct http_opts *o, char *err, size_t errlen)
     c->o.concurrency = 1;
   c->timer_due = -1;
   c->epfd = epoll_create1 (EPOLL_CLOEXEC);
-  c->multi = c->epfd >= 0 ? curl_multi_init () : NULL;
+  c->multi = c->epfd >= 0 ? http_multi_new (c) : NULL;
   if (!c->multi) {
     snprintf (err, errlen, "%s", c->epfd < 0 ? strerror (errno)
                                              : "curl_multi_init failed");
@@ -326,14 +356,6 @@ http_client_new (const struct http_opts *o, char *err, size_t errlen)
     c = NULL;
     goto out;
   }
-  /* HTTP/2 multiplexing where the server offers it (APNs, FCM); over
-   * HTTP/1.1 one connection per request in flight, kept alive. */
-  curl_multi_setopt (c->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
-  curl_multi_setopt (c->multi, CURLMOPT_MAXCONNECTS, c->o.concurrency + 4);
-  curl_multi_setopt (c->multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
-  curl_multi_setopt (c->multi, CURLMOPT_SOCKETDATA, (void *) c);
-  curl_multi_setopt (c->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
-  curl_multi_setopt (c->multi, CURLMOPT_TIMERDATA, (void *) c);
   c->pool = http_xcalloc ((size_t) c->o.concurrency, sizeof *c->pool);
   c->no_expect = curl_slist_append (NULL, "Expect:");
   if (!c->no_expect) {

@@ -100,6 +100,11 @@ struct http_client *http_client_new (const struct http_opts *o,
                                      char *err, size_t errlen);
 void http_client_free (struct http_client *c);
 
+/* Close every cached connection, so the next requests open new ones (APNs
+ * asks for a new connection after 429, 500 and 503).  Only between runs.
+ * Returns 0, or -1 (nothing changed) when libcurl is out of memory. */
+int http_client_reconnect (struct http_client *c);
+
 /* Perform the n requests, at most concurrency at a time and no faster than
  * rate, and return when each has an outcome.  Returns 0, or -1 when the
  * multi interface itself failed (then every unfinished request carries a

@@ -883,6 +883,17 @@ push_send (void *vs, const struct herald_message *msgs, size_t n,
       break;
   }
 
+  /* APNs: after 429, 500 or 503, retry "on a new connection". */
+  if (s->provider == PUSH_APNS) {
+    for (j = 0; j < ntok; j++)
+      if (toks[j].outcome == PT_RETRY && (toks[j].req.status == 429
+                                          || toks[j].req.status == 500
+                                          || toks[j].req.status == 503))
+        break;
+    if (j < ntok)
+      http_client_reconnect (s->http);
+  }
+
   /* 3. One result per message from its tokens' outcomes. */
   for (i = 0; i < n; i++) {
     struct herald_result *res = &results[i];

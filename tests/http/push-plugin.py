@@ -244,14 +244,14 @@ try:
         ids = set(q["headers"].get("apns-id") for q in fp.requests if "/3/device/" in q["path"])
         t.eq(len(ids), 2, "one apns-id per message")
 
-        fp.reset([{"path": "/3/device/", "times": 1, "status": 403, "body": {"reason": "ExpiredProviderToken"}},
+        fp.reset([{"match": T1, "times": 1, "status": 403, "body": {"reason": "ExpiredProviderToken"}},
                   {"match": T2, "status": 429, "headers": {"Retry-After": "5"}, "body": {"reason": "TooManyRequests"}},
                   {"match": T3, "status": 403, "body": {"reason": "InvalidProviderToken"}}])
         rc, out, err = run(so, dict(apns, push_type="background"),
                            [pmsg("b:0:1", [("ios", T1)], title=None, body=None, data={"sync": 1}),
                             pmsg("b:0:2", [("ios", T2)]), pmsg("b:0:3", [("ios", T3)])])
         r = by_key(out)
-        q = fp.requests[0] if fp.requests else {"headers": {}, "body": "{}"}
+        q = next((q for q in fp.requests if T1 in q["path"]), {"headers": {}, "body": "{}"})
         t.eq((q["headers"].get("apns-push-type"), q["headers"].get("apns-priority"), json.loads(q["body"])),
              ("background", "5", {"aps": {"content-available": 1}, "sync": 1}), "background push: priority 5")
         t.eq(r.get("b:0:1", {}).get("status"), "sent", "ExpiredProviderToken: new JWT, resent, sent")
@@ -259,6 +259,16 @@ try:
         t.eq((r.get("b:0:2", {}).get("status"), r.get("b:0:2", {}).get("retry_after_ms")), ("retry", 5000),
              "429: retry after Retry-After")
         t.eq(r.get("b:0:3", {}).get("status"), "channel_error", "InvalidProviderToken: channel error")
+
+        # After 429/500/503 the next requests go on a new connection.
+        fp.reset([{"match": T2, "status": 503, "body": {"reason": "ServiceUnavailable"}}])
+        rc, out, err = run(so, apns, [pmsg("n:0:1", [("ios", T1)]), pmsg("n:0:2", [("ios", T1)]),
+                                      pmsg("n:0:3", [("ios", T2)]), pmsg("n:0:4", [("ios", T1)])],
+                           batch=1)
+        conns = [q["conn"] for q in fp.requests]
+        t.eq([o["status"] for o in out], ["sent", "sent", "retry", "sent"], "503: retry")
+        t.ok(len(conns) == 4 and conns[0] == conns[1] == conns[2] != conns[3],
+             "connection kept across batches, replaced after the 503", conns)
 
     # 5. Configuration errors.
     rc, out, err = run(so, {"provider": "apns", "key_file": rsa, "key_id": "K", "team_id": "T", "topic": "x"})
