@@ -154,8 +154,11 @@ void liquid_buf_free(struct liquid_buf *b)
 		return;
 	free(b->data);
 	if (b->scratch) {
-		arena_free(b->scratch);
-		free(b->scratch);
+		struct scratch *s = b->scratch;
+
+		arena_free(&s->tmp);
+		arena_free(&s->data);
+		free(s);
 	}
 	memset(b, 0, sizeof(*b));
 }

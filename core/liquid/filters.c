@@ -212,7 +212,7 @@ static struct lv to_list(struct rstate *st, const struct lv *v)
 		size_t i;
 
 		for (i = 0; i < v->a.n; i++)
-			if (lv_is_array(&v->a.v[i]))
+			if (lv_is_array(&v->a.v[i]) || v->a.v[i].t == LV_LAZY)
 				break;
 		if (i == v->a.n)
 			return *v;

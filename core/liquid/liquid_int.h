@@ -65,6 +65,14 @@ static inline void arena_release(struct arena *a, struct arena_mark m)
 	}
 }
 
+/* what liquid_buf.scratch points to: temporaries (marked and released
+ * around each output) and the context parsed from JSON text (kept for the
+ * whole render) */
+struct scratch {
+	struct arena tmp;
+	struct arena data;
+};
+
 /* ---- buffers ----------------------------------------------------------- */
 
 void lq_buf_grow(struct liquid_buf *b, size_t need);
@@ -101,10 +109,13 @@ enum lv_type {
 	LV_EMPTY,   /* the literal `empty` */
 	LV_BLANK,   /* the literal `blank` */
 	LV_OBJECT,  /* engine-made object (arena), from liquid_render_json */
+	LV_LAZY,    /* JSON container not parsed yet: only ever stored inside
+		     * LV_OBJECT/LV_ARRAY; lv_at/lv_obj_get force it */
 };
 
 struct forloop;
 struct lobj;
+struct lazy;
 
 struct lv {
 	uint8_t t;
@@ -127,8 +138,19 @@ struct lv {
 		json_t *j;
 		struct forloop *fl;
 		struct lobj *o;
+		struct lazy *lz;
 	};
 };
+
+struct lazy {
+	const char *p, *e; /* the JSON text of the container */
+	struct arena *a;   /* where to build it (never released mid-render) */
+	int state;	   /* 0 not yet, 1 built, -1 malformed (nil) */
+	struct lv mat;
+};
+
+/* the value itself, a lazy JSON container parsed (one level) on demand */
+struct lv lq_force(const struct lv *v);
 
 struct lkv {
 	const char *k;
@@ -189,8 +211,11 @@ size_t lv_obj_size(const struct lv *o);
 /* i-th member of an object, in document order */
 int lv_obj_pair(const struct lv *o, size_t i, const char **k_r, size_t *kn_r,
 		struct lv *v_r);
-int lq_json_parse(struct arena *a, const char *s, size_t n, struct lv *out,
-		  const char **err_r, size_t *off_r);
+/* LAZY: nested containers stay JSON text until first read (validated
+ * for balance only); they must then live in an arena not released until
+ * the end of the render. */
+int lq_json_parse(struct arena *a, const char *s, size_t n, int lazy,
+		  struct lv *out, const char **err_r, size_t *off_r);
 size_t lv_len(const struct lv *v);     /* elements of array-likes */
 struct lv lv_at(const struct lv *v, size_t i);
 /* Member access as in a.b: 1 found, 0 not found. */

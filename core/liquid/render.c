@@ -1146,11 +1146,14 @@ static int render_block(struct rstate *st, const struct block *b)
 
 /* ---- entry points ------------------------------------------------------- */
 
-static struct arena *scratch_of(struct liquid_buf *out)
+static struct scratch *scratch_of(struct liquid_buf *out)
 {
 	if (!out->scratch) {
-		out->scratch = lq_xmalloc(sizeof(struct arena));
-		arena_init(out->scratch);
+		struct scratch *s = lq_xmalloc(sizeof(*s));
+
+		arena_init(&s->tmp);
+		arena_init(&s->data);
+		out->scratch = s;
 	}
 	return out->scratch;
 }
@@ -1182,6 +1185,7 @@ static int render_common(const liquid_template *t, json_t *context,
 {
 	struct rstate st;
 	struct ctx root;
+	struct scratch *sc;
 	int r;
 	size_t i;
 
@@ -1193,16 +1197,18 @@ static int render_common(const liquid_template *t, json_t *context,
 	memset(&root, 0, sizeof(root));
 	st.root = t;
 	st.cur = t;
-	st.a = scratch_of(out);
+	sc = scratch_of(out);
+	st.a = &sc->tmp;
 	arena_reset(st.a);
 	st.a->limit = t->opts.limits.max_memory;
+	arena_reset(&sc->data);
 	st.out = out;
 	if (context_json) {
 		const char *jerr = NULL;
 		size_t off = 0;
 
-		if (lq_json_parse(st.a, context_json, json_len, &st.data, &jerr,
-				  &off)) {
+		if (lq_json_parse(&sc->data, context_json, json_len, 0, &st.data,
+				  &jerr, &off)) {
 			lq_set_error(err, "<context>", context_json, json_len, off,
 				     "invalid JSON: %s", jerr ? jerr : "error");
 			return -1;

@@ -67,7 +67,7 @@ int lv_obj_get(const struct lv *o, const char *k, size_t kn, struct lv *out)
 			const struct lkv *e = &o->o->kv[i - 1];
 
 			if (e->kn == kn && memcmp(e->k, k, kn) == 0) {
-				*out = e->v;
+				*out = lq_force(&e->v);
 				return 1;
 			}
 		}
@@ -101,7 +101,7 @@ int lv_obj_pair(const struct lv *o, size_t i, const char **k_r, size_t *kn_r,
 			return 0;
 		*k_r = o->o->kv[i].k;
 		*kn_r = o->o->kv[i].kn;
-		*v_r = o->o->kv[i].v;
+		*v_r = lq_force(&o->o->kv[i].v);
 		return 1;
 	}
 	if (o->t == LV_JSON && json_is_object(o->j)) {
@@ -149,7 +149,7 @@ struct lv lv_at(const struct lv *v, size_t i)
 {
 	switch (v->t) {
 	case LV_ARRAY:
-		return i < v->a.n ? v->a.v[i] : lv_nil();
+		return i < v->a.n ? lq_force(&v->a.v[i]) : lv_nil();
 	case LV_RANGE:
 		return lv_int(v->r.lo + (int64_t)i);
 	case LV_JSON:
@@ -518,7 +518,11 @@ void lv_write(struct liquid_buf *b, const struct lv *v)
 		return;
 	case LV_ARRAY:
 		for (i = 0; i < v->a.n; i++)
-			lv_write(b, &v->a.v[i]);
+		{
+			struct lv e = lq_force(&v->a.v[i]);
+
+			lv_write(b, &e);
+		}
 		return;
 	case LV_JSON:
 		if (json_is_array(v->j)) {

@@ -79,6 +79,23 @@ static int liquid_fuzz_one(const uint8_t *data, size_t size)
 		liquid_buf_free(&out);
 	}
 	{
+		/* the same bytes as a JSON context (liquid_render_json's own
+		 * parser): dump it back, walk it, compare it */
+		static const char probe[] =
+			"{{ customer | json }}{% for kv in customer %}{{ kv[0] }}"
+			"{{ kv[1] | size }}{% endfor %}{{ a | sort | join }}"
+			"{% if customer == a %}eq{% endif %}{{ customer.name | upcase }}";
+
+		liquid_options_init(&o);
+		t = liquid_parse(probe, sizeof(probe) - 1, "probe", &o, &err);
+		liquid_buf_init(&out);
+		if (t)
+			liquid_render_json(t, (const char *)data, size, NULL, &out,
+					   &err);
+		liquid_template_free(t);
+		liquid_buf_free(&out);
+	}
+	{
 		/* the same bytes as a segment condition */
 		char *c = malloc(size + 1);
 		liquid_expr *e;
