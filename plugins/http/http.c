@@ -643,11 +643,15 @@ http_collect (struct http_client *c)
   int left;
   size_t done = 0;
 
-  while ((msg = curl_multi_info_read (c->multi, &left)) != NULL) {
+  for (;;) {
     struct http_req *r = NULL;
-    CURL *e = msg->easy_handle;
+    CURL *e;
+    msg = curl_multi_info_read (c->multi, &left);
+    if (!msg)
+      break;
     if (msg->msg != CURLMSG_DONE)
       continue;
+    e = msg->easy_handle;
     curl_easy_getinfo (e, CURLINFO_PRIVATE, (char **) &r);
     r->curl_code = msg->data.result;
     if (r->curl_code == CURLE_OK)
@@ -992,8 +996,12 @@ http_read_file (const char *path, size_t *len_r, char *err, size_t errlen)
     snprintf (err, errlen, "%s: %s", path, strerror (errno));
     goto out;
   }
-  while ((n = fread (chunk, 1, sizeof chunk, f)) > 0)
+  for (;;) {
+    n = fread (chunk, 1, sizeof chunk, f);
+    if (n == 0)
+      break;
     http_buf_add (&b, chunk, n);
+  }
   if (ferror (f)) {
     snprintf (err, errlen, "%s: %s", path, strerror (errno));
     goto out;

@@ -789,12 +789,17 @@ sms_inbound (void *vs, const struct herald_request *req,
     char kw[16];
     const char *const *which = NULL;
     const char *type = "replied", *k = NULL;
-    if (optout && !strcasecmp (optout, "STOP"))
-      type = "unsubscribed", k = optout;
-    else if (optout && !strcasecmp (optout, "START"))
-      type = "resubscribed", k = optout;
-    else if ((k = sms_keyword (body, kw, sizeof kw, &which)) != NULL)
-      type = which == sms_stop_words ? "unsubscribed" : "resubscribed";
+    if (optout && !strcasecmp (optout, "STOP")) {
+      type = "unsubscribed";
+      k = optout;
+    } else if (optout && !strcasecmp (optout, "START")) {
+      type = "resubscribed";
+      k = optout;
+    } else {
+      k = sms_keyword (body, kw, sizeof kw, &which);
+      if (k)
+        type = which == sms_stop_words ? "unsubscribed" : "resubscribed";
+    }
     if (k)
       detail = json_pack ("{s:s}", "keyword", k);
     else {
