@@ -5,7 +5,6 @@
 #include <config.h>
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -585,220 +584,106 @@ csv_field (struct csv *c, size_t i)
 
 enum kind { CUSTOMERS, EVENTS };
 
-/* The import runs in two threads: a reader parses and validates lines
- * (JSON parsing is a third of the work), the main thread writes them to
- * the store, in file order, through a small queue of batches.  Measured on
- * a million customers: the reader alone takes about 40% of the CPU time of
- * a single-threaded import.  Only the main thread touches the store and
- * prints. */
-
-/* One line, parsed and validated (or not). */
-struct item {
-  int line;
-  json_t *rec;               /* customers: the normalised record;
-                                events: the parsed line */
-  char *text;                /* customers: the record's JSON text, or NULL */
-  int64_t at;                /* events: "at" in unix seconds */
-  char *err;                 /* a bad line: "field: message" */
-  char *fatal;               /* the file cannot be read further: message */
-};
-
-#define BATCH 512
-#define QUEUE_BATCHES 8
-
-struct batch {
-  struct item items[BATCH];
-  size_t n;
-};
-
 struct import {
   enum kind kind;
   const char *file;          /* as the user named it, for messages */
-  FILE *fp;
-  int csv;
-
-  /* main thread */
   struct store *st;
   int skip_bad;
   long imported, bad, duplicates;
   int writing;               /* 0 once a bad line means nothing is kept */
-  struct strbuf cerr;
-
-  /* reader thread */
+  const char *raw;           /* the JSON line being imported, or NULL */
   struct strbuf err;
-  struct batch *cur;
-
-  /* the queue between them */
-  pthread_mutex_t mu;
-  pthread_cond_t nonempty, nonfull;
-  struct batch *ring[QUEUE_BATCHES];
-  size_t head, count;
-  int done;                  /* the reader has pushed its last batch */
-  int stop;                  /* the main thread wants no more */
 };
 
 static void
-item_clear (struct item *it)
+report_bad (struct import *im, int line, const char *msg)
 {
-  json_decref (it->rec);
-  free (it->text);
-  free (it->err);
-  free (it->fatal);
-  memset (it, 0, sizeof *it);
+  im->bad++;
+  if (im->bad <= MAX_LISTED)
+    fprintf (stderr, "%s:%d: %s\n", im->file, line, msg);
+  if (!im->skip_bad)
+    im->writing = 0;
 }
 
-static void
-batch_free (struct batch *b)
-{
-  size_t i;
-  if (!b)
-    return;
-  for (i = 0; i < b->n; i++)
-    item_clear (&b->items[i]);
-  free (b);
-}
-
-/* Reader: hand the current batch to the main thread.  Returns -1 when the
- * main thread has stopped listening. */
+/* Validate and store one parsed record (borrowed).  Returns 0, or -1 on a
+ * store failure (which ends the import). */
 static int
-queue_push (struct import *im)
+import_one (struct import *im, int line, json_t *in)
 {
-  struct batch *b = im->cur;
-  int r = 0;
-
-  im->cur = NULL;
-  if (!b)
-    return 0;
-  pthread_mutex_lock (&im->mu);
-  while (im->count == QUEUE_BATCHES && !im->stop)
-    pthread_cond_wait (&im->nonfull, &im->mu);
-  if (im->stop)
-    r = -1;
-  else {
-    im->ring[(im->head + im->count) % QUEUE_BATCHES] = b;
-    im->count++;
-    pthread_cond_signal (&im->nonempty);
-  }
-  pthread_mutex_unlock (&im->mu);
-  if (r < 0)
-    batch_free (b);
-  return r;
-}
-
-/* Main thread: the next batch, or NULL when the reader is done. */
-static struct batch *
-queue_pop (struct import *im)
-{
-  struct batch *b = NULL;
-
-  pthread_mutex_lock (&im->mu);
-  while (im->count == 0 && !im->done)
-    pthread_cond_wait (&im->nonempty, &im->mu);
-  if (im->count) {
-    b = im->ring[im->head];
-    im->head = (im->head + 1) % QUEUE_BATCHES;
-    im->count--;
-    pthread_cond_signal (&im->nonfull);
-  }
-  pthread_mutex_unlock (&im->mu);
-  return b;
-}
-
-/* Reader: a new item for LINE in the current batch.  Returns NULL when the
- * main thread has stopped. */
-static struct item *
-item_new (struct import *im, int line)
-{
-  struct item *it;
-
-  if (im->cur && im->cur->n == BATCH && queue_push (im) < 0)
-    return NULL;
-  if (!im->cur)
-    im->cur = xcalloc (1, sizeof *im->cur);
-  it = &im->cur->items[im->cur->n++];
-  it->line = line;
-  return it;
-}
-
-/* Reader: LINE is bad (MSG).  -1 when the main thread has stopped. */
-static int
-emit_bad (struct import *im, int line, const char *msg)
-{
-  struct item *it = item_new (im, line);
-  if (!it)
-    return -1;
-  it->err = xstrdup (msg);
-  return 0;
-}
-
-/* Reader: the file cannot be read further (MSG, complete).  A bad line at
- * LINE (> 0) when MSG_LINE is given too. */
-static void
-emit_fatal (struct import *im, int line, const char *msg_line,
-            const char *msg)
-{
-  struct item *it = item_new (im, line);
-  if (!it)
-    return;
-  if (msg_line)
-    it->err = xstrdup (msg_line);
-  it->fatal = xstrdup (msg);
-}
-
-/* Reader: validate the parsed line IN (borrowed), RAW its text (or NULL),
- * and queue it.  -1 when the main thread has stopped. */
-static int
-emit (struct import *im, int line, json_t *in, const char *raw)
-{
-  struct item *it;
-
   if (im->kind == CUSTOMERS) {
     json_t *rec = customer_validate (in, &im->err);
-    if (!rec)
-      return emit_bad (im, line, im->err.s);
-    if (!(it = item_new (im, line))) {
+    if (!rec) {
+      report_bad (im, line, im->err.s);
+      return 0;
+    }
+    /* The line itself is the record unless validation dropped nulls. */
+    const char *text = im->raw && json_object_size (rec) == json_object_size (in)
+                       ? im->raw : NULL;
+    if (im->writing
+        && store_customer_put_text (im->st,
+                                    json_string_value (json_object_get (rec,
+                                                                        "id")),
+                                    rec, text) < 0) {
       json_decref (rec);
       return -1;
     }
-    it->rec = rec;
-    /* The line itself is the record unless validation dropped nulls:
-     * encoding it again would cost about as much as storing it. */
-    if (raw && json_object_size (rec) == json_object_size (in))
-      it->text = xstrdup (raw);
-    return 0;
+    json_decref (rec);
   }
   else {
     int64_t at = 0;
-    if (event_validate (in, &at, &im->err) < 0)
-      return emit_bad (im, line, im->err.s);
-    if (!(it = item_new (im, line)))
+    int exists;
+    const char *customer;
+    char *detail = NULL;
+
+    if (event_validate (in, &at, &im->err) < 0) {
+      report_bad (im, line, im->err.s);
+      return 0;
+    }
+    customer = json_string_value (json_object_get (in, "customer"));
+    exists = store_customer_exists (im->st, customer);
+    if (exists < 0)
       return -1;
-    it->rec = json_incref (in);
-    it->at = at;
-    return 0;
+    if (!exists) {
+      /* An event for nobody cannot suppress or withdraw anything: a typo
+       * or an import done in the wrong order. */
+      bad_value (&im->err, "customer", json_object_get (in, "customer"),
+                 "is not a known customer (import customers first)");
+      report_bad (im, line, im->err.s);
+      return 0;
+    }
+    if (im->writing) {
+      int r = store_event_put (im->st, customer,
+                               json_string_value (json_object_get (in,
+                                                                   "channel")),
+                               json_string_value (json_object_get (in, "type")),
+                               at,
+                               json_string_value (json_object_get (in,
+                                                                   "campaign")),
+                               json_string_value (json_object_get (in,
+                                                                   "message")),
+                               detail);
+      if (r < 0)
+        return -1;
+      if (r == 1) {
+        im->duplicates++;
+        return 0;
+      }
+    }
   }
+  im->imported++;
+  return 0;
 }
 
-static void
-read_error (struct import *im)
-{
-  char *m = xasprintf ("herald: %s: read error: %s", im->file,
-                       strerror (errno));
-  emit_fatal (im, 0, NULL, m);
-  free (m);
-}
-
-static void
-read_jsonl (struct import *im)
+static int
+import_jsonl (struct import *im, FILE *fp)
 {
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
   int lineno = 0, r = 0;
   json_error_t je;
-  FILE *fp = im->fp;
 
-  while (r == 0 && (n = getline (&line, &cap, fp)) >= 0) {
+  while ((n = getline (&line, &cap, fp)) >= 0) {
     json_t *in;
     size_t len = (size_t) n, i;
 
@@ -815,15 +700,23 @@ read_jsonl (struct import *im)
       strbuf_reset (&im->err);
       strbuf_addf (&im->err, "invalid JSON at column %d: %s", je.column,
                    je.text);
-      r = emit_bad (im, lineno, im->err.s);
+      report_bad (im, lineno, im->err.s);
       continue;
     }
-    r = emit (im, lineno, in, line + i);
+    im->raw = line + i;
+    r = import_one (im, lineno, in);
+    im->raw = NULL;
     json_decref (in);
+    if (r < 0)
+      break;
   }
-  if (r == 0 && ferror (fp))
-    read_error (im);
+  if (r == 0 && ferror (fp)) {
+    fprintf (stderr, "herald: %s: read error: %s\n", im->file,
+             strerror (errno));
+    r = -2;
+  }
   free (line);
+  return r;
 }
 
 /* Columns of a customers CSV whose cells hold JSON text. */
@@ -831,14 +724,13 @@ static const char *const json_columns[] = { "push", "consent",
                                             "preferred_channels",
                                             "attributes", NULL };
 
-static void
-read_csv (struct import *im)
+static int
+import_csv (struct import *im, FILE *fp)
 {
-  struct csv c = { .fp = im->fp, .line = 1 };
-  char **cols = NULL, *m = NULL;
+  struct csv c = { .fp = fp, .line = 1 };
+  char **cols = NULL;
   size_t ncols = 0, i, j;
   int line, r = 0, k, has_id = 0;
-  FILE *fp = im->fp;
 
   /* A UTF-8 byte order mark (spreadsheet exports) is not part of the
    * first column's name. */
@@ -846,8 +738,8 @@ read_csv (struct import *im)
     int b0 = getc_unlocked (fp);
     if (b0 == 0xEF) {
       if (getc_unlocked (fp) != 0xBB || getc_unlocked (fp) != 0xBF) {
-        m = xasprintf ("%s:1: not UTF-8 text", im->file);
-        goto fatal;
+        fprintf (stderr, "%s:1: not UTF-8 text\n", im->file);
+        return -2;
       }
     }
     else if (b0 != EOF)
@@ -856,47 +748,58 @@ read_csv (struct import *im)
   k = csv_next (&c, &line, &im->err);
   if (k <= 0) {
     if (k < 0)
-      m = xasprintf ("%s:%d: %s", im->file, c.err_line, im->err.s);
+      fprintf (stderr, "%s:%d: %s\n", im->file, c.err_line, im->err.s);
     else
-      m = xasprintf ("%s:1: empty file (expected a header line)", im->file);
-    goto fatal;
+      fprintf (stderr, "%s:1: empty file (expected a header line)\n",
+               im->file);
+    r = -2;
+    goto out;
   }
   ncols = c.n;
   cols = xcalloc (ncols, sizeof *cols);
   for (i = 0; i < ncols; i++) {
     cols[i] = xstrdup (csv_field (&c, i));
     if (!*cols[i]) {
-      m = xasprintf ("%s:%d: column %zu has no name", im->file, line, i + 1);
-      goto fatal;
+      fprintf (stderr, "%s:%d: column %zu has no name\n", im->file, line,
+               i + 1);
+      r = -2;
+      goto out;
     }
     for (j = 0; j < i; j++)
       if (strcmp (cols[i], cols[j]) == 0) {
-        m = xasprintf ("%s:%d: column '%s' appears twice", im->file, line,
-                       cols[i]);
-        goto fatal;
+        fprintf (stderr, "%s:%d: column '%s' appears twice\n", im->file, line,
+                 cols[i]);
+        r = -2;
+        goto out;
       }
     if (strcmp (cols[i], "id") == 0)
       has_id = 1;
   }
   if (!has_id) {
-    m = xasprintf ("%s:%d: no 'id' column in the header", im->file, line);
-    goto fatal;
+    fprintf (stderr, "%s:%d: no 'id' column in the header\n", im->file, line);
+    r = -2;
+    goto out;
   }
 
-  while (r == 0 && (k = csv_next (&c, &line, &im->err)) != 0) {
+  while ((k = csv_next (&c, &line, &im->err)) != 0) {
     json_t *in, *extra = NULL;
     int bad = 0;
 
     if (k < 0) {
       /* The reader cannot resynchronise after a quoting error. */
-      emit_fatal (im, c.err_line, im->err.s, "");
+      report_bad (im, c.err_line, im->err.s);
+      im->writing = 0;
+      if (im->skip_bad)
+        fprintf (stderr, "herald: %s: cannot read past a quoting error; "
+                 "nothing imported\n", im->file);
+      r = -2;
       goto out;
     }
     if (c.n != ncols) {
       strbuf_reset (&im->err);
       strbuf_addf (&im->err, "%zu fields, but the header has %zu", c.n,
                    ncols);
-      r = emit_bad (im, line, im->err.s);
+      report_bad (im, line, im->err.s);
       continue;
     }
     in = json_object ();
@@ -947,154 +850,25 @@ read_csv (struct import *im)
       }
     }
     if (bad)
-      r = emit_bad (im, line, im->err.s);
+      report_bad (im, line, im->err.s);
     else
-      r = emit (im, line, in, NULL);
+      r = import_one (im, line, in);
     json_decref (extra);
     json_decref (in);
+    if (r < 0)
+      break;
   }
-  if (r == 0 && ferror (fp))
-    read_error (im);
-  goto out;
-fatal:
-  emit_fatal (im, 0, NULL, m);
+  if (r == 0 && ferror (fp)) {
+    fprintf (stderr, "herald: %s: read error: %s\n", im->file,
+             strerror (errno));
+    r = -2;
+  }
 out:
-  free (m);
   for (i = 0; i < ncols; i++)
     free (cols[i]);
   free (cols);
   free (c.off);
   strbuf_free (&c.buf);
-}
-
-static void *
-reader (void *data)
-{
-  struct import *im = data;
-
-  if (im->csv)
-    read_csv (im);
-  else
-    read_jsonl (im);
-  queue_push (im);
-  pthread_mutex_lock (&im->mu);
-  im->done = 1;
-  pthread_cond_signal (&im->nonempty);
-  pthread_mutex_unlock (&im->mu);
-  return NULL;
-}
-
-static void
-report_bad (struct import *im, int line, const char *msg)
-{
-  im->bad++;
-  if (im->bad <= MAX_LISTED)
-    fprintf (stderr, "%s:%d: %s\n", im->file, line, msg);
-  if (!im->skip_bad)
-    im->writing = 0;
-}
-
-/* Main thread: store one item.  Returns 0, -1 on a store failure, -2 when
- * the file could not be read to its end. */
-static int
-apply (struct import *im, struct item *it)
-{
-  if (it->err)
-    report_bad (im, it->line, it->err);
-  if (it->fatal) {
-    if (*it->fatal)
-      fprintf (stderr, "%s\n", it->fatal);
-    im->writing = 0;
-    return -2;
-  }
-  if (it->err)
-    return 0;
-  if (im->kind == CUSTOMERS) {
-    if (im->writing
-        && store_customer_put_text (im->st,
-                                    json_string_value (json_object_get (it->rec,
-                                                                        "id")),
-                                    it->rec, it->text) < 0)
-      return -1;
-  }
-  else {
-    json_t *in = it->rec;
-    const char *customer = json_string_value (json_object_get (in,
-                                                               "customer"));
-    int exists = store_customer_exists (im->st, customer);
-
-    if (exists < 0)
-      return -1;
-    if (!exists) {
-      /* An event for nobody cannot suppress or withdraw anything: a typo
-       * or an import done in the wrong order. */
-      bad_value (&im->cerr, "customer", json_object_get (in, "customer"),
-                 "is not a known customer (import customers first)");
-      report_bad (im, it->line, im->cerr.s);
-      return 0;
-    }
-    if (im->writing) {
-      int r = store_event_put (im->st, customer,
-                               json_string_value (json_object_get (in,
-                                                                   "channel")),
-                               json_string_value (json_object_get (in, "type")),
-                               it->at,
-                               json_string_value (json_object_get (in,
-                                                                   "campaign")),
-                               json_string_value (json_object_get (in,
-                                                                   "message")),
-                               NULL);
-      if (r < 0)
-        return -1;
-      if (r == 1) {
-        im->duplicates++;
-        return 0;
-      }
-    }
-  }
-  im->imported++;
-  return 0;
-}
-
-/* Read, validate and store the whole file.  Returns 0, -1 on a store
- * failure, -2 when the file could not be read to its end (said why). */
-static int
-import_file (struct import *im)
-{
-  pthread_t th;
-  struct batch *b;
-  size_t i;
-  int r = 0, e;
-
-  pthread_mutex_init (&im->mu, NULL);
-  pthread_cond_init (&im->nonempty, NULL);
-  pthread_cond_init (&im->nonfull, NULL);
-  if ((e = pthread_create (&th, NULL, reader, im)) != 0) {
-    fprintf (stderr, "herald: cannot start a thread: %s\n", strerror (e));
-    r = -2;
-    goto out;
-  }
-  while ((b = queue_pop (im))) {
-    for (i = 0; r == 0 && i < b->n; i++)
-      r = apply (im, &b->items[i]);
-    batch_free (b);
-    if (r < 0) {
-      /* Stop the reader and drain what it already queued. */
-      pthread_mutex_lock (&im->mu);
-      im->stop = 1;
-      pthread_cond_signal (&im->nonfull);
-      pthread_mutex_unlock (&im->mu);
-      while ((b = queue_pop (im)))
-        batch_free (b);
-      break;
-    }
-  }
-  pthread_join (th, NULL);
-  batch_free (im->cur);
-out:
-  pthread_cond_destroy (&im->nonempty);
-  pthread_cond_destroy (&im->nonfull);
-  pthread_mutex_destroy (&im->mu);
   return r;
 }
 
@@ -1236,9 +1010,10 @@ run_import (enum kind kind, int argc, char **argv)
       goto out;
     }
   }
-  im.fp = fp;
-  im.csv = kind == CUSTOMERS && ends_with (file, ".csv");
-  r = import_file (&im);
+  if (kind == CUSTOMERS && ends_with (file, ".csv"))
+    r = import_csv (&im, fp);
+  else
+    r = import_jsonl (&im, fp);
   if (r == -1) {
     fprintf (stderr, "herald: %s\n", store_error (im.st));
     store_rollback (im.st);
@@ -1276,7 +1051,6 @@ out:
   store_close (im.st);
   free (store_path);
   strbuf_free (&im.err);
-  strbuf_free (&im.cerr);
   return ret;
 }
 
