@@ -53,7 +53,7 @@ so = require("webhook")
 t.eq(sign(VEC_SECRET, VEC_ID, VEC_TS, VEC_BODY), VEC_SIG,
      "independent signer reproduces the Standard Webhooks test vector")
 
-with FakeProvider(rules=[
+BASE_RULES = [
         {"path": "/gone", "status": 410, "body": "gone"},
         {"path": "/busy", "status": 429, "headers": {"Retry-After": "7"}, "body": "slow down"},
         {"path": "/boom", "status": 500, "body": "internal"},
@@ -61,7 +61,8 @@ with FakeProvider(rules=[
         {"path": "/moved", "status": 302, "headers": {"Location": "http://example.invalid/"}},
         {"path": "/nocontent", "status": 204},
         {"path": "/slow", "hang": 1.5},
-        ]) as fp:
+        ]
+with FakeProvider(rules=BASE_RULES) as fp:
     # 1. The test vector through the plugin: fixed time, key and body.
     rc, out, err = run(so, {"allow_private": "yes", "secret": VEC_SECRET},
                        [wmsg(VEC_ID, fp.url + "/hook", VEC_BODY)],
@@ -193,8 +194,25 @@ with FakeProvider(rules=[
     rc, out, err = run(so, {"secret": SECRET2, "url": fp.url + "/hook"}, [wmsg("g:0:fixed", "x")])
     t.eq([o["status"] for o in out], ["sent"], "the channel's own url may be loopback")
 
+    # 4d. Retry-After as an HTTP-date (RFC 9110 10.2.3), and a bogus delay
+    # capped at 30 days.
+    import email.utils
+    fp.reset([{"path": "/date", "status": 503,
+               "headers": {"Retry-After": email.utils.formatdate(time.time() + 120, usegmt=True)}},
+              {"path": "/huge", "status": 429, "headers": {"Retry-After": "99999999999"}},
+              {"path": "/junk", "status": 429, "headers": {"Retry-After": "soon"}}])
+    rc, out, err = run(so, {"allow_private": "yes", "secret": SECRET2},
+                       [wmsg("ra:0:date", fp.url + "/date"), wmsg("ra:0:huge", fp.url + "/huge"),
+                        wmsg("ra:0:junk", fp.url + "/junk")], batch=3)
+    r = by_key(out)
+    t.ok(110000 <= r.get("ra:0:date", {}).get("retry_after_ms", 0) <= 121000,
+         "HTTP-date Retry-After: about 120 s", r.get("ra:0:date"))
+    t.eq(r.get("ra:0:huge", {}).get("retry_after_ms"), 30 * 86400 * 1000, "capped at 30 days")
+    t.eq((r.get("ra:0:junk", {}).get("status"), r.get("ra:0:junk", {}).get("retry_after_ms")),
+         ("retry", 0), "unparsable Retry-After: the core's backoff")
+
     # 5. Fixed url: 410 is the channel's problem, not the customer's.
-    fp.reset()
+    fp.reset(BASE_RULES)
     rc, out, err = run(so, {"allow_private": "yes", "secret": SECRET2, "url": fp.url + "/gone"},
                        [wmsg("k:0:fixed", "ignored-when-url-is-set")])
     t.eq([o["status"] for o in out], ["channel_error"], "410 on the channel's url: channel_error")
