@@ -201,6 +201,17 @@ rc, out, err = run("customers", "import", "--store", tmp("no/dir/x.db"),
                    os.path.join(DATA, "customers-good.jsonl"))
 ok(rc == 1 and tmp("no/dir/x.db") in err and "does not exist" in err, "missing store folder: named", err)
 
+# Without --store: the gateway configuration's [store] path (relative to
+# the INI file's folder).
+os.makedirs(tmp("gw/var"), exist_ok=True)
+write("gw/herald.ini", "[store]\npath = var/customers.db\n")
+rc, out, err = run("-c", tmp("gw/herald.ini"), "customers", "import",
+                   os.path.join(DATA, "customers-good.jsonl"))
+eq((rc, count(tmp("gw/var/customers.db"), "customers")), (0, 6), "store path from the gateway INI")
+rc, out, err = run("-c", tmp("gw/missing.ini"), "customers", "import",
+                   os.path.join(DATA, "customers-good.jsonl"))
+ok(rc == 1 and "missing.ini" in err, "a missing gateway INI is named", err)
+
 # The same commands through the real herald, once core/main.c lists them.
 herald = os.environ.get("HERALD")
 if herald and os.access(herald, os.X_OK) and \
