@@ -76,9 +76,11 @@ static const char *const sql_text[Q_N] = {
   [Q_STATS_SENT] =
     "SELECT channel, count(*) FROM outbox WHERE state = 'sent' "
     "AND sent_at >= ?1 AND channel IS NOT NULL GROUP BY channel",
+  /* "sent" comes from the outbox (the scheduler may also record "sent"
+   * events for the router's per-customer history: not counted twice). */
   [Q_STATS_EVENTS] =
     "SELECT channel, type, count(*) FROM events WHERE at >= ?1 "
-    "AND channel IS NOT NULL GROUP BY channel, type",
+    "AND channel IS NOT NULL AND type <> 'sent' GROUP BY channel, type",
   /* The key lookup hits the outbox primary key: one probe per customer,
    * whatever the size of the outbox. */
   [Q_AUDIENCE] =
