@@ -258,7 +258,7 @@ int lq_parse_date(const char *s, size_t n, int64_t now, int *has_zone_r,
 
 static void put_num(struct liquid_buf *b, int64_t v, int width, char pad)
 {
-	char tmp[32];
+	char tmp[96]; /* widths are clamped to 64 */
 	int len;
 
 	if (pad == 0 || (width <= 1 && v >= 0)) {
@@ -279,6 +279,10 @@ static void put_num(struct liquid_buf *b, int64_t v, int width, char pad)
 		else
 			len = snprintf(tmp, sizeof(tmp), "%0*" PRId64, width, v);
 	}
+	if (len < 0)
+		return;
+	if ((size_t)len >= sizeof(tmp))
+		len = (int)sizeof(tmp) - 1;
 	lq_buf_add(b, tmp, (size_t)len);
 }
 

@@ -37,10 +37,11 @@ tests_liquid_unit_SOURCES = tests/liquid/unit.c core/tz.c core/tz.h
 tests_liquid_unit_CPPFLAGS = $(LIQUID_TEST_CPPFLAGS)
 tests_liquid_unit_LDADD = $(LIQUID_TEST_LDADD) -lpthread
 
-tests_liquid_regress_SOURCES = tests/liquid/regress.c
+tests_liquid_regress_SOURCES = tests/liquid/regress.c tests/liquid/fuzz_harness.h
 tests_liquid_regress_CPPFLAGS = $(LIQUID_TEST_CPPFLAGS)
 tests_liquid_regress_LDADD = $(LIQUID_TEST_LDADD)
 
-EXTRA_DIST += tests/liquid/known-failures.txt tests/liquid/fuzz.sh \
+EXTRA_DIST += core/liquid/README.md \
+	tests/liquid/known-failures.txt tests/liquid/fuzz.sh \
 	tests/liquid/fuzz_liquid.c tests/liquid/cmd.sh tests/liquid/regress \
 	tests/liquid/corpus bench/liquid
