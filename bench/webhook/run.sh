@@ -95,19 +95,23 @@ median () { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]
 
 echo "webhook bench: $N messages through tests/plugin-run (herald run not used yet),"
 echo "  nginx 1 worker on $URL, concurrency $CONC, batch $BATCH, $ROUNDS rounds"
-: > "$TMP/herald.rates"; : > "$TMP/wrk.rates"; : > "$TMP/rss"; : > "$TMP/ratios"
+: > "$TMP/herald.rates"; : > "$TMP/wrk.rates"; : > "$TMP/rss"; : > "$TMP/ratios"; : > "$TMP/wrk.cpu"; : > "$TMP/herald.cpu"
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
-  timeout 120 wrk -t1 -c"$CONC" -d"${WRK_SECONDS}s" -s "$TMP/post.lua" "$URL" > "$TMP/wrk.out"
+  timeout 120 /usr/bin/time -f '%U %S' -o "$TMP/wtime.out" \
+    wrk -t1 -c"$CONC" -d"${WRK_SECONDS}s" -s "$TMP/post.lua" "$URL" > "$TMP/wrk.out"
   w=$(awk '/^Requests\/sec/ {print $2}' "$TMP/wrk.out")
+  wn=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
+  awk -v n="$wn" '{printf "%.1f\n", (n > 0) ? 1e6 * ($1 + $2) / n : 0}' "$TMP/wtime.out" >> "$TMP/wrk.cpu"
   echo "$w" >> "$TMP/wrk.rates"
 
-  timeout 600 /usr/bin/time -f '%e %M' -o "$TMP/time.out" \
+  timeout 600 /usr/bin/time -f '%e %M %U %S' -o "$TMP/time.out" \
     "$RUNNER" "$PLUGIN" -n bench -k "secret=$SECRET" -k "concurrency=$CONC" \
     -k timeout_ms=15000 -k allow_private=yes -b "$BATCH" < "$TMP/messages.jsonl" > "$TMP/results.jsonl"
   sent=$(grep -c '"status":"sent"' "$TMP/results.jsonl" || true)
   secs=$(awk '{print $1}' "$TMP/time.out")
   kb=$(awk '{print $2}' "$TMP/time.out")
+  awk -v n="$N" '{printf "%.1f\n", 1e6 * ($3 + $4) / n}' "$TMP/time.out" >> "$TMP/herald.cpu"
   rate=$(awk -v n="$N" -v s="$secs" 'BEGIN {printf "%.0f", (s > 0) ? n / s : 0}')
   echo "$rate" >> "$TMP/herald.rates"
   echo "$kb" >> "$TMP/rss"
@@ -127,6 +131,7 @@ W=$(median < "$TMP/wrk.rates")
 H=$(median < "$TMP/herald.rates")
 M=$(sort -n "$TMP/rss" | tail -1)
 R=$(median < "$TMP/ratios")
+echo "client CPU per request (user+sys, median): herald $(median < "$TMP/herald.cpu") us (plugin-run included), wrk $(median < "$TMP/wrk.cpu") us"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs (the bench shares them with nginx and whatever else runs)"
 awk -v h="$H" -v w="$W" -v m="$M" -v r="$R" 'BEGIN {
   printf "median: herald %.0f msg/s, wrk %.0f req/s: %.1f%% of wrk (median of per-round ratios %.1f%%; target >= 40%%)\n", h, w, 100 * h / w, r;
