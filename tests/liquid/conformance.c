@@ -117,8 +117,7 @@ int main(int argc, char **argv)
 		liquid_template *t;
 		int ok = 0, r = -1, pass;
 		char emsg[1024] = "";
-		char *dtext = json_dumps(data ? data : json_object(),
-					 JSON_COMPACT);
+		char *dtext = data ? json_dumps(data, JSON_COMPACT) : strdup("{}");
 
 		liquid_options_init(&o);
 		o.loader = loader;
