@@ -48,7 +48,8 @@ measure () {
     sys=$(sed -n 's/.*System time (seconds): //p' "$work/$label.time")
     printf '  %-28s %7.2f s wall  %6.2f s user  %5.2f s sys  %7.1f MB peak RSS\n' \
         "$label" "$wall" "$user" "$sys" "$(echo "$rss" | awk '{print $1/1024}')"
-    eval "${label%%-*}_wall=\$wall; ${label%%-*}_rss=\$rss"
+    cpu=$(echo "$user $sys" | awk '{print $1 + $2}')
+    eval "${label%%-*}_wall=\$wall; ${label%%-*}_rss=\$rss; ${label%%-*}_cpu=\$cpu"
 }
 
 echo "importing ($cmd):"
@@ -66,7 +67,11 @@ peer_n=$(sqlite3 "$work/peer.db" "SELECT count(*) FROM customers")
 echo "    sqlite3 .import loaded $peer_n rows (no validation, one index)"
 
 ls -l "$work"/herald.db "$work"/peer.db | awk '{printf "  store size %s: %.1f MB\n", $NF, $5/1048576}'
-awk -v h="$herald_wall" -v c="$herald_csv_wall" -v p="$peer_wall" -v hr="$herald_rss" -v pr="$peer_rss" -v n="$N" 'BEGIN {
-    printf "herald jsonl: %.0f customers/s; ratio herald/sqlite3 .import: %.2fx time, %.2fx RSS\n", n / h, h / p, hr / pr
-    printf "herald csv:   %.0f customers/s; ratio herald/sqlite3 .import: %.2fx time\n", n / c, c / p
+# Wall time on a shared machine is noisy: the CPU ratio (user + sys) is
+# the steadier comparison.
+awk -v h="$herald_wall" -v c="$herald_csv_wall" -v p="$peer_wall" \
+    -v hc="$herald_cpu" -v cc="$herald_csv_cpu" -v pc="$peer_cpu" \
+    -v hr="$herald_rss" -v pr="$peer_rss" -v n="$N" 'BEGIN {
+    printf "herald jsonl: %.0f customers/s; ratio herald/sqlite3 .import: %.2fx wall, %.2fx CPU, %.2fx peak RSS\n", n / h, h / p, hc / pc, hr / pr
+    printf "herald csv:   %.0f customers/s; ratio herald/sqlite3 .import: %.2fx wall, %.2fx CPU\n", n / c, c / p, cc / pc
 }'
