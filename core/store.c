@@ -91,14 +91,21 @@ static const char *const sql_text[Q_N] = {
     "INSERT INTO outbox (" OUTBOX_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
     "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) "
     "ON CONFLICT (key) DO NOTHING",
+  /* Rendered parts are kept while a row may still be sent, so a resend
+   * after a crash sends the same bytes; once sent (or dead) they are
+   * dropped: a million HTML emails would otherwise keep gigabytes. */
   [Q_OB_UPDATE] =
     "UPDATE outbox SET state = ?2, attempts = ?3, next_at = ?4, "
     "provider_id = ?5, error = ?6, detail = ?7, updated = ?8, "
-    "sent_at = CASE WHEN ?2 = 'sent' THEN ?8 ELSE sent_at END WHERE key = ?1",
+    "sent_at = CASE WHEN ?2 = 'sent' THEN ?8 ELSE sent_at END, "
+    "parts = CASE WHEN ?2 IN ('sent', 'dead') THEN NULL ELSE parts END "
+    "WHERE key = ?1",
   [Q_OB_UPDATE_REASON] =
     "UPDATE outbox SET state = ?2, attempts = ?3, next_at = ?4, "
     "provider_id = ?5, error = ?6, detail = ?7, updated = ?8, reason = ?9, "
-    "sent_at = CASE WHEN ?2 = 'sent' THEN ?8 ELSE sent_at END WHERE key = ?1",
+    "sent_at = CASE WHEN ?2 = 'sent' THEN ?8 ELSE sent_at END, "
+    "parts = CASE WHEN ?2 IN ('sent', 'dead') THEN NULL ELSE parts END "
+    "WHERE key = ?1",
   [Q_OB_REROUTE] =
     "UPDATE outbox SET channel = ?2, instance = ?3, variant = ?4, state = ?5, "
     "reason = ?6, next_at = ?7, address = ?8, parts = ?9, trace = ?10, "

@@ -195,7 +195,9 @@ int store_outbox_insert (struct store *st, const struct outbox_row *row);
 
 /* Change a row's state.  ATTEMPTS, NEXT_AT, PROVIDER_ID, ERROR and DETAIL
  * replace the stored values (NULL clears).  Sets updated, and sent_at when
- * STATE is "sent".  Returns 0, 1 when no row has KEY, -1 error. */
+ * STATE is "sent".  When STATE is "sent" or "dead" the rendered parts are
+ * dropped (NULL): they are kept until then so a resend after a crash sends
+ * the same bytes.  Returns 0, 1 when no row has KEY, -1 error. */
 int store_outbox_update (struct store *st, const char *key, const char *state,
                          int attempts, int64_t next_at,
                          const char *provider_id, const char *error,

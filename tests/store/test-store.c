@@ -179,12 +179,16 @@ test_outbox (struct store *st)
   tap_ok (got && got->sent_at == 1000000 && got->attempts == 1
           && got->provider_id && strcmp (got->provider_id, "prov-1") == 0,
           "sent_at, attempts, provider id recorded");
+  tap_ok (got && got->parts == NULL, "a sent row's parts are dropped");
   store_row_free (got);
   tap_ok (store_outbox_update (st, "no:such:key", "sent", 1, 0, NULL, NULL,
                                NULL) == 1, "update of an unknown key returns 1");
   tap_ok (store_outbox_update (st, "c1:0:alice", "bogus", 1, 0, NULL, NULL,
                                NULL) == -1 && *store_error (st),
           "an unknown state is refused");
+  store_outbox_get (st, "c1:0:bob", &got);
+  tap_ok (got && got->parts != NULL, "a row not yet sent keeps its parts");
+  store_row_free (got);
   tap_ok (store_outbox_update_reason (st, "c1:0:bob", "failed",
                                       "address invalid", 2, 0, NULL, "550",
                                       NULL) == 0, "update with a reason");
