@@ -565,38 +565,46 @@ http_socket_cb (CURL *e, curl_socket_t fd, int what, void *data, void *sockp)
   return 0;
 }
 
-/* Loopback, private (RFC 1918, RFC 4193), shared (RFC 6598), link-local,
- * multicast, reserved or unspecified: where a customer's URL must not
- * lead (cloud metadata at 169.254.169.254, admin ports on localhost). */
+/* An IPv4 address (4 bytes, network order) that is loopback, private
+ * (RFC 1918), shared (RFC 6598), link-local, multicast, reserved or
+ * "this network". */
 static int
-http_addr_private (const struct sockaddr *sa)
+http_v4_private (const unsigned char *a)
 {
-  if (sa->sa_family == AF_INET) {
-    const unsigned char *a =
-      (const unsigned char *) &((const struct sockaddr_in *) sa)->sin_addr;
-    return a[0] == 0 || a[0] == 10 || a[0] == 127 || a[0] >= 224
-      || (a[0] == 100 && (a[1] & 0xc0) == 64)
-      || (a[0] == 169 && a[1] == 254) || (a[0] == 172 && (a[1] & 0xf0) == 16)
-      || (a[0] == 192 && a[1] == 168);
+  return a[0] == 0 || a[0] == 10 || a[0] == 127 || a[0] >= 224
+    || (a[0] == 100 && (a[1] & 0xc0) == 64)
+    || (a[0] == 169 && a[1] == 254) || (a[0] == 172 && (a[1] & 0xf0) == 16)
+    || (a[0] == 192 && a[1] == 168);
+}
+
+/* Where a customer's URL must not lead (cloud metadata at 169.254.169.254,
+ * admin ports on localhost): the IPv4 ranges above, and for IPv6 :: and
+ * ::1, unique-local (RFC 4193), link-local, multicast and IPv4-mapped
+ * forms of the IPv4 ranges.  Anything but IP is refused too. */
+static int
+http_addr_private (const struct curl_sockaddr *sa)
+{
+  if (sa->family == AF_INET) {
+    struct sockaddr_in v4;
+    memcpy (&v4, &sa->addr, sizeof v4);
+    return http_v4_private ((const unsigned char *) &v4.sin_addr);
   }
-  if (sa->sa_family == AF_INET6) {
-    const unsigned char *a =
-      ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
+  if (sa->family == AF_INET6) {
     static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                               0xff, 0xff };
     static const unsigned char zero[15] = { 0 };
-    if (memcmp (a, mapped, 12) == 0) {
-      struct sockaddr_in v4;
-      memset (&v4, 0, sizeof v4);
-      v4.sin_family = AF_INET;
-      memcpy (&v4.sin_addr, a + 12, 4);
-      return http_addr_private ((const struct sockaddr *) &v4);
-    }
+    struct sockaddr_in6 v6;
+    const unsigned char *a = v6.sin6_addr.s6_addr;
+    if (sa->addrlen < sizeof v6)
+      return 1;
+    memcpy (&v6, &sa->addr, sizeof v6);
+    if (memcmp (a, mapped, 12) == 0)
+      return http_v4_private (a + 12);
     return (memcmp (a, zero, 15) == 0 && a[15] <= 1)   /* :: and ::1 */
       || (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
       || a[0] == 0xff;
   }
-  return 1;                     /* not IP: refuse */
+  return 1;
 }
 
 /* Every socket libcurl opens comes from here, so public_only is checked
@@ -605,7 +613,7 @@ static curl_socket_t
 http_open_cb (void *data, curlsocktype purpose, struct curl_sockaddr *addr)
 {
   struct http_req *r = data;
-  if (r && r->public_only && http_addr_private (&addr->addr)) {
+  if (r && r->public_only && http_addr_private (addr)) {
     r->blocked = 1;
     return CURL_SOCKET_BAD;
   }
