@@ -690,16 +690,20 @@ import_jsonl (struct import *im, FILE *fp)
     lineno++;
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
       len--;
-    for (i = 0; i < len && isspace ((unsigned char) line[i]); i++)
+    i = 0;
+    /* A UTF-8 byte order mark (Windows editors) is not part of line 1. */
+    if (lineno == 1 && len >= 3 && memcmp (line, "\xEF\xBB\xBF", 3) == 0)
+      i = 3;
+    for (; i < len && isspace ((unsigned char) line[i]); i++)
       ;
     if (i == len)
       continue;                 /* blank lines are allowed */
     line[len] = '\0';
-    in = json_loadb (line, len, JSON_REJECT_DUPLICATES, &je);
+    in = json_loadb (line + i, len - i, JSON_REJECT_DUPLICATES, &je);
     if (!in) {
       strbuf_reset (&im->err);
-      strbuf_addf (&im->err, "invalid JSON at column %d: %s", je.column,
-                   je.text);
+      strbuf_addf (&im->err, "invalid JSON at column %d: %s",
+                   je.column + (int) i, je.text);
       report_bad (im, lineno, im->err.s);
       continue;
     }

@@ -62,6 +62,11 @@ rc, out, err = run("customers", "import", "--store", db, os.path.join(DATA, "cus
 eq((rc, query(db, "SELECT email FROM customers WHERE id = 'csv-bom-1'")),
    (0, [("i@example.com",)]), "CSV with a UTF-8 byte order mark")
 
+p = write("bom.jsonl", '\ufeff{"id": "bom-1"}\r\n{"id": "bom-2"}\r\n')
+rc, out, err = run("customers", "import", "--store", db, p)
+eq((rc, err, query(db, "SELECT count(*) FROM customers WHERE id LIKE 'bom-%'")), (0, "", [(2,)]),
+   "JSONL with a byte order mark and CRLF line ends")
+
 # ---- bad lines: exact message, nothing of the file imported ------------
 GOOD = '{"id": "ok-1", "email": "ok1@example.com"}\n{"id": "ok-2"}\n'
 bad_cases = [
