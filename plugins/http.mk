@@ -41,3 +41,5 @@ EXTRA_DIST += plugins/sms/README.md plugins/push/README.md plugins/webhook/READM
 	bench/webhook/run.sh
 TESTS += tests/http/h2-plugin.py
 EXTRA_DIST += tests/http/h2-plugin.py
+TESTS += tests/http/run-plugins.py
+EXTRA_DIST += tests/http/run-plugins.py
