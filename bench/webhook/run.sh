@@ -9,10 +9,11 @@
 # CONCURRENCY (plugin and wrk connections, default 32), BATCH (default 1000),
 # WRK_SECONDS (default 5).
 #
-# Until `herald run` exists the plugin is driven through tests/plugin-run
-# with N generated messages (the output says so); the lead switches it to a
-# real campaign later.  Reports medians of ROUNDS alternating rounds and the
-# plugin process's peak RSS.
+# DRIVER=plugin-run (default) drives the plugin through tests/plugin-run with
+# N generated messages; DRIVER=run runs a real campaign of N customers with
+# `herald run` (customers imported into a fresh store each round, import time
+# not counted; planning, rendering and the store are).  Reports medians of
+# ROUNDS alternating rounds and the sending process's peak RSS.
 set -eu
 
 BUILDDIR=$(cd "${1:-${HERALD_BUILDDIR:-.}}" && pwd)
@@ -24,9 +25,15 @@ WRK_SECONDS=${WRK_SECONDS:-5}
 PY=${PYTHON3:-/usr/bin/python3}
 RUNNER=$BUILDDIR/tests/plugin-run
 PLUGIN=$BUILDDIR/plugins/.libs/webhook.so
+HERALD=$BUILDDIR/herald
+DRIVER=${DRIVER:-plugin-run}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-for f in "$RUNNER" "$PLUGIN"; do
+case "$DRIVER" in
+  plugin-run|run) ;;
+  *) echo "DRIVER must be plugin-run or run" >&2; exit 1 ;;
+esac
+for f in "$RUNNER" "$PLUGIN" "$HERALD"; do
   [ -e "$f" ] || { echo "missing $f (make -C $BUILDDIR check first)" >&2; exit 1; }
 done
 [ -x "$NGINX" ] || { echo "nginx not found (apt-get install nginx-light)" >&2; exit 1; }
@@ -82,6 +89,19 @@ for i in range(n):
                           "created": 1767225600, "attempt": 1}) + "\n")
 EOF
 SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+if [ "$DRIVER" = run ]; then
+  # The same body, rendered per customer by herald.
+  mkdir -p "$TMP/tpl"
+  printf '%s\n' "$BODY" | sed 's/c000001/{{ customer.id }}/g' > "$TMP/tpl/webhook.body.liquid"
+  printf '[campaign]\nid = bench\ntemplates = tpl\nchannels = webhook\nretry_horizon = 0s\n' > "$TMP/c.ini"
+  $PY - "$N" "$URL" > "$TMP/customers.jsonl" <<'EOF'
+import json, sys
+n, url = int(sys.argv[1]), sys.argv[2]
+for i in range(n):
+    sys.stdout.write(json.dumps({"id": "c%06d" % i, "webhook": url, "consent": {"webhook": True},
+                                 "attributes": {"name": "Customer %d" % i}}) + "\n")
+EOF
+fi
 cat > "$TMP/post.lua" <<EOF
 wrk.method = "POST"
 wrk.body = '$BODY'
@@ -93,7 +113,11 @@ EOF
 
 median () { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "webhook bench: $N messages through tests/plugin-run (herald run not used yet),"
+if [ "$DRIVER" = run ]; then
+  echo "webhook bench: a campaign of $N customers through herald run,"
+else
+  echo "webhook bench: $N messages through tests/plugin-run (DRIVER=run: through herald run),"
+fi
 echo "  nginx 1 worker on $URL, concurrency $CONC, batch $BATCH, $ROUNDS rounds"
 : > "$TMP/herald.rates"; : > "$TMP/wrk.rates"; : > "$TMP/rss"; : > "$TMP/ratios"; : > "$TMP/wrk.cpu"; : > "$TMP/herald.cpu"
 r=1
@@ -105,10 +129,34 @@ while [ "$r" -le "$ROUNDS" ]; do
   awk -v n="$wn" '{printf "%.1f\n", (n > 0) ? 1e6 * ($1 + $2) / n : 0}' "$TMP/wtime.out" >> "$TMP/wrk.cpu"
   echo "$w" >> "$TMP/wrk.rates"
 
-  timeout 600 /usr/bin/time -f '%e %M %U %S' -o "$TMP/time.out" \
-    "$RUNNER" "$PLUGIN" -n bench -k "secret=$SECRET" -k "concurrency=$CONC" \
-    -k timeout_ms=15000 -k allow_private=yes -b "$BATCH" < "$TMP/messages.jsonl" > "$TMP/results.jsonl"
-  sent=$(grep -c '"status":"sent"' "$TMP/results.jsonl" || true)
+  if [ "$DRIVER" = run ]; then
+    rm -f "$TMP"/herald.db*
+    cat > "$TMP/g.ini" <<EOF
+[store]
+path = $TMP/herald.db
+[plugins]
+dir = $BUILDDIR/plugins/.libs
+[tracking]
+base_url = https://t.example.com
+secret = bench-secret-0123456789abcdef
+[channel.webhook]
+plugin = webhook
+secret = $SECRET
+allow_private = yes
+concurrency = $CONC
+timeout_ms = 15000
+EOF
+    "$HERALD" -c "$TMP/g.ini" customers import "$TMP/customers.jsonl" > /dev/null
+    timeout 600 /usr/bin/time -f '%e %M %U %S' -o "$TMP/time.out" \
+      "$HERALD" -c "$TMP/g.ini" run "$TMP/c.ini" > "$TMP/results.txt"
+    sent=$(awk '$1 == "webhook" {print $2}' "$TMP/results.txt")
+    sent=${sent:-0}
+  else
+    timeout 600 /usr/bin/time -f '%e %M %U %S' -o "$TMP/time.out" \
+      "$RUNNER" "$PLUGIN" -n bench -k "secret=$SECRET" -k "concurrency=$CONC" \
+      -k timeout_ms=15000 -k allow_private=yes -b "$BATCH" < "$TMP/messages.jsonl" > "$TMP/results.jsonl"
+    sent=$(grep -c '"status":"sent"' "$TMP/results.jsonl" || true)
+  fi
   secs=$(awk '{print $1}' "$TMP/time.out")
   kb=$(awk '{print $2}' "$TMP/time.out")
   awk -v n="$N" '{printf "%.1f\n", 1e6 * ($3 + $4) / n}' "$TMP/time.out" >> "$TMP/herald.cpu"
@@ -121,7 +169,8 @@ while [ "$r" -le "$ROUNDS" ]; do
     "$r" "$w" "$rate" "$ratio" "$secs" "$sent" "$N" "$kb"
   if [ "$sent" -ne "$N" ]; then
     echo "  not every message was sent:" >&2
-    grep -v '"status":"sent"' "$TMP/results.jsonl" | head -3 >&2
+    if [ "$DRIVER" = run ]; then cat "$TMP/results.txt" >&2
+    else grep -v '"status":"sent"' "$TMP/results.jsonl" | head -3 >&2; fi
     exit 1
   fi
   r=$((r + 1))
@@ -131,9 +180,9 @@ W=$(median < "$TMP/wrk.rates")
 H=$(median < "$TMP/herald.rates")
 M=$(sort -n "$TMP/rss" | tail -1)
 R=$(median < "$TMP/ratios")
-echo "client CPU per request (user+sys, median): herald $(median < "$TMP/herald.cpu") us (plugin-run included), wrk $(median < "$TMP/wrk.cpu") us"
+echo "client CPU per request (user+sys, median): herald $(median < "$TMP/herald.cpu") us ($DRIVER included), wrk $(median < "$TMP/wrk.cpu") us"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs (the bench shares them with nginx and whatever else runs)"
 awk -v h="$H" -v w="$W" -v m="$M" -v r="$R" 'BEGIN {
   printf "median: herald %.0f msg/s, wrk %.0f req/s: %.1f%% of wrk (median of per-round ratios %.1f%%; target >= 40%%)\n", h, w, 100 * h / w, r;
-  printf "peak RSS of the plugin process: %.1f MiB\n", m / 1024;
+  printf "peak RSS of the sending process: %.1f MiB\n", m / 1024;
   exit (h >= 0.4 * w) ? 0 : 3 }'
