@@ -413,10 +413,24 @@ read_version (struct store *st, int *v_r)
   int rc;
 
   *v_r = 0;
+  /* No meta table yet: a new (or pre-versioning) file, version 0. */
   if (sqlite3_prepare_v2 (st->db,
-                          "SELECT value FROM meta WHERE key = 'schema_version'",
-                          -1, &s, NULL) != SQLITE_OK)
-    return db_fail (st, "reading the schema version");
+                          "SELECT value FROM meta WHERE key = 'schema_version' "
+                          "AND EXISTS (SELECT 1 FROM sqlite_schema "
+                          "WHERE type = 'table' AND name = 'meta')",
+                          -1, &s, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2 (st->db, "SELECT 1 FROM sqlite_schema WHERE "
+                            "type = 'table' AND name = 'meta'", -1, &s, NULL)
+        != SQLITE_OK)
+      return db_fail (st, "reading the schema version");
+    rc = sqlite3_step (s);
+    sqlite3_finalize (s);
+    if (rc == SQLITE_DONE)
+      return 0;
+    if (rc == SQLITE_ROW)
+      return db_fail (st, "reading the schema version");
+    return db_fail (st, "reading the schema");
+  }
   rc = sqlite3_step (s);
   if (rc == SQLITE_ROW)
     *v_r = sqlite3_column_int (s, 0);
@@ -428,20 +442,34 @@ read_version (struct store *st, int *v_r)
   return 0;
 }
 
+/* Bring the file to N_MIGRATIONS.  A file already there is only read: a
+ * report or a second herald must open the store while an import holds
+ * the write lock (WAL lets readers through), so the lock is taken only
+ * when there is something to migrate. */
 static int
 migrate (struct store *st)
 {
   int v, r = -1;
   char *sql;
 
+  if (read_version (st, &v) < 0)
+    return -1;
+  if (v == N_MIGRATIONS)
+    return 0;
+  if (v > N_MIGRATIONS) {
+    set_err (st, "%s: schema version %d is newer than this herald's (%d): "
+             "upgrade herald", st->path, v, N_MIGRATIONS);
+    return -1;
+  }
   if (sqlite3_exec (st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-    return db_fail (st, "locking the store to check its schema");
+    return db_fail (st, "locking the store to migrate its schema");
   if (sqlite3_exec (st->db,
                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, "
                     "value TEXT)", NULL, NULL, NULL) != SQLITE_OK) {
     db_fail (st, "creating the meta table");
     goto out;
   }
+  /* Another herald may have migrated it while we waited for the lock. */
   if (read_version (st, &v) < 0)
     goto out;
   if (v > N_MIGRATIONS) {

@@ -21,7 +21,7 @@ tests_store_store_cli_LDADD = $(herald_LDADD)
 
 TESTS += tests/store/test-store
 TESTS += tests/store/import.py tests/store/events.py tests/store/report.py \
-	tests/store/crash.py
+	tests/store/crash.py tests/store/locks.py
 EXTRA_DIST += tests/store/storetest.py tests/store/customers-good.jsonl \
 	tests/store/customers-good.csv tests/store/customers-crlf.csv \
 	tests/store/customers-bom.csv tests/store/events-good.jsonl \
