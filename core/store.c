@@ -226,6 +226,9 @@ static const char *const migrations[] = {
   " finished INTEGER);",
 };
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))
+_Static_assert (sizeof migrations / sizeof migrations[0]
+                == STORE_SCHEMA_VERSION,
+                "one migration per schema version: bump STORE_SCHEMA_VERSION");
 
 struct store {
   sqlite3 *db;

@@ -50,7 +50,11 @@ int store_schema_version (struct store *st);
 
 /* Transactions (BEGIN IMMEDIATE: the write lock is taken at once, so two
  * herald processes serialise instead of failing mid-transaction).
- * Not nestable: store_begin inside a transaction is an error. */
+ * Not nestable: store_begin inside a transaction is an error.
+ * Locking: readers never wait (WAL); a writer waits up to 10 s for another
+ * process's write lock, then fails with "database is locked".  A bulk
+ * import holds the lock for its whole file (about 25 s for a million
+ * customers). */
 int store_begin (struct store *st);
 int store_commit (struct store *st);
 int store_rollback (struct store *st);
