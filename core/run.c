@@ -822,6 +822,17 @@ fallback (struct run *r, struct due *d, int cidx)
   return rc;
 }
 
+/* 1 when the plugin's detail JSON has "NAME": true. */
+static int
+detail_flag (const char *detail, const char *name)
+{
+  json_t *j = json_loads (detail, 0, NULL);
+  int yes = json_is_true (json_object_get (j, name));
+
+  json_decref (j);
+  return yes;
+}
+
 /* Send the rows D[0..N) (all for channel CIDX) and record the results. */
 static int
 send_batch (struct run *r, int cidx, struct due **ds, size_t n)
@@ -931,6 +942,13 @@ send_batch (struct run *r, int cidx, struct due **ds, size_t n)
       if (status == HERALD_INVALID_ADDRESS && m[i].n_to == 1 && !inv[i][0])
         store_suppress (r->st, d->channel, to[i][0].value,
                         x->error[0] ? x->error : "invalid address");
+      /* The recipient opted out at the provider (Twilio 21610, a STOP
+       * reply): that is a consent change, not only a dead address, so a
+       * later START can lift it. */
+      if (detail && detail_flag (detail, "opt_out")
+          && store_consent_set (r->st, d->customer, d->channel, 0, r->now,
+                                "provider opt-out") < 0)
+        goto store_fail;
       if (fallback (r, d, cidx)) {
         r->per[cidx].fallback++;
         r->total.fallback++;

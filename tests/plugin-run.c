@@ -277,8 +277,7 @@ main (int argc, char **argv)
     free (s);
     json_decref (o);
     strbuf_free (&body);
-    channel_close (ch);
-    return 0;
+    goto done;
   }
 
   mbs = xcalloc (batch, sizeof *mbs);
@@ -305,7 +304,11 @@ main (int argc, char **argv)
   if (n)
     flush_batch (ch, mbs, n);
   free (mbs);
+done:
   channel_close (ch);
+  loader_unload (pl);
+  for (i = 0; i < n_hdrs; i++)
+    free ((char *) hdrs[i].name);
   for (i = 0; i < sec.n; i++) {
     free (sec.kv[i].key);
     free (sec.kv[i].value);

@@ -78,6 +78,14 @@ sed 's/^id = f1$/id = f2/' "$T/c.ini" > "$T/c2.ini"
 out=$("$HERALD" -c "$T/g.ini" preview "$T/c2.ini" --customer b 2>&1)
 like "$out" "email: suppressed" "invalid: the address is suppressed for later campaigns"
 
+# 3b. The provider says the recipient opted out: consent is withdrawn.
+rm -f "$T/herald.db"* "$T/email.log"; rm -rf "$T/out"
+gateway_with_email_mode "$T/g.ini" optout
+"$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
+"$HERALD" -c "$T/g.ini" run "$T/c.ini" >/dev/null 2>&1
+out=$("$HERALD" -c "$T/g.ini" preview "$T/c2.ini" --customer b 2>&1)
+like "$out" "email: no consent" "opt-out: consent withdrawn for later campaigns"
+
 # 4. Channel configuration error: the run stops, nothing is lost.
 rm -f "$T/herald.db"* "$T/email.log"; rm -rf "$T/out"
 gateway_with_email_mode "$T/g.ini" channel_error

@@ -1,5 +1,6 @@
 /* testplug: a channel plugin for the core's tests.  Its key "mode" says
- * what every send answers (sent, retry, reject, invalid, channel_error);
+ * what every send answers (sent, retry, reject, invalid, channel_error,
+ * optout: an invalid address with {"opt_out":true});
  * "log" names a file that gets one line per message it was handed. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ tp_open (const struct herald_host *host, void **state_r, char *err,
          size_t errlen)
 {
   static const char *const modes[] = { "sent", "retry", "reject", "invalid",
-                                       "channel_error", NULL };
+                                       "channel_error", "optout", NULL };
   const char *m = host->config_get (host->data, "mode");
   const char *log = host->config_get (host->data, "log");
   struct tp_state *s = calloc (1, sizeof *s);
@@ -63,7 +64,8 @@ tp_send (void *state, const struct herald_message *m, size_t n,
 {
   struct tp_state *s = state;
   static const int status[] = { HERALD_SENT, HERALD_RETRY, HERALD_REJECTED,
-                                HERALD_INVALID_ADDRESS, HERALD_CHANNEL_ERROR };
+                                HERALD_INVALID_ADDRESS, HERALD_CHANNEL_ERROR,
+                                HERALD_INVALID_ADDRESS };
   size_t i;
 
   for (i = 0; i < n; i++) {
@@ -77,6 +79,8 @@ tp_send (void *state, const struct herald_message *m, size_t n,
       snprintf (r[i].error, sizeof r[i].error, "testplug says %d", s->mode);
     if (s->mode == 1)
       r[i].retry_after_ms = 1000;
+    if (s->mode == 5)
+      snprintf (r[i].detail, sizeof r[i].detail, "{\"opt_out\":true}");
   }
   if (s->log)
     fflush (s->log);
