@@ -19,7 +19,8 @@
  * statements a million times. */
 enum {
   Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
-  Q_CUST_PUT, Q_CUST_GET, Q_CUST_EXISTS, Q_CUST_COUNT, Q_CUST_ADDR,
+  Q_CUST_PUT, Q_CUST_GET, Q_CUST_EXISTS, Q_CUST_COUNT,
+  Q_FIND_EMAIL, Q_FIND_PHONE, Q_FIND_WEBHOOK, Q_CUST_ADDR,
   Q_CONSENT_SET,
   Q_CONSENT_GET, Q_CONSENT_ALL,
   Q_SUPPRESS, Q_IS_SUPPRESSED,
@@ -48,6 +49,10 @@ static const char *const sql_text[Q_N] = {
     "locale = ?5, webhook = ?6, record = ?7, updated = ?8",
   [Q_CUST_GET] = "SELECT record FROM customers WHERE id = ?1",
   [Q_CUST_EXISTS] = "SELECT 1 FROM customers WHERE id = ?1",
+  [Q_FIND_EMAIL] = "SELECT id FROM customers WHERE email = ?1 ORDER BY id",
+  [Q_FIND_PHONE] = "SELECT id FROM customers WHERE phone = ?1 ORDER BY id",
+  [Q_FIND_WEBHOOK] =
+    "SELECT id FROM customers WHERE webhook = ?1 ORDER BY id",
   [Q_CUST_COUNT] = "SELECT count(*) FROM customers",
   [Q_CUST_ADDR] = "SELECT email, phone, webhook, record FROM customers "
                   "WHERE id = ?1",
@@ -775,6 +780,52 @@ store_customer_exists (struct store *st, const char *id)
   if (rc == SQLITE_DONE)
     return 0;
   return db_fail (st, "looking up a customer");
+}
+
+int
+store_customer_find (struct store *st, const char *channel,
+                     const char *address,
+                     int (*cb) (void *data, const char *id), void *data)
+{
+  sqlite3_stmt *s;
+  char **ids = NULL;
+  size_t n = 0, cap = 0, i;
+  int id, rc, delivered = 0;
+
+  if (strcmp (channel, "email") == 0)
+    id = Q_FIND_EMAIL;
+  else if (strcmp (channel, "sms") == 0)
+    id = Q_FIND_PHONE;
+  else if (strcmp (channel, "webhook") == 0)
+    id = Q_FIND_WEBHOOK;
+  else {
+    set_err (st, "%s: customers cannot be looked up by a %s address",
+             st->path, channel);
+    return -1;
+  }
+  if (!(s = q (st, id)))
+    return -1;
+  bind_text (s, 1, address);
+  /* Read all first: the callback (an SMS STOP) writes consent. */
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
+    if (n == cap)
+      ids = xrealloc (ids, (cap = cap ? 2 * cap : 4) * sizeof *ids);
+    ids[n++] = col_strdup (s, 0);
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE) {
+    db_fail (st, "looking up customers by address");
+    delivered = -1;
+  }
+  for (i = 0; delivered >= 0 && i < n; i++) {
+    delivered++;
+    if (cb (data, ids[i]))
+      break;
+  }
+  for (i = 0; i < n; i++)
+    free (ids[i]);
+  free (ids);
+  return delivered;
 }
 
 int64_t

@@ -101,6 +101,14 @@ int store_customer_exists (struct store *st, const char *id);
  * bulk mode is on, 0 when not worth it, -1 error. */
 int store_bulk_customers (struct store *st, int64_t expected);
 
+/* The customers whose CHANNEL address ("email", "sms" = phone, "webhook")
+ * is ADDRESS, in id order, for inbound messages (an SMS STOP names a
+ * phone number).  CB gets each id (lent).  Returns the count delivered or
+ * -1 (also for "push": tokens are not indexed). */
+int store_customer_find (struct store *st, const char *channel,
+                         const char *address,
+                         int (*cb) (void *data, const char *id), void *data);
+
 /* Number of customers in the store, or -1. */
 int64_t store_customer_count (struct store *st);
 

@@ -249,6 +249,14 @@ test_outbox (struct store *st)
   strbuf_free (&b);
 }
 
+static int
+collect_id (void *data, const char *id)
+{
+  struct strbuf *b = data;
+  strbuf_addf (b, "%s%s", b->len ? " " : "", id);
+  return 0;
+}
+
 static void
 test_customers (struct store *st)
 {
@@ -302,10 +310,24 @@ test_customers (struct store *st)
   }
   json_decref (c);
 
+  put (st, "erin", "{\"id\":\"erin\",\"phone\":\"+33612345678\"}");
+  tap_ok (store_customer_find (st, "sms", "+33612345678", collect_id, &b) == 2,
+          "two customers share a phone");
+  tap_is (b.s, "bob erin", "found by phone, in id order");
+  strbuf_reset (&b);
+  tap_ok (store_customer_find (st, "email", "c@example.com", collect_id, &b)
+          == 1 && strcmp (b.s, "carol") == 0, "found by email");
+  strbuf_reset (&b);
+  tap_ok (store_customer_find (st, "email", "nobody@example.com", collect_id,
+                               &b) == 0, "unknown address: none");
+  tap_ok (store_customer_find (st, "push", "tok", collect_id, &b) == -1,
+          "push tokens are not searchable");
+  strbuf_reset (&b);
+
   /* Audience: customers without a row for (c1, 0), in id order. */
   n = store_audience_next (st, "c1", 0, NULL, 10, collect_customer, &b);
-  tap_ok (n == 0, "everyone has a c1 step 0 row (got %d: %s)", n,
-          b.s ? b.s : "");
+  tap_ok (n == 1 && strcmp (b.s, "erin") == 0,
+          "only erin has no c1 step 0 row (got %d: %s)", n, b.s ? b.s : "");
   strbuf_reset (&b);
   n = store_audience_next (st, "c1", 1, NULL, 2, collect_customer, &b);
   tap_is (b.s, "alice bob", "audience page 1");
@@ -314,9 +336,12 @@ test_customers (struct store *st)
   tap_is (b.s, "carol dave", "audience page 2");
   strbuf_reset (&b);
   n = store_audience_next (st, "c1", 1, "dave", 2, collect_customer, &b);
+  tap_is (b.s, "erin", "audience page 3");
+  strbuf_reset (&b);
+  n = store_audience_next (st, "c1", 1, "erin", 2, collect_customer, &b);
   tap_ok (n == 0, "audience exhausted");
   n = store_audience_next (st, "c2", 0, NULL, 10, collect_customer, &b);
-  tap_is (b.s, "bob carol dave", "c2: alice already has a row");
+  tap_is (b.s, "bob carol dave erin", "c2: alice already has a row");
   strbuf_free (&b);
 }
 
