@@ -51,6 +51,8 @@ struct rstate {
 	int has_ifchanged;
 	struct lv ifchanged_last;
 	const char *tz;
+	int tz_pending; /* customer's zone not looked up yet (only date needs it) */
+	char tzbuf[72];	/* not the arena: resolved inside marked regions */
 	int64_t now;
 	int has_now;
 	uint32_t filter_pos;
@@ -85,8 +87,24 @@ uint32_t lq_filter_pos(struct rstate *st)
 	return st->filter_pos;
 }
 
+static const char *customer_zone(struct rstate *st);
+
+/* the customer's zone is resolved on first use: ICU's offset lookup cost
+ * more than a whole SMS render, and most templates never call date */
+static void tz_resolve(struct rstate *st)
+{
+	const char *fallback = st->tz, *z;
+
+	if (!st->tz_pending)
+		return;
+	st->tz_pending = 0;
+	z = customer_zone(st);
+	st->tz = z ? z : fallback;
+}
+
 const char *lq_tz_name(struct rstate *st)
 {
+	tz_resolve(st);
 	return st->tz && *st->tz ? st->tz : NULL;
 }
 
@@ -97,7 +115,10 @@ int64_t lq_now(struct rstate *st)
 
 int lq_tz_offset(struct rstate *st, int64_t t, int *off_r)
 {
-	const char *z = st->tz;
+	const char *z;
+
+	tz_resolve(st);
+	z = st->tz;
 
 	*off_r = 0;
 	if (!z || !*z || !strcmp(z, "UTC") || !strcmp(z, "Etc/UTC") ||
@@ -1170,7 +1191,9 @@ static const char *customer_zone(struct rstate *st)
 	    !lv_obj_get(&c, "timezone", 8, &z) || z.t != LV_STR ||
 	    z.s.n == 0 || z.s.n > 64)
 		return NULL;
-	name = arena_strndup(st->a, z.s.p, z.s.n);
+	memcpy(st->tzbuf, z.s.p, z.s.n);
+	st->tzbuf[z.s.n] = 0;
+	name = st->tzbuf;
 	st->tz = name;
 	if (lq_tz_offset(st, 0, &off))
 		return NULL;
@@ -1230,9 +1253,7 @@ static int render_common(const liquid_template *t, json_t *context,
 		if (ropts->timezone) {
 			st.tz = ropts->timezone;
 		} else if (ropts->customer_zone) {
-			const char *z = customer_zone(&st);
-
-			st.tz = z ? z : t->opts.timezone;
+			st.tz_pending = 1; /* st.tz is the fallback */
 		}
 		if (ropts->has_now) {
 			st.has_now = 1;
