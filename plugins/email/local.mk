@@ -12,7 +12,7 @@ EXTRA_DIST += plugins/email/herald-email.5
 # driven through tests/plugin-run.  The benchmark (bench/email/run.sh) is
 # never run by make check.
 EMAIL_TESTS = tests/email/mime.py tests/email/results.py tests/email/tls.py \
-	tests/email/config.sh
+	tests/email/config.sh tests/email/sink.sh
 TESTS += $(EMAIL_TESTS)
 dist_check_SCRIPTS += $(EMAIL_TESTS)
-EXTRA_DIST += tests/email/smtpserver.py
+EXTRA_DIST += tests/email/smtpserver.py bench/email/run.sh
