@@ -916,10 +916,9 @@ send_batch (struct run *r, int cidx, struct due **ds, size_t n)
                         x->error[0] ? x->error : "invalid address");
     switch (status) {
     case HERALD_SENT:
+      /* The router sees this send through store_customer_events. */
       if (store_outbox_update (r->st, d->key, "sent", attempts, 0,
-                               x->provider_id, NULL, detail) < 0
-          || store_event_put (r->st, d->customer, d->channel, "sent", r->now,
-                              NULL, NULL, NULL) < 0)
+                               x->provider_id, NULL, detail) < 0)
         goto store_fail;
       r->per[cidx].sent++;
       r->total.sent++;

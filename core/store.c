@@ -75,14 +75,20 @@ static const char *const sql_text[Q_N] = {
   [Q_EVENT_PUT] =
     "INSERT OR IGNORE INTO events (customer, channel, type, at, campaign, message_key, "
     "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+  /* A customer's history for the router: events, and the messages Herald
+   * sent (from the outbox, type "sent"), oldest first. */
   [Q_CUST_EVENTS] =
-    "SELECT channel, type, at FROM events WHERE customer = ?1 AND at >= ?2 "
-    "ORDER BY at, id",
+    "SELECT channel, type, at FROM ("
+    " SELECT channel, type, at, id FROM events WHERE customer = ?1 AND at >= ?2"
+    " UNION ALL"
+    " SELECT channel, 'sent', sent_at, 0 FROM outbox WHERE customer = ?1"
+    " AND sent_at >= ?2 AND state = 'sent' AND channel IS NOT NULL"
+    ") ORDER BY at, id",
   [Q_STATS_SENT] =
     "SELECT channel, count(*) FROM outbox WHERE state = 'sent' "
     "AND sent_at >= ?1 AND channel IS NOT NULL GROUP BY channel",
-  /* "sent" comes from the outbox (the scheduler may also record "sent"
-   * events for the router's per-customer history: not counted twice). */
+  /* "sent" comes from the outbox; a "sent" event (none are recorded by
+   * Herald itself) is not counted twice. */
   [Q_STATS_EVENTS] =
     "SELECT channel, type, count(*) FROM events WHERE at >= ?1 "
     "AND channel IS NOT NULL AND type <> 'sent' GROUP BY channel, type",

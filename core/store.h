@@ -153,8 +153,10 @@ int store_event_put (struct store *st, const char *customer,
                      const char *campaign, const char *message_key,
                      const char *detail_json);
 
-/* The customer's events with at >= SINCE, oldest first (strings lent).
- * Returns the count delivered or -1. */
+/* The customer's history with at >= SINCE, oldest first (strings lent):
+ * the events, and every message Herald sent to the customer (any
+ * campaign) as type "sent" at its sent_at.  Returns the count delivered
+ * or -1. */
 int store_customer_events (struct store *st, const char *customer,
                            int64_t since,
                            int (*cb) (void *data, const char *channel,

@@ -21,5 +21,5 @@ dist_tmplwinback_DATA = \
 tmplpartialsdir = $(pkgdatadir)/templates/_partials
 dist_tmplpartials_DATA = templates/_partials/footer.liquid \
 	templates/_partials/footer_html.liquid
-dist_man_MANS = man/herald.1
+dist_man_MANS = man/herald.1 plugins/email/herald-email.5
 EXTRA_DIST += scripts/gen-customers.py scripts/install-deps.sh scripts/quickstart.sh

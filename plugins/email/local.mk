@@ -6,7 +6,6 @@ plugins_email_la_SOURCES = plugins/email/email.c \
 plugins_email_la_CFLAGS = $(AM_CFLAGS) $(ESMTP_CFLAGS) $(OPENSSL_CFLAGS)
 plugins_email_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
 plugins_email_la_LIBADD = $(ESMTP_LIBS) $(OPENSSL_LIBS)
-EXTRA_DIST += plugins/email/herald-email.5
 
 # Tests: scripted aiosmtpd servers and Postfix's smtp-sink on loopback,
 # driven through tests/plugin-run.  The benchmark (bench/email/run.sh) is
