@@ -28,7 +28,8 @@
 #include "tz.h"
 
 #define PAGE 500             /* customers planned per transaction */
-#define BATCH 100            /* messages per plugin call */
+#define BATCH 500            /* messages per plugin call: one page; each
+                                batch costs two commits (sending, results) */
 
 static volatile sig_atomic_t run_stop;
 
