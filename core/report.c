@@ -9,6 +9,7 @@
 
 #include "import.h"
 #include "main.h"
+#include "router.h"
 #include "store.h"
 #include "util.h"
 
@@ -89,8 +90,54 @@ cmp_keys (const void *a, const void *b)
 }
 
 /* Build the report object (new reference) from counts and engagement. */
+/* The experiment: each variant's conversion rate against the holdout's,
+ * with the uplift (difference of proportions) and its 95% confidence
+ * interval.  CONV is store_campaign_conversions' list. */
 static json_t *
-build (const char *id, json_t *campaign, json_t *counts, json_t *engagement)
+experiment (json_t *conv)
+{
+  json_t *out = json_object (), *vars = json_array (), *row, *hold = NULL;
+  size_t i;
+  long nh = 0, ch = 0;
+
+  json_array_foreach (conv, i, row)
+    if (json_is_true (json_object_get (row, "held_out"))) {
+      nh += (long) json_integer_value (json_object_get (row, "customers"));
+      ch += (long) json_integer_value (json_object_get (row, "converted"));
+    }
+  if (nh > 0) {
+    hold = json_pack ("{s:I, s:I, s:f}", "customers", (json_int_t) nh,
+                      "converted", (json_int_t) ch, "rate",
+                      (double) ch / (double) nh);
+    json_object_set_new (out, "holdout", hold);
+  }
+  else
+    json_object_set_new (out, "holdout", json_null ());
+  json_array_foreach (conv, i, row) {
+    long n = (long) json_integer_value (json_object_get (row, "customers"));
+    long c = (long) json_integer_value (json_object_get (row, "converted"));
+    json_t *v;
+    double up, lo, hi;
+
+    if (json_is_true (json_object_get (row, "held_out")) || n <= 0)
+      continue;
+    v = json_pack ("{s:O, s:I, s:I, s:f}", "variant",
+                   json_object_get (row, "variant"), "customers",
+                   (json_int_t) n, "converted", (json_int_t) c, "rate",
+                   (double) c / (double) n);
+    if (nh > 0 && router_uplift_ci (c, n, ch, nh, &up, &lo, &hi) == 0)
+      json_object_set_new (v, "uplift", json_pack ("{s:f, s:f, s:f}", "value",
+                                                   up, "ci95_low", lo,
+                                                   "ci95_high", hi));
+    json_array_append_new (vars, v);
+  }
+  json_object_set_new (out, "variants", vars);
+  return out;
+}
+
+static json_t *
+build (const char *id, json_t *campaign, json_t *counts, json_t *engagement,
+       json_t *conv)
 {
   json_t *groups = json_object (), *out = json_object (), *list, *row;
   const char *k;
@@ -132,8 +179,25 @@ build (const char *id, json_t *campaign, json_t *counts, json_t *engagement)
     keys[i++] = k;
   qsort (keys, n, sizeof *keys, cmp_keys);
   list = json_array ();
-  for (i = 0; i < n; i++)
-    json_array_append (list, json_object_get (groups, keys[i]));
+  for (i = 0; i < n; i++) {
+    json_t *g = json_object_get (groups, keys[i]);
+    json_int_t sent = json_integer_value (json_object_get (g, "sent"));
+    json_t *rates = json_object ();
+    const char *const rated[] = { "delivered", "opened", "clicked", "replied",
+                                  "converted", "unsubscribed", NULL };
+    size_t j;
+
+    /* Rates are distinct messages with the event over messages sent. */
+    for (j = 0; sent > 0 && rated[j]; j++) {
+      json_t *e = json_object_get (json_object_get (g, "engagement"), rated[j]);
+      json_object_set_new (rates, rated[j],
+                           json_real ((double) json_integer_value (
+                                        json_object_get (e, "messages"))
+                                      / (double) sent));
+    }
+    json_object_set_new (g, "rates", rates);
+    json_array_append (list, g);
+  }
   free (keys);
 
   json_object_set_new (out, "campaign", json_string (id));
@@ -145,6 +209,7 @@ build (const char *id, json_t *campaign, json_t *counts, json_t *engagement)
   json_object_set (out, "total", json_object_get (counts, "total"));
   json_object_set (out, "states", json_object_get (counts, "states"));
   json_object_set_new (out, "groups", list);
+  json_object_set_new (out, "experiment", experiment (conv));
   json_decref (groups);
   return out;
 }
@@ -235,6 +300,50 @@ print_text (json_t *r)
             (long long) geti (json_object_get (r, "states"), "retry"),
             (long long) geti (json_object_get (r, "states"), "deferred"));
   }
+  printf ("\nRates (messages with the event / messages sent):\n");
+  printf ("%-8s %-10s %9s %7s %7s %7s %9s %6s\n", "CHANNEL", "VARIANT",
+          "DELIVERED", "OPENED", "CLICKED", "REPLIED", "CONVERTED", "UNSUB");
+  json_array_foreach (groups, i, g) {
+    json_t *rates = json_object_get (g, "rates");
+    const char *const rated[] = { "delivered", "opened", "clicked", "replied",
+                                  "converted", "unsubscribed" };
+    if (json_object_size (rates) == 0)
+      continue;
+    printf ("%-8s %-10s", label (json_object_get (g, "channel")),
+            label (json_object_get (g, "variant")));
+    for (j = 0; j < 6; j++)
+      printf (" %*.1f%%", j == 0 || j == 4 ? 8 : j == 5 ? 5 : 6,
+              100.0 * json_real_value (json_object_get (rates, rated[j])));
+    printf ("\n");
+  }
+  {
+    json_t *ex = json_object_get (r, "experiment");
+    json_t *hold = json_object_get (ex, "holdout");
+    json_t *vars = json_object_get (ex, "variants");
+
+    if (json_array_size (vars) && (hold && !json_is_null (hold))) {
+      printf ("\nConversion (customers with a 'converted' event after their "
+              "message):\n");
+      printf ("  %-12s %9lld customers %7lld converted %6.2f%%\n", "holdout",
+              (long long) geti (hold, "customers"),
+              (long long) geti (hold, "converted"),
+              100.0 * json_real_value (json_object_get (hold, "rate")));
+      json_array_foreach (vars, i, g) {
+        json_t *up = json_object_get (g, "uplift");
+        printf ("  %-12s %9lld customers %7lld converted %6.2f%%",
+                label (json_object_get (g, "variant")),
+                (long long) geti (g, "customers"),
+                (long long) geti (g, "converted"),
+                100.0 * json_real_value (json_object_get (g, "rate")));
+        if (up)
+          printf ("   uplift %+.2f pts (95%% CI %+.2f .. %+.2f)",
+                  100.0 * json_real_value (json_object_get (up, "value")),
+                  100.0 * json_real_value (json_object_get (up, "ci95_low")),
+                  100.0 * json_real_value (json_object_get (up, "ci95_high")));
+        printf ("\n");
+      }
+    }
+  }
   printf ("\nEngagement counts each message once (see --json for event "
           "totals).\n");
 }
@@ -246,6 +355,7 @@ cmd_report (int argc, char **argv)
   char *store_path = NULL, err[1024];
   struct store *st = NULL;
   json_t *campaign = NULL, *counts = NULL, *engagement = NULL, *r = NULL;
+  json_t *conv = NULL;
   int i, json = 0, ret = 1, known;
 
   for (i = 1; i < argc; i++) {
@@ -290,7 +400,8 @@ cmd_report (int argc, char **argv)
   }
   if ((known = store_campaign_get (st, id, &campaign)) < 0
       || store_campaign_counts (st, id, &counts) < 0
-      || store_campaign_engagement (st, id, &engagement) < 0) {
+      || store_campaign_engagement (st, id, &engagement) < 0
+      || store_campaign_conversions (st, id, &conv) < 0) {
     fprintf (stderr, "herald: %s\n", store_error (st));
     goto out;
   }
@@ -299,7 +410,7 @@ cmd_report (int argc, char **argv)
              "never run it\n", id, store_path);
     goto out;
   }
-  r = build (id, campaign, counts, engagement);
+  r = build (id, campaign, counts, engagement, conv);
   if (json) {
     if (json_dumpf (r, stdout, JSON_INDENT (2) | JSON_PRESERVE_ORDER) < 0) {
       fprintf (stderr, "herald report: cannot write the report\n");
@@ -319,6 +430,7 @@ out:
   json_decref (campaign);
   json_decref (counts);
   json_decref (engagement);
+  json_decref (conv);
   store_close (st);
   free (store_path);
   return ret;

@@ -29,6 +29,7 @@ enum {
   Q_OB_INSERT, Q_OB_UPDATE, Q_OB_UPDATE_REASON, Q_OB_REROUTE, Q_OB_GET,
   Q_OB_DUE, Q_OB_RECOVER_PENDING, Q_OB_RECOVER_FAILED, Q_OB_NEXT_DUE,
   Q_OB_ADDRESS, Q_SENT_COUNT, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
+  Q_CAMP_CONVERSIONS,
   Q_CAMP_START, Q_CAMP_FINISH, Q_CAMP_GET,
   Q_N
 };
@@ -77,6 +78,15 @@ static const char *const sql_text[Q_N] = {
     "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
   /* A customer's history for the router: events, and the messages Herald
    * sent (from the outbox, type "sent"), oldest first. */
+  /* Customers messaged (sent) or held out, per variant, and how many of
+   * them converted after their row was recorded: the experiment's raw
+   * numbers (events_customer index: one probe per customer). */
+  [Q_CAMP_CONVERSIONS] =
+    "SELECT o.variant, o.state = 'held_out', count(*), "
+    "sum(EXISTS (SELECT 1 FROM events e WHERE e.customer = o.customer "
+    "AND e.type = 'converted' AND e.at >= o.created)) "
+    "FROM outbox o WHERE o.campaign = ?1 AND o.state IN ('sent', 'held_out') "
+    "GROUP BY 1, 2 ORDER BY 2 DESC, 1",
   [Q_CUST_EVENTS] =
     "SELECT channel, type, at FROM ("
     " SELECT channel, type, at, id FROM events WHERE customer = ?1 AND at >= ?2"
@@ -1570,6 +1580,38 @@ store_campaign_counts (struct store *st, const char *campaign, json_t **r)
     return db_fail (st, "counting a campaign's messages");
   }
   *r = o;
+  return 0;
+}
+
+int
+store_campaign_conversions (struct store *st, const char *campaign, json_t **r)
+{
+  sqlite3_stmt *s = q (st, Q_CAMP_CONVERSIONS);
+  json_t *a;
+  int rc;
+
+  *r = NULL;
+  if (!s)
+    return -1;
+  a = json_array ();
+  bind_text (s, 1, campaign);
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
+    json_t *row = json_object ();
+    json_object_set_new (row, "variant", col_json_str (s, 0));
+    json_object_set_new (row, "held_out",
+                         json_boolean (sqlite3_column_int (s, 1)));
+    json_object_set_new (row, "customers",
+                         json_integer (sqlite3_column_int64 (s, 2)));
+    json_object_set_new (row, "converted",
+                         json_integer (sqlite3_column_int64 (s, 3)));
+    json_array_append_new (a, row);
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE) {
+    json_decref (a);
+    return db_fail (st, "counting a campaign's conversions");
+  }
+  *r = a;
   return 0;
 }
 

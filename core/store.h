@@ -282,6 +282,14 @@ int store_campaign_counts (struct store *st, const char *campaign, json_t **r);
 int store_campaign_engagement (struct store *st, const char *campaign,
                                json_t **r);
 
+/* The experiment's raw numbers: customers of CAMPAIGN messaged (state
+ * sent) per variant, and held out, with how many of them have a
+ * "converted" event at or after their row was recorded.  *R (new
+ * reference) becomes [{"variant": "A"|null, "held_out": false,
+ * "customers": N, "converted": N}, ...], the holdout first. */
+int store_campaign_conversions (struct store *st, const char *campaign,
+                                json_t **r);
+
 /* ---- Campaign state ----------------------------------------------- */
 
 /* A run of campaign ID starts: creates its row (first_started = NOW) or

@@ -14,7 +14,7 @@ tests_store_test_store_LDADD = $(herald_LDADD)
 # the same functions herald's command table calls).
 check_PROGRAMS += tests/store/store-cli
 tests_store_store_cli_SOURCES = tests/store/store-cli.c \
-	core/store.c core/import.c core/report.c core/config.c \
+	core/store.c core/import.c core/report.c core/config.c core/router.c \
 	core/util.c core/tz.c
 tests_store_store_cli_CPPFLAGS = $(herald_CPPFLAGS)
 tests_store_store_cli_LDADD = $(herald_LDADD)

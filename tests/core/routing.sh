@@ -97,4 +97,45 @@ held=$(printf '%s\n' "$o1" | sed -n 's/^  held out: //p')
 ok "$([ "${held:-0}" -ge 150 ] && [ "${held:-0}" -le 250 ]; echo $?)" "holdout about 10% ($held of 2000)"
 like "$o1" "a +[0-9]+" "dry run forecasts per variant"
 
+# The report: conversions per variant against the holdout, with uplift.
+HERALD_NOW=$NOW "$HERALD" -c "$G" run "$T/hold.ini" >/dev/null 2>&1
+$PY - "$T" "$NOW" > "$T/conv.jsonl" <<'PYEOF'
+import json, sys, datetime
+T, now = sys.argv[1], int(sys.argv[2])
+at = datetime.datetime.utcfromtimestamp(now + 600).strftime("%Y-%m-%dT%H:%M:%SZ")
+for i in range(2000):
+    if i % 4 == 0:   # every fourth customer converts
+        print(json.dumps({"customer": "%s%04d" % ("ABCD"[i // 500], i), "channel": "email", "type": "converted", "at": at, "campaign": "hold"}))
+PYEOF
+"$HERALD" -c "$G" events import "$T/conv.jsonl" >/dev/null
+"$HERALD" -c "$G" report hold --json > "$T/hold.json"
+is "$?" 0 "report with an experiment: exit 0"
+got=$($PY - "$T" <<'PYEOF'
+import json, sys, collections
+T = sys.argv[1]
+r = json.load(open(T + "/hold.json"))["experiment"]
+sent = {}
+for l in open(T + "/out/email/messages.jsonl"):
+    m = json.loads(l)
+    if m["campaign"] == "hold":
+        sent[m["customer"]] = m["variant"]
+ids = ["%s%04d" % ("ABCD"[i // 500], i) for i in range(2000)]
+conv = {c for i, c in enumerate(ids) if i % 4 == 0}
+held = [c for c in ids if c not in sent]
+want_h = (len(held), sum(c in conv for c in held))
+got_h = (r["holdout"]["customers"], r["holdout"]["converted"])
+ok = want_h == got_h
+for v in r["variants"]:
+    mem = [c for c, vv in sent.items() if vv == v["variant"]]
+    ok &= (v["customers"], v["converted"]) == (len(mem), sum(c in conv for c in mem))
+    u = v["uplift"]
+    ok &= abs(u["value"] - (v["rate"] - r["holdout"]["rate"])) < 1e-9 and u["ci95_low"] < u["value"] < u["ci95_high"]
+print("ok" if ok else "bad %r %r" % (got_h, want_h))
+PYEOF
+)
+is "$got" "ok" "report: holdout and variant conversions counted, uplift = rate difference inside its 95% CI"
+out=$("$HERALD" -c "$G" report hold)
+like "$out" "uplift [+-][0-9.]+ pts \(95% CI" "text report shows the uplift with its interval"
+like "$out" "Rates \(messages with the event" "text report shows rates"
+
 done_testing
