@@ -52,6 +52,32 @@ is "$(sed -n 's/^dups_ok //p' "$T/check.out")" 1 "duplicates only from in-flight
 state=$("$HERALD" -c "$T/g.ini" report k --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["states"])')
 is "$state" "{'sent': $N}" "store: every message sent, none left in sending"
 
+# At most once: after the same kills, no message is ever sent twice; the
+# ones in flight at a kill are failed ("in flight at crash"), never resent.
+rm -rf "$T/out" "$T"/herald.db*
+printf '[campaign]\nid = k\ntemplates = tpl\nchannels = email, sms\ndelivery = at_most_once\n' > "$T/c1.ini"
+"$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
+for delay in 0.1 0.3 0.2; do
+  "$HERALD" -c "$T/g.ini" run "$T/c1.ini" >/dev/null 2>&1 &
+  pid=$!
+  sleep "$delay"
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+done
+timeout 120 "$HERALD" -c "$T/g.ini" run "$T/c1.ini" >/dev/null 2>&1
+is "$?" 0 "at most once: final run completes"
+cat "$T"/out/*/messages.jsonl 2>/dev/null | $PY -c '
+import json, sys, collections
+c = collections.Counter(json.loads(l)["id"] for l in sys.stdin)
+print(sum(v - 1 for v in c.values()))' > "$T/amo.out"
+is "$(cat "$T/amo.out")" 0 "at most once: no message sent twice"
+"$HERALD" -c "$T/g.ini" report k --json | $PY -c '
+import json, sys
+r = json.load(sys.stdin)
+st = r["states"]
+print(st.get("sent", 0) + st.get("failed", 0), sorted(k for k in st if k not in ("sent", "failed")))' > "$T/amo2.out"
+is "$(cat "$T/amo2.out")" "$N []" "at most once: every message sent or failed, nothing pending or sending"
+
 # SIGTERM: the batch in flight is finished and recorded.
 rm -rf "$T/out" "$T"/herald.db*
 "$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
