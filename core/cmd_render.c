@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <jansson.h>
 #include "liquid/liquid.h"
 #include "tz.h"
@@ -161,6 +162,81 @@ static int render_line(const liquid_template *t, const char *line, size_t n,
 	return 0;
 }
 
+/* stdout's buffer in --each mode (static: stdout outlives cmd_render) */
+static char render_obuf[1 << 16];
+
+/* --each: read(2) into one big buffer and hand every line to render_line
+ * where it lies (no copy per line, as getline made; stdio read 4 KiB per
+ * system call: 27 000 reads for 110 MB).  Returns 0 or -1 (reported). */
+static int render_each(const liquid_template *t, int fd, const char *each_path,
+		       const struct liquid_render_options *ro,
+		       struct liquid_buf *out)
+{
+	size_t cap = 1 << 18, have = 0, start, i;
+	char *buf = malloc(cap), *nb, *nl;
+	long lineno = 0;
+	ssize_t n;
+	int ret = -1, eof = 0;
+
+	if (!buf) {
+		fprintf(stderr, "herald render: out of memory\n");
+		return -1;
+	}
+	while (!eof) {
+		if (have == cap) {
+			/* one line longer than the buffer */
+			nb = realloc(buf, cap * 2);
+			if (!nb) {
+				fprintf(stderr, "herald render: out of memory\n");
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, buf + have, cap - have);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "herald render: cannot read '%s': %s\n",
+				each_path, strerror(errno));
+			goto out;
+		}
+		if (n == 0) {
+			eof = 1;
+			if (have && buf[have - 1] != '\n') {
+				/* last line without its newline */
+				if (have == cap) {
+					nb = realloc(buf, cap + 1);
+					if (!nb) {
+						fprintf(stderr, "herald render: "
+								"out of memory\n");
+						goto out;
+					}
+					buf = nb;
+					cap++;
+				}
+				buf[have++] = '\n';
+			}
+		}
+		have += (size_t)n;
+		start = 0;
+		while (start < have &&
+		       (nl = memchr(buf + start, '\n', have - start))) {
+			i = (size_t)(nl - buf) + 1;
+			if (render_line(t, buf + start, i - start, ++lineno,
+					each_path, ro, out))
+				goto out;
+			start = i;
+		}
+		memmove(buf, buf + start, have - start);
+		have -= start;
+	}
+	ret = 0;
+out:
+	free(buf);
+	return ret;
+}
+
 int cmd_render(int argc, char **argv)
 {
 	const char *tpl_path = NULL, *data_path = NULL, *each_path = NULL;
@@ -172,8 +248,8 @@ int cmd_render(int argc, char **argv)
 	struct render_partials rp;
 	liquid_template *t = NULL;
 	json_t *ctx = NULL;
-	char *src = NULL, *line = NULL;
-	size_t len = 0, cap = 0;
+	char *src = NULL;
+	size_t len = 0;
 	FILE *each = NULL;
 	int i, ret = 1;
 	long long now = 0;
@@ -318,18 +394,11 @@ int cmd_render(int argc, char **argv)
 			strerror(errno));
 		goto out;
 	}
-	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-	/* big stdio buffers (mmap measured no faster here) */
-	setvbuf(each, NULL, _IOFBF, 1 << 16);
-	{
-		long lineno = 0;
-		ssize_t n;
-
-		while ((n = getline(&line, &cap, each)) >= 0)
-			if (render_line(t, line, (size_t)n, ++lineno, each_path,
-					&ro, &out))
-				goto out;
-	}
+	/* a real buffer: setvbuf with a NULL buffer keeps glibc's 4 KiB one
+	 * (strace: one write(2) per 4 KiB of output) */
+	setvbuf(stdout, render_obuf, _IOFBF, sizeof(render_obuf));
+	if (render_each(t, fileno(each), each_path, &ro, &out))
+		goto out;
 	if (fflush(stdout)) {
 		fprintf(stderr, "herald render: write error: %s\n", strerror(errno));
 		goto out;
@@ -338,7 +407,6 @@ int cmd_render(int argc, char **argv)
 out:
 	if (each && each != stdin)
 		fclose(each);
-	free(line);
 	json_decref(ctx);
 	liquid_template_free(t);
 	liquid_buf_free(&out);

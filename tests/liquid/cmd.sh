@@ -14,7 +14,7 @@ ok() {
 	n=$((n + 1))
 	if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi
 }
-echo "1..14"
+echo "1..19"
 
 printf 'Hello {{ customer.first_name | capitalize }}!' > "$T/t.liquid"
 printf '{"customer":{"first_name":"ada"}}' > "$T/d.json"
@@ -56,6 +56,25 @@ out=$("$HERALD" render "$T/u.liquid"; echo "rc=$?")
 printf '{"customer":{"first_name":"bob"}}\n{"customer":{"first_name":"éva"}}\n' > "$T/e.jsonl"
 "$HERALD" render "$T/t.liquid" --each "$T/e.jsonl" > "$T/out"
 printf 'Hello Bob!\nHello Éva!\n' | cmp -s - "$T/out"; ok $? "--each renders once per line, newline after each"
+
+# the --each reader: CRLF, blank lines, a last line without its newline,
+# stdin, a line longer than the read buffer, the line number of an error
+printf '{"customer":{"first_name":"bob"}}\r\n\n{"customer":{"first_name":"al"}}' > "$T/e2.jsonl"
+"$HERALD" render "$T/t.liquid" --each "$T/e2.jsonl" > "$T/out"
+printf 'Hello Bob!\nHello Al!\n' | cmp -s - "$T/out"; ok $? "--each: CRLF, blank line, last line without newline"
+"$HERALD" render "$T/t.liquid" --each - < "$T/e2.jsonl" > "$T/out"
+printf 'Hello Bob!\nHello Al!\n' | cmp -s - "$T/out"; ok $? "--each - reads stdin"
+long=$(head -c 600000 /dev/zero | tr '\0' 'x')
+printf '{"pad":"%s","customer":{"first_name":"zed"}}\n{"customer":{"first_name":"amy"}}\n' "$long" > "$T/e3.jsonl"
+"$HERALD" render "$T/t.liquid" --each "$T/e3.jsonl" > "$T/out"
+printf 'Hello Zed!\nHello Amy!\n' | cmp -s - "$T/out"; ok $? "--each: a line longer than the read buffer"
+i=0
+while [ $i -lt 3000 ]; do printf '{"customer":{"first_name":"n%d"}}\n' $i; i=$((i + 1)); done > "$T/e4.jsonl"
+printf '{"customer":{"first_name":"bad"}\n' >> "$T/e4.jsonl"
+"$HERALD" render "$T/t.liquid" --each "$T/e4.jsonl" > "$T/out" 2> "$T/err"
+rc=$?
+[ $rc = 1 ] && grep -q "^$T/e4.jsonl:3001:" "$T/err"; ok $? "--each: bad JSON names its line, exits 1"
+[ "$(wc -l < "$T/out")" = 3000 ] && [ "$(tail -n 1 "$T/out")" = "Hello N2999!" ]; ok $? "--each: the lines before the error are written"
 
 printf '<p>{{ s }}</p>{{ s | escape }}{{ s | raw }}' > "$T/h.liquid"
 printf '{"s":"<b>&"}' > "$T/h.json"
