@@ -20,9 +20,10 @@ tests_store_store_cli_CPPFLAGS = $(herald_CPPFLAGS)
 tests_store_store_cli_LDADD = $(herald_LDADD)
 
 TESTS += tests/store/test-store
-TESTS += tests/store/import.py tests/store/events.py tests/store/report.py \
-	tests/store/crash.py tests/store/locks.py
-EXTRA_DIST += tests/store/storetest.py tests/store/customers-good.jsonl \
+STORE_SCRIPT_TESTS = tests/store/import.py tests/store/events.py \
+	tests/store/report.py tests/store/crash.py tests/store/locks.py
+TESTS += $(STORE_SCRIPT_TESTS)
+EXTRA_DIST += $(STORE_SCRIPT_TESTS) tests/store/storetest.py tests/store/customers-good.jsonl \
 	tests/store/customers-good.csv tests/store/customers-crlf.csv \
 	tests/store/customers-bom.csv tests/store/events-good.jsonl \
 	bench/import/run.sh bench/import/gen.py
