@@ -44,30 +44,6 @@ problem (struct strbuf *pb, const char *fmt, ...)
   strbuf_addc (pb, '\n');
 }
 
-static char *
-read_file (const char *path, size_t *len_r)
-{
-  FILE *fp = fopen (path, "rb");
-  struct strbuf b = STRBUF_INIT;
-  char buf[65536];
-  size_t n;
-
-  if (!fp)
-    return NULL;
-  while ((n = fread (buf, 1, sizeof buf, fp)) > 0)
-    strbuf_add (&b, buf, n);
-  if (ferror (fp)) {
-    fclose (fp);
-    strbuf_free (&b);
-    return NULL;
-  }
-  fclose (fp);
-  if (!b.s)
-    b.s = xstrdup ("");
-  *len_r = b.len;
-  return b.s;
-}
-
 /* Partials: _partials/NAME.liquid beside the templates, else in the shared
  * templates folder (the parent of the campaign's templates folder). */
 static char *
@@ -82,7 +58,7 @@ partial_loader (void *userdata, const char *name, size_t *len_r,
   for (i = 0; i < 2; i++) {
     char *path = i == 0 ? xasprintf ("%s/_partials/%s.liquid", dir, name)
                         : xasprintf ("%s/../_partials/%s.liquid", dir, name);
-    char *src = read_file (path, len_r);
+    char *src = slurp_file (path, len_r);
     if (src) {
       *filename_r = path;
       return src;
@@ -148,7 +124,7 @@ load_set (struct tmpl_set *set, const char *dir, const char *ini_path,
       free (path);
       continue;
     }
-    src = read_file (path, &len);
+    src = slurp_file (path, &len);
     if (!src) {
       problem (pb, "%s: %s", path, strerror (errno));
       free (path);

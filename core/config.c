@@ -131,33 +131,6 @@ config_ini_handler (void *user, const char *section, const char *name,
   return 1;
 }
 
-static char *
-slurp (const char *path, size_t *len_r, char *err, size_t errlen)
-{
-  FILE *fp = fopen (path, "rb");
-  struct strbuf b = STRBUF_INIT;
-  char buf[65536];
-  size_t n;
-
-  if (!fp) {
-    snprintf (err, errlen, "%s: %s", path, strerror (errno));
-    return NULL;
-  }
-  while ((n = fread (buf, 1, sizeof buf, fp)) > 0)
-    strbuf_add (&b, buf, n);
-  if (ferror (fp)) {
-    snprintf (err, errlen, "%s: %s", path, strerror (errno));
-    fclose (fp);
-    strbuf_free (&b);
-    return NULL;
-  }
-  fclose (fp);
-  if (!b.s)
-    b.s = xstrdup ("");
-  *len_r = b.len;
-  return b.s;
-}
-
 struct ini *
 ini_load (const char *path, char *err, size_t errlen)
 {
@@ -177,9 +150,11 @@ ini_load (const char *path, char *err, size_t errlen)
     free (ini->dir);
     ini->dir = xstrdup (".");
   }
-  text = slurp (path, &len, err, errlen);
-  if (!text)
+  text = slurp_file (path, &len);
+  if (!text) {
+    snprintf (err, errlen, "%s: %s", path, strerror (errno));
     goto fail;
+  }
   if (memchr (text, '\0', len)) {
     snprintf (err, errlen, "%s: contains a NUL byte: not a text file", path);
     goto fail;

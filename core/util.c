@@ -65,17 +65,12 @@ xasprintf (const char *fmt, ...)
 {
   struct strbuf b = STRBUF_INIT;
   va_list ap;
-  int n;
 
   va_start (ap, fmt);
-  n = vsnprintf (NULL, 0, fmt, ap);
+  strbuf_vaddf (&b, fmt, ap);
   va_end (ap);
-  if (n < 0)
-    abort ();
-  b.s = xmalloc ((size_t) n + 1);
-  va_start (ap, fmt);
-  vsnprintf (b.s, (size_t) n + 1, fmt, ap);
-  va_end (ap);
+  if (!b.s)
+    b.s = xstrdup ("");
   return b.s;
 }
 
@@ -116,21 +111,56 @@ strbuf_addc (struct strbuf *b, char c)
 }
 
 void
-strbuf_addf (struct strbuf *b, const char *fmt, ...)
+strbuf_vaddf (struct strbuf *b, const char *fmt, va_list ap)
 {
-  va_list ap;
+  va_list ap2;
   int n;
 
-  va_start (ap, fmt);
-  n = vsnprintf (NULL, 0, fmt, ap);
-  va_end (ap);
+  va_copy (ap2, ap);
+  n = vsnprintf (NULL, 0, fmt, ap2);
+  va_end (ap2);
   if (n < 0)
     abort ();
   strbuf_grow (b, (size_t) n);
-  va_start (ap, fmt);
   vsnprintf (b->s + b->len, (size_t) n + 1, fmt, ap);
-  va_end (ap);
   b->len += (size_t) n;
+}
+
+void
+strbuf_addf (struct strbuf *b, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  strbuf_vaddf (b, fmt, ap);
+  va_end (ap);
+}
+
+char *
+slurp_file (const char *path, size_t *len_r)
+{
+  FILE *fp = fopen (path, "rb");
+  struct strbuf b = STRBUF_INIT;
+  char buf[65536];
+  size_t n;
+  int saved;
+
+  if (!fp)
+    return NULL;
+  while ((n = fread (buf, 1, sizeof buf, fp)) > 0)
+    strbuf_add (&b, buf, n);
+  if (ferror (fp)) {
+    saved = errno ? errno : EIO;
+    fclose (fp);
+    strbuf_free (&b);
+    errno = saved;
+    return NULL;
+  }
+  fclose (fp);
+  if (!b.s)
+    b.s = xstrdup ("");
+  *len_r = b.len;
+  return b.s;
 }
 
 void

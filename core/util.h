@@ -25,8 +25,14 @@ void strbuf_adds (struct strbuf *b, const char *s);
 void strbuf_addc (struct strbuf *b, char c);
 void strbuf_addf (struct strbuf *b, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
+void strbuf_vaddf (struct strbuf *b, const char *fmt, va_list ap)
+  __attribute__ ((format (printf, 2, 0)));
 void strbuf_reset (struct strbuf *b);
 void strbuf_free (struct strbuf *b);
+
+/* The whole content of PATH (NUL-terminated, length in *LEN_R), to free;
+ * NULL with errno set when it cannot be read. */
+char *slurp_file (const char *path, size_t *len_r);
 
 /* Parse a whole decimal integer in [min, max]; 0 or -1 (junk, range). */
 int parse_int64 (const char *s, int64_t min, int64_t max, int64_t *v_r);
