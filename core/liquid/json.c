@@ -109,11 +109,15 @@ static const char *skip_container(const char *p, const char *e)
 	return NULL;
 }
 
-static void ws(struct jp *j)
+/* most calls find no blank or one space: one compare for the first */
+static inline void ws(struct jp *j)
 {
-	while (j->p < j->e && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' ||
-			       *j->p == '\r'))
-		j->p++;
+	const char *p = j->p, *e = j->e;
+
+	while (p < e && (unsigned char)*p <= ' ' &&
+	       (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	j->p = p;
 }
 
 static int fail(struct jp *j, const char *msg)
@@ -168,43 +172,16 @@ static size_t put_utf8(char *o, unsigned cp)
 	return 4;
 }
 
-static int jstring(struct jp *j, const char **s_r, size_t *n_r)
+/* a string with escapes (ST just past its quote): decoded into the arena
+ * (never longer than the source).  Out of line: jstring's fast path
+ * stays small enough to inline. */
+static __attribute__((noinline)) int jstring_esc(struct jp *j, const char *st,
+						  const char **s_r, size_t *n_r)
 {
-	const char *st = ++j->p, *q;
+	const char *q;
 	char *o;
 	size_t n;
 
-	/* find the closing quote or the first backslash, 16 bytes at a
-	 * time: strings are short, two memchr calls cost more */
-	q = st;
-#ifdef __SSE2__
-	while (j->e - q >= 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-		int m = _mm_movemask_epi8(_mm_or_si128(
-			_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-			_mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-
-		if (m) {
-			q += __builtin_ctz((unsigned)m);
-			goto found;
-		}
-		q += 16;
-	}
-#endif
-	while (q < j->e && *q != '"' && *q != '\\')
-		q++;
-	if (q >= j->e)
-		return fail(j, "unterminated string");
-#ifdef __SSE2__
-found:
-#endif
-	if (*q == '"') {
-		*s_r = st;
-		*n_r = (size_t)(q - st);
-		j->p = q + 1;
-		return 0;
-	}
-	/* escapes: decode into the arena (never longer than the source) */
 	for (q = st; q < j->e && *q != '"'; q++)
 		if (*q == '\\')
 			q++;
@@ -253,6 +230,45 @@ found:
 	*n_r = n;
 	j->p = q + 1;
 	return 0;
+}
+
+/* J->p on the opening quote.  Without escapes the string points into the
+ * text (the common case, inlined: 64 strings per customer line). */
+static inline int jstring(struct jp *j, const char **s_r, size_t *n_r)
+{
+	const char *st = j->p + 1, *q = st, *e = j->e;
+
+	j->p = st;
+	/* find the closing quote or the first backslash, 16 bytes at a
+	 * time: strings are short, two memchr calls cost more */
+#ifdef __SSE2__
+	while (e - q >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+		int m = _mm_movemask_epi8(_mm_or_si128(
+			_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+			_mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+
+		if (m) {
+			q += __builtin_ctz((unsigned)m);
+			goto found;
+		}
+		q += 16;
+	}
+#endif
+	while (q < e && *q != '"' && *q != '\\')
+		q++;
+	if (q >= e)
+		return fail(j, "unterminated string");
+#ifdef __SSE2__
+found:
+#endif
+	if (*q == '"') {
+		*s_r = st;
+		*n_r = (size_t)(q - st);
+		j->p = q + 1;
+		return 0;
+	}
+	return jstring_esc(j, st, s_r, n_r);
 }
 
 static int jvalue(struct jp *j, struct lv *out);
