@@ -1174,6 +1174,11 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
     fprintf (stderr, "herald: %s: too many channels\n", campaign_path);
     return -1;
   }
+  if (open_channels && mkdir_parents (r->gw->store_path) < 0) {
+    fprintf (stderr, "herald: %s: cannot create its folder: %s\n",
+             r->gw->store_path, strerror (errno));
+    return -1;
+  }
   r->st = store_open (r->gw->store_path, err, sizeof err);
   if (!r->st) {
     fprintf (stderr, "herald: %s\n", err);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "util.h"
 
@@ -177,6 +178,26 @@ strbuf_free (struct strbuf *b)
   free (b->s);
   b->s = NULL;
   b->len = b->cap = 0;
+}
+
+int
+mkdir_parents (const char *path)
+{
+  char *p = xstrdup (path), *s;
+  int rc = 0;
+
+  for (s = p + 1; *s; s++) {
+    if (*s != '/')
+      continue;
+    *s = '\0';
+    if (mkdir (p, 0755) < 0 && errno != EEXIST) {
+      rc = -1;
+      break;
+    }
+    *s = '/';
+  }
+  free (p);
+  return rc;
 }
 
 int

@@ -34,6 +34,10 @@ void strbuf_free (struct strbuf *b);
  * NULL with errno set when it cannot be read. */
 char *slurp_file (const char *path, size_t *len_r);
 
+/* Create the folders leading to the file PATH (mkdir -p of its
+ * directory).  0, or -1 with errno set. */
+int mkdir_parents (const char *path);
+
 /* Parse a whole decimal integer in [min, max]; 0 or -1 (junk, range). */
 int parse_int64 (const char *s, int64_t min, int64_t max, int64_t *v_r);
 /* Parse "yes"/"no"/"true"/"false"/"1"/"0"/"on"/"off"; 0 or -1. */

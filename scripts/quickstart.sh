@@ -12,7 +12,6 @@ else
   echo "quickstart: run as root or install sudo to install the dependencies" >&2
   exit 1
 fi
-mkdir -p var
 [ -x configure ] || autoreconf -fi
 [ -f Makefile ] || ./configure --quiet
 make -j"$(nproc)" --quiet

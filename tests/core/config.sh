@@ -101,6 +101,13 @@ out=$("$HERALD" -c "$T/g2.ini" run "$T/c4.ini" 2>&1); rc=$?
 is "$rc" 1 "unknown plugin key: exit 1"
 like "$out" "g2.ini:8: \[channel.email\] colour: unknown key for plugin outbox" "unknown plugin key: file and line"
 
+# The configured store's folder is created on first use.
+printf '[store]\npath = %s/deep/er/h.db\n' "$T" > "$T/g5.ini"
+printf '{"id":"a"}\n' > "$T/one.jsonl"
+"$HERALD" -c "$T/g5.ini" customers import "$T/one.jsonl" >/dev/null 2>&1
+is "$?" 0 "import into a store whose folder does not exist yet"
+ok "$([ -f "$T/deep/er/h.db" ]; echo $?)" "the store's folder was created"
+
 # Usage errors exit 2; --help exits 0.
 "$HERALD" run >/dev/null 2>&1; is "$?" 2 "run without a campaign: exit 2"
 "$HERALD" frobnicate >/dev/null 2>&1; is "$?" 2 "unknown command: exit 2"
