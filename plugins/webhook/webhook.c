@@ -557,10 +557,10 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
   struct wh_item *items = http_xcalloc (n, sizeof *items);
   struct http_req **reqs = http_xcalloc (n, sizeof *reqs);
   char ts[24];
-  size_t i, k, nreq = 0, off_ts, off_sig;
+  size_t i, k, nreq = 0, off_ts, off_sig, ts_len;
   int ret = 0;
 
-  snprintf (ts, sizeof ts, "%lld", (long long) http_now ());
+  ts_len = (size_t) snprintf (ts, sizeof ts, "%lld", (long long) http_now ());
   for (i = 0; i < n; i++) {
     const struct herald_message *m = &msgs[i];
     struct herald_result *res = &results[i];
@@ -606,10 +606,15 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
       continue;
     }
 
-    http_buf_printf (&it->lines, "webhook-id: %s%cwebhook-timestamp: %s%c"
-                     "webhook-signature: ", m->key, 0, ts, 0);
-    off_ts = strlen (it->lines.data) + 1;
-    off_sig = off_ts + strlen (it->lines.data + off_ts) + 1;
+    /* Appended piece by piece: vsnprintf twice per message was 3k
+     * instructions of the bench's 110k in the plugin. */
+    http_buf_add (&it->lines, "webhook-id: ", 12);
+    http_buf_adds (&it->lines, m->key);
+    http_buf_add (&it->lines, "\0webhook-timestamp: ", 20);
+    off_ts = it->lines.len - 19;
+    http_buf_add (&it->lines, ts, ts_len);
+    http_buf_add (&it->lines, "\0webhook-signature: ", 20);
+    off_sig = it->lines.len - 19;
     if (wh_sign (s, m->key, ts, body->data, body->len, &it->lines) < 0) {
       http_result_set (res, HERALD_RETRY, "webhook: HMAC-SHA256 failed");
       continue;
