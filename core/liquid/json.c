@@ -535,13 +535,10 @@ static int jvalue(struct jp *j, struct lv *out)
 	return fail(j, "unexpected character");
 }
 
-struct lv lq_force(const struct lv *v)
+struct lv lq_force_lazy(const struct lv *v)
 {
-	struct lazy *z;
+	struct lazy *z = v->lz;
 
-	if (v->t != LV_LAZY)
-		return *v;
-	z = v->lz;
 	if (z->state == 0) {
 		struct jp j = { z->a, z->p, z->p, z->e, NULL, 0, 1 };
 

@@ -149,8 +149,13 @@ struct lazy {
 	struct lv mat;
 };
 
-/* the value itself, a lazy JSON container parsed (one level) on demand */
-struct lv lq_force(const struct lv *v);
+/* the value itself, a lazy JSON container parsed (one level) on demand;
+ * inline for the common case (every member read of a JSON context) */
+struct lv lq_force_lazy(const struct lv *v);
+static inline struct lv lq_force(const struct lv *v)
+{
+	return v->t == LV_LAZY ? lq_force_lazy(v) : *v;
+}
 
 struct lkv {
 	const char *k;

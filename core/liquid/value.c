@@ -66,7 +66,9 @@ int lv_obj_get(const struct lv *o, const char *k, size_t kn, struct lv *out)
 		for (i = o->o->n; i > 0; i--) {
 			const struct lkv *e = &o->o->kv[i - 1];
 
-			if (e->kn == kn && memcmp(e->k, k, kn) == 0) {
+			/* first byte before a memcmp call */
+			if (e->kn == kn && (!kn || e->k[0] == k[0]) &&
+			    memcmp(e->k, k, kn) == 0) {
 				*out = lq_force(&e->v);
 				return 1;
 			}
