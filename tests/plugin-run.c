@@ -636,8 +636,8 @@ main (int argc, char **argv)
   const char *in_method = NULL, *in_url = NULL, *in_body = NULL;
   struct herald_header hdrs[32];
   size_t n_hdrs = 0, batch = 1000, n = 0, i;
-  struct plugin *pl;
-  struct channel *ch;
+  struct plugin *pl = NULL;
+  struct channel *ch = NULL;
   struct msgbuf *mbs;
   struct fj *fj;
   char err[2048], line[1 << 16];
@@ -691,14 +691,16 @@ main (int argc, char **argv)
   pl = loader_load (argv[1], err, sizeof err);
   if (!pl) {
     fprintf (stderr, "plugin-run: %s\n", err);
-    return 1;
+    rc = 1;
+    goto done;
   }
   if (!kind)
     kind = pl->p.channels && pl->p.channels[0] ? pl->p.channels[0] : "email";
   ch = channel_open (pl, name, kind, &sec, "test.ini", tracking, err, sizeof err);
   if (!ch) {
     fprintf (stderr, "plugin-run: %s\n", err);
-    return 1;
+    rc = 1;
+    goto done;
   }
 
   if (in_method) {
@@ -714,14 +716,17 @@ main (int argc, char **argv)
 
     if (!fp) {
       fprintf (stderr, "plugin-run: %s: %s\n", in_body, strerror (errno));
-      return 1;
+      rc = 1;
+      goto done;
     }
     while ((got = fread (line, 1, sizeof line, fp)) > 0)
       strbuf_add (&body, line, got);
     fclose (fp);
     if (!ch->plugin->p.inbound) {
       fprintf (stderr, "plugin-run: plugin has no inbound entry\n");
-      return 1;
+      strbuf_free (&body);
+      rc = 1;
+      goto done;
     }
     path = strstr (in_url, "/inbound/");
     if (path) {
@@ -791,7 +796,7 @@ main (int argc, char **argv)
   free (fj);
   free (mbs);
 done:
-  channel_close (ch);
+  channel_close (ch);      /* both accept NULL */
   loader_unload (pl);
   for (i = 0; i < n_hdrs; i++)
     free ((char *) hdrs[i].name);
