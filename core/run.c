@@ -467,6 +467,94 @@ out:
   return rcode;
 }
 
+/* A due outbox row, copied out of the store's callback. */
+struct due {
+  char *key, *customer, *instance, *channel, *variant, *address, *parts;
+  int attempts;
+  int64_t created;
+  json_t *addr_j, *parts_j;
+};
+
+struct due_list {
+  struct due *d;
+  size_t n, cap;
+};
+
+static char *
+dupn (const char *s)
+{
+  return s ? xstrdup (s) : NULL;
+}
+
+static int
+due_add (void *data, const struct outbox_row *row)
+{
+  struct due_list *l = data;
+  struct due *d;
+
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 64;
+    l->d = xrealloc (l->d, l->cap * sizeof *l->d);
+  }
+  d = &l->d[l->n++];
+  memset (d, 0, sizeof *d);
+  d->key = dupn (row->key);
+  d->customer = dupn (row->customer);
+  d->instance = dupn (row->instance);
+  d->channel = dupn (row->channel);
+  d->variant = dupn (row->variant);
+  d->address = dupn (row->address);
+  d->parts = dupn (row->parts);
+  d->attempts = row->attempts;
+  d->created = row->created;
+  return 0;
+}
+
+/* Append a freshly planned message (its row committed as "sending"). */
+static void
+due_add_plan (struct due_list *l, struct run *r, const char *customer,
+              struct plan *p)
+{
+  struct due *d;
+
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 64;
+    l->d = xrealloc (l->d, l->cap * sizeof *l->d);
+  }
+  d = &l->d[l->n++];
+  memset (d, 0, sizeof *d);
+  d->key = xstrdup (p->key);
+  d->customer = xstrdup (customer);
+  d->instance = xstrdup (r->c->channels[p->cidx].conf->name);
+  d->channel = xstrdup (r->c->channels[p->cidx].kind);
+  d->variant = dupn (p->d.variant);
+  d->attempts = 0;
+  d->created = r->now;
+  d->addr_j = json_incref (p->address);
+  d->parts_j = json_incref (p->parts);
+}
+
+static void
+due_free (struct due_list *l)
+{
+  size_t i;
+
+  for (i = 0; i < l->n; i++) {
+    struct due *d = &l->d[i];
+    free (d->key);
+    free (d->customer);
+    free (d->instance);
+    free (d->channel);
+    free (d->variant);
+    free (d->address);
+    free (d->parts);
+    json_decref (d->addr_j);
+    json_decref (d->parts_j);
+  }
+  free (l->d);
+  memset (l, 0, sizeof *l);
+}
+
 /* ---- recording ---------------------------------------------------- */
 
 static char *
@@ -477,7 +565,7 @@ dumps (json_t *j)
 
 /* Insert the outbox row of a plan.  Returns 0, 1 if it existed, -1. */
 static int
-record_plan (struct run *r, json_t *cust, struct plan *p)
+record_plan (struct run *r, json_t *cust, struct plan *p, int fresh)
 {
   struct outbox_row row;
   char *addr = NULL, *parts = NULL;
@@ -510,12 +598,21 @@ record_plan (struct run *r, json_t *cust, struct plan *p)
     row.next_at = p->d.until;
     break;
   case ROUTER_SEND:
-    row.state = "pending";
+    /* At-least-once: a fresh message is committed straight as "sending"
+     * and handed to its plugin from memory right after the commit (see
+     * plan_page); a crash in between leaves it "sending", which recovery
+     * turns back into "pending": never lost, never sent twice.  At most
+     * once it waits as "pending" and goes through dispatch_due, which
+     * marks it "sending" only just before the plugin sees it. */
+    row.state = fresh ? "sending" : "pending";
+    row.attempts = fresh ? 1 : 0;
     row.next_at = r->now;
     break;
   }
+  row.created = r->now;
   if (p->render_error && (p->d.outcome == ROUTER_SEND || p->d.outcome == ROUTER_DEFER)) {
     row.state = "failed";
+    row.attempts = 0;
     row.reason = "render_error";
     row.error = p->render_error;
   }
@@ -598,9 +695,11 @@ page_add (void *data, json_t *customer)
 }
 
 /* Plan up to LIMIT customers after *AFTER; returns how many were seen (0
- * = the audience is exhausted), -1 on a store error. */
+ * = the audience is exhausted), -1 on a store error.  The messages
+ * committed as "sending" are appended to FRESH_R, for send_fresh. */
 static int
-plan_page (struct run *r, char *after, size_t afterlen, int limit)
+plan_page (struct run *r, char *after, size_t afterlen, int limit,
+           struct due_list *fresh_r)
 {
   struct page pg;
   size_t i;
@@ -635,10 +734,17 @@ plan_page (struct run *r, char *after, size_t afterlen, int limit)
       continue;
     }
     if (p.in_segment) {
-      if (!r->dry_run && record_plan (r, pg.cust[i], &p) < 0) {
+      int fresh = !r->dry_run && r->c->at_least_once
+                  && p.d.outcome == ROUTER_SEND && p.cidx >= 0
+                  && !p.render_error;
+      int ins = r->dry_run ? 0 : record_plan (r, pg.cust[i], &p, fresh);
+
+      if (ins < 0) {
         plan_clear (&p);
         goto store_fail;
       }
+      if (fresh && ins == 0)
+        due_add_plan (fresh_r, r, jstr (pg.cust[i], "id"), &p);
       count_plan (r, &p);
     }
     plan_clear (&p);
@@ -661,70 +767,6 @@ out:
 }
 
 /* ---- dispatch ----------------------------------------------------- */
-
-/* A due outbox row, copied out of the store's callback. */
-struct due {
-  char *key, *customer, *instance, *channel, *variant, *address, *parts;
-  int attempts;
-  int64_t created;
-  json_t *addr_j, *parts_j;
-};
-
-struct due_list {
-  struct due *d;
-  size_t n, cap;
-};
-
-static char *
-dupn (const char *s)
-{
-  return s ? xstrdup (s) : NULL;
-}
-
-static int
-due_add (void *data, const struct outbox_row *row)
-{
-  struct due_list *l = data;
-  struct due *d;
-
-  if (l->n == l->cap) {
-    l->cap = l->cap ? l->cap * 2 : 64;
-    l->d = xrealloc (l->d, l->cap * sizeof *l->d);
-  }
-  d = &l->d[l->n++];
-  memset (d, 0, sizeof *d);
-  d->key = dupn (row->key);
-  d->customer = dupn (row->customer);
-  d->instance = dupn (row->instance);
-  d->channel = dupn (row->channel);
-  d->variant = dupn (row->variant);
-  d->address = dupn (row->address);
-  d->parts = dupn (row->parts);
-  d->attempts = row->attempts;
-  d->created = row->created;
-  return 0;
-}
-
-static void
-due_free (struct due_list *l)
-{
-  size_t i;
-
-  for (i = 0; i < l->n; i++) {
-    struct due *d = &l->d[i];
-    free (d->key);
-    free (d->customer);
-    free (d->instance);
-    free (d->channel);
-    free (d->variant);
-    free (d->address);
-    free (d->parts);
-    json_decref (d->addr_j);
-    json_decref (d->parts_j);
-  }
-  free (l->d);
-  memset (l, 0, sizeof *l);
-}
 
 /* Exponential backoff with jitter: 30 s, 60 s, 120 s ... capped at 1 h,
  * each +-20%, never shorter than what the provider asked for. */
@@ -836,7 +878,7 @@ detail_flag (const char *detail, const char *name)
 
 /* Send the rows D[0..N) (all for channel CIDX) and record the results. */
 static int
-send_batch (struct run *r, int cidx, struct due **ds, size_t n)
+send_batch (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
 {
   struct channel *ch = r->ch[cidx];
   struct herald_message *m = xcalloc (n, sizeof *m);
@@ -847,15 +889,18 @@ send_batch (struct run *r, int cidx, struct due **ds, size_t n)
   size_t i, k;
   int rc = 0, call;
 
-  /* 1. Committed as "sending" before the plugin sees anything. */
-  if (store_begin (r->st) < 0)
-    goto store_fail;
-  for (i = 0; i < n; i++)
-    if (store_outbox_update (r->st, ds[i]->key, "sending", ds[i]->attempts + 1,
-                             0, NULL, NULL, NULL) < 0)
+  /* 1. Committed as "sending" before the plugin sees anything (CLAIMED:
+   * the rows were inserted so). */
+  if (!claimed) {
+    if (store_begin (r->st) < 0)
       goto store_fail;
-  if (store_commit (r->st) < 0)
-    goto store_fail;
+    for (i = 0; i < n; i++)
+      if (store_outbox_update (r->st, ds[i]->key, "sending",
+                               ds[i]->attempts + 1, 0, NULL, NULL, NULL) < 0)
+        goto store_fail;
+    if (store_commit (r->st) < 0)
+      goto store_fail;
+  }
 
   /* 2. Build the messages from the recorded rows (the same bytes after a
    * crash as before it). */
@@ -1009,6 +1054,48 @@ out:
   return rc;
 }
 
+/* Send the messages plan_page just committed as "sending", from memory.
+ * They are the batch in flight: sent even after SIGTERM.  After a channel
+ * or store failure, the ones not handed to a plugin go back to "pending"
+ * (never sent: no attempt counted). */
+static void
+send_fresh (struct run *r, struct due_list *l)
+{
+  struct due **by[ROUTER_MAX_CHANNELS];
+  size_t nby[ROUTER_MAX_CHANNELS] = { 0 };
+  size_t i, k, off;
+
+  if (l->n == 0)
+    return;
+  for (k = 0; k < r->c->n_channels; k++)
+    by[k] = xcalloc (l->n, sizeof **by);
+  for (i = 0; i < l->n; i++) {
+    int cidx = channel_index (r, l->d[i].instance);
+    if (cidx >= 0)
+      by[cidx][nby[cidx]++] = &l->d[i];
+  }
+  for (k = 0; k < r->c->n_channels; k++)
+    for (off = 0; off < nby[k]; off += BATCH) {
+      size_t cnt = nby[k] - off < BATCH ? nby[k] - off : BATCH, j;
+
+      if (r->channel_error || r->store_error) {
+        for (j = 0; j < cnt && !r->store_error; j++)
+          if (store_outbox_update (r->st, by[k][off + j]->key, "pending", 0,
+                                   r->now, NULL, NULL, NULL) < 0) {
+            fprintf (stderr, "herald: %s\n", store_error (r->st));
+            r->store_error = 1;
+          }
+        continue;
+      }
+      send_batch (r, (int) k, by[k] + off, cnt, 1);
+      if (r->verbose_progress)
+        fprintf (stderr, "\rherald: %ld sent, %ld to retry, %ld failed   ",
+                 r->total.sent, r->total.retry, r->total.failed);
+    }
+  for (k = 0; k < r->c->n_channels; k++)
+    free (by[k]);
+}
+
 /* Dispatch every row due now.  Returns the number of rows handled, or -1
  * when the run must stop (store failure, channel error, signal). */
 static long
@@ -1065,7 +1152,7 @@ dispatch_due (struct run *r)
         size_t cnt = nby[k] - off < BATCH ? nby[k] - off : BATCH;
         if (run_stop || r->channel_error || r->store_error)
           break;
-        if (send_batch (r, (int) k, by[k] + off, cnt) < 0)
+        if (send_batch (r, (int) k, by[k] + off, cnt, 0) < 0)
           break;
         handled += (long) cnt;
         if (r->verbose_progress)
@@ -1307,7 +1394,12 @@ cmd_run (int argc, char **argv)
     int want = PAGE, n;
     if (limit >= 0 && limit - planned < want)
       want = (int) (limit - planned);
-    n = plan_page (&r, after, sizeof after, want);
+    struct due_list fresh = { 0 };
+
+    n = plan_page (&r, after, sizeof after, want, &fresh);
+    if (n > 0)
+      send_fresh (&r, &fresh);
+    due_free (&fresh);
     if (n < 0)
       goto out;
     if (n == 0)

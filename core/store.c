@@ -1272,7 +1272,7 @@ store_outbox_insert (struct store *st, const struct outbox_row *row)
   bind_text (s, 9, row->reason);
   sqlite3_bind_int (s, 10, row->attempts);
   sqlite3_bind_int64 (s, 11, row->next_at);
-  sqlite3_bind_int64 (s, 12, now);
+  sqlite3_bind_int64 (s, 12, row->created ? row->created : now);
   sqlite3_bind_int64 (s, 13, now);
   if (strcmp (row->state, "sent") == 0)
     sqlite3_bind_int64 (s, 14, row->sent_at ? row->sent_at : now);

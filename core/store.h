@@ -201,8 +201,9 @@ struct outbox_row {
 /* Allowed values of outbox_row.state. */
 int store_state_valid (const char *state);
 
-/* Insert ROW (borrowed; created/updated/sent_at are set from now_seconds,
- * sent_at only for state "sent").  Returns 0 inserted, 1 when the key
+/* Insert ROW (borrowed; created is ROW->created when set, else now;
+ * updated and sent_at are set from now_seconds, sent_at only for state
+ * "sent").  Returns 0 inserted, 1 when the key
  * already exists (nothing changed: the message was planned by an earlier
  * run), -1 error. */
 int store_outbox_insert (struct store *st, const struct outbox_row *row);
