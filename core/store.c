@@ -1583,12 +1583,17 @@ store_campaign_counts (struct store *st, const char *campaign, json_t **r)
   return 0;
 }
 
-int
-store_campaign_conversions (struct store *st, const char *campaign, json_t **r)
+/* Run the campaign query ID (one parameter: CAMPAIGN) and turn its rows
+ * into a JSON list of objects: column i is named NAMES[i] and typed by
+ * TYPES[i] ('s' text or null, 'i' integer, 'b' boolean). */
+static int
+campaign_rows (struct store *st, int id, const char *campaign,
+               const char *const *names, const char *types, const char *what,
+               json_t **r)
 {
-  sqlite3_stmt *s = q (st, Q_CAMP_CONVERSIONS);
+  sqlite3_stmt *s = q (st, id);
   json_t *a;
-  int rc;
+  int rc, i;
 
   *r = NULL;
   if (!s)
@@ -1597,54 +1602,39 @@ store_campaign_conversions (struct store *st, const char *campaign, json_t **r)
   bind_text (s, 1, campaign);
   while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
     json_t *row = json_object ();
-    json_object_set_new (row, "variant", col_json_str (s, 0));
-    json_object_set_new (row, "held_out",
-                         json_boolean (sqlite3_column_int (s, 1)));
-    json_object_set_new (row, "customers",
-                         json_integer (sqlite3_column_int64 (s, 2)));
-    json_object_set_new (row, "converted",
-                         json_integer (sqlite3_column_int64 (s, 3)));
+    for (i = 0; names[i]; i++)
+      json_object_set_new (row, names[i],
+                           types[i] == 's' ? col_json_str (s, i)
+                           : types[i] == 'b'
+                           ? json_boolean (sqlite3_column_int (s, i))
+                           : json_integer (sqlite3_column_int64 (s, i)));
     json_array_append_new (a, row);
   }
   sqlite3_reset (s);
   if (rc != SQLITE_DONE) {
     json_decref (a);
-    return db_fail (st, "counting a campaign's conversions");
+    return db_fail (st, what);
   }
   *r = a;
   return 0;
 }
 
 int
+store_campaign_conversions (struct store *st, const char *campaign, json_t **r)
+{
+  static const char *const names[] = { "variant", "held_out", "customers",
+                                       "converted", NULL };
+  return campaign_rows (st, Q_CAMP_CONVERSIONS, campaign, names, "sbii",
+                        "counting a campaign's conversions", r);
+}
+
+int
 store_campaign_engagement (struct store *st, const char *campaign, json_t **r)
 {
-  sqlite3_stmt *s = q (st, Q_CAMP_ENGAGEMENT);
-  json_t *a;
-  int rc;
-
-  *r = NULL;
-  if (!s)
-    return -1;
-  a = json_array ();
-  bind_text (s, 1, campaign);
-  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
-    json_t *row = json_object ();
-    json_object_set_new (row, "channel", col_json_str (s, 0));
-    json_object_set_new (row, "variant", col_json_str (s, 1));
-    json_object_set_new (row, "type", col_json_str (s, 2));
-    json_object_set_new (row, "count",
-                         json_integer (sqlite3_column_int64 (s, 3)));
-    json_object_set_new (row, "messages",
-                         json_integer (sqlite3_column_int64 (s, 4)));
-    json_array_append_new (a, row);
-  }
-  sqlite3_reset (s);
-  if (rc != SQLITE_DONE) {
-    json_decref (a);
-    return db_fail (st, "counting a campaign's engagement");
-  }
-  *r = a;
-  return 0;
+  static const char *const names[] = { "channel", "variant", "type", "count",
+                                       "messages", NULL };
+  return campaign_rows (st, Q_CAMP_ENGAGEMENT, campaign, names, "sssii",
+                        "counting a campaign's engagement", r);
 }
 
 /* ---- campaign state ----------------------------------------------- */
