@@ -7,6 +7,10 @@
  * `herald render --each` of an SMS.  Strings without escapes point into the
  * caller's text (borrowed for the render); nothing is ever freed but the
  * arena.  Depth is bounded; errors carry the byte offset.
+ *
+ * One loop with a local cursor and an explicit stack (members of every
+ * open container on one shared stack, copied out when it closes): half
+ * the instructions of a recursive descent with a call per value.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,13 +22,6 @@
 
 #define JSON_MAX_DEPTH 256
 
-struct jp {
-	struct arena *a;
-	const char *s, *p, *e;
-	const char *err;
-	int depth;
-	int lazy;
-};
 
 /* byte classes for skipping a container: 1 quote, 2 open, 3 close */
 static const unsigned char skip_class[256] = {
@@ -109,24 +106,6 @@ static const char *skip_container(const char *p, const char *e)
 	return NULL;
 }
 
-/* most calls find no blank or one space: one compare for the first */
-static inline void ws(struct jp *j)
-{
-	const char *p = j->p, *e = j->e;
-
-	while (p < e && (unsigned char)*p <= ' ' &&
-	       (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	j->p = p;
-}
-
-static int fail(struct jp *j, const char *msg)
-{
-	if (!j->err)
-		j->err = msg;
-	return -1;
-}
-
 static int hex4(const char *p, unsigned *u)
 {
 	int i;
@@ -172,28 +151,43 @@ static size_t put_utf8(char *o, unsigned cp)
 	return 4;
 }
 
-/* a string with escapes (ST just past its quote): decoded into the arena
- * (never longer than the source).  Out of line: jstring's fast path
- * stays small enough to inline. */
-static __attribute__((noinline)) int jstring_esc(struct jp *j, const char *st,
-						  const char **s_r, size_t *n_r)
+/* A string with escapes (ST just past its quote, Q on its first
+ * backslash): decoded into the arena (never longer than the source).
+ * Returns the end of the string (past its closing quote), or NULL with
+ * *ERR_R set (the error is at ST).  Out of line: the no-escape path
+ * stays small in the main loop. */
+static __attribute__((noinline)) const char *
+jstring_esc(struct arena *a, const char *st, const char *q, const char *e,
+	    const char **s_r, size_t *n_r, const char **err_r)
 {
-	const char *q;
+	const char *end;
 	char *o;
 	size_t n;
 
-	for (q = st; q < j->e && *q != '"'; q++)
-		if (*q == '\\')
-			q++;
-	if (q >= j->e)
-		return fail(j, "unterminated string");
-	o = arena_alloc(j->a, (size_t)(q - st) + 4);
-	n = 0;
-	for (q = st; *q != '"'; q++) {
+	for (end = q; end < e && *end != '"'; end++)
+		if (*end == '\\')
+			end++;
+	if (end >= e) {
+		*err_r = "unterminated string";
+		return NULL;
+	}
+	o = arena_alloc(a, (size_t)(end - st) + 4);
+	/* the bytes before Q have no backslash; only a control character
+	 * among them is an error */
+	for (n = 0; st + n < q; n++) {
+		if ((unsigned char)st[n] < 0x20) {
+			*err_r = "control character in string";
+			return NULL;
+		}
+		o[n] = st[n];
+	}
+	for (; *q != '"'; q++) {
 		unsigned u, lo;
 
-		if ((unsigned char)*q < 0x20)
-			return fail(j, "control character in string");
+		if ((unsigned char)*q < 0x20) {
+			*err_r = "control character in string";
+			return NULL;
+		}
 		if (*q != '\\') {
 			o[n++] = *q;
 			continue;
@@ -209,10 +203,12 @@ static __attribute__((noinline)) int jstring_esc(struct jp *j, const char *st,
 		case 'r': o[n++] = '\r'; break;
 		case 't': o[n++] = '\t'; break;
 		case 'u':
-			if (j->e - q < 5 || hex4(q + 1, &u))
-				return fail(j, "bad \\u escape");
+			if (e - q < 5 || hex4(q + 1, &u)) {
+				*err_r = "bad \\u escape";
+				return NULL;
+			}
 			q += 4;
-			if (u >= 0xD800 && u < 0xDC00 && j->e - q >= 7 &&
+			if (u >= 0xD800 && u < 0xDC00 && e - q >= 7 &&
 			    q[1] == '\\' && q[2] == 'u' && !hex4(q + 3, &lo) &&
 			    lo >= 0xDC00 && lo < 0xE000) {
 				u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
@@ -223,24 +219,20 @@ static __attribute__((noinline)) int jstring_esc(struct jp *j, const char *st,
 			n += put_utf8(o + n, u);
 			break;
 		default:
-			return fail(j, "bad escape in string");
+			*err_r = "bad escape in string";
+			return NULL;
 		}
 	}
 	*s_r = o;
 	*n_r = n;
-	j->p = q + 1;
-	return 0;
+	return q + 1;
 }
 
-/* J->p on the opening quote.  Without escapes the string points into the
- * text (the common case, inlined: 64 strings per customer line). */
-static inline int jstring(struct jp *j, const char **s_r, size_t *n_r)
+/* ST just past an opening quote: the closing quote or the first
+ * backslash, 16 bytes at a time (strings are short: two memchr calls
+ * cost more), or E */
+static inline const char *jstring_scan(const char *q, const char *e)
 {
-	const char *st = j->p + 1, *q = st, *e = j->e;
-
-	j->p = st;
-	/* find the closing quote or the first backslash, 16 bytes at a
-	 * time: strings are short, two memchr calls cost more */
 #ifdef __SSE2__
 	while (e - q >= 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
@@ -248,177 +240,75 @@ static inline int jstring(struct jp *j, const char **s_r, size_t *n_r)
 			_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
 			_mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
 
-		if (m) {
-			q += __builtin_ctz((unsigned)m);
-			goto found;
-		}
+		if (m)
+			return q + __builtin_ctz((unsigned)m);
 		q += 16;
 	}
 #endif
 	while (q < e && *q != '"' && *q != '\\')
 		q++;
-	if (q >= e)
-		return fail(j, "unterminated string");
-#ifdef __SSE2__
-found:
-#endif
-	if (*q == '"') {
-		*s_r = st;
-		*n_r = (size_t)(q - st);
-		j->p = q + 1;
-		return 0;
-	}
-	return jstring_esc(j, st, s_r, n_r);
+	return q;
 }
 
-static int jvalue(struct jp *j, struct lv *out);
-
-static int jarray(struct jp *j, struct lv *out)
+/* the number at P (a '-' or a digit); returns its end, or NULL with
+ * *ERR_R set (the error is at P) */
+static const char *jnumber(struct arena *a, const char *p, const char *e,
+			   struct lv *out, const char **err_r)
 {
-	struct lv tmp[32], *v = tmp;
-	size_t n = 0, cap = 32;
-
-	j->p++;
-	ws(j);
-	if (j->p < j->e && *j->p == ']') {
-		j->p++;
-		goto done;
-	}
-	for (;;) {
-		if (n == cap) {
-			struct lv *nv = arena_alloc(j->a, cap * 2 * sizeof(*nv));
-
-			memcpy(nv, v, n * sizeof(*nv));
-			v = nv;
-			cap *= 2;
-		}
-		if (jvalue(j, &v[n]))
-			return -1;
-		n++;
-		ws(j);
-		if (j->p < j->e && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->e && *j->p == ']') {
-			j->p++;
-			break;
-		}
-		return fail(j, "expected ',' or ']'");
-	}
-done:
-	memset(out, 0, sizeof(*out));
-	out->t = LV_ARRAY;
-	out->a.n = n;
-	out->a.v = arena_alloc(j->a, (n ? n : 1) * sizeof(*v));
-	memcpy(out->a.v, v, n * sizeof(*v));
-	return 0;
-}
-
-static int jobject(struct jp *j, struct lv *out)
-{
-	struct lkv tmp[32], *kv = tmp;
-	size_t n = 0, cap = 32;
-	struct lobj *o;
-
-	j->p++;
-	ws(j);
-	if (j->p < j->e && *j->p == '}') {
-		j->p++;
-		goto done;
-	}
-	for (;;) {
-		if (n == cap) {
-			struct lkv *nk = arena_alloc(j->a, cap * 2 * sizeof(*nk));
-
-			memcpy(nk, kv, n * sizeof(*nk));
-			kv = nk;
-			cap *= 2;
-		}
-		ws(j);
-		if (j->p >= j->e || *j->p != '"')
-			return fail(j, "expected a string key");
-		if (jstring(j, &kv[n].k, &kv[n].kn))
-			return -1;
-		ws(j);
-		if (j->p >= j->e || *j->p != ':')
-			return fail(j, "expected ':'");
-		j->p++;
-		if (jvalue(j, &kv[n].v))
-			return -1;
-		n++;
-		ws(j);
-		if (j->p < j->e && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->e && *j->p == '}') {
-			j->p++;
-			break;
-		}
-		return fail(j, "expected ',' or '}'");
-	}
-done:
-	o = arena_alloc(j->a, sizeof(*o));
-	o->n = n;
-	o->kv = arena_alloc(j->a, (n ? n : 1) * sizeof(*kv));
-	memcpy(o->kv, kv, n * sizeof(*kv));
-	memset(out, 0, sizeof(*out));
-	out->t = LV_OBJECT;
-	out->o = o;
-	return 0;
-}
-
-static int jnumber(struct jp *j, struct lv *out)
-{
-	const char *p = j->p, *st = p;
+	const char *st = p;
 	int neg = 0, isf = 0, fdigits = 0, hasexp = 0;
 	uint64_t x = 0;
 	int digits = 0;
 
-	if (p < j->e && *p == '-') {
+	if (p < e && *p == '-') {
 		neg = 1;
 		p++;
 	}
-	if (p >= j->e || *p < '0' || *p > '9')
-		return fail(j, "bad number");
-	if (*p == '0' && p + 1 < j->e && p[1] >= '0' && p[1] <= '9')
-		return fail(j, "leading zero in number");
-	while (p < j->e && *p >= '0' && *p <= '9') {
-		if (digits < 19)
-			x = x * 10 + (uint64_t)(*p - '0');
+	if (p >= e || *p < '0' || *p > '9') {
+		*err_r = "bad number";
+		return NULL;
+	}
+	if (*p == '0' && p + 1 < e && p[1] >= '0' && p[1] <= '9') {
+		*err_r = "leading zero in number";
+		return NULL;
+	}
+	/* x wraps past 19 digits (unsigned: defined), and is then unused */
+	while (p < e && (unsigned char)(*p - '0') < 10) {
+		x = x * 10 + (uint64_t)(*p - '0');
 		digits++;
 		p++;
 	}
-	if (p < j->e && *p == '.') {
+	if (p < e && *p == '.') {
 		isf = 1;
 		p++;
-		if (p >= j->e || *p < '0' || *p > '9')
-			return fail(j, "bad number");
-		while (p < j->e && *p >= '0' && *p <= '9') {
-			if (digits + fdigits < 19)
-				x = x * 10 + (uint64_t)(*p - '0');
+		if (p >= e || *p < '0' || *p > '9') {
+			*err_r = "bad number";
+			return NULL;
+		}
+		while (p < e && (unsigned char)(*p - '0') < 10) {
+			x = x * 10 + (uint64_t)(*p - '0');
 			fdigits++;
 			p++;
 		}
 	}
-	if (p < j->e && (*p == 'e' || *p == 'E')) {
+	if (p < e && (*p == 'e' || *p == 'E')) {
 		isf = 1;
 		hasexp = 1;
 		p++;
-		if (p < j->e && (*p == '+' || *p == '-'))
+		if (p < e && (*p == '+' || *p == '-'))
 			p++;
-		if (p >= j->e || *p < '0' || *p > '9')
-			return fail(j, "bad number");
-		while (p < j->e && *p >= '0' && *p <= '9')
+		if (p >= e || *p < '0' || *p > '9') {
+			*err_r = "bad number";
+			return NULL;
+		}
+		while (p < e && *p >= '0' && *p <= '9')
 			p++;
 	}
-	j->p = p;
 	if (!isf && digits < 19) {
 		out->t = LV_INT;
 		out->safe = 0;
 		out->i = neg ? -(int64_t)x : (int64_t)x;
-		return 0;
+		return p;
 	}
 	if (!hasexp && digits + fdigits <= 15) {
 		/* Clinger's fast path: both exactly representable, one
@@ -431,7 +321,7 @@ static int jnumber(struct jp *j, struct lv *out)
 		out->t = LV_FLOAT;
 		out->safe = 0;
 		out->f = neg ? -f : f;
-		return 0;
+		return p;
 	}
 	{
 		char buf[64], *copy = buf;
@@ -439,7 +329,7 @@ static int jnumber(struct jp *j, struct lv *out)
 		double f;
 
 		if (n >= sizeof(buf))
-			copy = arena_alloc(j->a, n + 1);
+			copy = arena_alloc(a, n + 1);
 		memcpy(copy, st, n);
 		copy[n] = 0;
 		if (!isf) {
@@ -451,88 +341,296 @@ static int jnumber(struct jp *j, struct lv *out)
 			ll = strtoll(copy, &end, 10);
 			if (!errno) {
 				*out = lv_int(ll);
-				return 0;
+				return p;
 			}
 		}
 		f = strtod(copy, NULL);
 		*out = lv_float(f);
-		return 0;
+		return p;
 	}
 }
 
-static int jvalue(struct jp *j, struct lv *out)
+/* arena_alloc's common case inline (nine calls per customer line) */
+static inline void *jalloc(struct arena *a, size_t n)
 {
-	int r;
+	struct arena_chunk *c = a->cur;
 
-	ws(j);
-	if (j->p >= j->e)
-		return fail(j, "unexpected end of JSON");
-	switch (*j->p) {
-	case '{':
-	case '[':
-		if (j->lazy && j->depth >= 1) {
-			struct lazy *z;
-			const char *end = skip_container(j->p, j->e);
+	n = (n + 15) & ~(size_t)15;
+	if (c && c->size - c->used >= n) {
+		c->used += n;
+		return c->data + c->used - n;
+	}
+	return arena_alloc(a, n);
+}
 
-			if (!end)
-				return fail(j, "unbalanced brackets or string");
-			z = arena_alloc(j->a, sizeof(*z));
-			z->p = j->p;
-			z->e = end;
-			z->a = j->a;
-			z->state = 0;
-			z->mat = lv_nil();
-			memset(out, 0, sizeof(*out));
-			out->t = LV_LAZY;
-			out->lz = z;
-			j->p = end;
-			return 0;
+/* members of the open containers, innermost last; entry 0 is the slot of
+ * the top-level value.  Grown in the arena (twice the size, copied). */
+static __attribute__((noinline)) struct lkv *
+stack_grow(struct arena *a, struct lkv *stk, size_t *cap)
+{
+	struct lkv *n = arena_alloc(a, *cap * 2 * sizeof(*n));
+
+	memcpy(n, stk, *cap * sizeof(*n));
+	*cap *= 2;
+	return n;
+}
+
+/* an open container: where its members start on the member stack */
+struct jframe {
+	size_t base;
+	int obj;
+};
+
+/* most calls find no blank or one space: one compare for the first */
+#define JSON_WS()                                                            \
+	while (p < e && (unsigned char)*p <= ' ' &&                          \
+	       (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))        \
+		p++
+
+/*
+ * The value at S (blanks before it skipped, none after) into *OUT.
+ * LAZY: containers below the top one become LV_LAZY.  Returns the end of
+ * the value, or NULL with *ERR_R and *ERRP_R (where it failed: what the
+ * recursive parser this replaced reported, kept byte for byte).
+ */
+static const char *json_value(struct arena *a, const char *s, const char *e,
+			      int lazy, struct lv *out, const char **err_r,
+			      const char **errp_r)
+{
+	struct lkv loc[64], *stk = loc;
+	struct jframe fr[JSON_MAX_DEPTH];
+	size_t top = 1, cap = sizeof(loc) / sizeof(loc[0]);
+	int depth = 0;
+	const char *p = s, *q, *msg;
+	struct lv *dst = &stk[0].v;
+
+value:
+	JSON_WS();
+	if (p >= e) {
+		msg = "unexpected end of JSON";
+		goto fail;
+	}
+	switch (*p) {
+	case '"':
+		q = jstring_scan(p + 1, e);
+		if (q >= e) {
+			p++;
+			msg = "unterminated string";
+			goto fail;
 		}
-		if (++j->depth > JSON_MAX_DEPTH)
-			return fail(j, "JSON nested too deeply");
-		r = *j->p == '{' ? jobject(j, out) : jarray(j, out);
-		j->depth--;
-		return r;
-	case '"': {
-		const char *s;
-		size_t n;
-
-		if (jstring(j, &s, &n))
-			return -1;
 		/* field stores, not a struct copy: the copy stalled on store
 		 * forwarding and was a quarter of the parser's time */
-		out->t = LV_STR;
-		out->safe = 0;
-		out->s.p = s;
-		out->s.n = n;
-		return 0;
-	}
+		dst->t = LV_STR;
+		dst->safe = 0;
+		if (*q == '"') {
+			dst->s.p = p + 1;
+			dst->s.n = (size_t)(q - p - 1);
+			p = q + 1;
+		} else {
+			q = jstring_esc(a, p + 1, q, e, &dst->s.p, &dst->s.n,
+					&msg);
+			if (!q) {
+				p++;
+				goto fail;
+			}
+			p = q;
+		}
+		goto next;
+	case '{':
+	case '[':
+		if (lazy && depth >= 1) {
+			struct lazy *z;
+			const char *end = skip_container(p, e);
+
+			if (!end) {
+				msg = "unbalanced brackets or string";
+				goto fail;
+			}
+			z = arena_alloc(a, sizeof(*z));
+			z->p = p;
+			z->e = end;
+			z->a = a;
+			z->state = 0;
+			z->mat = lv_nil();
+			memset(dst, 0, sizeof(*dst));
+			dst->t = LV_LAZY;
+			dst->lz = z;
+			p = end;
+			goto next;
+		}
+		if (depth >= JSON_MAX_DEPTH) {
+			msg = "JSON nested too deeply";
+			goto fail;
+		}
+		fr[depth].base = top;
+		fr[depth].obj = *p == '{';
+		depth++;
+		p++;
+		JSON_WS();
+		if (fr[depth - 1].obj) {
+			if (p < e && *p == '}') {
+				p++;
+				goto close;
+			}
+			goto key;
+		}
+		if (p < e && *p == ']') {
+			p++;
+			goto close;
+		}
+		goto element;
 	case 't':
-		if (j->e - j->p >= 4 && !memcmp(j->p, "true", 4)) {
-			j->p += 4;
-			*out = lv_bool(1);
-			return 0;
+		if (e - p >= 4 && !memcmp(p, "true", 4)) {
+			p += 4;
+			*dst = lv_bool(1);
+			goto next;
 		}
 		break;
 	case 'f':
-		if (j->e - j->p >= 5 && !memcmp(j->p, "false", 5)) {
-			j->p += 5;
-			*out = lv_bool(0);
-			return 0;
+		if (e - p >= 5 && !memcmp(p, "false", 5)) {
+			p += 5;
+			*dst = lv_bool(0);
+			goto next;
 		}
 		break;
 	case 'n':
-		if (j->e - j->p >= 4 && !memcmp(j->p, "null", 4)) {
-			j->p += 4;
-			*out = lv_nil();
-			return 0;
+		if (e - p >= 4 && !memcmp(p, "null", 4)) {
+			p += 4;
+			*dst = lv_nil();
+			goto next;
 		}
 		break;
 	default:
-		if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))
-			return jnumber(j, out);
+		if (*p == '-' || (*p >= '0' && *p <= '9')) {
+			q = jnumber(a, p, e, dst, &msg);
+			if (!q)
+				goto fail;
+			p = q;
+			goto next;
+		}
 	}
-	return fail(j, "unexpected character");
+	msg = "unexpected character";
+	goto fail;
+
+next:
+	/* a value is done: what follows it in its container */
+	if (depth == 0) {
+		*out = stk[0].v;
+		return p;
+	}
+	if (fr[depth - 1].obj) {
+		/* ', "' between members, as most encoders write them: the
+		 * same steps as below, fewer tests */
+		if (e - p >= 3 && p[0] == ',' && p[1] == ' ' && p[2] == '"') {
+			p += 2;
+			goto key_quote;
+		}
+		JSON_WS();
+		if (p < e && *p == ',') {
+			p++;
+			goto key;
+		}
+		if (p < e && *p == '}') {
+			p++;
+			goto close;
+		}
+		msg = "expected ',' or '}'";
+		goto fail;
+	}
+	JSON_WS();
+	if (p < e && *p == ',') {
+		p++;
+		goto element;
+	}
+	if (p < e && *p == ']') {
+		p++;
+		goto close;
+	}
+	msg = "expected ',' or ']'";
+	goto fail;
+
+element:
+	if (top == cap)
+		stk = stack_grow(a, stk, &cap);
+	dst = &stk[top++].v;
+	goto value;
+
+key:
+	JSON_WS();
+	if (p >= e || *p != '"') {
+		msg = "expected a string key";
+		goto fail;
+	}
+key_quote:
+	if (top == cap)
+		stk = stack_grow(a, stk, &cap);
+	q = jstring_scan(p + 1, e);
+	if (q >= e) {
+		p++;
+		msg = "unterminated string";
+		goto fail;
+	}
+	if (*q == '"') {
+		stk[top].k = p + 1;
+		stk[top].kn = (size_t)(q - p - 1);
+		p = q + 1;
+	} else {
+		q = jstring_esc(a, p + 1, q, e, &stk[top].k, &stk[top].kn,
+				&msg);
+		if (!q) {
+			p++;
+			goto fail;
+		}
+		p = q;
+	}
+	dst = &stk[top++].v;
+	if (e - p >= 2 && p[0] == ':' && p[1] == ' ') {
+		p += 2;
+		goto value;
+	}
+	JSON_WS();
+	if (p >= e || *p != ':') {
+		msg = "expected ':'";
+		goto fail;
+	}
+	p++;
+	goto value;
+
+close: {
+	/* the innermost container is complete: out of the stack into the
+	 * arena, as the value of the entry below its members */
+	size_t base = fr[--depth].base, n = top - base;
+
+	dst = &stk[base - 1].v;
+	if (fr[depth].obj) {
+		struct lobj *o = jalloc(a, sizeof(*o) +
+						(n ? n : 1) * sizeof(*o->kv));
+
+		o->kv = (struct lkv *)(o + 1);
+		o->n = n;
+		memcpy(o->kv, stk + base, n * sizeof(*o->kv));
+		memset(dst, 0, sizeof(*dst));
+		dst->t = LV_OBJECT;
+		dst->o = o;
+	} else {
+		struct lv *v = jalloc(a, (n ? n : 1) * sizeof(*v));
+		size_t i;
+
+		for (i = 0; i < n; i++)
+			v[i] = stk[base + i].v;
+		memset(dst, 0, sizeof(*dst));
+		dst->t = LV_ARRAY;
+		dst->a.n = n;
+		dst->a.v = v;
+	}
+	top = base;
+	goto next;
+}
+
+fail:
+	*err_r = msg;
+	*errp_r = p;
+	return NULL;
 }
 
 struct lv lq_force_lazy(const struct lv *v)
@@ -540,10 +638,12 @@ struct lv lq_force_lazy(const struct lv *v)
 	struct lazy *z = v->lz;
 
 	if (z->state == 0) {
-		struct jp j = { z->a, z->p, z->p, z->e, NULL, 0, 1 };
+		const char *err, *errp;
+		struct lv m;
 
 		/* one level: its own containers stay lazy */
-		if (jvalue(&j, &z->mat) == 0) {
+		if (json_value(z->a, z->p, z->e, 1, &m, &err, &errp)) {
+			z->mat = m;
 			z->state = 1;
 		} else {
 			/* malformed inside a value: reads as nil */
@@ -557,15 +657,16 @@ struct lv lq_force_lazy(const struct lv *v)
 int lq_json_parse(struct arena *a, const char *s, size_t n, int lazy,
 		  struct lv *out, const char **err_r, size_t *off_r)
 {
-	struct jp j = { a, s, s, s + n, NULL, 0, lazy };
+	const char *e = s + n, *p, *errp;
 
-	if (jvalue(&j, out) == 0) {
-		ws(&j);
-		if (j.p == j.e)
+	p = json_value(a, s, e, lazy, out, err_r, &errp);
+	if (p) {
+		JSON_WS();
+		if (p == e)
 			return 0;
-		fail(&j, "trailing characters after JSON value");
+		*err_r = "trailing characters after JSON value";
+		errp = p;
 	}
-	*err_r = j.err;
-	*off_r = (size_t)(j.p - s);
+	*off_r = (size_t)(errp - s);
 	return -1;
 }
