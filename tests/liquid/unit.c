@@ -115,7 +115,7 @@ int main(void)
 			"customer", "tier", "gold", "orders", 5, "id", "c42",
 			"tags", "vip", "new", "html", "<a href=\"x\">T&C</a>",
 			"nums", 1, 2, 3, "name", "élan ßtraße Ğ");
-	tap_plan(58);
+	tap_plan(61);
 
 	/* API basics */
 	tap_is(rr("Hi {{ customer.id }}!", NULL), "Hi c42!", "output");
@@ -317,6 +317,66 @@ int main(void)
 		r = liquid_render_json(t, "{\"a\": [1,}", 11, &ro, &out, &err);
 		tap_ok(r == -1 && err.line == 1 && strstr(err.message, "invalid JSON"),
 		       "bad JSON context: %d:%d %s", err.line, err.column, err.message);
+		/* every JSON error keeps its message and column (the loop
+		 * parser must report what the recursive one did) */
+		{
+			static const struct {
+				const char *in, *msg;
+				int col;
+			} bad[] = {
+				{ "{\"a\": [1,}", "unexpected character", 10 },
+				{ "{\"a\" 1}", "expected ':'", 6 },
+				{ "{\"a\": 1, \"b\"", "expected ':'", 13 },
+				{ "{\"a\":1 \"b\":2}", "expected ',' or '}'", 8 },
+				{ "{\"a\":[1 2]}", "expected ',' or ']'", 9 },
+				{ "{,}", "expected a string key", 2 },
+				{ "{\"a\":\"x", "unterminated string", 7 },
+				{ "{\"a\":\"x\\q\"}", "bad escape in string", 7 },
+				{ "{\"a\":\"\\u12\"}", "bad \\u escape", 7 },
+				{ "{\"a\":\"\001\\n\"}", "control character in string", 7 },
+				{ "{\"a\":-}", "bad number", 6 },
+				{ "{\"a\":01}", "leading zero in number", 6 },
+				{ "{\"a\":1.}", "bad number", 6 },
+				{ "{\"a\":1e}", "bad number", 6 },
+				{ "{\"a\":tru}", "unexpected character", 6 },
+				{ "{\"a\":1} x", "trailing characters after JSON value", 9 },
+				{ "{\"a\":", "unexpected end of JSON", 6 },
+				{ "   ", "unexpected end of JSON", 4 },
+			};
+			char want[128], deep[600];
+			size_t i, ok = 0, n = 0;
+
+			for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+				liquid_buf_reset(&out);
+				r = liquid_render_json(t, bad[i].in, strlen(bad[i].in),
+						       &ro, &out, &err);
+				snprintf(want, sizeof(want), "invalid JSON: %s", bad[i].msg);
+				if (r == -1 && !strcmp(err.message, want) &&
+				    err.line == 1 && err.column == bad[i].col)
+					ok++;
+				else
+					printf("# %s: %d:%d %s\n", bad[i].in, err.line,
+					       err.column, err.message);
+			}
+			tap_ok(ok == i, "JSON errors: message and column (%zu of %zu)", ok, i);
+			/* 256 levels are fine, the 257th is at its bracket */
+			n += (size_t)snprintf(deep, sizeof(deep), "{\"a\":");
+			for (i = 0; i < 256; i++)
+				deep[n++] = '[';
+			memset(deep + n, ']', 255);
+			n += 255;
+			deep[n++] = '}';
+			liquid_buf_reset(&out);
+			r = liquid_render_json(t, deep, n, &ro, &out, &err);
+			tap_ok(r == -1 && err.column == 5 + 256 &&
+			       !strcmp(err.message, "invalid JSON: JSON nested too deeply"),
+			       "JSON nesting limit: %d:%d %s", err.line, err.column, err.message);
+			memmove(deep + 5, deep + 6, n - 6); /* one '[' fewer */
+			liquid_buf_reset(&out);
+			r = liquid_render_json(t, deep, n - 1, &ro, &out, &err);
+			tap_ok(r == 0, "255 nested arrays inside the context parse: %s",
+			       r ? err.message : "ok");
+		}
 		liquid_buf_reset(&out);
 		r = liquid_render_json(t, "[1]", 3, &ro, &out, &err);
 		tap_ok(r == -1 && strstr(err.message, "must be a JSON object"), "context must be an object");
