@@ -687,7 +687,7 @@ out:
 int
 store_bulk_customers (struct store *st, int64_t expected)
 {
-  int64_t have;
+  int64_t have = 0;
 
   if (!st->in_tx) {
     set_err (st, "%s: a bulk import needs a transaction", st->path);

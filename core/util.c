@@ -117,6 +117,8 @@ strbuf_vaddf (struct strbuf *b, const char *fmt, va_list ap)
   va_list ap2;
   int n;
 
+  if (!fmt)
+    abort ();
   va_copy (ap2, ap);
   n = vsnprintf (NULL, 0, fmt, ap2);
   va_end (ap2);

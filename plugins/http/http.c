@@ -122,6 +122,8 @@ http_buf_printf (struct http_buf *b, const char *fmt, ...)
 {
   va_list ap;
   int n;
+  if (!fmt)
+    return;
   va_start (ap, fmt);
   n = vsnprintf (NULL, 0, fmt, ap);
   va_end (ap);
