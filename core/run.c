@@ -9,6 +9,7 @@
  * sent again (at-least-once, the default) or failed (at-most-once). */
 #include <config.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <openssl/evp.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +73,7 @@ struct run {
   int channel_error;           /* a channel reported a configuration error */
   char channel_error_msg[1024];
   int store_error;
+  int lock_fd;                 /* the campaign's run lock, or -1 */
 };
 
 /* What planning one customer produced. */
@@ -1266,6 +1269,21 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
              r->gw->store_path, strerror (errno));
     return -1;
   }
+  /* One herald run per campaign and store at a time: two would race for
+   * the same due rows.  The lock lives beside the store and dies with the
+   * process, so a crash never leaves it behind. */
+  if (open_channels) {
+    char *lock = xasprintf ("%s.%s.lock", r->gw->store_path, r->c->id);
+    r->lock_fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (r->lock_fd < 0 || flock (r->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+      fprintf (stderr, "herald: campaign %s is already running on %s (lock "
+               "%s: %s)\n", r->c->id, r->gw->store_path, lock,
+               r->lock_fd < 0 ? strerror (errno) : "held by another process");
+      free (lock);
+      return -1;
+    }
+    free (lock);
+  }
   r->st = store_open (r->gw->store_path, err, sizeof err);
   if (!r->st) {
     fprintf (stderr, "herald: %s\n", err);
@@ -1304,6 +1322,9 @@ close_run (struct run *r)
 {
   size_t i;
 
+  if (r->lock_fd >= 0)
+    close (r->lock_fd);     /* releases the flock */
+
   for (i = 0; r->c && i < r->c->n_channels; i++)
     channel_close (r->ch[i]);
   for (i = 0; i < r->n_reasons; i++)
@@ -1340,6 +1361,7 @@ cmd_run (int argc, char **argv)
   struct sigaction sa;
 
   memset (&r, 0, sizeof r);
+  r.lock_fd = -1;
   for (i = 1; i < argc; i++) {
     if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
       return run_usage (stdout, 0);
@@ -1474,6 +1496,7 @@ cmd_preview (int argc, char **argv)
   static const char *const outcomes[] = { "send", "defer", "skip", "hold out" };
 
   memset (&r, 0, sizeof r);
+  r.lock_fd = -1;
   memset (&p, 0, sizeof p);
   for (i = 1; i < argc; i++) {
     if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)

@@ -100,4 +100,22 @@ is "$rc" 0 "channel fixed: exit 0"
 is "$(state x f1)" "sent=2" "channel fixed: both sent"
 like "$(sed -n 3p "$T/email.log")" " 1$" "channel error did not count as an attempt"
 
+# 5. One run per campaign at a time: a second one is refused, not raced.
+rm -f "$T/herald.db"* "$T/email.log"; rm -rf "$T/out"
+gateway_with_email_mode "$T/g.ini" sent
+# every e-mail batch takes 1.5 s, so the first run is still going
+sed -i 's/^\[channel.sms\]$/sleep_ms = 1500\n[channel.sms]/' "$T/g.ini"
+"$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
+"$HERALD" -c "$T/g.ini" run "$T/c.ini" > "$T/first.out" 2>&1 &
+pid=$!
+sleep 0.5
+out=$("$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1); rc=$?
+is "$rc" 1 "a second run of a running campaign: exit 1"
+like "$out" "campaign f1 is already running" "a second run says why"
+wait "$pid"
+is "$?" 0 "the first run finishes"
+is "$(state x f1)" "sent=2" "each message sent once"
+out=$("$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1); rc=$?
+is "$rc" 0 "the lock is released when a run ends"
+
 done_testing

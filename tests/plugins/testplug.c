@@ -1,18 +1,21 @@
 /* testplug: a channel plugin for the core's tests.  Its key "mode" says
  * what every send answers (sent, retry, reject, invalid, channel_error,
  * optout: an invalid address with {"opt_out":true});
- * "log" names a file that gets one line per message it was handed. */
+ * "log" names a file that gets one line per message it was handed;
+ * "sleep_ms" makes every send take that long. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <herald/plugin.h>
 
 struct tp_state {
   int mode;
+  int sleep_ms;
   FILE *log;
 };
 
-static const char *const tp_keys[] = { "mode", "log", NULL };
+static const char *const tp_keys[] = { "mode", "log", "sleep_ms", NULL };
 
 static int
 tp_open (const struct herald_host *host, void **state_r, char *err,
@@ -22,6 +25,7 @@ tp_open (const struct herald_host *host, void **state_r, char *err,
                                        "channel_error", "optout", NULL };
   const char *m = host->config_get (host->data, "mode");
   const char *log = host->config_get (host->data, "log");
+  const char *sl = host->config_get (host->data, "sleep_ms");
   struct tp_state *s = calloc (1, sizeof *s);
   int i;
 
@@ -40,6 +44,7 @@ tp_open (const struct herald_host *host, void **state_r, char *err,
     return -1;
   }
   s->mode = i;
+  s->sleep_ms = sl ? (int) strtol (sl, NULL, 10) : 0;
   if (log && !(s->log = fopen (log, "a"))) {
     snprintf (err, errlen, "%s: cannot open", log);
     free (s);
@@ -68,6 +73,8 @@ tp_send (void *state, const struct herald_message *m, size_t n,
                                 HERALD_INVALID_ADDRESS };
   size_t i;
 
+  if (s->sleep_ms > 0)
+    usleep ((useconds_t) s->sleep_ms * 1000);
   for (i = 0; i < n; i++) {
     if (s->log)
       fprintf (s->log, "%s %s %s %u\n", m[i].key, m[i].channel,
