@@ -1057,32 +1057,34 @@ out:
   return rc;
 }
 
-/* Send the messages plan_page just committed as "sending", from memory.
- * They are the batch in flight: sent even after SIGTERM.  After a channel
- * or store failure, the ones not handed to a plugin go back to "pending"
- * (never sent: no attempt counted). */
-static void
-send_fresh (struct run *r, struct due_list *l)
+/* Send DS[0..N) in batches, grouped by channel.  CLAIMED: the rows were
+ * committed as "sending" by plan_page, so they are the batch in flight:
+ * sent even after SIGTERM, and after a channel or store failure the ones
+ * not handed to a plugin go back to "pending" (never sent: no attempt
+ * counted).  Otherwise a signal or a failure stops before the next batch
+ * and the rows simply stay due.  Returns the number of rows handed to a
+ * plugin. */
+static long
+send_by_channel (struct run *r, struct due **ds, size_t n, int claimed)
 {
   struct due **by[ROUTER_MAX_CHANNELS];
   size_t nby[ROUTER_MAX_CHANNELS] = { 0 };
-  size_t i, k, off;
+  size_t i, k, off, j;
+  long handled = 0;
 
-  if (l->n == 0)
-    return;
   for (k = 0; k < r->c->n_channels; k++)
-    by[k] = xcalloc (l->n, sizeof **by);
-  for (i = 0; i < l->n; i++) {
-    int cidx = channel_index (r, l->d[i].instance);
+    by[k] = xcalloc (n ? n : 1, sizeof **by);
+  for (i = 0; i < n; i++) {
+    int cidx = channel_index (r, ds[i]->instance);
     if (cidx >= 0)
-      by[cidx][nby[cidx]++] = &l->d[i];
+      by[cidx][nby[cidx]++] = ds[i];
   }
   for (k = 0; k < r->c->n_channels; k++)
     for (off = 0; off < nby[k]; off += BATCH) {
-      size_t cnt = nby[k] - off < BATCH ? nby[k] - off : BATCH, j;
+      size_t cnt = nby[k] - off < BATCH ? nby[k] - off : BATCH;
 
-      if (r->channel_error || r->store_error) {
-        for (j = 0; j < cnt && !r->store_error; j++)
+      if (r->channel_error || r->store_error || (!claimed && run_stop)) {
+        for (j = 0; claimed && j < cnt && !r->store_error; j++)
           if (store_outbox_update (r->st, by[k][off + j]->key, "pending", 0,
                                    r->now, NULL, NULL, NULL) < 0) {
             fprintf (stderr, "herald: %s\n", store_error (r->st));
@@ -1090,13 +1092,31 @@ send_fresh (struct run *r, struct due_list *l)
           }
         continue;
       }
-      send_batch (r, (int) k, by[k] + off, cnt, 1);
+      if (send_batch (r, (int) k, by[k] + off, cnt, claimed) == 0)
+        handled += (long) cnt;
       if (r->verbose_progress)
         fprintf (stderr, "\rherald: %ld sent, %ld to retry, %ld failed   ",
                  r->total.sent, r->total.retry, r->total.failed);
     }
   for (k = 0; k < r->c->n_channels; k++)
     free (by[k]);
+  return handled;
+}
+
+/* Send the messages plan_page just committed as "sending", from memory. */
+static void
+send_fresh (struct run *r, struct due_list *l)
+{
+  struct due **ds;
+  size_t i;
+
+  if (l->n == 0)
+    return;
+  ds = xcalloc (l->n, sizeof *ds);
+  for (i = 0; i < l->n; i++)
+    ds[i] = &l->d[i];
+  send_by_channel (r, ds, l->n, 1);
+  free (ds);
 }
 
 /* Dispatch every row due now.  Returns the number of rows handled, or -1
@@ -1108,9 +1128,8 @@ dispatch_due (struct run *r)
 
   for (;;) {
     struct due_list l = { 0 };
-    struct due **by[ROUTER_MAX_CHANNELS];
-    size_t nby[ROUTER_MAX_CHANNELS] = { 0 };
-    size_t i, k;
+    struct due **ok;
+    size_t i, nok = 0;
     int n;
 
     if (run_stop || r->channel_error || r->store_error)
@@ -1126,8 +1145,7 @@ dispatch_due (struct run *r)
       due_free (&l);
       return handled;
     }
-    for (k = 0; k < r->c->n_channels; k++)
-      by[k] = xcalloc (l.n, sizeof **by);
+    ok = xcalloc (l.n, sizeof *ok);
     for (i = 0; i < l.n; i++) {
       struct due *d = &l.d[i];
       int cidx = channel_index (r, d->instance);
@@ -1147,24 +1165,11 @@ dispatch_due (struct run *r)
         count_reason (r, "unroutable");
         continue;
       }
-      by[cidx][nby[cidx]++] = d;
+      ok[nok++] = d;
     }
-    for (k = 0; k < r->c->n_channels && !r->store_error; k++) {
-      size_t off;
-      for (off = 0; off < nby[k]; off += BATCH) {
-        size_t cnt = nby[k] - off < BATCH ? nby[k] - off : BATCH;
-        if (run_stop || r->channel_error || r->store_error)
-          break;
-        if (send_batch (r, (int) k, by[k] + off, cnt, 0) < 0)
-          break;
-        handled += (long) cnt;
-        if (r->verbose_progress)
-          fprintf (stderr, "\rherald: %ld sent, %ld to retry, %ld failed   ",
-                   r->total.sent, r->total.retry, r->total.failed);
-      }
-    }
-    for (k = 0; k < r->c->n_channels; k++)
-      free (by[k]);
+    if (!r->store_error)
+      handled += send_by_channel (r, ok, nok, 0);
+    free (ok);
     due_free (&l);
     if (run_stop || r->channel_error || r->store_error)
       return -1;
