@@ -286,14 +286,43 @@ check_preferred (json_t *v, struct strbuf *err)
   return 0;
 }
 
+/* The customer fields that are strings with a syntax of their own. */
+struct string_field {
+  const char *name;
+  int (*valid) (const char *s);
+  const char *expected;       /* the message after the quoted value */
+};
+
+static const struct string_field string_fields[] = {
+  { "email", email_valid, "is not an email address (one @, no spaces)" },
+  { "phone", e164_valid, "is not E.164 (+ and 8 to 15 digits)" },
+  { "webhook", url_valid, "is not an http or https URL" },
+  { "timezone", tz_valid,
+    "is not an IANA time zone (like Europe/Paris or UTC)" },
+  { "locale", locale_valid, "is not a locale tag (like en or pt-BR)" },
+};
+
+static const struct string_field *
+string_field (const char *name)
+{
+  size_t i;
+
+  for (i = 0; i < sizeof string_fields / sizeof string_fields[0]; i++)
+    if (strcmp (string_fields[i].name, name) == 0)
+      return &string_fields[i];
+  return NULL;
+}
+
 /* Validate IN (a parsed line).  Returns the normalised record (new
  * reference: known fields only, nulls dropped) or NULL with
  * "field: message" in ERR. */
+
 static json_t *
 customer_validate (json_t *in, struct strbuf *err)
 {
   json_t *out, *v;
   const char *k, *s;
+  const struct string_field *sf;
 
   if (!json_is_object (in)) {
     strbuf_reset (err);
@@ -320,54 +349,13 @@ customer_validate (json_t *in, struct strbuf *err)
         return NULL;
       }
     }
-    else if (strcmp (k, "email") == 0) {
+    else if ((sf = string_field (k))) {
       if (!s) {
         bad_type (err, k, v, "a string");
         return NULL;
       }
-      if (!email_valid (s)) {
-        bad_value (err, k, v, "is not an email address (one @, no spaces)");
-        return NULL;
-      }
-    }
-    else if (strcmp (k, "phone") == 0) {
-      if (!s) {
-        bad_type (err, k, v, "a string");
-        return NULL;
-      }
-      if (!e164_valid (s)) {
-        bad_value (err, k, v, "is not E.164 (+ and 8 to 15 digits)");
-        return NULL;
-      }
-    }
-    else if (strcmp (k, "webhook") == 0) {
-      if (!s) {
-        bad_type (err, k, v, "a string");
-        return NULL;
-      }
-      if (!url_valid (s)) {
-        bad_value (err, k, v, "is not an http or https URL");
-        return NULL;
-      }
-    }
-    else if (strcmp (k, "timezone") == 0) {
-      if (!s) {
-        bad_type (err, k, v, "a string");
-        return NULL;
-      }
-      if (!tz_valid (s)) {
-        bad_value (err, k, v,
-                   "is not an IANA time zone (like Europe/Paris or UTC)");
-        return NULL;
-      }
-    }
-    else if (strcmp (k, "locale") == 0) {
-      if (!s) {
-        bad_type (err, k, v, "a string");
-        return NULL;
-      }
-      if (!locale_valid (s)) {
-        bad_value (err, k, v, "is not a locale tag (like en or pt-BR)");
+      if (!sf->valid (s)) {
+        bad_value (err, k, v, sf->expected);
         return NULL;
       }
     }
