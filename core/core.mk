@@ -4,4 +4,6 @@ herald_SOURCES += \
 	core/loader.c core/loader.h
 herald_SOURCES += \
 	core/campaign.c core/campaign.h \
-	core/run.c core/run.h
+	core/run.c core/run.h core/jsonw.c core/jsonw.h \
+	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
+	plugins/common/hmac256.c plugins/common/hmac256.h

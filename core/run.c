@@ -13,7 +13,6 @@
 #include <jansson.h>
 #include <math.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,9 @@
 #include <unistd.h>
 
 #include "campaign.h"
+#include "jsonw.h"
+#include "../plugins/common/hmac256.h"
+#include "../plugins/common/jsoncheck.h"
 #include "loader.h"
 #include "main.h"
 #include "run.h"
@@ -74,6 +76,8 @@ struct run {
   char channel_error_msg[1024];
   int store_error;
   int lock_fd;                 /* the campaign's run lock, or -1 */
+  struct hmac256 unsub_key;    /* [tracking] secret, for unsubscribe links */
+  int unsub_key_ready;
 };
 
 /* What planning one customer produced. */
@@ -171,38 +175,45 @@ customer_addresses (struct run *r, json_t *cust, const struct campaign_channel *
  * TOKEN = base64url(customer \n campaign \n channel) "." base64url(first
  * 16 bytes of HMAC-SHA256(secret, that payload)).  Opaque to the reader,
  * unforgeable without the secret (RFC 8058 section 3.1). */
+static void
+b64url (const unsigned char *in, size_t n, char *out)
+{
+  size_t i = (size_t) EVP_EncodeBlock ((unsigned char *) out, in, (int) n);
+
+  /* base64url without padding (RFC 4648 section 5) */
+  while (i > 0 && out[i - 1] == '=')
+    out[--i] = '\0';
+  for (i = 0; out[i]; i++)
+    out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+}
+
 static char *
 unsubscribe_url (struct run *r, const char *customer, const char *kind)
 {
   struct strbuf payload = STRBUF_INIT;
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int maclen = 0;
-  char *b64p, *b64m, *url;
-  size_t i;
+  unsigned char mac[HMAC256_LEN];
+  char *b64p, b64m[64], *url = NULL;
 
   if (!r->gw->tracking_base_url || !r->gw->tracking_secret)
     return NULL;
-  strbuf_addf (&payload, "%s\n%s\n%s", customer, r->c->id, kind);
-  HMAC (EVP_sha256 (), r->gw->tracking_secret,
-        (int) strlen (r->gw->tracking_secret),
-        (const unsigned char *) payload.s, payload.len, mac, &maclen);
-  b64p = xmalloc (payload.len * 2 + 8);
-  b64m = xmalloc (64);
-  EVP_EncodeBlock ((unsigned char *) b64p, (const unsigned char *) payload.s,
-                   (int) payload.len);
-  EVP_EncodeBlock ((unsigned char *) b64m, mac, 16);
-  /* base64url without padding (RFC 4648 section 5) */
-  for (i = 0; b64p[i]; i++)
-    b64p[i] = b64p[i] == '+' ? '-' : b64p[i] == '/' ? '_' : b64p[i];
-  while (i > 0 && b64p[i - 1] == '=')
-    b64p[--i] = '\0';
-  for (i = 0; b64m[i]; i++)
-    b64m[i] = b64m[i] == '+' ? '-' : b64m[i] == '/' ? '_' : b64m[i];
-  while (i > 0 && b64m[i - 1] == '=')
-    b64m[--i] = '\0';
-  url = xasprintf ("%s/u/%s.%s", r->gw->tracking_base_url, b64p, b64m);
-  free (b64p);
-  free (b64m);
+  if (!r->unsub_key_ready) {
+    if (hmac256_init (&r->unsub_key, r->gw->tracking_secret,
+                      strlen (r->gw->tracking_secret)) < 0)
+      return NULL;
+    r->unsub_key_ready = 1;
+  }
+  strbuf_adds (&payload, customer);
+  strbuf_addc (&payload, '\n');
+  strbuf_adds (&payload, r->c->id);
+  strbuf_addc (&payload, '\n');
+  strbuf_adds (&payload, kind);
+  if (hmac256 (&r->unsub_key, payload.s, payload.len, mac) == 0) {
+    b64p = xmalloc (payload.len * 2 + 8);
+    b64url ((const unsigned char *) payload.s, payload.len, b64p);
+    b64url (mac, 16, b64m);
+    url = xasprintf ("%s/u/%s.%s", r->gw->tracking_base_url, b64p, b64m);
+    free (b64p);
+  }
   strbuf_free (&payload);
   return url;
 }
@@ -284,16 +295,17 @@ render_parts (struct run *r, json_t *cust, const char *kind,
       break;
     }
     if (campaign_part_json (parts[i])) {
-      json_error_t jerr;
-      json_t *j = json_loadb (r->buf.data, r->buf.len, JSON_DECODE_ANY, &jerr);
-      if (!j) {
+      const char *why;
+      size_t off;
+      int line, col;
+      if (jsoncheck (r->buf.data, r->buf.len, &why, &off) < 0) {
+        jsoncheck_position (r->buf.data, off, &line, &col);
         p->render_error = xasprintf ("%s: rendered text is not valid JSON "
                                      "(line %d, column %d: %s)", tp->path,
-                                     jerr.line, jerr.column, jerr.text);
+                                     line, col, why);
         rc = -1;
         break;
       }
-      json_decref (j);
     }
     json_object_set_new (p->parts, parts[i],
                          json_stringn (r->buf.data, r->buf.len));
@@ -563,7 +575,7 @@ due_free (struct due_list *l)
 static char *
 dumps (json_t *j)
 {
-  return j ? json_dumps (j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+  return jsonw_dumps (j);
 }
 
 /* Insert the outbox row of a plan.  Returns 0, 1 if it existed, -1. */
@@ -1338,6 +1350,8 @@ close_run (struct run *r)
   json_decref (r->pop);
   json_decref (r->variants);
   liquid_buf_free (&r->buf);
+  if (r->unsub_key_ready)
+    hmac256_free (&r->unsub_key);
   store_close (r->st);
   campaign_free (r->c);
   config_gateway_free (r->gw);

@@ -75,7 +75,7 @@ xasprintf (const char *fmt, ...)
   return b.s;
 }
 
-static void
+void
 strbuf_grow (struct strbuf *b, size_t more)
 {
   size_t need = b->len + more + 1;

@@ -28,6 +28,8 @@ void strbuf_addf (struct strbuf *b, const char *fmt, ...)
 void strbuf_vaddf (struct strbuf *b, const char *fmt, va_list ap)
   __attribute__ ((format (printf, 2, 0)));
 void strbuf_reset (struct strbuf *b);
+/* Room for MORE bytes (and the NUL) after b->len, for writing in place. */
+void strbuf_grow (struct strbuf *b, size_t more);
 void strbuf_free (struct strbuf *b);
 
 /* The whole content of PATH (NUL-terminated, length in *LEN_R), to free;

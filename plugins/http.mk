@@ -6,7 +6,9 @@ HTTP_PLUGIN_LIBS = $(CURL_LIBS) $(JANSSON_LIBS) $(OPENSSL_LIBS) -lm
 HTTP_LAYER = plugins/http/http.c plugins/http/http.h
 
 pkglib_LTLIBRARIES += plugins/webhook.la
-plugins_webhook_la_SOURCES = plugins/webhook/webhook.c $(HTTP_LAYER)
+plugins_webhook_la_SOURCES = plugins/webhook/webhook.c $(HTTP_LAYER) \
+	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
+	plugins/common/hmac256.c plugins/common/hmac256.h
 plugins_webhook_la_CFLAGS = $(HTTP_PLUGIN_CFLAGS)
 plugins_webhook_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
 plugins_webhook_la_LIBADD = $(HTTP_PLUGIN_LIBS)

@@ -23,6 +23,16 @@ tests_plugins_nosend_la_SOURCES = tests/plugins/nosend.c
 tests_plugins_nosend_la_CPPFLAGS = -I$(top_srcdir)/core
 tests_plugins_nosend_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
 
+# The small encoders and checkers (HMAC, JSON check and writer).
+check_PROGRAMS += tests/core/common
+tests_core_common_SOURCES = tests/core/common.c \
+	plugins/common/hmac256.c plugins/common/hmac256.h \
+	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
+	core/jsonw.c core/jsonw.h core/util.c core/util.h
+tests_core_common_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS) $(JANSSON_CFLAGS)
+tests_core_common_LDADD = $(OPENSSL_LIBS) $(JANSSON_LIBS)
+TESTS += tests/core/common
+
 CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
 	tests/core/failures.sh tests/core/crash.sh tests/core/email-run.py \
 	tests/core/routing.sh

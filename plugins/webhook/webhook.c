@@ -17,17 +17,10 @@
 
 #include <herald/plugin.h>
 #include "../http/http.h"
+#include "../common/hmac256.h"
+#include "../common/jsoncheck.h"
 
 #define WH_MAX_SECRETS 8
-
-/* One signing secret as HMAC-SHA256 states that have already absorbed
- * the padded key (RFC 2104 section 2): each signature then costs two
- * context copies instead of OpenSSL 3's per-call algorithm fetch in
- * HMAC(), 4% of the bench's CPU. */
-struct wh_secret {
-  EVP_MD_CTX *inner;           /* SHA-256 after (K ^ ipad) */
-  EVP_MD_CTX *outer;           /* SHA-256 after (K ^ opad) */
-};
 
 /* Channel state; owns everything it points to. */
 struct wh_state {
@@ -35,9 +28,8 @@ struct wh_state {
   struct http_client *http;
   char *url;                            /* fixed url, or NULL */
   int allow_private;                    /* customer URLs may be private */
-  struct wh_secret secrets[WH_MAX_SECRETS];
+  struct hmac256 secrets[WH_MAX_SECRETS];   /* keys absorbed once */
   size_t n_secrets;
-  EVP_MD_CTX *scratch;                  /* for each signature */
 };
 
 /* Per message work for one send call. */
@@ -62,231 +54,6 @@ static const char *const wh_config_keys[] = {
 };
 static const char *const wh_secret_keys[] = { "secret", NULL };
 
-/* ---- JSON validation (RFC 8259), without building a tree. ---- */
-
-/* The body is only checked, never read: a recursive-descent recogniser
- * costs no allocation, where a parser (jansson) built and freed a tree per
- * message on the bench's hot path.  Strings must be UTF-8 (RFC 8259 8.1). */
-struct wh_json {
-  const unsigned char *p, *end;
-  int depth;
-  const char *why;
-};
-
-#define WH_JSON_MAX_DEPTH 512
-
-static void
-wh_json_ws (struct wh_json *j)
-{
-  while (j->p < j->end
-         && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-    j->p++;
-}
-
-static int wh_json_value (struct wh_json *j);
-
-static int
-wh_json_string (struct wh_json *j)
-{
-  j->p++;                                   /* the opening quote */
-  while (j->p < j->end) {
-    unsigned c = *j->p;
-    if (c == '"') {
-      j->p++;
-      return 0;
-    }
-    if (c < 0x20) {
-      j->why = "control character in string";
-      return -1;
-    }
-    if (c == '\\') {
-      int k;
-      if (++j->p >= j->end)
-        break;
-      switch (*j->p) {
-      case '"': case '\\': case '/': case 'b': case 'f': case 'n':
-      case 'r': case 't':
-        j->p++;
-        continue;
-      case 'u':
-        for (k = 1; k <= 4; k++)
-          if (j->p + k >= j->end || !isxdigit (j->p[k])) {
-            j->why = "bad \\u escape";
-            return -1;
-          }
-        j->p += 5;
-        continue;
-      default:
-        j->why = "bad escape";
-        return -1;
-      }
-    }
-    if (c < 0x80) {
-      j->p++;
-      continue;
-    }
-    {
-      /* UTF-8 (RFC 3629 4): no overlongs, no surrogates, <= U+10FFFF. */
-      size_t n = (c >= 0xc2 && c <= 0xdf) ? 1 : (c & 0xf0) == 0xe0 ? 2
-        : (c >= 0xf0 && c <= 0xf4) ? 3 : 0;
-      size_t k;
-      if (!n || j->p + n >= j->end)
-        goto bad_utf8;
-      for (k = 1; k <= n; k++)
-        if ((j->p[k] & 0xc0) != 0x80)
-          goto bad_utf8;
-      if ((c == 0xe0 && j->p[1] < 0xa0) || (c == 0xed && j->p[1] >= 0xa0)
-          || (c == 0xf0 && j->p[1] < 0x90) || (c == 0xf4 && j->p[1] >= 0x90))
-        goto bad_utf8;
-      j->p += n + 1;
-    }
-  }
-  j->why = "unterminated string";
-  return -1;
-bad_utf8:
-  j->why = "string is not UTF-8";
-  return -1;
-}
-
-static int
-wh_json_number (struct wh_json *j)
-{
-  const unsigned char *s = j->p;
-  if (j->p < j->end && *j->p == '-')
-    j->p++;
-  if (j->p < j->end && *j->p == '0')
-    j->p++;
-  else if (j->p < j->end && *j->p >= '1' && *j->p <= '9')
-    while (j->p < j->end && isdigit (*j->p))
-      j->p++;
-  else
-    goto bad;
-  if (j->p < j->end && *j->p == '.') {
-    j->p++;
-    if (j->p >= j->end || !isdigit (*j->p))
-      goto bad;
-    while (j->p < j->end && isdigit (*j->p))
-      j->p++;
-  }
-  if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-    j->p++;
-    if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
-      j->p++;
-    if (j->p >= j->end || !isdigit (*j->p))
-      goto bad;
-    while (j->p < j->end && isdigit (*j->p))
-      j->p++;
-  }
-  return 0;
-bad:
-  j->p = s;
-  j->why = "bad number";
-  return -1;
-}
-
-static int
-wh_json_container (struct wh_json *j, unsigned char close)
-{
-  int first = 1;
-  if (++j->depth > WH_JSON_MAX_DEPTH) {
-    j->why = "nested too deeply";
-    return -1;
-  }
-  j->p++;                                   /* '[' or '{' */
-  wh_json_ws (j);
-  if (j->p < j->end && *j->p == close) {
-    j->p++;
-    j->depth--;
-    return 0;
-  }
-  for (;;) {
-    if (!first) {
-      wh_json_ws (j);
-      if (j->p < j->end && *j->p == close) {
-        j->p++;
-        j->depth--;
-        return 0;
-      }
-      if (j->p >= j->end || *j->p != ',') {
-        j->why = close == '}' ? "expected ',' or '}'" : "expected ',' or ']'";
-        return -1;
-      }
-      j->p++;
-      wh_json_ws (j);
-    }
-    first = 0;
-    if (close == '}') {
-      if (j->p >= j->end || *j->p != '"') {
-        j->why = "expected a string key";
-        return -1;
-      }
-      if (wh_json_string (j) < 0)
-        return -1;
-      wh_json_ws (j);
-      if (j->p >= j->end || *j->p != ':') {
-        j->why = "expected ':'";
-        return -1;
-      }
-      j->p++;
-      wh_json_ws (j);
-    }
-    if (wh_json_value (j) < 0)
-      return -1;
-  }
-}
-
-static int
-wh_json_literal (struct wh_json *j, const char *word)
-{
-  size_t n = strlen (word);
-  if ((size_t) (j->end - j->p) < n || memcmp (j->p, word, n) != 0) {
-    j->why = "invalid token";
-    return -1;
-  }
-  j->p += n;
-  return 0;
-}
-
-static int
-wh_json_value (struct wh_json *j)
-{
-  if (j->p >= j->end) {
-    j->why = "unexpected end of input";
-    return -1;
-  }
-  switch (*j->p) {
-  case '{': return wh_json_container (j, '}');
-  case '[': return wh_json_container (j, ']');
-  case '"': return wh_json_string (j);
-  case 't': return wh_json_literal (j, "true");
-  case 'f': return wh_json_literal (j, "false");
-  case 'n': return wh_json_literal (j, "null");
-  default: return wh_json_number (j);
-  }
-}
-
-/* 0 when s[0..len) is one JSON text; else -1 with the reason and the byte
- * offset where it went wrong. */
-static int
-wh_json_valid (const char *s, size_t len, const char **why_r, size_t *off_r)
-{
-  struct wh_json j;
-  j.p = (const unsigned char *) s;
-  j.end = j.p + len;
-  j.depth = 0;
-  j.why = NULL;
-  wh_json_ws (&j);
-  if (wh_json_value (&j) == 0) {
-    wh_json_ws (&j);
-    if (j.p == j.end)
-      return 0;
-    j.why = "data after the JSON value";
-  }
-  *why_r = j.why;
-  *off_r = (size_t) (j.p - (const unsigned char *) s);
-  return -1;
-}
-
 static void
 wh_close (void *vs)
 {
@@ -296,11 +63,8 @@ wh_close (void *vs)
     return;
   http_client_free (s->http);
   free (s->url);
-  for (i = 0; i < s->n_secrets; i++) {
-    EVP_MD_CTX_free (s->secrets[i].inner);
-    EVP_MD_CTX_free (s->secrets[i].outer);
-  }
-  EVP_MD_CTX_free (s->scratch);
+  for (i = 0; i < s->n_secrets; i++)
+    hmac256_free (&s->secrets[i]);
   free (s);
 }
 
@@ -314,38 +78,6 @@ wh_url_ok (const char *u)
     if ((unsigned char) u[i] <= 0x20 || u[i] == 0x7f)
       return 0;
   return 1;
-}
-
-/* Absorb the key (at most 64 bytes, SHA-256's block: no pre-hash) into
- * the inner and outer states of sec.  Returns 0 or -1. */
-static int
-wh_secret_init (struct wh_secret *sec, const unsigned char *k, size_t klen)
-{
-  unsigned char ipad[64], opad[64];
-  size_t i;
-  int ok;
-
-  for (i = 0; i < 64; i++) {
-    unsigned char b = i < klen ? k[i] : 0;
-    ipad[i] = b ^ 0x36;
-    opad[i] = b ^ 0x5c;
-  }
-  sec->inner = EVP_MD_CTX_new ();
-  sec->outer = EVP_MD_CTX_new ();
-  ok = sec->inner && sec->outer
-    && EVP_DigestInit_ex (sec->inner, EVP_sha256 (), NULL)
-    && EVP_DigestUpdate (sec->inner, ipad, 64)
-    && EVP_DigestInit_ex (sec->outer, EVP_sha256 (), NULL)
-    && EVP_DigestUpdate (sec->outer, opad, 64);
-  OPENSSL_cleanse (ipad, sizeof ipad);
-  OPENSSL_cleanse (opad, sizeof opad);
-  if (!ok) {
-    EVP_MD_CTX_free (sec->inner);
-    EVP_MD_CTX_free (sec->outer);
-    sec->inner = sec->outer = NULL;
-    return -1;
-  }
-  return 0;
 }
 
 /* Parse "whsec_BASE64 [whsec_BASE64...]" (several during rotation) into
@@ -394,7 +126,7 @@ wh_parse_secrets (struct wh_state *s, const char *key, const char *text,
                        "bytes", s->n_secrets + 1);
       goto out;
     }
-    if (wh_secret_init (&s->secrets[s->n_secrets], k, klen) < 0) {
+    if (hmac256_init (&s->secrets[s->n_secrets], k, klen) < 0) {
       OPENSSL_cleanse (k, klen);
       free (k);
       http_conf_error (s->host, key, err, errlen, "OpenSSL cannot do "
@@ -445,11 +177,6 @@ wh_open (const struct herald_host *host, void **state_r, char *err,
     http_conf_error (host, "secret", err, errlen, "no secret given");
     goto out;
   }
-  s->scratch = EVP_MD_CTX_new ();
-  if (!s->scratch) {
-    snprintf (err, errlen, "out of memory");
-    goto out;
-  }
   s->http = http_client_new (&o, err, errlen);
   if (!s->http)
     goto out;
@@ -467,30 +194,26 @@ out:
  * each an HMAC-SHA256 over "id.timestamp.body" (Standard Webhooks).
  * Returns 0, or -1 when OpenSSL failed. */
 static int
-wh_sign (const struct wh_state *s, const char *id, const char *ts,
+wh_sign (struct wh_state *s, const char *id, const char *ts,
          const char *body, size_t len, struct http_buf *out)
 {
-  unsigned char inner[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
-  unsigned int ilen = 0, maclen = 0;
-  EVP_MD_CTX *x = s->scratch;
+  unsigned char mac[HMAC256_LEN];
   size_t i;
 
   for (i = 0; i < s->n_secrets; i++) {
-    if (!EVP_MD_CTX_copy_ex (x, s->secrets[i].inner)
-        || !EVP_DigestUpdate (x, id, strlen (id))
-        || !EVP_DigestUpdate (x, ".", 1)
-        || !EVP_DigestUpdate (x, ts, strlen (ts))
-        || !EVP_DigestUpdate (x, ".", 1)
-        || !EVP_DigestUpdate (x, body, len)
-        || !EVP_DigestFinal_ex (x, inner, &ilen)
-        || !EVP_MD_CTX_copy_ex (x, s->secrets[i].outer)
-        || !EVP_DigestUpdate (x, inner, ilen)
-        || !EVP_DigestFinal_ex (x, mac, &maclen))
+    struct hmac256 *h = &s->secrets[i];
+    if (hmac256_begin (h) < 0
+        || hmac256_update (h, id, strlen (id)) < 0
+        || hmac256_update (h, ".", 1) < 0
+        || hmac256_update (h, ts, strlen (ts)) < 0
+        || hmac256_update (h, ".", 1) < 0
+        || hmac256_update (h, body, len) < 0
+        || hmac256_final (h, mac) < 0)
       return -1;
     if (i)
       http_buf_add (out, " ", 1);
     http_buf_adds (out, "v1,");
-    http_base64 (out, mac, maclen, 0);
+    http_base64 (out, mac, sizeof mac, 0);
   }
   return 0;
 }
@@ -578,7 +301,7 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
     }
     /* Checked before sending: a receiver must be able to parse what we
      * sign (Standard Webhooks payloads are JSON). */
-    if (wh_json_valid (body->data, body->len, &why, &off) < 0) {
+    if (jsoncheck (body->data, body->len, &why, &off) < 0) {
       http_result_set (res, HERALD_REJECTED,
                        "webhook: webhook.body is not valid JSON: byte %zu: %s",
                        off, why);

@@ -67,6 +67,17 @@ got = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")  # canonical 
 check(got == "Hi Zoë, you have 5 points.\n", "MIME: text body exact (%r)" % got)
 check(msg["List-Unsubscribe"].startswith("<https://t.example.com/u/"), "List-Unsubscribe https URL")
 check("<mailto:unsub@example.com>" in msg["List-Unsubscribe"], "List-Unsubscribe mailto")
+# The token verifies with an independent HMAC-SHA256 (Python's hmac):
+# base64url(customer \n campaign \n channel) "." base64url(HMAC[:16]).
+import base64, hashlib, hmac, re
+m = re.search(r"<https://t\.example\.com/u/([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)>", msg["List-Unsubscribe"])
+def unb64(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+payload = unb64(m.group(1)) if m else b""
+mac = hmac.new(b"test-secret-0123456789abcdef", payload, hashlib.sha256).digest()[:16]
+check(payload == b"a\nhello\nemail", "unsubscribe token payload is customer, campaign, channel (%r)" % payload)
+check(m is not None and hmac.compare_digest(unb64(m.group(2)), mac), "unsubscribe token MAC verifies")
+check(m is not None and "=" not in m.group(0), "unsubscribe token is unpadded base64url")
 check(msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click", "List-Unsubscribe-Post")
 PYEOF
 $PY "$T/mime.py" "$T/out/email/new"/* > "$T/py.out" 2>&1

@@ -126,6 +126,33 @@ from = +15005550006
     t.ok(rc == 0, "second run exits 0", out + err)
     t.eq(len(fp.requests), before, "a second run sends nothing again (the retry is not due yet)")
 
+    # A webhook.body that renders to invalid JSON for some customers: those
+    # messages fail with the template, line and column; the others go out.
+    os.makedirs(os.path.join(T, "tpl2"))
+    with open(os.path.join(T, "tpl2", "webhook.body.liquid"), "w") as f:
+        f.write('{\n  "customer": "{{ customer.id }}",\n'
+                '  "name": {% if customer.points > 3 %}{{ customer.first_name }}'
+                '{% else %}"ok"{% endif %}\n}\n')
+    with open(os.path.join(T, "bad.ini"), "w") as f:
+        f.write("[campaign]\nid = badjson\ntemplates = tpl2\nchannels = webhook\nretry_horizon = 0s\n")
+    before = len(fp.requests)
+    rc, out, err = herald("run", os.path.join(T, "bad.ini"))
+    t.ok(rc == 0, "a campaign with some bad renders still runs", out + err)
+    sent = [q for q in fp.requests[before:] if q["path"].startswith("/hook/")]
+    t.eq(sorted(json.loads(q["body"])["customer"] for q in sent),
+         ["c00", "c01", "c02", "c03"], "the valid bodies are sent")
+    import sqlite3
+    db = sqlite3.connect(os.path.join(T, "herald.db"))
+    rows = db.execute("SELECT customer, state, reason, error FROM outbox WHERE campaign = 'badjson' "
+                      "AND state = 'failed' ORDER BY customer").fetchall()
+    db.close()
+    t.eq([(c, st, rs) for c, st, rs, _ in rows], [("c04", "failed", "render_error"), ("c05", "failed", "render_error"),
+                                                    ("c07", "failed", "render_error")],
+         "the invalid ones are recorded failed with reason render_error (c06's 410 address is suppressed)")
+    t.ok(all(e.endswith("tpl2/webhook.body.liquid: rendered text is not valid JSON (line 3, column 11: invalid token)")
+             for _, _, _, e in rows), "the error names the template, line and column", rows)
+    t.ok("render_error" in out, "the summary counts them", out)
+
     rc, out, err = herald("plugins")
     t.ok(rc == 0 and "webhook" in out and "sms" in out and "push" in out, "herald plugins lists them", out + err)
     t.ok("tok-secret-0123" not in out and SECRET not in out, "no secret in herald plugins")

@@ -1,0 +1,235 @@
+/* tests/core/common.c: the small encoders and checkers of the core.
+ *  - hmac256 against OpenSSL's one-shot HMAC() (an independent path
+ *    through the library) for keys of every length from 0 to 200 bytes
+ *    (longer than the 64-byte block: hashed first) and messages fed in
+ *    one piece or several;
+ *  - jsoncheck on RFC 8259 texts and non-texts, with the offset and the
+ *    line and column of the first error;
+ *  - jsonw against json_dumps (JSON_COMPACT | JSON_ENCODE_ANY) on random
+ *    trees: byte for byte the same text. */
+#include <config.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/hmac.h>
+
+#include "../../plugins/common/hmac256.h"
+#include "../../plugins/common/jsoncheck.h"
+#include "jsonw.h"
+#include "../tap.h"
+
+static void
+test_hmac (void)
+{
+  unsigned char key[200], msg[300], want[EVP_MAX_MD_SIZE], got[HMAC256_LEN];
+  unsigned int wlen = 0;
+  size_t i, klen, bad = 0, bad_split = 0;
+  struct hmac256 h;
+
+  for (i = 0; i < sizeof key; i++)
+    key[i] = (unsigned char) (i * 7 + 3);
+  for (i = 0; i < sizeof msg; i++)
+    msg[i] = (unsigned char) (i * 13 + 1);
+  for (klen = 0; klen <= sizeof key; klen++) {
+    size_t mlen = (klen * 3) % sizeof msg;
+    if (hmac256_init (&h, key, klen) < 0) {
+      bad++;
+      continue;
+    }
+    HMAC (EVP_sha256 (), key, (int) klen, msg, mlen, want, &wlen);
+    /* twice with the same state: the key is not consumed by a MAC */
+    if (hmac256 (&h, msg, mlen, got) < 0 || wlen != HMAC256_LEN
+        || memcmp (want, got, HMAC256_LEN) != 0
+        || hmac256 (&h, msg, mlen, got) < 0
+        || memcmp (want, got, HMAC256_LEN) != 0)
+      bad++;
+    if (hmac256_begin (&h) < 0 || hmac256_update (&h, msg, mlen / 3) < 0
+        || hmac256_update (&h, msg + mlen / 3, 0) < 0
+        || hmac256_update (&h, msg + mlen / 3, mlen - mlen / 3) < 0
+        || hmac256_final (&h, got) < 0 || memcmp (want, got, HMAC256_LEN) != 0)
+      bad_split++;
+    hmac256_free (&h);
+  }
+  tap_ok (bad == 0, "hmac256 equals HMAC() for keys of 0 to 200 bytes "
+          "(%zu differ)", bad);
+  tap_ok (bad_split == 0, "hmac256 fed in pieces equals HMAC() (%zu differ)",
+          bad_split);
+}
+
+static void
+test_json (void)
+{
+  static const char *const good[] = {
+    "{}", "[]", "0", "-0.5e+10", "\"\"", "true", "false", "null",
+    " \t\r\n{\"a\" : [1, 2.5, -3e2, {\"b\": null}], \"c\": \"\\u00e9\\n\"} \n",
+    "\"Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x98\x80\"", "[[[[[[[[[[]]]]]]]]]]",
+    "{\"\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}", "1E5", "[0,1,9.99]",
+  };
+  static const struct {
+    const char *in, *why;
+    size_t off;
+    int line, col;
+  } bad[] = {
+    { "", "unexpected end of input", 0, 1, 1 },
+    { "   ", "unexpected end of input", 3, 1, 4 },
+    { "{\"a\" 1}", "expected ':'", 5, 1, 6 },
+    { "{\n  \"a\": 1,\n  \"b\": tru\n}", "invalid token", 19, 3, 8 },
+    { "{\"a\":1 \"b\":2}", "expected ',' or '}'", 7, 1, 8 },
+    { "[1 2]", "expected ',' or ']'", 3, 1, 4 },
+    { "{,}", "expected a string key", 1, 1, 2 },
+    { "{\"a\":\"x", "unterminated string", 7, 1, 8 },
+    { "\"x\\q\"", "bad escape", 3, 1, 4 },
+    { "\"\\u12\"", "bad \\u escape", 2, 1, 3 },
+    { "\"a\001\"", "control character in string", 2, 1, 3 },
+    { "01", "data after the JSON value", 1, 1, 2 },
+    { "1.", "invalid token", 0, 1, 1 },
+    { "-", "invalid token", 0, 1, 1 },
+    { "[1,]", "unexpected bracket", 3, 1, 4 },
+    { "{} x", "data after the JSON value", 3, 1, 4 },
+    { "\"\xc0\xaf\"", "string is not UTF-8", 1, 1, 2 },        /* overlong */
+    { "\"\xed\xa0\x80\"", "string is not UTF-8", 1, 1, 2 },    /* surrogate */
+    { "\"\xf4\x90\x80\x80\"", "string is not UTF-8", 1, 1, 2 },/* > U+10FFFF */
+    { "\"\xe2\x82\"", "string is not UTF-8", 1, 1, 2 },        /* truncated */
+    { "NaN", "invalid token", 0, 1, 1 },
+    { "'a'", "invalid token", 0, 1, 1 },
+  };
+  char deep[2 * JSONCHECK_MAX_DEPTH + 4];
+  const char *why;
+  size_t i, off, ok = 0;
+  int line, col;
+
+  for (i = 0; i < sizeof good / sizeof good[0]; i++)
+    if (jsoncheck (good[i], strlen (good[i]), &why, &off) == 0)
+      ok++;
+    else
+      printf ("# rejected %s: %s at %zu\n", good[i], why, off);
+  tap_ok (ok == sizeof good / sizeof good[0], "every JSON text is accepted");
+
+  ok = 0;
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    why = NULL;
+    off = 99;
+    line = col = 0;
+    if (jsoncheck (bad[i].in, strlen (bad[i].in), &why, &off) == -1
+        && why && strcmp (why, bad[i].why) == 0 && off == bad[i].off) {
+      jsoncheck_position (bad[i].in, off, &line, &col);
+      if (line == bad[i].line && col == bad[i].col) {
+        ok++;
+        continue;
+      }
+    }
+    printf ("# %s: %s at %zu (%d:%d)\n", bad[i].in, why ? why : "accepted",
+            off, line, col);
+  }
+  tap_ok (ok == sizeof bad / sizeof bad[0],
+          "every non-text is refused with its reason, offset, line and column");
+
+  memset (deep, '[', JSONCHECK_MAX_DEPTH);
+  memset (deep + JSONCHECK_MAX_DEPTH, ']', JSONCHECK_MAX_DEPTH);
+  tap_ok (jsoncheck (deep, 2 * JSONCHECK_MAX_DEPTH, &why, &off) == 0,
+          "nesting up to the limit is accepted");
+  memset (deep, '[', JSONCHECK_MAX_DEPTH + 1);
+  memset (deep + JSONCHECK_MAX_DEPTH + 1, ']', JSONCHECK_MAX_DEPTH + 1);
+  tap_ok (jsoncheck (deep, 2 * JSONCHECK_MAX_DEPTH + 2, &why, &off) == -1
+          && strcmp (why, "nested too deeply") == 0,
+          "one level deeper is refused, without recursing further");
+  tap_ok (jsoncheck ("{\"a\":1}\0", 8, &why, &off) == -1 && off == 7,
+          "a NUL byte after the value is data, not the end");
+}
+
+/* A random tree: strings of every kind of byte a JSON string escapes,
+ * multi-byte UTF-8 and NULs; integers at the extremes; reals; nesting. */
+static json_t *
+random_value (unsigned *seed, int depth)
+{
+  static const char *const pieces[] = {
+    "a", "Zo\xc3\xab", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\"", "\\", "/",
+    "\n", "\r", "\t", "\b", "\f", "\x01", "\x1f", "\x7f", " ", "<\\/script>",
+  };
+  int kind = rand_r (seed) % (depth > 3 ? 6 : 8);
+
+  switch (kind) {
+  case 0: case 1: {
+      char s[64];
+      size_t n = 0;
+      int k = rand_r (seed) % 8;
+      while (k-- > 0) {
+        const char *p = pieces[rand_r (seed) % (sizeof pieces / sizeof pieces[0])];
+        size_t l = strlen (p);
+        memcpy (s + n, p, l);
+        n += l;
+      }
+      if (rand_r (seed) % 5 == 0)
+        s[n++] = '\0';
+      return json_stringn (s, n);
+    }
+  case 2: {
+      static const json_int_t ints[] = { 0, -1, 7, INT64_MAX, INT64_MIN };
+      return json_integer (ints[rand_r (seed) % 5]);
+    }
+  case 3:
+    return json_real ((double) rand_r (seed) / 7.0 - 1000.0);
+  case 4:
+    return rand_r (seed) % 2 ? json_true () : json_false ();
+  case 5:
+    return json_null ();
+  case 6: {
+      json_t *a = json_array ();
+      int n = rand_r (seed) % 5;
+      while (n-- > 0)
+        json_array_append_new (a, random_value (seed, depth + 1));
+      return a;
+    }
+  default: {
+      json_t *o = json_object ();
+      int n = rand_r (seed) % 5;
+      while (n-- > 0) {
+        json_t *k = random_value (seed, 99);    /* a leaf */
+        char key[32];
+        snprintf (key, sizeof key, "k\"%d\n\xc3\xa9", rand_r (seed) % 100);
+        json_object_set_new (o, json_is_string (k) && !memchr (json_string_value (k), 0,
+                                                              json_string_length (k))
+                             ? json_string_value (k) : key,
+                             random_value (seed, depth + 1));
+        json_decref (k);
+      }
+      return o;
+    }
+  }
+}
+
+static void
+test_jsonw (void)
+{
+  unsigned seed = 20261122;
+  int i, same = 0, n = 2000;
+
+  for (i = 0; i < n; i++) {
+    json_t *v = random_value (&seed, 0);
+    char *want = json_dumps (v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *got = jsonw_dumps (v);
+    if (want && got && strcmp (want, got) == 0)
+      same++;
+    else if (i - same < 3)
+      printf ("# json_dumps %s\n# jsonw      %s\n", want, got);
+    free (want);
+    free (got);
+    json_decref (v);
+  }
+  tap_ok (same == n, "jsonw writes json_dumps's compact text for %d random "
+          "trees (%d differ)", n, n - same);
+  tap_ok (jsonw_dumps (NULL) == NULL, "jsonw_dumps (NULL) is NULL");
+}
+
+int
+main (void)
+{
+  tap_plan (9);
+  test_hmac ();
+  test_json ();
+  test_jsonw ();
+  return tap_failed ? 1 : 0;
+}
