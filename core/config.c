@@ -377,6 +377,18 @@ config_gateway_load (const char *path, char *err, size_t errlen)
         goto fail;
       }
       ch->kind = xstrdup (v);
+      ch->lanes = 1;
+      v = ini_get (sec, "lanes");
+      if (v) {
+        int64_t n;
+        if (parse_int64 (v, 1, CONFIG_MAX_LANES, &n) < 0) {
+          snprintf (err, errlen, "%s:%d: [%s] lanes: '%s' is not a number "
+                    "from 1 to %d", path, ini_line (sec, "lanes"), sec->name,
+                    v, CONFIG_MAX_LANES);
+          goto fail;
+        }
+        ch->lanes = (int) n;
+      }
     }
     else {
       snprintf (err, errlen, "%s:%d: [%s]: unknown section (expected store, "

@@ -37,10 +37,14 @@ int ini_line (const struct ini_section *sec, const char *key);
 /* PATH relative to the INI's directory, unless absolute.  Caller frees. */
 char *ini_path (const struct ini *ini, const char *path);
 
+/* Most instances of one channel that send at the same time. */
+#define CONFIG_MAX_LANES 16
+
 struct channel_conf {
   char *name;                /* NAME of [channel.NAME] */
   char *plugin;              /* plugin name */
   char *kind;                /* email, sms, push, webhook */
+  int lanes;                 /* plugin instances sending in parallel, >= 1 */
   const struct ini_section *sec;
 };
 

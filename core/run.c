@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,11 +57,49 @@ struct reason_count {
   long n;
 };
 
+/* A due outbox row, copied out of the store's callback. */
+struct due {
+  char *key, *customer, *instance, *channel, *variant, *address, *parts;
+  int attempts;
+  int64_t created;
+  json_t *addr_j, *parts_j;
+};
+
+struct due_list {
+  struct due *d;
+  size_t n, cap;
+};
+
+/* One plugin call's worth of messages: its rows (moved in, owned), the
+ * messages built from them, and the results the plugin writes. */
+struct batch {
+  int cidx, lane;
+  struct due *rows;
+  size_t n;
+  struct herald_message *m;
+  struct herald_result *res;
+  struct herald_address **to;
+  struct herald_part **parts;
+  unsigned char **inv;
+  int call;                    /* what send returned */
+};
+
+/* One plugin instance of a channel ([channel.NAME] lanes = N opens N),
+ * and the batch it may have in flight on its own thread. */
+struct lane {
+  struct channel *ch;
+  struct batch flight;
+  pthread_t thread;
+  int flying;
+};
+
 struct run {
   struct gateway *gw;
   struct campaign *c;
   struct store *st;
-  struct channel *ch[ROUTER_MAX_CHANNELS];   /* parallel to c->channels */
+  struct lane *lanes[ROUTER_MAX_CHANNELS];   /* parallel to c->channels */
+  int n_lanes[ROUTER_MAX_CHANNELS];
+  unsigned next_lane[ROUTER_MAX_CHANNELS];
   int dry_run;
   int verbose_progress;
   int64_t now;
@@ -482,19 +521,6 @@ out:
   return rcode;
 }
 
-/* A due outbox row, copied out of the store's callback. */
-struct due {
-  char *key, *customer, *instance, *channel, *variant, *address, *parts;
-  int attempts;
-  int64_t created;
-  json_t *addr_j, *parts_j;
-};
-
-struct due_list {
-  struct due *d;
-  size_t n, cap;
-};
-
 static char *
 dupn (const char *s)
 {
@@ -550,22 +576,27 @@ due_add_plan (struct due_list *l, struct run *r, const char *customer,
 }
 
 static void
+due_clear (struct due *d)
+{
+  free (d->key);
+  free (d->customer);
+  free (d->instance);
+  free (d->channel);
+  free (d->variant);
+  free (d->address);
+  free (d->parts);
+  json_decref (d->addr_j);
+  json_decref (d->parts_j);
+  memset (d, 0, sizeof *d);
+}
+
+static void
 due_free (struct due_list *l)
 {
   size_t i;
 
-  for (i = 0; i < l->n; i++) {
-    struct due *d = &l->d[i];
-    free (d->key);
-    free (d->customer);
-    free (d->instance);
-    free (d->channel);
-    free (d->variant);
-    free (d->address);
-    free (d->parts);
-    json_decref (d->addr_j);
-    json_decref (d->parts_j);
-  }
+  for (i = 0; i < l->n; i++)
+    due_clear (&l->d[i]);
   free (l->d);
   memset (l, 0, sizeof *l);
 }
@@ -891,89 +922,112 @@ detail_flag (const char *detail, const char *name)
   return yes;
 }
 
-/* Send the rows D[0..N) (all for channel CIDX) and record the results. */
-static int
-send_batch (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
+static void
+batch_free (struct batch *b)
 {
-  struct channel *ch = r->ch[cidx];
-  struct herald_message *m = xcalloc (n, sizeof *m);
-  struct herald_result *res = xcalloc (n, sizeof *res);
-  struct herald_address **to = xcalloc (n, sizeof *to);
-  struct herald_part **parts = xcalloc (n, sizeof *parts);
-  unsigned char **inv = xcalloc (n, sizeof *inv);
-  size_t i, k;
-  int rc = 0, call;
+  size_t i;
 
-  /* 1. Committed as "sending" before the plugin sees anything (CLAIMED:
-   * the rows were inserted so). */
-  if (!claimed) {
-    if (store_begin (r->st) < 0)
-      goto store_fail;
-    for (i = 0; i < n; i++)
-      if (store_outbox_update (r->st, ds[i]->key, "sending",
-                               ds[i]->attempts + 1, 0, NULL, NULL, NULL) < 0)
-        goto store_fail;
-    if (store_commit (r->st) < 0)
-      goto store_fail;
+  for (i = 0; i < b->n; i++) {
+    due_clear (&b->rows[i]);
+    free (b->to[i]);
+    free (b->parts[i]);
+    free (b->inv[i]);
   }
+  free (b->rows);
+  free (b->to);
+  free (b->parts);
+  free (b->inv);
+  free (b->m);
+  free (b->res);
+  memset (b, 0, sizeof *b);
+}
 
-  /* 2. Build the messages from the recorded rows (the same bytes after a
-   * crash as before it). */
+/* Move the rows DS[0..N) (all for channel CIDX; each left empty) into B
+ * and build their messages from the recorded rows: the same bytes after
+ * a crash as before it. */
+static void
+batch_prepare (struct run *r, int cidx, struct due **ds, size_t n,
+               struct batch *b)
+{
+  size_t i, k;
+
+  memset (b, 0, sizeof *b);
+  b->cidx = cidx;
+  b->n = n;
+  b->rows = xcalloc (n ? n : 1, sizeof *b->rows);
+  b->m = xcalloc (n ? n : 1, sizeof *b->m);
+  b->res = xcalloc (n ? n : 1, sizeof *b->res);
+  b->to = xcalloc (n ? n : 1, sizeof *b->to);
+  b->parts = xcalloc (n ? n : 1, sizeof *b->parts);
+  b->inv = xcalloc (n ? n : 1, sizeof *b->inv);
   for (i = 0; i < n; i++) {
-    struct due *d = ds[i];
+    struct due *d = &b->rows[i];
+    struct herald_message *m = &b->m[i];
     json_t *v;
     const char *pk;
-    size_t na = json_array_size (d->addr_j), np = 0;
+    size_t na, np = 0;
 
-    to[i] = xcalloc (na ? na : 1, sizeof **to);
+    *d = *ds[i];
+    memset (ds[i], 0, sizeof *ds[i]);
+    na = json_array_size (d->addr_j);
+    b->to[i] = xcalloc (na ? na : 1, sizeof **b->to);
     json_array_foreach (d->addr_j, k, v) {
-      to[i][k].type = jstr (v, "type") ? jstr (v, "type") : d->channel;
-      to[i][k].value = jstr (v, "value") ? jstr (v, "value") : "";
+      b->to[i][k].type = jstr (v, "type") ? jstr (v, "type") : d->channel;
+      b->to[i][k].value = jstr (v, "value") ? jstr (v, "value") : "";
     }
-    inv[i] = xcalloc (na ? na : 1, 1);
-    parts[i] = xcalloc (json_object_size (d->parts_j) + 1, sizeof **parts);
+    b->inv[i] = xcalloc (na ? na : 1, 1);
+    b->parts[i] = xcalloc (json_object_size (d->parts_j) + 1, sizeof **b->parts);
     json_object_foreach (d->parts_j, pk, v) {
       if (pk[0] == '_')
         continue;
-      parts[i][np].name = pk;
-      parts[i][np].data = json_string_value (v);
-      parts[i][np].len = json_string_length (v);
+      b->parts[i][np].name = pk;
+      b->parts[i][np].data = json_string_value (v);
+      b->parts[i][np].len = json_string_length (v);
       np++;
     }
-    m[i].key = d->key;
-    m[i].campaign = r->c->id;
-    m[i].customer = d->customer;
-    m[i].channel = d->channel;
-    m[i].variant = d->variant ? d->variant : "";
-    m[i].to = to[i];
-    m[i].n_to = na;
-    m[i].to_name = jstr (d->parts_j, "_to_name");
-    m[i].parts = parts[i];
-    m[i].n_parts = np;
-    m[i].unsubscribe_url = jstr (d->parts_j, "_unsubscribe_url");
-    m[i].unsubscribe_mailto = r->gw->unsubscribe_mailto;
-    m[i].created = d->created;
-    m[i].attempt = (unsigned) d->attempts + 1;
-    res[i].to_invalid = inv[i];
+    m->key = d->key;
+    m->campaign = r->c->id;
+    m->customer = d->customer;
+    m->channel = d->channel;
+    m->variant = d->variant ? d->variant : "";
+    m->to = b->to[i];
+    m->n_to = na;
+    m->to_name = jstr (d->parts_j, "_to_name");
+    m->parts = b->parts[i];
+    m->n_parts = np;
+    m->unsubscribe_url = jstr (d->parts_j, "_unsubscribe_url");
+    m->unsubscribe_mailto = r->gw->unsubscribe_mailto;
+    m->created = d->created;
+    m->attempt = (unsigned) d->attempts + 1;
+    b->res[i].to_invalid = b->inv[i];
   }
+}
 
-  /* 3. Send. */
-  call = ch->plugin->p.send (ch->state, m, n, res);
+/* Record every result of B in one transaction.  0, or -1 on a store
+ * failure (then r->store_error is set). */
+static int
+batch_record (struct run *r, struct batch *b)
+{
+  struct channel *ch = r->lanes[b->cidx][b->lane].ch;
+  int cidx = b->cidx;
+  size_t i, k;
 
-  /* 4. Record every result in one transaction. */
   r->now = now_seconds ();
   if (store_begin (r->st) < 0)
     goto store_fail;
-  for (i = 0; i < n; i++) {
-    struct due *d = ds[i];
-    struct herald_result *x = &res[i];
+  for (i = 0; i < b->n; i++) {
+    struct due *d = &b->rows[i];
+    struct herald_result *x = &b->res[i];
+    unsigned char *inv = b->inv[i];
+    const struct herald_address *to = b->to[i];
+    size_t n_to = b->m[i].n_to;
     int attempts = d->attempts + 1;
-    int status = call < 0 ? HERALD_RETRY : x->status;
+    int status = b->call < 0 ? HERALD_RETRY : x->status;
     const char *detail = x->detail[0] ? x->detail : NULL;
 
-    for (k = 0; k < m[i].n_to; k++)
-      if (inv[i][k])
-        store_suppress (r->st, d->channel, to[i][k].value,
+    for (k = 0; k < n_to; k++)
+      if (inv[k])
+        store_suppress (r->st, d->channel, to[k].value,
                         x->error[0] ? x->error : "invalid address");
     switch (status) {
     case HERALD_SENT:
@@ -999,8 +1053,8 @@ send_batch (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
       break;
     case HERALD_REJECTED:
     case HERALD_INVALID_ADDRESS:
-      if (status == HERALD_INVALID_ADDRESS && m[i].n_to == 1 && !inv[i][0])
-        store_suppress (r->st, d->channel, to[i][0].value,
+      if (status == HERALD_INVALID_ADDRESS && n_to == 1 && !inv[0])
+        store_suppress (r->st, d->channel, to[0].value,
                         x->error[0] ? x->error : "invalid address");
       /* The recipient opted out at the provider (Twilio 21610, a STOP
        * reply): that is a consent change, not only a dead address, so a
@@ -1048,25 +1102,199 @@ send_batch (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
   }
   if (store_commit (r->st) < 0)
     goto store_fail;
-  goto out;
+  if (r->verbose_progress)
+    fprintf (stderr, "\rherald: %ld sent, %ld to retry, %ld failed   ",
+             r->total.sent, r->total.retry, r->total.failed);
+  return 0;
 
 store_fail:
   fprintf (stderr, "herald: %s\n", store_error (r->st));
   store_rollback (r->st);
   r->store_error = 1;
-  rc = -1;
-out:
-  for (i = 0; i < n; i++) {
-    free (to[i]);
-    free (parts[i]);
-    free (inv[i]);
+  return -1;
+}
+
+/* ---- the sender threads ------------------------------------------ */
+
+/* Fresh batches (committed as "sending" by plan_page) go to their plugin
+ * on a thread of their own while this one plans, renders and records: the
+ * plugins' network work and the core's store work overlap instead of
+ * taking turns.  Each lane (plugin instance) has at most one batch in
+ * flight; batches take the lanes of their channel in turn.  When a lane's
+ * batch lands, the next batch (already built) takes off at once, and only
+ * then are the landed batch's results recorded, so a plugin waits neither
+ * for planning nor for the store.  The main thread alone touches the
+ * store.  The plugin ABI allows this: a state is used by one thread at a
+ * time, and the states of one plugin are independent. */
+
+static void *
+lane_main (void *data)
+{
+  struct lane *l = data;
+  struct batch *b = &l->flight;
+
+  b->call = l->ch->plugin->p.send (l->ch->state, b->m, b->n, b->res);
+  return NULL;
+}
+
+/* Wait for the lane's batch in flight.  1 with it moved into *B, or 0
+ * when nothing was in flight. */
+static int
+lane_wait (struct lane *l, struct batch *b)
+{
+  if (!l->flying)
+    return 0;
+  pthread_join (l->thread, NULL);
+  l->flying = 0;
+  *b = l->flight;
+  memset (&l->flight, 0, sizeof l->flight);
+  return 1;
+}
+
+/* Put B (moved) on the lane's thread.  0, or -1 when no thread could be
+ * started (B is then left to the caller). */
+static int
+lane_takeoff (struct lane *l, struct batch *b)
+{
+  sigset_t all, old;
+  int rc;
+
+  l->flight = *b;
+  /* Signals stay with the main thread, whose handler sets run_stop. */
+  sigfillset (&all);
+  pthread_sigmask (SIG_BLOCK, &all, &old);
+  rc = pthread_create (&l->thread, NULL, lane_main, l);
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    memset (&l->flight, 0, sizeof l->flight);
+    return -1;
   }
-  free (to);
-  free (parts);
-  free (inv);
-  free (m);
-  free (res);
+  l->flying = 1;
+  memset (b, 0, sizeof *b);
+  return 0;
+}
+
+/* Record a landed batch and free it. */
+static void
+batch_land (struct run *r, struct batch *b)
+{
+  batch_record (r, b);
+  batch_free (b);
+}
+
+/* Wait for every batch in flight and record it. */
+static void
+land_all (struct run *r)
+{
+  struct batch b;
+  size_t k;
+  int i;
+
+  for (k = 0; r->c && k < r->c->n_channels; k++)
+    for (i = 0; r->lanes[k] && i < r->n_lanes[k]; i++)
+      if (lane_wait (&r->lanes[k][i], &b))
+        batch_land (r, &b);
+}
+
+/* 1 when a landed batch says its channel is misconfigured. */
+static int
+batch_channel_error (const struct batch *b)
+{
+  size_t i;
+
+  for (i = 0; i < b->n; i++)
+    if (b->call >= 0 && b->res[i].status == HERALD_CHANNEL_ERROR)
+      return 1;
+  return 0;
+}
+
+/* Send B on its lane's plugin instance here, record it, free it.  0, or
+ * -1 on a store failure. */
+static int
+batch_send_here (struct run *r, struct batch *b)
+{
+  struct channel *ch = r->lanes[b->cidx][b->lane].ch;
+  int rc;
+
+  b->call = ch->plugin->p.send (ch->state, b->m, b->n, b->res);
+  rc = batch_record (r, b);
+  batch_free (b);
   return rc;
+}
+
+/* Rows committed as "sending" that will not be handed to a plugin now
+ * (the run stops): back to "pending", no attempt counted. */
+static void
+unclaim (struct run *r, const struct batch *b)
+{
+  size_t j;
+
+  for (j = 0; j < b->n && !r->store_error; j++)
+    if (store_outbox_update (r->st, b->rows[j].key, "pending", 0, r->now,
+                             NULL, NULL, NULL) < 0) {
+      fprintf (stderr, "herald: %s\n", store_error (r->st));
+      r->store_error = 1;
+    }
+}
+
+/* Send fresh rows DS[0..N) (all for channel CIDX, committed as "sending"
+ * by plan_page; moved out) on the channel's next lane.  1 when handed to
+ * the plugin. */
+static int
+send_claimed (struct run *r, int cidx, struct due **ds, size_t n)
+{
+  struct batch next, landed;
+  struct lane *l;
+  int had;
+
+  batch_prepare (r, cidx, ds, n, &next);
+  next.lane = (int) (r->next_lane[cidx]++ % (unsigned) r->n_lanes[cidx]);
+  l = &r->lanes[cidx][next.lane];
+  had = lane_wait (l, &landed);
+  if (r->channel_error || r->store_error
+      || (had && batch_channel_error (&landed))) {
+    /* The run stops, or this channel is broken: these stay unsent. */
+    if (had)
+      batch_land (r, &landed);
+    unclaim (r, &next);
+    batch_free (&next);
+    return 0;
+  }
+  if (lane_takeoff (l, &next) < 0) {
+    if (had)
+      batch_land (r, &landed);
+    return batch_send_here (r, &next) == 0;
+  }
+  if (had)
+    batch_land (r, &landed);
+  return 1;
+}
+
+/* Send rows DS[0..N) that are due (all for channel CIDX; moved out) here,
+ * on the channel's first lane: marked "sending" (attempt counted) in one
+ * transaction, sent, recorded.  0, or -1 on a store failure. */
+static int
+send_due (struct run *r, int cidx, struct due **ds, size_t n)
+{
+  struct batch b;
+  size_t i;
+
+  if (store_begin (r->st) < 0)
+    goto store_fail;
+  for (i = 0; i < n; i++)
+    if (store_outbox_update (r->st, ds[i]->key, "sending",
+                             ds[i]->attempts + 1, 0, NULL, NULL, NULL) < 0)
+      goto store_fail;
+  if (store_commit (r->st) < 0)
+    goto store_fail;
+  batch_prepare (r, cidx, ds, n, &b);
+  return batch_send_here (r, &b);
+
+store_fail:
+  fprintf (stderr, "herald: %s\n", store_error (r->st));
+  store_rollback (r->st);
+  r->store_error = 1;
+  return -1;
 }
 
 /* Send DS[0..N) in batches, grouped by channel.  CLAIMED: the rows were
@@ -1081,7 +1309,7 @@ send_by_channel (struct run *r, struct due **ds, size_t n, int claimed)
 {
   struct due **by[ROUTER_MAX_CHANNELS];
   size_t nby[ROUTER_MAX_CHANNELS] = { 0 };
-  size_t i, k, off, j;
+  size_t i, k, off;
   long handled = 0;
 
   for (k = 0; k < r->c->n_channels; k++)
@@ -1095,27 +1323,26 @@ send_by_channel (struct run *r, struct due **ds, size_t n, int claimed)
     for (off = 0; off < nby[k]; off += BATCH) {
       size_t cnt = nby[k] - off < BATCH ? nby[k] - off : BATCH;
 
-      if (r->channel_error || r->store_error || (!claimed && run_stop)) {
-        for (j = 0; claimed && j < cnt && !r->store_error; j++)
-          if (store_outbox_update (r->st, by[k][off + j]->key, "pending", 0,
-                                   r->now, NULL, NULL, NULL) < 0) {
-            fprintf (stderr, "herald: %s\n", store_error (r->st));
-            r->store_error = 1;
-          }
+      if (claimed) {
+        if (send_claimed (r, (int) k, by[k] + off, cnt))
+          handled += (long) cnt;
         continue;
       }
-      if (send_batch (r, (int) k, by[k] + off, cnt, claimed) == 0)
+      /* The batches in flight land first: their results may stop the
+       * run, and a plugin state is never used by two threads at once. */
+      land_all (r);
+      if (r->channel_error || r->store_error || run_stop)
+        continue;            /* the rows stay due */
+      if (send_due (r, (int) k, by[k] + off, cnt) == 0)
         handled += (long) cnt;
-      if (r->verbose_progress)
-        fprintf (stderr, "\rherald: %ld sent, %ld to retry, %ld failed   ",
-                 r->total.sent, r->total.retry, r->total.failed);
     }
   for (k = 0; k < r->c->n_channels; k++)
     free (by[k]);
   return handled;
 }
 
-/* Send the messages plan_page just committed as "sending", from memory. */
+/* Send the messages plan_page just committed as "sending", from memory
+ * (moved into their batches). */
 static void
 send_fresh (struct run *r, struct due_list *l)
 {
@@ -1264,6 +1491,7 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
   struct strbuf pb = STRBUF_INIT;
   char err[2048];
   size_t i;
+  int k;
 
   r->gw = config_gateway_load (main_config_path, err, sizeof err);
   if (!r->gw) {
@@ -1317,11 +1545,17 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
     }
     if (!open_channels)
       continue;
-    r->ch[i] = channel_open (pl, cc->name, cc->kind, cc->sec, r->gw->ini->path,
-                             r->gw->tracking_base_url, err, sizeof err);
-    if (!r->ch[i]) {
-      fprintf (stderr, "herald: %s\n", err);
-      return -1;
+    r->lanes[i] = xcalloc ((size_t) cc->lanes, sizeof *r->lanes[i]);
+    for (k = 0; k < cc->lanes; k++) {
+      r->lanes[i][k].ch = channel_open (pl, cc->name, cc->kind, cc->sec,
+                                        r->gw->ini->path,
+                                        r->gw->tracking_base_url, err,
+                                        sizeof err);
+      if (!r->lanes[i][k].ch) {
+        fprintf (stderr, "herald: %s\n", err);
+        return -1;
+      }
+      r->n_lanes[i]++;
     }
   }
   liquid_buf_init (&r->buf);
@@ -1339,11 +1573,16 @@ close_run (struct run *r)
 {
   size_t i;
 
+  land_all (r);             /* batches still in flight are recorded */
   if (r->lock_fd >= 0)
     close (r->lock_fd);     /* releases the flock */
 
-  for (i = 0; r->c && i < r->c->n_channels; i++)
-    channel_close (r->ch[i]);
+  for (i = 0; r->c && i < r->c->n_channels; i++) {
+    int k;
+    for (k = 0; r->lanes[i] && k < r->n_lanes[i]; k++)
+      channel_close (r->lanes[i][k].ch);
+    free (r->lanes[i]);
+  }
   for (i = 0; i < r->n_reasons; i++)
     free (r->reasons[i].reason);
   free (r->reasons);
@@ -1451,6 +1690,7 @@ cmd_run (int argc, char **argv)
     if (r.dry_run && r.verbose_progress)
       fprintf (stderr, "\rherald: %ld customers planned   ", r.total.planned);
   }
+  land_all (&r);
   if (!r.dry_run && !run_stop && !r.channel_error && !r.store_error) {
     /* Then retries that fall due within the horizon (not with a frozen
      * clock: HERALD_NOW would never reach them). */

@@ -7,7 +7,9 @@
 #
 # Environment: N (messages, default 100000), ROUNDS (default 5),
 # CONCURRENCY (plugin and wrk connections, default 32), BATCH (default 1000),
-# WRK_SECONDS (default 5).
+# WRK_SECONDS (default 5), LANES (DRIVER=run only: [channel.webhook] lanes,
+# default 1; the CONCURRENCY connections are shared among the lanes, so
+# herald never holds more connections than wrk).
 #
 # DRIVER=plugin-run (default) drives the plugin through tests/plugin-run with
 # N generated messages; DRIVER=run runs a real campaign of N customers with
@@ -22,6 +24,7 @@ ROUNDS=${ROUNDS:-5}
 CONC=${CONCURRENCY:-32}
 BATCH=${BATCH:-1000}
 WRK_SECONDS=${WRK_SECONDS:-5}
+LANES=${LANES:-1}
 PY=${PYTHON3:-/usr/bin/python3}
 RUNNER=$BUILDDIR/tests/plugin-run
 PLUGIN=$BUILDDIR/plugins/.libs/webhook.so
@@ -114,7 +117,7 @@ EOF
 median () { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 if [ "$DRIVER" = run ]; then
-  echo "webhook bench: a campaign of $N customers through herald run,"
+  echo "webhook bench: a campaign of $N customers through herald run, $LANES lane(s),"
 else
   echo "webhook bench: $N messages through tests/plugin-run (DRIVER=run: through herald run),"
 fi
@@ -143,7 +146,8 @@ secret = bench-secret-0123456789abcdef
 plugin = webhook
 secret = $SECRET
 allow_private = yes
-concurrency = $CONC
+lanes = $LANES
+concurrency = $((CONC / LANES))
 timeout_ms = 15000
 EOF
     "$HERALD" -c "$TMP/g.ini" customers import "$TMP/customers.jsonl" > /dev/null

@@ -21,9 +21,13 @@
  *    size buffers: nothing is ever freed across the boundary.
  *
  * Threads: the core calls open, send and close of one state from one thread
- * at a time.  A plugin must not block signals, fork, exit, or change the
- * process's current directory, locale or signal handlers (SIGPIPE is already
- * ignored by the core).
+ * at a time, not always the same thread (send runs on a sender thread while
+ * the core plans the next batch).  A channel with `lanes = N` has N states
+ * of the same plugin, each sending on its own thread at the same time: keep
+ * no unguarded mutable globals (use pthread_once for library set-up).  A
+ * plugin must not block signals, fork, exit, or change the process's
+ * current directory, locale or signal handlers (SIGPIPE is already ignored
+ * by the core).
  *
  * Build a plugin outside Herald's tree with
  *   cc -shared -fPIC $(pkg-config --cflags herald-plugin) -o NAME.so NAME.c

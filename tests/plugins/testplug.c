@@ -2,10 +2,14 @@
  * what every send answers (sent, retry, reject, invalid, channel_error,
  * optout: an invalid address with {"opt_out":true});
  * "log" names a file that gets one line per message it was handed;
+ * "calls" names a file that gets one line per send call, "STATE N START
+ * END" (STATE tells the instances apart, times in ns, CLOCK_MONOTONIC);
  * "sleep_ms" makes every send take that long. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <herald/plugin.h>
 
@@ -13,9 +17,19 @@ struct tp_state {
   int mode;
   int sleep_ms;
   FILE *log;
+  int calls;                 /* fd, O_APPEND, or -1 */
 };
 
-static const char *const tp_keys[] = { "mode", "log", "sleep_ms", NULL };
+static const char *const tp_keys[] = { "mode", "log", "calls", "sleep_ms",
+                                       NULL };
+
+static long long
+tp_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 static int
 tp_open (const struct herald_host *host, void **state_r, char *err,
@@ -26,6 +40,7 @@ tp_open (const struct herald_host *host, void **state_r, char *err,
   const char *m = host->config_get (host->data, "mode");
   const char *log = host->config_get (host->data, "log");
   const char *sl = host->config_get (host->data, "sleep_ms");
+  const char *calls = host->config_get (host->data, "calls");
   struct tp_state *s = calloc (1, sizeof *s);
   int i;
 
@@ -44,12 +59,25 @@ tp_open (const struct herald_host *host, void **state_r, char *err,
     return -1;
   }
   s->mode = i;
-  s->sleep_ms = sl ? (int) strtol (sl, NULL, 10) : 0;
-  if (log && !(s->log = fopen (log, "a"))) {
-    snprintf (err, errlen, "%s: cannot open", log);
+  s->calls = -1;
+  if (calls
+      && (s->calls = open (calls, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                           0644)) < 0) {
+    snprintf (err, errlen, "%s: cannot open", calls);
     free (s);
     return -1;
   }
+  s->sleep_ms = sl ? (int) strtol (sl, NULL, 10) : 0;
+  if (log && !(s->log = fopen (log, "a"))) {
+    snprintf (err, errlen, "%s: cannot open", log);
+    if (s->calls >= 0)
+      close (s->calls);
+    free (s);
+    return -1;
+  }
+  /* A line per write: several instances (lanes) share the file. */
+  if (s->log)
+    setvbuf (s->log, NULL, _IOLBF, 0);
   *state_r = s;
   return 0;
 }
@@ -60,6 +88,8 @@ tp_close (void *state)
   struct tp_state *s = state;
   if (s->log)
     fclose (s->log);
+  if (s->calls >= 0)
+    close (s->calls);
   free (s);
 }
 
@@ -72,6 +102,7 @@ tp_send (void *state, const struct herald_message *m, size_t n,
                                 HERALD_INVALID_ADDRESS, HERALD_CHANNEL_ERROR,
                                 HERALD_INVALID_ADDRESS };
   size_t i;
+  long long start = tp_ns ();
 
   if (s->sleep_ms > 0)
     usleep ((useconds_t) s->sleep_ms * 1000);
@@ -91,6 +122,14 @@ tp_send (void *state, const struct herald_message *m, size_t n,
   }
   if (s->log)
     fflush (s->log);
+  if (s->calls >= 0) {
+    /* One write per line: lines of several instances never interleave. */
+    char line[128];
+    int len = snprintf (line, sizeof line, "%p %zu %lld %lld\n", state, n,
+                        start, tp_ns ());
+    if (write (s->calls, line, (size_t) len) != len)
+      return -1;
+  }
   return 0;
 }
 
