@@ -142,6 +142,12 @@ load_set (struct tmpl_set *set, const char *dir, const char *ini_path,
     set->parts[set->n].name = xstrdup (names[i]);
     set->parts[set->n].path = path;
     set->parts[set->n].t = liquid_parse (src, len, path, &opts, &lerr);
+    /* A template can only read unsubscribe_url by naming it, or through a
+     * partial or a computed name: the link is signed (an HMAC) only for
+     * the messages that might show it. */
+    set->parts[set->n].may_unsubscribe = memmem (src, len, "unsubscribe_url", 15)
+      || memmem (src, len, "include", 7) || memmem (src, len, "render", 6)
+      || memchr (src, '[', len);
     if (!set->parts[set->n].t) {
       char msg[1024];
       liquid_error_format (&lerr, msg, sizeof msg);

@@ -16,6 +16,7 @@ struct tmpl_part {
   char *name;                /* "email.subject" */
   char *path;
   liquid_template *t;
+  int may_unsubscribe;       /* its text could read unsubscribe_url */
 };
 
 /* The templates of one folder (the campaign's, or a variant's own). */

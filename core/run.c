@@ -110,6 +110,7 @@ struct run {
   struct reason_count *reasons;
   size_t n_reasons;
   json_t *variants;            /* dry-run: variant -> count */
+  json_t *campaign_j;          /* templates' campaign.* */
   int64_t deferred_until_min, deferred_until_max;
   int channel_error;           /* a channel reported a configuration error */
   char channel_error_msg[1024];
@@ -163,6 +164,21 @@ jstr (json_t *o, const char *k)
                                                       : NULL;
 }
 
+/* {K1: V1, K2: V2[, K3: V3]} of strings (a NULL value is ""; K3 NULL:
+ * two members).  json_pack, without parsing a format per call. */
+static json_t *
+str_object (const char *k1, const char *v1, const char *k2, const char *v2,
+            const char *k3, const char *v3)
+{
+  json_t *o = json_object ();
+
+  json_object_set_new_nocheck (o, k1, json_string (v1 ? v1 : ""));
+  json_object_set_new_nocheck (o, k2, json_string (v2 ? v2 : ""));
+  if (k3)
+    json_object_set_new_nocheck (o, k3, json_string (v3 ? v3 : ""));
+  return o;
+}
+
 /* The customer's destinations for KIND as a JSON list of {type, value},
  * without suppressed ones.  *SUPPRESSED_R is 1 when the customer had
  * addresses but every one is suppressed. */
@@ -186,9 +202,8 @@ customer_addresses (struct run *r, json_t *cust, const struct campaign_channel *
       had = 1;
       if (store_is_suppressed (r->st, "push", tok) == 1)
         continue;
-      json_array_append_new (list, json_pack ("{s:s, s:s}", "type",
-                                              plat ? plat : "unknown",
-                                              "value", tok));
+      json_array_append_new (list, str_object ("type", plat ? plat : "unknown",
+                                                "value", tok, NULL, NULL));
     }
   }
   else {
@@ -201,8 +216,8 @@ customer_addresses (struct run *r, json_t *cust, const struct campaign_channel *
     if (v) {
       had = 1;
       if (store_is_suppressed (r->st, kind, v) != 1)
-        json_array_append_new (list, json_pack ("{s:s, s:s}", "type", kind,
-                                                "value", v));
+        json_array_append_new (list, str_object ("type", kind, "value", v,
+                                                  NULL, NULL));
     }
   }
   if (had && json_array_size (list) == 0)
@@ -276,9 +291,10 @@ render_context (struct run *r, json_t *cust)
       json_object_set (c, fields[i], v);
   }
   json_object_set_new (ctx, "customer", c);
-  json_object_set_new (ctx, "campaign", json_pack ("{s:s, s:s}", "id",
-                                                   r->c->id, "name",
-                                                   r->c->name));
+  if (!r->campaign_j)          /* the same for every customer: shared */
+    r->campaign_j = str_object ("id", r->c->id, "name", r->c->name, NULL,
+                                NULL);
+  json_object_set (ctx, "campaign", r->campaign_j);
   return ctx;
 }
 
@@ -302,13 +318,24 @@ render_parts (struct run *r, json_t *cust, const char *kind,
   };
   json_t *ctx = render_context (r, cust);
   struct liquid_render_options ro;
-  char *unsub = unsubscribe_url (r, json_string_value (json_object_get (cust, "id")), kind);
+  char *unsub = NULL;
   size_t klen = strlen (kind), i;
-  int rc = 0;
+  int rc = 0, want_unsub = strcmp (kind, "email") == 0;
 
-  json_object_set_new (ctx, "message", json_pack ("{s:s, s:s, s:s}", "id", key,
-                                                  "channel", kind, "variant",
-                                                  variant ? variant : ""));
+  /* The e-mail plugin puts the link in List-Unsubscribe; other channels
+   * only carry it if a template shows it. */
+  for (i = 0; parts[i] && !want_unsub; i++) {
+    const struct tmpl_part *tp;
+    if (strncmp (parts[i], kind, klen) == 0 && parts[i][klen] == '.'
+        && (tp = campaign_part (r->c, variant, parts[i])) && tp->may_unsubscribe)
+      want_unsub = 1;
+  }
+  if (want_unsub)
+    unsub = unsubscribe_url (r, json_string_value (json_object_get (cust, "id")),
+                             kind);
+
+  json_object_set_new (ctx, "message", str_object ("id", key, "channel", kind,
+                                                    "variant", variant));
   json_object_set_new (ctx, "unsubscribe_url", json_string (unsub ? unsub : ""));
   memset (&ro, 0, sizeof ro);
   ro.timezone = customer_zone (r, cust);
@@ -1588,6 +1615,7 @@ close_run (struct run *r)
   free (r->reasons);
   json_decref (r->pop);
   json_decref (r->variants);
+  json_decref (r->campaign_j);
   liquid_buf_free (&r->buf);
   if (r->unsub_key_ready)
     hmac256_free (&r->unsub_key);

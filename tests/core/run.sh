@@ -114,4 +114,23 @@ is "$rc" 0 "report --json: exit 0"
 sent=$(printf '%s' "$out" | $PY -c 'import json,sys; print(json.load(sys.stdin)["states"].get("sent"))')
 is "$sent" 5 "report: 5 sent"
 
+# unsubscribe_url in an SMS: signed for the templates that show it, by
+# name or through a partial; the same link as an e-mail would carry.
+for how in direct partial; do
+  mkdir -p "$T/tpl-$how/_partials"
+  if [ "$how" = direct ]; then
+    printf 'Hi {{ customer.first_name }}. Stop: {{ unsubscribe_url }}' > "$T/tpl-$how/sms.body.liquid"
+  else
+    # only the partial names it
+    printf 'Hi {{ customer.first_name }}. {%% include "stop" %%}' > "$T/tpl-$how/sms.body.liquid"
+    printf 'Stop: {{ unsubscribe_url }}' > "$T/tpl-$how/_partials/stop.liquid"
+  fi
+  printf '[campaign]\nid = u%s\ntemplates = tpl-%s\nchannels = sms\n' "$how" "$how" > "$T/u-$how.ini"
+  out=$("$HERALD" -c "$G" preview "$T/u-$how.ini" --customer b 2>&1)
+  link=$(printf '%s\n' "$out" | sed -n 's/^Hi Bob\. Stop: //p')
+  like "$link" "^https://t\.example\.com/u/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$" "SMS shows a signed unsubscribe link ($how)"
+  payload=$(printf '%s' "$link" | sed 's#.*/u/##; s#\..*##' | tr '_-' '/+')
+  is "$(printf '%s==' "$payload" | base64 -d 2>/dev/null | tr '\n' ' ')" "b u$how sms" "the link names the customer, campaign and channel ($how)"
+done
+
 done_testing
