@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "../plugins/common/jsoncheck.h"
 #include "util.h"
 
 /* Prepared statements, prepared on first use and kept for the life of the
@@ -736,8 +737,9 @@ merge_consent (struct store *st, const char *id, json_t *record)
 static json_t *
 load_record (struct store *st, const char *id, const char *text)
 {
-  json_error_t je;
-  json_t *rec = json_loads (text, 0, &je);
+  const char *why;
+  size_t off;
+  json_t *rec = jsoncheck_load (text, strlen (text), 0, &why, &off);
 
   if (!json_is_object (rec)) {
     json_decref (rec);

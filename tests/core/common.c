@@ -205,7 +205,7 @@ static void
 test_jsonw (void)
 {
   unsigned seed = 20261122;
-  int i, same = 0, n = 2000;
+  int i, same = 0, n = 2000, built = 0;
 
   for (i = 0; i < n; i++) {
     json_t *v = random_value (&seed, 0);
@@ -221,15 +221,92 @@ test_jsonw (void)
   }
   tap_ok (same == n, "jsonw writes json_dumps's compact text for %d random "
           "trees (%d differ)", n, n - same);
+
+  /* jsoncheck_load builds what json_loadb builds, from compact and from
+   * indented (and ASCII-escaped) text. */
+  same = 0;
+  for (i = 0; i < n; i++) {
+    json_t *v = json_pack ("[o]", random_value (&seed, 0));
+    size_t flags = i % 2 ? JSON_COMPACT : JSON_INDENT (2) | JSON_ENSURE_ASCII;
+    char *text = json_dumps (v, flags | JSON_ENCODE_ANY);
+    const char *why;
+    size_t off;
+    json_t *a = json_loads (text, 0, NULL);
+    json_t *b = jsoncheck_load (text, strlen (text), 0, &why, &off);
+    /* both refuse a string holding NUL (json_loads does by default) */
+    if ((a && b && json_equal (a, b) && json_equal (v, b)) || (!a && !b))
+      same++;
+    if (a && b)
+      built++;
+    else if (i - same < 3)
+      printf ("# %s\n# jsoncheck_load: %s at %zu\n", text, b ? "differs" : why, off);
+    free (text);
+    json_decref (a);
+    json_decref (b);
+    json_decref (v);
+  }
+  tap_ok (same == n && built > n / 3, "jsoncheck_load builds json_loads's "
+          "tree (%d), or refuses what it refuses, for %d random texts (%d "
+          "differ)", built, n, n - same);
   tap_ok (jsonw_dumps (NULL) == NULL, "jsonw_dumps (NULL) is NULL");
+}
+
+static void
+test_json_load (void)
+{
+  /* what json_loadb refuses, jsoncheck_load refuses */
+  static const struct {
+    const char *in;
+    int flags;
+    const char *why;
+  } bad[] = {
+    { "[\"a\\u0000b\"]", 0, "\\u0000 is not allowed" },
+    { "[\"\\ud800\"]", 0, "invalid Unicode escape (lone surrogate)" },
+    { "[\"\\udc00x\"]", 0, "invalid Unicode escape (lone surrogate)" },
+    { "[\"\\ud800\\u0041\"]", 0, "invalid Unicode escape (lone surrogate)" },
+    { "[9223372036854775808]", 0, "too big integer" },
+    { "[1e400]", 0, "real number overflow" },
+    { "{\"a\":1,\"a\":2}", JSONCHECK_REJECT_DUPLICATES, "duplicate object key" },
+    { "1", 0, "'[' or '{' expected" },
+    { "{\"a\":[1,}", 0, "unexpected bracket" },
+  };
+  const char *why;
+  size_t i, off, ok = 0;
+  json_t *v;
+
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    why = NULL;
+    v = jsoncheck_load (bad[i].in, strlen (bad[i].in), bad[i].flags, &why, &off);
+    if (!v && why && strcmp (why, bad[i].why) == 0
+        && !json_loadb (bad[i].in, strlen (bad[i].in),
+                        bad[i].flags ? JSON_REJECT_DUPLICATES : 0, NULL))
+      ok++;
+    else
+      printf ("# %s: %s\n", bad[i].in, v ? "accepted" : why);
+    json_decref (v);
+  }
+  tap_ok (ok == sizeof bad / sizeof bad[0], "jsoncheck_load refuses what "
+          "json_loadb refuses, with the reason");
+
+  v = jsoncheck_load ("{\"a\":1,\"a\":2,\"s\":\"\\ud83d\\ude00\\n\\u00e9\"}", 40, 0,
+                      &why, &off);
+  tap_ok (v && json_integer_value (json_object_get (v, "a")) == 2
+          && strcmp (json_string_value (json_object_get (v, "s")),
+                     "\xf0\x9f\x98\x80\n\xc3\xa9") == 0,
+          "the last duplicate wins; escapes and surrogate pairs decode to UTF-8");
+  json_decref (v);
+  v = jsoncheck_load (" 7 ", 3, JSONCHECK_ANY, &why, &off);
+  tap_ok (v && json_integer_value (v) == 7, "JSONCHECK_ANY takes a scalar");
+  json_decref (v);
 }
 
 int
 main (void)
 {
-  tap_plan (9);
+  tap_plan (13);
   test_hmac ();
   test_json ();
   test_jsonw ();
+  test_json_load ();
   return tap_failed ? 1 : 0;
 }
