@@ -34,7 +34,7 @@ struct store;
 
 /* The schema version this build writes; store_open migrates older files
  * and refuses newer ones. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Open (creating if missing) the store at PATH.  The parent directory must
  * exist: the error then names PATH.  Returns a store to pass to

@@ -503,6 +503,45 @@ test_files (void)
   tap_ok (sqlite3_step (s) == SQLITE_ROW && sqlite3_column_int (s, 0) == 1,
           "the migration left other tables alone");
   sqlite3_finalize (s);
+  /* A version-1 file (outbox_customer on customer, sent_at) with a
+   * message in it: migrated to 2, the message kept, the index on customer
+   * alone and still used by the caps query. */
+  sqlite3_exec (db, "DROP INDEX outbox_customer;"
+                "CREATE INDEX outbox_customer ON outbox (customer, sent_at);"
+                "INSERT INTO outbox (key, campaign, step, customer, channel, state,"
+                " created, updated, sent_at) VALUES ('c:1:z', 'c', 1, 'z',"
+                " 'email', 'sent', 10, 10, 10);"
+                "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+                NULL, NULL, NULL);
+  sqlite3_close (db);
+  st = store_open (p, err, sizeof err);
+  tap_ok (st && store_schema_version (st) == 2, "a version-1 file is migrated "
+          "to 2: %s", st ? "ok" : err);
+  tap_ok (st && store_sent_count (st, "z", "email", 5) == 1,
+          "its message is kept and counted by the caps query");
+  store_close (st);
+  sqlite3_open (p, &db);
+  {
+    struct strbuf cols = STRBUF_INIT;
+    sqlite3_prepare_v2 (db, "SELECT name FROM pragma_index_info('outbox_customer')",
+                        -1, &s, NULL);
+    while (sqlite3_step (s) == SQLITE_ROW) {
+      strbuf_adds (&cols, (const char *) sqlite3_column_text (s, 0));
+      strbuf_addc (&cols, ' ');
+    }
+    sqlite3_finalize (s);
+    tap_is (cols.s ? cols.s : "", "customer ", "outbox_customer is on customer alone");
+    strbuf_free (&cols);
+    sqlite3_prepare_v2 (db, "EXPLAIN QUERY PLAN SELECT count(*) FROM outbox "
+                        "WHERE customer = 'z' AND sent_at >= 5 AND state = 'sent'",
+                        -1, &s, NULL);
+    buf[0] = '\0';
+    while (sqlite3_step (s) == SQLITE_ROW)
+      if (strstr ((const char *) sqlite3_column_text (s, 3), "outbox_customer"))
+        strlcpy_ (buf, "indexed", sizeof buf);
+    sqlite3_finalize (s);
+    tap_is (buf, "indexed", "the caps query searches outbox_customer");
+  }
   /* A file from a newer herald is refused, not damaged. */
   sqlite3_exec (db, "UPDATE meta SET value = '99' WHERE key = "
                 "'schema_version'", NULL, NULL, NULL);
