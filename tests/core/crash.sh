@@ -11,17 +11,7 @@ N=10000
 write_gateway "$T/g.ini"
 write_templates "$T/tpl"
 printf '[campaign]\nid = k\ntemplates = tpl\nchannels = email, sms\n' > "$T/c.ini"
-$PY - "$N" > "$T/cust.jsonl" <<'PYEOF'
-import json, sys
-for i in range(int(sys.argv[1])):
-    c = {"id": "u%05d" % i, "consent": {"email": True, "sms": True},
-         "attributes": {"first_name": "N%d" % i, "points": i}}
-    if i % 3:
-        c["email"] = "u%d@example.com" % i
-    else:
-        c["phone"] = "+3361%07d" % i
-    print(json.dumps(c))
-PYEOF
+write_customers "$T/cust.jsonl" "$N"
 "$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
 is "$?" 0 "imported $N customers"
 

@@ -29,17 +29,7 @@ INI
 }
 write_templates "$T/tpl"
 printf '[campaign]\nid = ln\ntemplates = tpl\nchannels = email, sms\nretry_horizon = 0s\n' > "$T/c.ini"
-$PY - "$N" > "$T/cust.jsonl" <<'PYEOF'
-import json, sys
-for i in range(int(sys.argv[1])):
-    c = {"id": "u%05d" % i, "consent": {"email": True, "sms": True},
-         "attributes": {"first_name": "N%d" % i, "points": i}}
-    if i % 3:
-        c["email"] = "u%d@example.com" % i
-    else:
-        c["phone"] = "+3361%07d" % i
-    print(json.dumps(c))
-PYEOF
+write_customers "$T/cust.jsonl" "$N"
 states () {
   "$HERALD" -c "$T/g.ini" report ln --json 2>/dev/null |
     $PY -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("%s=%d" % (k, v) for k, v in sorted(d["states"].items())))'

@@ -98,4 +98,20 @@ write_templates () {
   printf '{"customer": {{ customer.id | json }}}' > "$1/webhook.body.liquid"
 }
 
+# write_customers FILE N: N customers u00000.. consenting to e-mail and
+# SMS; two in three have an e-mail address, the others a phone number.
+write_customers () {
+  /usr/bin/python3 - "$2" > "$1" <<'PYEOF'
+import json, sys
+for i in range(int(sys.argv[1])):
+    c = {"id": "u%05d" % i, "consent": {"email": True, "sms": True},
+         "attributes": {"first_name": "N%d" % i, "points": i}}
+    if i % 3:
+        c["email"] = "u%d@example.com" % i
+    else:
+        c["phone"] = "+3361%07d" % i
+    print(json.dumps(c))
+PYEOF
+}
+
 count_lines () { if [ -f "$1" ]; then wc -l < "$1" | tr -d ' '; else echo 0; fi; }
