@@ -5,5 +5,6 @@ herald_SOURCES += \
 herald_SOURCES += \
 	core/campaign.c core/campaign.h \
 	core/run.c core/run.h core/jsonw.c core/jsonw.h \
+	core/token.c core/token.h core/serve.c core/serve.h \
 	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
 	plugins/common/hmac256.c plugins/common/hmac256.h

@@ -11,8 +11,7 @@
 #include "loader.h"
 #include "main.h"
 #include "run.h"
-
-
+#include "serve.h"
 
 /* core/cmd_render.c (the Liquid engine's command) */
 int cmd_render (int argc, char **argv);
@@ -32,6 +31,7 @@ static const struct command commands[] = {
   { "events", cmd_events, "events import FILE.jsonl" },
   { "report", cmd_report, "per channel and variant results of a campaign" },
   { "plugins", cmd_plugins, "list the channel plugins found, and refused ones" },
+  { "serve", cmd_serve, "the tracking server: unsubscribe links, provider callbacks" },
   { NULL, NULL, NULL }
 };
 

@@ -24,12 +24,12 @@
 
 #include "campaign.h"
 #include "jsonw.h"
-#include "../plugins/common/hmac256.h"
 #include "../plugins/common/jsoncheck.h"
 #include "loader.h"
 #include "main.h"
 #include "run.h"
 #include "store.h"
+#include "token.h"
 #include "tz.h"
 
 #define PAGE 500             /* customers planned per transaction */
@@ -116,7 +116,7 @@ struct run {
   char channel_error_msg[1024];
   int store_error;
   int lock_fd;                 /* the campaign's run lock, or -1 */
-  struct hmac256 unsub_key;    /* [tracking] secret, for unsubscribe links */
+  struct token_key unsub_key;  /* [tracking] secret, for unsubscribe links */
   int unsub_key_ready;
 };
 
@@ -229,30 +229,16 @@ customer_addresses (struct run *r, json_t *cust, const struct campaign_channel *
  * TOKEN = base64url(customer \n campaign \n channel) "." base64url(first
  * 16 bytes of HMAC-SHA256(secret, that payload)).  Opaque to the reader,
  * unforgeable without the secret (RFC 8058 section 3.1). */
-static void
-b64url (const unsigned char *in, size_t n, char *out)
-{
-  size_t i = (size_t) EVP_EncodeBlock ((unsigned char *) out, in, (int) n);
-
-  /* base64url without padding (RFC 4648 section 5) */
-  while (i > 0 && out[i - 1] == '=')
-    out[--i] = '\0';
-  for (i = 0; out[i]; i++)
-    out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-}
-
 static char *
 unsubscribe_url (struct run *r, const char *customer, const char *kind)
 {
   struct strbuf payload = STRBUF_INIT;
-  unsigned char mac[HMAC256_LEN];
-  char *b64p, b64m[64], *url = NULL;
+  char *tok, *url = NULL;
 
   if (!r->gw->tracking_base_url || !r->gw->tracking_secret)
     return NULL;
   if (!r->unsub_key_ready) {
-    if (hmac256_init (&r->unsub_key, r->gw->tracking_secret,
-                      strlen (r->gw->tracking_secret)) < 0)
+    if (token_key_init (&r->unsub_key, r->gw->tracking_secret) < 0)
       return NULL;
     r->unsub_key_ready = 1;
   }
@@ -261,13 +247,10 @@ unsubscribe_url (struct run *r, const char *customer, const char *kind)
   strbuf_adds (&payload, r->c->id);
   strbuf_addc (&payload, '\n');
   strbuf_adds (&payload, kind);
-  if (hmac256 (&r->unsub_key, payload.s, payload.len, mac) == 0) {
-    b64p = xmalloc (payload.len * 2 + 8);
-    b64url ((const unsigned char *) payload.s, payload.len, b64p);
-    b64url (mac, 16, b64m);
-    url = xasprintf ("%s/u/%s.%s", r->gw->tracking_base_url, b64p, b64m);
-    free (b64p);
-  }
+  tok = token_make (&r->unsub_key, payload.s, payload.len);
+  if (tok)
+    url = xasprintf ("%s/u/%s", r->gw->tracking_base_url, tok);
+  free (tok);
   strbuf_free (&payload);
   return url;
 }
@@ -1618,7 +1601,7 @@ close_run (struct run *r)
   json_decref (r->campaign_j);
   liquid_buf_free (&r->buf);
   if (r->unsub_key_ready)
-    hmac256_free (&r->unsub_key);
+    token_key_free (&r->unsub_key);
   store_close (r->st);
   campaign_free (r->c);
   config_gateway_free (r->gw);

@@ -1,0 +1,537 @@
+/* serve: the tracking server, `herald serve`.
+ *
+ * What customers do comes back here:
+ *   GET  /u/TOKEN        a page asking to confirm the unsubscribe (a GET
+ *                        changes nothing: mail scanners follow links);
+ *   POST /u/TOKEN        the unsubscribe itself: the one-click POST of RFC
+ *                        8058 ("List-Unsubscribe=One-Click"), or the
+ *                        page's button.  Consent for that channel is
+ *                        withdrawn and an "unsubscribed" event recorded;
+ *   POST /inbound/NAME/… a provider's callback for [channel.NAME], handed
+ *                        to its plugin's inbound entry, which checks the
+ *                        signature and reports events (delivered, failed,
+ *                        a STOP or START reply...);
+ *   GET  /healthz        "ok".
+ * Paths are those below [tracking] base_url (a reverse proxy in front
+ * strips any prefix).  libmicrohttpd runs every request on one internal
+ * thread, which alone uses the store and the plugins; the main thread
+ * waits for SIGTERM or SIGINT. */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "config.h"
+#include "loader.h"
+#include "main.h"
+#include "serve.h"
+#include "store.h"
+#include "token.h"
+#include "util.h"
+
+#define SERVE_MAX_BODY (64 * 1024)
+#define SERVE_MAX_HEADERS 64
+
+struct server {
+  struct gateway *gw;
+  struct store *st;
+  struct token_key key;
+  int key_ready;
+  struct channel **ch;         /* parallel to gw->channels; NULL: no inbound */
+};
+
+/* One request's body, gathered over the upload callbacks. */
+struct upload {
+  struct strbuf body;
+  int too_big;
+};
+
+static enum MHD_Result
+reply (struct MHD_Connection *c, unsigned status, const char *type,
+       const char *body, size_t len)
+{
+  struct MHD_Response *r;
+  enum MHD_Result ret;
+
+  r = MHD_create_response_from_buffer (len, (void *) body,
+                                       MHD_RESPMEM_MUST_COPY);
+  if (!r)
+    return MHD_NO;
+  MHD_add_response_header (r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  MHD_add_response_header (r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  ret = MHD_queue_response (c, status, r);
+  MHD_destroy_response (r);
+  return ret;
+}
+
+static enum MHD_Result
+reply_text (struct MHD_Connection *c, unsigned status, const char *text)
+{
+  return reply (c, status, "text/plain; charset=utf-8", text, strlen (text));
+}
+
+static void
+html_escape (struct strbuf *b, const char *s)
+{
+  for (; *s; s++)
+    switch (*s) {
+    case '&': strbuf_adds (b, "&amp;"); break;
+    case '<': strbuf_adds (b, "&lt;"); break;
+    case '>': strbuf_adds (b, "&gt;"); break;
+    case '"': strbuf_adds (b, "&quot;"); break;
+    case '\'': strbuf_adds (b, "&#39;"); break;
+    default: strbuf_addc (b, *s);
+    }
+}
+
+static enum MHD_Result
+reply_page (struct MHD_Connection *c, unsigned status, const char *title,
+            const char *html_body)
+{
+  struct strbuf b = STRBUF_INIT;
+  enum MHD_Result ret;
+
+  strbuf_adds (&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+               "<meta name=\"viewport\" content=\"width=device-width\">"
+               "<title>");
+  html_escape (&b, title);
+  strbuf_adds (&b, "</title></head><body>\n");
+  strbuf_adds (&b, html_body);
+  strbuf_adds (&b, "\n</body></html>\n");
+  ret = reply (c, status, "text/html; charset=utf-8", b.s, b.len);
+  strbuf_free (&b);
+  return ret;
+}
+
+/* ---- /u/TOKEN ------------------------------------------------------ */
+
+static enum MHD_Result
+unsubscribe (struct server *sv, struct MHD_Connection *c, const char *method,
+             const char *token)
+{
+  struct strbuf page = STRBUF_INIT;
+  char *payload, *campaign, *channel;
+  size_t len;
+  enum MHD_Result ret;
+
+  payload = sv->key_ready ? token_check (&sv->key, token, &len) : NULL;
+  campaign = payload ? memchr (payload, '\n', len) : NULL;
+  channel = campaign ? memchr (campaign + 1, '\n', len - (size_t) (campaign + 1 - payload))
+                     : NULL;
+  if (!channel || memchr (payload, '\0', len)) {
+    free (payload);
+    /* The same answer for a forged token as for a mangled one. */
+    return reply_page (c, MHD_HTTP_NOT_FOUND, "Link not valid",
+                       "<p>This unsubscribe link is not valid. Copy the whole "
+                       "link from the message, or reply to it.</p>");
+  }
+  *campaign++ = '\0';
+  *channel++ = '\0';
+
+  if (strcmp (method, "POST") != 0) {
+    strbuf_adds (&page, "<p>Stop receiving ");
+    html_escape (&page, channel);
+    strbuf_adds (&page, " messages like this one?</p>\n"
+                 "<form method=\"post\"><input type=\"hidden\" "
+                 "name=\"List-Unsubscribe\" value=\"One-Click\">"
+                 "<button type=\"submit\">Unsubscribe</button></form>");
+    ret = reply_page (c, MHD_HTTP_OK, "Unsubscribe", page.s);
+    strbuf_free (&page);
+    free (payload);
+    return ret;
+  }
+  /* The event withdraws the consent in the same transaction (store.c);
+   * recorded again (a second click in the same second) it is one event. */
+  if (store_event_put (sv->st, payload, channel, "unsubscribed",
+                       now_seconds (), campaign, NULL, NULL) < 0) {
+    fprintf (stderr, "herald serve: %s\n", store_error (sv->st));
+    free (payload);
+    return reply_text (c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                       "could not record the unsubscribe; try again\n");
+  }
+  fprintf (stderr, "herald serve: customer %s unsubscribed from %s "
+           "(campaign %s)\n", payload, channel, campaign);
+  strbuf_adds (&page, "<p>Done: you will not receive ");
+  html_escape (&page, channel);
+  strbuf_adds (&page, " messages from us any more.</p>");
+  ret = reply_page (c, MHD_HTTP_OK, "Unsubscribed", page.s);
+  strbuf_free (&page);
+  free (payload);
+  return ret;
+}
+
+/* ---- /inbound/NAME/... --------------------------------------------- */
+
+struct inbound {
+  struct server *sv;
+  const char *kind;            /* the channel's kind: email, sms... */
+  int failed;
+};
+
+struct inbound_one {
+  struct inbound *in;
+  const struct herald_event *ev;
+};
+
+static int
+inbound_customer (void *data, const char *customer)
+{
+  struct inbound_one *o = data;
+  const struct herald_event *ev = o->ev;
+  struct store *st = o->in->sv->st;
+  int64_t at = ev->at ? ev->at : now_seconds ();
+
+  if (strcmp (ev->type, "resubscribed") == 0) {
+    if (store_consent_set (st, customer, o->in->kind, 1, at, "resubscribed") < 0)
+      o->in->failed = 1;
+  }
+  else if (store_event_put (st, customer, o->in->kind, ev->type, at, NULL,
+                            NULL, ev->detail) < 0)
+    o->in->failed = 1;
+  return o->in->failed;
+}
+
+/* The plugin's sink: an event about ADDRESS applies to every customer
+ * with that address on the channel's kind. */
+static int
+inbound_event (void *data, const struct herald_event *ev)
+{
+  struct inbound *in = data;
+  struct inbound_one o = { in, ev };
+
+  if (!ev->type)
+    return 0;
+  if (!ev->address || !*ev->address)
+    return 0;                  /* nobody to attach it to */
+  if (store_customer_find (in->sv->st, in->kind, ev->address,
+                           inbound_customer, &o) < 0)
+    in->failed = 1;
+  return in->failed ? -1 : 0;
+}
+
+struct header_list {
+  struct herald_header h[SERVE_MAX_HEADERS];
+  size_t n;
+};
+
+static enum MHD_Result
+collect_header (void *data, enum MHD_ValueKind kind, const char *key,
+                const char *value)
+{
+  struct header_list *l = data;
+
+  (void) kind;
+  if (l->n < SERVE_MAX_HEADERS) {
+    l->h[l->n].name = key;
+    l->h[l->n].value = value ? value : "";
+    l->n++;
+  }
+  return MHD_YES;
+}
+
+static enum MHD_Result
+inbound (struct server *sv, struct MHD_Connection *c, const char *method,
+         const char *url, const char *rest, struct upload *up)
+{
+  const char *slash = strchr (rest, '/');
+  size_t nlen = slash ? (size_t) (slash - rest) : strlen (rest);
+  struct header_list hl;
+  struct herald_request req;
+  struct herald_response resp;
+  struct herald_sink sink;
+  struct inbound in;
+  struct channel *ch = NULL;
+  char *full;
+  size_t i;
+  int rc;
+
+  for (i = 0; i < sv->gw->n_channels; i++)
+    if (strlen (sv->gw->channels[i].name) == nlen
+        && strncmp (sv->gw->channels[i].name, rest, nlen) == 0)
+      ch = sv->ch[i];
+  if (!ch)
+    return reply_text (c, MHD_HTTP_NOT_FOUND, "no such channel\n");
+  hl.n = 0;
+  MHD_get_connection_values (c, MHD_HEADER_KIND, collect_header, &hl);
+  /* Providers sign the URL they were given: base_url + the path. */
+  full = xasprintf ("%s%s", sv->gw->tracking_base_url ? sv->gw->tracking_base_url
+                                                      : "", url);
+  memset (&req, 0, sizeof req);
+  req.method = method;
+  req.url = full;
+  req.path = slash ? slash : "/";
+  req.headers = hl.h;
+  req.n_headers = hl.n;
+  req.body = up->body.s ? up->body.s : "";
+  req.body_len = up->body.len;
+  memset (&resp, 0, sizeof resp);
+  memset (&in, 0, sizeof in);
+  in.sv = sv;
+  in.kind = ch->kind;
+  sink.data = &in;
+  sink.event = inbound_event;
+  /* The events of one callback land together or not at all: on a store
+   * failure the plugin answers 5xx and the provider calls again. */
+  if (store_begin (sv->st) < 0) {
+    free (full);
+    return reply_text (c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy\n");
+  }
+  rc = ch->plugin->p.inbound (ch->state, &req, &sink, &resp);
+  if (rc < 0 || in.failed || resp.status >= 500)
+    store_rollback (sv->st);
+  else if (store_commit (sv->st) < 0) {
+    store_rollback (sv->st);
+    in.failed = 1;
+  }
+  free (full);
+  if (in.failed)
+    return reply_text (c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                       "could not record the events; try again\n");
+  if (rc < 0 || resp.status < 100 || resp.status > 599)
+    return reply_text (c, MHD_HTTP_INTERNAL_SERVER_ERROR, "plugin failed\n");
+  return reply (c, (unsigned) resp.status,
+                resp.content_type[0] ? resp.content_type : "text/plain",
+                resp.body, resp.body_len < sizeof resp.body ? resp.body_len
+                                                            : sizeof resp.body);
+}
+
+/* ---- the HTTP handler ---------------------------------------------- */
+
+static enum MHD_Result
+handle (void *cls, struct MHD_Connection *c, const char *url,
+        const char *method, const char *version, const char *upload_data,
+        size_t *upload_data_size, void **con_cls)
+{
+  struct server *sv = cls;
+  struct upload *up = *con_cls;
+
+  (void) version;
+  if (!up) {
+    *con_cls = xcalloc (1, sizeof *up);
+    return MHD_YES;
+  }
+  if (*upload_data_size) {
+    if (up->body.len + *upload_data_size > SERVE_MAX_BODY)
+      up->too_big = 1;
+    else
+      strbuf_add (&up->body, upload_data, *upload_data_size);
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (up->too_big)
+    return reply_text (c, MHD_HTTP_CONTENT_TOO_LARGE, "body too large\n");
+  if (strcmp (url, "/healthz") == 0)
+    return reply_text (c, MHD_HTTP_OK, "ok\n");
+  if (strncmp (url, "/u/", 3) == 0) {
+    if (strcmp (method, "GET") && strcmp (method, "HEAD") && strcmp (method, "POST"))
+      return reply_text (c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or POST\n");
+    return unsubscribe (sv, c, method, url + 3);
+  }
+  if (strncmp (url, "/inbound/", 9) == 0) {
+    if (strcmp (method, "POST") != 0)
+      return reply_text (c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST\n");
+    return inbound (sv, c, method, url, url + 9, up);
+  }
+  return reply_text (c, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+static void
+request_done (void *cls, struct MHD_Connection *c, void **con_cls,
+              enum MHD_RequestTerminationCode toe)
+{
+  struct upload *up = *con_cls;
+
+  (void) cls;
+  (void) c;
+  (void) toe;
+  if (up) {
+    strbuf_free (&up->body);
+    free (up);
+  }
+  *con_cls = NULL;
+}
+
+/* ---- the command --------------------------------------------------- */
+
+static int
+serve_usage (FILE *fp, int rc)
+{
+  fprintf (fp,
+           "Usage: herald [-c GATEWAY.ini] serve [--listen HOST:PORT]\n\n"
+           "Runs the tracking server: the one-click unsubscribe links of the\n"
+           "messages (base_url/u/...), and the providers' callbacks for each\n"
+           "channel (base_url/inbound/NAME/...).  Listens on [tracking] listen\n"
+           "(default 127.0.0.1:8025) until SIGTERM or SIGINT.\n");
+  return rc;
+}
+
+/* HOST:PORT (an IPv6 host in brackets) into a socket address. */
+static int
+parse_listen (const char *v, struct sockaddr_storage *sa, socklen_t *len_r)
+{
+  struct addrinfo hints, *res = NULL;
+  char host[256];
+  const char *colon = strrchr (v, ':');
+  size_t hl;
+  int ok;
+
+  if (!colon || colon == v || !colon[1])
+    return -1;
+  hl = (size_t) (colon - v);
+  if (v[0] == '[' && hl >= 2 && v[hl - 1] == ']') {
+    v++;
+    hl -= 2;
+  }
+  if (hl >= sizeof host)
+    return -1;
+  memcpy (host, v, hl);
+  host[hl] = '\0';
+  memset (&hints, 0, sizeof hints);
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+  hints.ai_socktype = SOCK_STREAM;
+  ok = getaddrinfo (host, colon + 1, &hints, &res) == 0 && res
+       && res->ai_addrlen <= sizeof *sa;
+  if (ok) {
+    memcpy (sa, res->ai_addr, res->ai_addrlen);
+    *len_r = (socklen_t) res->ai_addrlen;
+  }
+  if (res)
+    freeaddrinfo (res);
+  return ok ? 0 : -1;
+}
+
+int
+cmd_serve (int argc, char **argv)
+{
+  struct server sv;
+  struct MHD_Daemon *d = NULL;
+  struct sockaddr_storage sa;
+  socklen_t salen = 0;
+  const char *listen = NULL;
+  const struct ini_section *tsec;
+  char err[2048];
+  sigset_t stop, old;
+  size_t i;
+  int sig, rc = 1, listen_line = 0;
+
+  memset (&sv, 0, sizeof sv);
+  for (i = 1; i < (size_t) argc; i++) {
+    if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
+      return serve_usage (stdout, 0);
+    else if (strcmp (argv[i], "--listen") == 0 && i + 1 < (size_t) argc)
+      listen = argv[++i];
+    else {
+      fprintf (stderr, "herald serve: unexpected argument '%s'\n", argv[i]);
+      return serve_usage (stderr, EXIT_USAGE);
+    }
+  }
+  sv.gw = config_gateway_load (main_config_path, err, sizeof err);
+  if (!sv.gw) {
+    fprintf (stderr, "herald: %s\n", err);
+    return 1;
+  }
+  tsec = ini_section (sv.gw->ini, "tracking");
+  if (!listen) {
+    listen = ini_get (tsec, "listen");
+    listen_line = ini_line (tsec, "listen");
+  }
+  if (!listen)
+    listen = "127.0.0.1:8025";
+  if (parse_listen (listen, &sa, &salen) < 0) {
+    if (listen_line)
+      fprintf (stderr, "herald: %s:%d: [tracking] listen: '%s' is not "
+               "HOST:PORT with a numeric address\n", sv.gw->ini->path,
+               listen_line, listen);
+    else
+      fprintf (stderr, "herald serve: --listen: '%s' is not HOST:PORT with a "
+               "numeric address\n", listen);
+    goto out;
+  }
+  if (!sv.gw->tracking_secret) {
+    fprintf (stderr, "herald: %s: [tracking] secret is not set: it signs the "
+             "unsubscribe links the server checks\n", sv.gw->ini->path);
+    goto out;
+  }
+  if (token_key_init (&sv.key, sv.gw->tracking_secret) < 0) {
+    fprintf (stderr, "herald: OpenSSL cannot do HMAC-SHA256\n");
+    goto out;
+  }
+  sv.key_ready = 1;
+  if (mkdir_parents (sv.gw->store_path) < 0) {
+    fprintf (stderr, "herald: %s: cannot create its folder: %s\n",
+             sv.gw->store_path, strerror (errno));
+    goto out;
+  }
+  sv.st = store_open (sv.gw->store_path, err, sizeof err);
+  if (!sv.st) {
+    fprintf (stderr, "herald: %s\n", err);
+    goto out;
+  }
+  /* An instance of every channel whose plugin takes callbacks. */
+  sv.ch = xcalloc (sv.gw->n_channels ? sv.gw->n_channels : 1, sizeof *sv.ch);
+  for (i = 0; i < sv.gw->n_channels; i++) {
+    const struct channel_conf *cc = &sv.gw->channels[i];
+    struct plugin *pl = loader_get (sv.gw->plugin_dir, cc->plugin, err,
+                                    sizeof err);
+    if (!pl) {
+      fprintf (stderr, "herald: %s:%d: [channel.%s] plugin: %s\n",
+               sv.gw->ini->path, ini_line (cc->sec, "plugin"), cc->name, err);
+      goto out;
+    }
+    if (!pl->p.inbound)
+      continue;
+    sv.ch[i] = channel_open (pl, cc->name, cc->kind, cc->sec, sv.gw->ini->path,
+                             sv.gw->tracking_base_url, err, sizeof err);
+    if (!sv.ch[i]) {
+      fprintf (stderr, "herald: %s\n", err);
+      goto out;
+    }
+  }
+
+  /* The server's thread inherits the blocked signals; this one waits. */
+  sigemptyset (&stop);
+  sigaddset (&stop, SIGTERM);
+  sigaddset (&stop, SIGINT);
+  pthread_sigmask (SIG_BLOCK, &stop, &old);
+  d = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG
+                        | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+                        0, NULL, NULL, handle, &sv,
+                        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+                        MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 30,
+                        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 1000,
+                        MHD_OPTION_END);
+  if (!d) {
+    fprintf (stderr, "herald serve: cannot listen on %s: %s\n", listen,
+             strerror (errno));
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    goto out;
+  }
+  printf ("herald serve: listening on %s%s%s\n", listen,
+          sv.gw->tracking_base_url ? " for " : "",
+          sv.gw->tracking_base_url ? sv.gw->tracking_base_url : "");
+  fflush (stdout);
+  sigwait (&stop, &sig);
+  MHD_stop_daemon (d);
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+  printf ("herald serve: stopped (%s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  rc = 0;
+out:
+  for (i = 0; sv.ch && i < sv.gw->n_channels; i++)
+    channel_close (sv.ch[i]);
+  free (sv.ch);
+  if (sv.key_ready)
+    token_key_free (&sv.key);
+  store_close (sv.st);
+  config_gateway_free (sv.gw);
+  loader_unload_all ();
+  return rc;
+}

@@ -1,0 +1,127 @@
+/* token.c: signed tokens for the tracking server's links.  See token.h. */
+#include <config.h>
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "token.h"
+#include "util.h"
+
+#define TOKEN_MAC_LEN 16
+
+int
+token_key_init (struct token_key *k, const char *secret)
+{
+  return hmac256_init (&k->h, secret, strlen (secret));
+}
+
+void
+token_key_free (struct token_key *k)
+{
+  hmac256_free (&k->h);
+}
+
+/* base64url of IN[0..N) into OUT (room for 4 * ceil(N / 3) + 1), no
+ * padding. */
+static void
+b64url (const unsigned char *in, size_t n, char *out)
+{
+  size_t i = (size_t) EVP_EncodeBlock ((unsigned char *) out, in, (int) n);
+
+  while (i > 0 && out[i - 1] == '=')
+    out[--i] = '\0';
+  for (i = 0; out[i]; i++)
+    out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+}
+
+/* Decode base64url S[0..N) (no padding) into a new buffer; NULL when it
+ * is not base64url. */
+static unsigned char *
+unb64url (const char *s, size_t n, size_t *len_r)
+{
+  size_t i, padded = (n + 3) / 4 * 4, pad = padded - n;
+  char *t;
+  unsigned char *out;
+  int got;
+
+  if (n == 0 || pad == 3)
+    return NULL;
+  t = xmalloc (padded + 1);
+  for (i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+          || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+      free (t);
+      return NULL;
+    }
+    t[i] = c == '-' ? '+' : c == '_' ? '/' : c;
+  }
+  for (; i < padded; i++)
+    t[i] = '=';
+  t[padded] = '\0';
+  out = xmalloc (padded / 4 * 3 + 1);
+  got = EVP_DecodeBlock (out, (unsigned char *) t, (int) padded);
+  free (t);
+  if (got < 0 || (size_t) got < pad) {
+    free (out);
+    return NULL;
+  }
+  *len_r = (size_t) got - pad;
+  out[*len_r] = '\0';
+  /* Only the canonical spelling: the last character's unused bits must be
+   * zero, so that one token has one text. */
+  t = xmalloc (padded + 1);
+  b64url (out, *len_r, t);
+  if (strlen (t) != n || memcmp (t, s, n) != 0) {
+    free (t);
+    free (out);
+    return NULL;
+  }
+  free (t);
+  return out;
+}
+
+char *
+token_make (struct token_key *k, const char *payload, size_t len)
+{
+  unsigned char mac[HMAC256_LEN];
+  char *tok, *m;
+  size_t plen = (len + 2) / 3 * 4;
+
+  if (hmac256 (&k->h, payload, len, mac) < 0)
+    return NULL;
+  tok = xmalloc (plen + 1 + 32 + 1);
+  b64url ((const unsigned char *) payload, len, tok);
+  m = tok + strlen (tok);
+  *m++ = '.';
+  b64url (mac, TOKEN_MAC_LEN, m);
+  return tok;
+}
+
+char *
+token_check (struct token_key *k, const char *token, size_t *len_r)
+{
+  const char *dot = strchr (token, '.');
+  unsigned char mac[HMAC256_LEN], *payload, *given;
+  size_t plen, glen;
+  int ok;
+
+  if (!dot)
+    return NULL;
+  payload = unb64url (token, (size_t) (dot - token), &plen);
+  if (!payload)
+    return NULL;
+  given = unb64url (dot + 1, strlen (dot + 1), &glen);
+  ok = given && glen == TOKEN_MAC_LEN
+       && hmac256 (&k->h, payload, plen, mac) == 0
+       && CRYPTO_memcmp (mac, given, TOKEN_MAC_LEN) == 0;
+  free (given);
+  if (!ok) {
+    free (payload);
+    return NULL;
+  }
+  *len_r = plen;
+  return (char *) payload;
+}

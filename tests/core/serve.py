@@ -1,0 +1,246 @@
+"""tests/core/serve.py: herald serve, the tracking server, on loopback.
+
+- The List-Unsubscribe URL of a message herald run wrote: a GET shows a
+  confirmation page and changes nothing (mail scanners follow links); the
+  RFC 8058 one-click POST withdraws that customer's consent for that
+  channel, once, and records an "unsubscribed" event for the campaign;
+  another customer is untouched.
+- Forged, truncated, re-spelled or foreign tokens get 404 and change
+  nothing.
+- Twilio callbacks at base_url/inbound/sms/...: a STOP reply signed with
+  the auth token (X-Twilio-Signature computed here independently)
+  withdraws SMS consent; START gives it back; a delivered status callback
+  is recorded; a bad signature gets 403 and changes nothing.
+- SIGTERM stops it; a missing secret or a bad listen address is refused
+  with the file and line."""
+import base64
+import email
+import glob
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http"))
+from httptest import Tap, skip_all, PLUGIN_DIR   # noqa: E402
+
+HERALD = os.environ.get("HERALD", "")
+if not os.access(HERALD, os.X_OK):
+    skip_all("herald not built")
+for so in ("outbox", "sms"):
+    if not os.path.exists(os.path.join(PLUGIN_DIR, so + ".so")):
+        skip_all("%s.so not built" % so)
+
+t = Tap(time_limit=120)
+tmp = tempfile.TemporaryDirectory(prefix="herald-serve.")
+T = tmp.name
+SID = "AC0123456789abcdef0123456789abcdef"
+TOKEN = "tok-secret-0123"
+SECRET = "serve-secret-0123456789abcdef"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+PORT = free_port()
+BASE = "http://127.0.0.1:%d" % PORT
+
+
+def gateway(path, secret=SECRET, listen="127.0.0.1:%d" % PORT):
+    with open(path, "w") as f:
+        f.write("""[store]
+path = %(T)s/herald.db
+[plugins]
+dir = %(plugdir)s
+[tracking]
+base_url = %(base)s
+%(secret)slisten = %(listen)s
+[channel.email]
+plugin = outbox
+dir = %(T)s/out/email
+from = Sender <sender@example.com>
+[channel.sms]
+plugin = sms
+provider = twilio
+base_url = http://127.0.0.1:9
+account_sid = %(sid)s
+auth_token = %(token)s
+from = +15005550006
+""" % {"T": T, "plugdir": PLUGIN_DIR, "base": BASE, "sid": SID, "token": TOKEN,
+       "listen": listen, "secret": ("secret = %s\n" % secret) if secret else ""})
+
+
+def herald(*args, ini="g.ini"):
+    p = subprocess.run([HERALD, "-c", os.path.join(T, ini)] + list(args),
+                       capture_output=True, timeout=60)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def http(method, url, body=None, headers=None):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def consent(customer, channel):
+    db = sqlite3.connect(os.path.join(T, "herald.db"))
+    row = db.execute("SELECT granted FROM consent WHERE customer = ? AND channel = ?",
+                     (customer, channel)).fetchone()
+    db.close()
+    return None if row is None else row[0]
+
+
+def events(type_):
+    db = sqlite3.connect(os.path.join(T, "herald.db"))
+    rows = db.execute("SELECT customer, channel, campaign FROM events WHERE type = ? "
+                      "ORDER BY customer", (type_,)).fetchall()
+    db.close()
+    return rows
+
+
+def twilio_sig(url, body):
+    params = urllib.parse.parse_qsl(body, keep_blank_values=True)
+    data = url + "".join(k + v for k, v in sorted(params))
+    return base64.b64encode(hmac.new(TOKEN.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+gateway(os.path.join(T, "g.ini"))
+os.makedirs(os.path.join(T, "tpl"))
+for name, text in {"email.subject.liquid": "Hello {{ customer.id }}",
+                   "email.text.liquid": "Hi {{ customer.id }}\n",
+                   "sms.body.liquid": "Hi"}.items():
+    with open(os.path.join(T, "tpl", name), "w") as f:
+        f.write(text)
+with open(os.path.join(T, "c.ini"), "w") as f:
+    f.write("[campaign]\nid = news\ntemplates = tpl\nchannels = email\n")
+with open(os.path.join(T, "c.jsonl"), "w") as f:
+    for c in ("a", "b"):
+        f.write(json.dumps({"id": c, "email": c + "@example.com", "phone": "+1500555019" + str(ord(c) % 10),
+                            "consent": {"email": True, "sms": True}}) + "\n")
+rc, out, err = herald("customers", "import", os.path.join(T, "c.jsonl"))
+t.ok(rc == 0, "customers imported", err)
+rc, out, err = herald("run", os.path.join(T, "c.ini"))
+t.ok(rc == 0, "campaign sent to the outbox", out + err)
+links = {}
+for path in glob.glob(os.path.join(T, "out", "email", "new", "*")):
+    msg = email.message_from_binary_file(open(path, "rb"))
+    to = msg["To"].split("@")[0].strip("<")
+    links[to[-1]] = msg["List-Unsubscribe"].split("<")[1].split(">")[0]
+t.ok(sorted(links) == ["a", "b"] and all(u.startswith(BASE + "/u/") for u in links.values()),
+     "each message carries its own unsubscribe link on base_url", links)
+
+srv = subprocess.Popen([HERALD, "-c", os.path.join(T, "g.ini"), "serve"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+try:
+    up = False
+    for _ in range(100):
+        try:
+            up = http("GET", BASE + "/healthz") == (200, "ok\n")
+            break
+        except OSError:
+            time.sleep(0.05)
+    t.ok(up, "serve answers /healthz")
+
+    # 1. The unsubscribe link.
+    st, page = http("GET", links["a"])
+    t.ok(st == 200 and 'method="post"' in page and "email" in page,
+         "GET shows a confirmation form", page)
+    t.eq(consent("a", "email"), None, "a GET changes nothing")
+    st, page = http("POST", links["a"], b"List-Unsubscribe=One-Click",
+                    {"Content-Type": "application/x-www-form-urlencoded"})
+    t.ok(st == 200 and "will not receive email" in page, "the one-click POST answers 200", page)
+    t.eq(consent("a", "email"), 0, "consent for e-mail withdrawn")
+    t.eq(consent("a", "sms"), None, "the other channel untouched")
+    t.eq(consent("b", "email"), None, "the other customer untouched")
+    t.eq(events("unsubscribed"), [("a", "email", "news")], "an unsubscribed event for the campaign")
+    st, _ = http("POST", links["a"], b"List-Unsubscribe=One-Click")
+    t.eq(st, 200, "a second POST is fine too")
+    rc, out, err = herald("preview", os.path.join(T, "c.ini"), "--customer", "a")
+    t.ok("email: no consent" in out, "the next campaign skips a's e-mail", out + err)
+
+    # 2. Tokens that are not ours.
+    tok = links["b"].rsplit("/", 1)[1]
+    payload, mac = tok.split(".")
+    flip = mac[:-2] + ("A" if mac[-2] != "A" else "B") + mac[-1]
+    forged_payload = base64.urlsafe_b64encode(b"a\nnews\nsms").decode().rstrip("=")
+    respelled = mac[:-1] + chr(ord(mac[-1]) + 1)     # same bits, other spelling
+    bad = {"a changed MAC": payload + "." + flip,
+           "another payload with b's MAC": forged_payload + "." + mac,
+           "a truncated token": tok[:-4],
+           "no MAC": payload,
+           "a re-spelled MAC": payload + "." + respelled,
+           "not base64": "%%%." + mac}
+    codes = {}
+    for what, token in bad.items():
+        codes[what] = http("POST", BASE + "/u/" + urllib.parse.quote(token, safe="%."))[0]
+    t.ok(all(c == 404 for c in codes.values()), "forged and mangled tokens get 404", codes)
+    t.eq(consent("b", "email"), None, "and change nothing")
+    t.eq(consent("a", "sms"), None, "not even with a's own payload")
+    t.eq(http("GET", BASE + "/nowhere")[0], 404, "an unknown path is 404")
+
+    # 3. Twilio callbacks, routed to the sms plugin.
+    url = BASE + "/inbound/sms/reply"
+    stop = open(os.path.join(os.environ.get("HERALD_SRCDIR", "."), "tests", "http", "fixtures",
+                             "twilio-reply-stop.form")).read().strip()
+    stop = stop.replace("%2B15005550199", urllib.parse.quote("+15005550197"))   # a's phone
+    hdr = {"Content-Type": "application/x-www-form-urlencoded"}
+    st, _ = http("POST", url, stop.encode(), dict(hdr, **{"X-Twilio-Signature": "AAAA"}))
+    t.eq(st, 403, "a callback with a bad signature gets 403")
+    t.eq(consent("a", "sms"), None, "and changes nothing")
+    st, _ = http("POST", url, stop.encode(), dict(hdr, **{"X-Twilio-Signature": twilio_sig(url, stop)}))
+    t.eq(st, 200, "a signed STOP reply gets 200")
+    t.eq(consent("a", "sms"), 0, "STOP withdraws SMS consent for the customer with that number")
+    t.eq(consent("b", "sms"), None, "nobody else's")
+    start = stop.replace("Body=stop", "Body=START")
+    st, _ = http("POST", url, start.encode(), dict(hdr, **{"X-Twilio-Signature": twilio_sig(url, start)}))
+    t.ok(st == 200 and consent("a", "sms") == 1, "START gives it back", st)
+    status = ("MessageSid=SM1&MessageStatus=delivered&To=%2B15005550198&From=%2B15005550006&"
+              "AccountSid=" + SID)
+    surl = BASE + "/inbound/sms/status"
+    st, _ = http("POST", surl, status.encode(), dict(hdr, **{"X-Twilio-Signature": twilio_sig(surl, status)}))
+    t.ok(st == 200 and ("b", "sms", None) in events("delivered"),
+         "a delivered status callback is recorded for b", (st, events("delivered")))
+    t.eq(http("POST", BASE + "/inbound/nosuch/x", b"")[0], 404, "an unknown channel is 404")
+    t.eq(http("POST", BASE + "/inbound/email/x", b"")[0], 404, "a channel without callbacks is 404")
+finally:
+    srv.send_signal(signal.SIGTERM)
+    try:
+        out, err = srv.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        srv.kill()
+        out, err = srv.communicate()
+t.eq(srv.returncode, 0, "SIGTERM stops it, exit 0")
+t.ok(b"stopped (SIGTERM)" in out, "and it says so", out + err)
+t.ok(TOKEN.encode() not in out + err and SECRET.encode() not in out + err, "no secret printed")
+
+# 4. Configuration problems, named with the file and line.
+gateway(os.path.join(T, "nosecret.ini"), secret=None)
+rc, out, err = herald("serve", ini="nosecret.ini")
+t.ok(rc == 1 and "[tracking] secret is not set" in err, "no secret: refused", err)
+gateway(os.path.join(T, "badlisten.ini"), listen="localhost:80x")
+rc, out, err = herald("serve", ini="badlisten.ini")
+t.ok(rc == 1 and "badlisten.ini:8: [tracking] listen: 'localhost:80x'" in err,
+     "a bad listen address: file, line and key", err)
+rc, out, err = herald("serve", "--bogus")
+t.eq(rc, 2, "an unknown option is a usage error")
+
+tmp.cleanup()
+t.done()
