@@ -122,11 +122,14 @@ unsubscribe (struct server *sv, struct MHD_Connection *c, const char *method,
   size_t len;
   enum MHD_Result ret;
 
+  /* customer "\n" campaign "\n" channel: split from the right, since a
+   * campaign id or a channel kind never holds a newline and a customer id
+   * might. */
   payload = sv->key_ready ? token_check (&sv->key, token, &len) : NULL;
-  campaign = payload ? memchr (payload, '\n', len) : NULL;
-  channel = campaign ? memchr (campaign + 1, '\n', len - (size_t) (campaign + 1 - payload))
-                     : NULL;
-  if (!channel || memchr (payload, '\0', len)) {
+  channel = payload ? memrchr (payload, '\n', len) : NULL;
+  campaign = channel && channel > payload
+             ? memrchr (payload, '\n', (size_t) (channel - payload)) : NULL;
+  if (!campaign || campaign == payload || memchr (payload, '\0', len)) {
     free (payload);
     /* The same answer for a forged token as for a mangled one. */
     return reply_page (c, MHD_HTTP_NOT_FOUND, "Link not valid",

@@ -135,6 +135,8 @@ with open(os.path.join(T, "c.jsonl"), "w") as f:
     for c in ("a", "b"):
         f.write(json.dumps({"id": c, "email": c + "@example.com", "phone": "+1500555019" + str(ord(c) % 10),
                             "consent": {"email": True, "sms": True}}) + "\n")
+    # an id with a newline in it, like the token's separator
+    f.write(json.dumps({"id": "x\ny", "email": "xy@example.com", "consent": {"email": True}}) + "\n")
 rc, out, err = herald("customers", "import", os.path.join(T, "c.jsonl"))
 t.ok(rc == 0, "customers imported", err)
 rc, out, err = herald("run", os.path.join(T, "c.ini"))
@@ -144,7 +146,7 @@ for path in glob.glob(os.path.join(T, "out", "email", "new", "*")):
     msg = email.message_from_binary_file(open(path, "rb"))
     to = msg["To"].split("@")[0].strip("<")
     links[to[-1]] = msg["List-Unsubscribe"].split("<")[1].split(">")[0]
-t.ok(sorted(links) == ["a", "b"] and all(u.startswith(BASE + "/u/") for u in links.values()),
+t.ok(sorted(links) == ["a", "b", "y"] and all(u.startswith(BASE + "/u/") for u in links.values()),
      "each message carries its own unsubscribe link on base_url", links)
 
 srv = subprocess.Popen([HERALD, "-c", os.path.join(T, "g.ini"), "serve"],
@@ -175,6 +177,9 @@ try:
     t.eq(st, 200, "a second POST is fine too")
     rc, out, err = herald("preview", os.path.join(T, "c.ini"), "--customer", "a")
     t.ok("email: no consent" in out, "the next campaign skips a's e-mail", out + err)
+    st, _ = http("POST", links["y"], b"List-Unsubscribe=One-Click")
+    t.ok(st == 200 and consent("x\ny", "email") == 0,
+         "a customer id holding a newline is unsubscribed as itself", st)
 
     # 2. Tokens that are not ours.
     tok = links["b"].rsplit("/", 1)[1]
