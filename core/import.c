@@ -589,14 +589,19 @@ struct import {
   int writing;               /* 0 once a bad line means nothing is kept */
   const char *raw;           /* the JSON line being imported, or NULL */
   struct strbuf err;
+  struct strbuf *report;     /* bad lines go here, else to stderr */
 };
 
 static void
 report_bad (struct import *im, int line, const char *msg)
 {
   im->bad++;
-  if (im->bad <= MAX_LISTED)
-    fprintf (stderr, "%s:%d: %s\n", im->file, line, msg);
+  if (im->bad <= MAX_LISTED) {
+    if (im->report)
+      strbuf_addf (im->report, "%s:%d: %s\n", im->file, line, msg);
+    else
+      fprintf (stderr, "%s:%d: %s\n", im->file, line, msg);
+  }
   if (!im->skip_bad)
     im->writing = 0;
 }
@@ -1052,6 +1057,51 @@ out:
   free (store_path);
   strbuf_free (&im.err);
   return ret;
+}
+
+int
+import_events_buffer (struct store *st, const char *name, const char *buf,
+                      size_t len, struct strbuf *report, long *imported_r,
+                      long *duplicates_r)
+{
+  struct import im;
+  FILE *fp;
+  int r;
+
+  memset (&im, 0, sizeof im);
+  im.kind = EVENTS;
+  im.file = name;
+  im.st = st;
+  im.writing = 1;
+  im.report = report;
+  *imported_r = *duplicates_r = 0;
+  if (len == 0)
+    return 0;
+  if (!(fp = fmemopen ((void *) buf, len, "r")))
+    return -1;
+  if (store_begin (st) < 0) {
+    fclose (fp);
+    return -1;
+  }
+  r = import_jsonl (&im, fp);
+  fclose (fp);
+  strbuf_free (&im.err);
+  if (r < 0 || !im.writing) {
+    store_rollback (st);
+    if (r < 0)
+      return -1;
+    if (im.bad > MAX_LISTED)
+      strbuf_addf (report, "%s: ... and %ld more bad lines\n", name,
+                   im.bad - MAX_LISTED);
+    return 1;
+  }
+  if (store_commit (st) < 0) {
+    store_rollback (st);
+    return -1;
+  }
+  *imported_r = im.imported;
+  *duplicates_r = im.duplicates;
+  return 0;
 }
 
 int

@@ -13,6 +13,17 @@ int cmd_events (int argc, char **argv);
 /* herald report [--store PATH] CAMPAIGN_ID [--json]  (core/report.c). */
 int cmd_report (int argc, char **argv);
 
+/* Import the JSON-lines events of BUF[0..LEN) into ST (what herald events
+ * import does with a file; NAME stands for the file in messages), all or
+ * nothing, in one transaction.  0 with the counts; 1 when a line is bad:
+ * nothing imported, "NAME:LINE: field: message" lines appended to REPORT;
+ * -1 on a store failure (store_error). */
+struct store;
+struct strbuf;
+int import_events_buffer (struct store *st, const char *name, const char *buf,
+                          size_t len, struct strbuf *report, long *imported_r,
+                          long *duplicates_r);
+
 /* The store path for a command: --store PATH if given, else the gateway
  * configuration's [store] path.  Returns a string to free, or NULL after
  * printing why (exit 1). */

@@ -11,6 +11,9 @@
  *                        to its plugin's inbound entry, which checks the
  *                        signature and reports events (delivered, failed,
  *                        a STOP or START reply...);
+ *   POST /events         events as JSON lines, what `herald events import`
+ *                        takes, with "Authorization: Bearer" and
+ *                        [tracking] events_token: all or nothing;
  *   GET  /healthz        "ok".
  * Paths are those below [tracking] base_url (a reverse proxy in front
  * strips any prefix).  libmicrohttpd runs every request on one internal
@@ -28,8 +31,10 @@
 #include <sys/socket.h>
 
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 
 #include "config.h"
+#include "import.h"
 #include "loader.h"
 #include "main.h"
 #include "serve.h"
@@ -45,6 +50,7 @@ struct server {
   struct store *st;
   struct token_key key;
   int key_ready;
+  const char *events_token;    /* [tracking] events_token, or NULL */
   struct channel **ch;         /* parallel to gw->channels; NULL: no inbound */
 };
 
@@ -306,6 +312,58 @@ inbound (struct server *sv, struct MHD_Connection *c, const char *method,
                                                             : sizeof resp.body);
 }
 
+/* ---- /events ------------------------------------------------------- */
+
+static enum MHD_Result
+events_api (struct server *sv, struct MHD_Connection *c, struct upload *up)
+{
+  const char *auth = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_AUTHORIZATION);
+  size_t tl = strlen (sv->events_token);
+  struct strbuf report = STRBUF_INIT, msg = STRBUF_INIT;
+  long imported, dups;
+  enum MHD_Result ret;
+  int r;
+
+  if (!auth || strncmp (auth, "Bearer ", 7) != 0 || strlen (auth + 7) != tl
+      || CRYPTO_memcmp (auth + 7, sv->events_token, tl) != 0) {
+    struct MHD_Response *resp;
+    static const char text[] = "a valid Authorization: Bearer token is needed\n";
+    resp = MHD_create_response_from_buffer (sizeof text - 1, (void *) text,
+                                            MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+      return MHD_NO;
+    MHD_add_response_header (resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                             "text/plain; charset=utf-8");
+    ret = MHD_queue_response (c, MHD_HTTP_UNAUTHORIZED, resp);
+    MHD_destroy_response (resp);
+    return ret;
+  }
+  r = import_events_buffer (sv->st, "events", up->body.s ? up->body.s : "",
+                            up->body.len, &report, &imported, &dups);
+  if (r < 0) {
+    fprintf (stderr, "herald serve: events: %s\n", store_error (sv->st));
+    strbuf_free (&report);
+    return reply_text (c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                       "could not record the events; nothing was; try again\n");
+  }
+  if (r > 0) {
+    strbuf_adds (&report, "nothing imported\n");
+    ret = reply_text (c, MHD_HTTP_BAD_REQUEST, report.s);
+    strbuf_free (&report);
+    return ret;
+  }
+  strbuf_addf (&msg, "imported %ld event%s", imported, imported == 1 ? "" : "s");
+  if (dups)
+    strbuf_addf (&msg, " (%ld already recorded)", dups);
+  strbuf_addc (&msg, '\n');
+  ret = reply_text (c, MHD_HTTP_OK, msg.s);
+  strbuf_free (&msg);
+  strbuf_free (&report);
+  return ret;
+}
+
 /* ---- the HTTP handler ---------------------------------------------- */
 
 static enum MHD_Result
@@ -337,6 +395,14 @@ handle (void *cls, struct MHD_Connection *c, const char *url,
     if (strcmp (method, "GET") && strcmp (method, "HEAD") && strcmp (method, "POST"))
       return reply_text (c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or POST\n");
     return unsubscribe (sv, c, method, url + 3);
+  }
+  if (strcmp (url, "/events") == 0) {
+    if (!sv->events_token)
+      return reply_text (c, MHD_HTTP_NOT_FOUND, "the events API is off: set "
+                         "[tracking] events_token\n");
+    if (strcmp (method, "POST") != 0)
+      return reply_text (c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST\n");
+    return events_api (sv, c, up);
   }
   if (strncmp (url, "/inbound/", 9) == 0) {
     if (strcmp (method, "POST") != 0)
@@ -370,9 +436,11 @@ serve_usage (FILE *fp, int rc)
   fprintf (fp,
            "Usage: herald [-c GATEWAY.ini] serve [--listen HOST:PORT]\n\n"
            "Runs the tracking server: the one-click unsubscribe links of the\n"
-           "messages (base_url/u/...), and the providers' callbacks for each\n"
-           "channel (base_url/inbound/NAME/...).  Listens on [tracking] listen\n"
-           "(default 127.0.0.1:8025) until SIGTERM or SIGINT.\n");
+           "messages (base_url/u/...), the providers' callbacks for each\n"
+           "channel (base_url/inbound/NAME/...) and, with [tracking]\n"
+           "events_token, POST /events (JSON lines, as events import reads).\n"
+           "Listens on [tracking] listen (default 127.0.0.1:8025) until\n"
+           "SIGTERM or SIGINT.\n");
   return rc;
 }
 
@@ -456,6 +524,13 @@ cmd_serve (int argc, char **argv)
     else
       fprintf (stderr, "herald serve: --listen: '%s' is not HOST:PORT with a "
                "numeric address\n", listen);
+    goto out;
+  }
+  sv.events_token = ini_get (tsec, "events_token");
+  if (sv.events_token && strlen (sv.events_token) < 16) {
+    fprintf (stderr, "herald: %s:%d: [tracking] events_token: too short (at "
+             "least 16 characters)\n", sv.gw->ini->path,
+             ini_line (tsec, "events_token"));
     goto out;
   }
   if (!sv.gw->tracking_secret) {

@@ -11,6 +11,9 @@
   the auth token (X-Twilio-Signature computed here independently)
   withdraws SMS consent; START gives it back; a delivered status callback
   is recorded; a bad signature gets 403 and changes nothing.
+- POST /events takes JSON lines with the bearer events_token, all or
+  nothing: a bad line names its line and field and records nothing; no
+  token or a wrong one gets 401; without events_token the API is off.
 - SIGTERM stops it; a missing secret or a bad listen address is refused
   with the file and line."""
 import base64
@@ -61,7 +64,10 @@ PORT = free_port()
 BASE = "http://127.0.0.1:%d" % PORT
 
 
-def gateway(path, secret=SECRET, listen="127.0.0.1:%d" % PORT):
+EVTOKEN = "ev-token-0123456789abcdef"
+
+
+def gateway(path, secret=SECRET, listen="127.0.0.1:%d" % PORT, events=True):
     with open(path, "w") as f:
         f.write("""[store]
 path = %(T)s/herald.db
@@ -70,7 +76,7 @@ dir = %(plugdir)s
 [tracking]
 base_url = %(base)s
 %(secret)slisten = %(listen)s
-[channel.email]
+%(events)s[channel.email]
 plugin = outbox
 dir = %(T)s/out/email
 from = Sender <sender@example.com>
@@ -82,7 +88,8 @@ account_sid = %(sid)s
 auth_token = %(token)s
 from = +15005550006
 """ % {"T": T, "plugdir": PLUGIN_DIR, "base": BASE, "sid": SID, "token": TOKEN,
-       "listen": listen, "secret": ("secret = %s\n" % secret) if secret else ""})
+       "listen": listen, "secret": ("secret = %s\n" % secret) if secret else "",
+       "events": ("events_token = %s\n" % EVTOKEN) if events else ""})
 
 
 def herald(*args, ini="g.ini"):
@@ -224,6 +231,30 @@ try:
     t.ok(st == 200 and ("b", "sms", None) in events("delivered"),
          "a delivered status callback is recorded for b", (st, events("delivered")))
     t.eq(http("POST", BASE + "/inbound/nosuch/x", b"")[0], 404, "an unknown channel is 404")
+
+    # 4. The events API.
+    auth = {"Authorization": "Bearer " + EVTOKEN, "Content-Type": "application/x-ndjson"}
+    good = (json.dumps({"customer": "b", "channel": "email", "type": "opened",
+                        "at": "2026-11-01T10:00:00Z", "campaign": "news"}) + "\n" +
+            json.dumps({"customer": "b", "channel": "email", "type": "converted",
+                        "at": "2026-11-01T11:00:00Z"}) + "\n").encode()
+    st, body = http("POST", BASE + "/events", good, auth)
+    t.ok(st == 200 and body == "imported 2 events\n", "events API: two events imported", (st, body))
+    t.eq(events("opened"), [("b", "email", "news")], "events API: the event is in the store")
+    st, body = http("POST", BASE + "/events", good, auth)
+    t.ok(st == 200 and "2 already recorded" in body, "events API: sent twice, recorded once", body)
+    bad = (json.dumps({"customer": "a", "channel": "email", "type": "clicked",
+                       "at": "2026-11-01T10:00:00Z"}) + "\n" +
+           json.dumps({"customer": "a", "channel": "email", "type": "liked",
+                       "at": "2026-11-01T10:00:00Z"}) + "\n").encode()
+    st, body = http("POST", BASE + "/events", bad, auth)
+    t.ok(st == 400 and "events:2: type: 'liked' is not an event type" in body
+         and "nothing imported" in body, "events API: a bad line names line and field", body)
+    t.eq(events("clicked"), [], "events API: and nothing of that request is recorded")
+    st, _ = http("POST", BASE + "/events", good)
+    t.eq(st, 401, "events API: no token, 401")
+    st, _ = http("POST", BASE + "/events", good, {"Authorization": "Bearer " + EVTOKEN[:-1] + "x"})
+    t.eq(st, 401, "events API: a wrong token, 401")
     t.eq(http("POST", BASE + "/inbound/email/x", b"")[0], 404, "a channel without callbacks is 404")
 finally:
     srv.send_signal(signal.SIGTERM)
@@ -236,7 +267,24 @@ t.eq(srv.returncode, 0, "SIGTERM stops it, exit 0")
 t.ok(b"stopped (SIGTERM)" in out, "and it says so", out + err)
 t.ok(TOKEN.encode() not in out + err and SECRET.encode() not in out + err, "no secret printed")
 
-# 4. Configuration problems, named with the file and line.
+# 5. Without events_token the events API is off.
+gateway(os.path.join(T, "noevents.ini"), events=False)
+srv = subprocess.Popen([HERALD, "-c", os.path.join(T, "noevents.ini"), "serve"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+try:
+    st = None
+    for _ in range(100):
+        try:
+            st, body = http("POST", BASE + "/events", b"{}", {"Authorization": "Bearer " + EVTOKEN})
+            break
+        except OSError:
+            time.sleep(0.05)
+    t.ok(st == 404 and "events_token" in body, "no events_token: /events is 404 and says why", st)
+finally:
+    srv.send_signal(signal.SIGTERM)
+    srv.communicate(timeout=10)
+
+# 6. Configuration problems, named with the file and line.
 gateway(os.path.join(T, "nosecret.ini"), secret=None)
 rc, out, err = herald("serve", ini="nosecret.ini")
 t.ok(rc == 1 and "[tracking] secret is not set" in err, "no secret: refused", err)
