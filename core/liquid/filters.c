@@ -1861,6 +1861,11 @@ static int f_json(ARGS)
 	struct liquid_buf tb;
 
 	UNUSED_KW; (void)args; (void)nargs;
+	/* (1..92233732) | json would write 800 MB before the memory limit
+	 * noticed (found by the fuzzer as a timeout). */
+	if (in->t == LV_RANGE &&
+	    lq_count_iterations(st, (uint64_t)lv_len(in), lq_filter_pos(st)) < 0)
+		return -1;
 	liquid_buf_init(&tb);
 	lv_write_json(&tb, in);
 	*out = lv_str(arena_strndup(A(st), tb.data ? tb.data : "", tb.len),

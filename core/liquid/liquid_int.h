@@ -240,6 +240,12 @@ int lv_is_blank(const struct lv *v);
 const char *lv_type_name(const struct lv *v);
 /* JSON text of a value, for the json filter. */
 void lv_write_json(struct liquid_buf *b, const struct lv *v);
+/* Charge N steps of work to the render's loop iteration budget: 0, or -1
+ * with the error set at POS when it runs out.  Filters that walk a range
+ * element by element (a range is not materialised, so the memory limit
+ * does not stop them) call it first. */
+struct rstate;
+int lq_count_iterations(struct rstate *st, uint64_t n, uint32_t pos);
 /* Ruby inspect-ish output for hashes. */
 size_t lq_utf8_len(const char *s, size_t n);
 

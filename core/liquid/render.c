@@ -539,10 +539,16 @@ static int check_limits(struct rstate *st, uint32_t pos)
 
 static int count_iteration(struct rstate *st, uint32_t pos)
 {
-	if (++st->iterations > st->root->opts.limits.max_iterations)
+	return lq_count_iterations(st, 1, pos);
+}
+
+int lq_count_iterations(struct rstate *st, uint64_t n, uint32_t pos)
+{
+	uint64_t max = st->root->opts.limits.max_iterations;
+
+	if (n > max || (st->iterations += n) > max)
 		return lq_error(st, pos, "loop iteration limit of %llu exceeded",
-				(unsigned long long)
-					st->root->opts.limits.max_iterations);
+				(unsigned long long)max);
 	return 0;
 }
 

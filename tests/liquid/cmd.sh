@@ -14,7 +14,7 @@ ok() {
 	n=$((n + 1))
 	if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi
 }
-echo "1..19"
+echo "1..21"
 
 printf 'Hello {{ customer.first_name | capitalize }}!' > "$T/t.liquid"
 printf '{"customer":{"first_name":"ada"}}' > "$T/d.json"
@@ -83,4 +83,16 @@ out=$("$HERALD" render "$T/h.liquid" --data "$T/h.json" --autoescape)
 
 "$HERALD" render "$T/nonexistent.liquid" > /dev/null 2>&1
 [ $? = 1 ]; ok $? "unreadable template exits 1"
+
+# A range is not materialised, so json of a huge one is charged to the
+# loop iteration budget up front (the fuzzer found it as a timeout).
+printf '{{ (1..5) | json }}' > "$T/r.liquid"
+out=$("$HERALD" render "$T/r.liquid")
+[ "$out" = "[1,2,3,4,5]" ]; ok $? "json of a range"
+printf '{{ (1..92233732) | json }}' > "$T/r.liquid"
+out=$("$HERALD" render "$T/r.liquid" 2>&1; echo "rc=$?")
+case "$out" in
+*"r.liquid:1:"*"loop iteration limit of 10000000 exceeded"*"rc=1") ok 0 "json of a huge range: iteration limit, at once" ;;
+*) ok 1 "json of a huge range: iteration limit, at once ($out)" ;;
+esac
 exit 0
