@@ -24,7 +24,6 @@ import hmac
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http"))
-from httptest import Tap, skip_all, PLUGIN_DIR   # noqa: E402
+from httptest import Tap, skip_all, free_port, PLUGIN_DIR   # noqa: E402
 
 HERALD = os.environ.get("HERALD", "")
 if not os.access(HERALD, os.X_OK):
@@ -50,14 +49,6 @@ T = tmp.name
 SID = "AC0123456789abcdef0123456789abcdef"
 TOKEN = "tok-secret-0123"
 SECRET = "serve-secret-0123456789abcdef"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 PORT = free_port()
@@ -105,6 +96,18 @@ def http(method, url, body=None, headers=None):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+def serve(ini):
+    """Start herald serve; it is up when /healthz answers."""
+    p = subprocess.Popen([HERALD, "-c", os.path.join(T, ini), "serve"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(100):
+        try:
+            return p, http("GET", BASE + "/healthz") == (200, "ok\n")
+        except OSError:
+            time.sleep(0.05)
+    return p, False
 
 
 def consent(customer, channel):
@@ -156,16 +159,8 @@ for path in glob.glob(os.path.join(T, "out", "email", "new", "*")):
 t.ok(sorted(links) == ["a", "b", "y"] and all(u.startswith(BASE + "/u/") for u in links.values()),
      "each message carries its own unsubscribe link on base_url", links)
 
-srv = subprocess.Popen([HERALD, "-c", os.path.join(T, "g.ini"), "serve"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+srv, up = serve("g.ini")
 try:
-    up = False
-    for _ in range(100):
-        try:
-            up = http("GET", BASE + "/healthz") == (200, "ok\n")
-            break
-        except OSError:
-            time.sleep(0.05)
     t.ok(up, "serve answers /healthz")
 
     # 1. The unsubscribe link.
@@ -269,16 +264,9 @@ t.ok(TOKEN.encode() not in out + err and SECRET.encode() not in out + err, "no s
 
 # 5. Without events_token the events API is off.
 gateway(os.path.join(T, "noevents.ini"), events=False)
-srv = subprocess.Popen([HERALD, "-c", os.path.join(T, "noevents.ini"), "serve"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+srv, up = serve("noevents.ini")
 try:
-    st = None
-    for _ in range(100):
-        try:
-            st, body = http("POST", BASE + "/events", b"{}", {"Authorization": "Bearer " + EVTOKEN})
-            break
-        except OSError:
-            time.sleep(0.05)
+    st, body = http("POST", BASE + "/events", b"{}", {"Authorization": "Bearer " + EVTOKEN}) if up else (None, "")
     t.ok(st == 404 and "events_token" in body, "no events_token: /events is 404 and says why", st)
 finally:
     srv.send_signal(signal.SIGTERM)

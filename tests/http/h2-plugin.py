@@ -12,7 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from httptest import Tap, require, run, message, by_key, skip_all   # noqa: E402
+from httptest import Tap, require, run, message, by_key, skip_all, free_port   # noqa: E402
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
 OPENSSL = shutil.which("openssl")
@@ -24,15 +24,6 @@ wh_so = require("webhook")
 
 def sh(*argv):
     return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 tmp = tempfile.mkdtemp(prefix="herald-h2-test.")

@@ -57,6 +57,16 @@ class Tap:
         os._exit(1 if self.failed else 0)
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on now."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
 def skip_all(reason):
     print("1..0 # SKIP %s" % reason)
     sys.exit(0)
