@@ -537,10 +537,10 @@ dupn (const char *s)
   return s ? xstrdup (s) : NULL;
 }
 
-static int
-due_add (void *data, const struct outbox_row *row)
+/* A new zeroed row at the end of L. */
+static struct due *
+due_new (struct due_list *l)
 {
-  struct due_list *l = data;
   struct due *d;
 
   if (l->n == l->cap) {
@@ -549,6 +549,14 @@ due_add (void *data, const struct outbox_row *row)
   }
   d = &l->d[l->n++];
   memset (d, 0, sizeof *d);
+  return d;
+}
+
+static int
+due_add (void *data, const struct outbox_row *row)
+{
+  struct due *d = due_new (data);
+
   d->key = dupn (row->key);
   d->customer = dupn (row->customer);
   d->instance = dupn (row->instance);
@@ -566,14 +574,8 @@ static void
 due_add_plan (struct due_list *l, struct run *r, const char *customer,
               struct plan *p)
 {
-  struct due *d;
+  struct due *d = due_new (l);
 
-  if (l->n == l->cap) {
-    l->cap = l->cap ? l->cap * 2 : 64;
-    l->d = xrealloc (l->d, l->cap * sizeof *l->d);
-  }
-  d = &l->d[l->n++];
-  memset (d, 0, sizeof *d);
   d->key = xstrdup (p->key);
   d->customer = xstrdup (customer);
   d->instance = xstrdup (r->c->channels[p->cidx].conf->name);
