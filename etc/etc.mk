@@ -22,4 +22,5 @@ tmplpartialsdir = $(pkgdatadir)/templates/_partials
 dist_tmplpartials_DATA = templates/_partials/footer.liquid \
 	templates/_partials/footer_html.liquid
 dist_man_MANS = man/herald.1 plugins/email/herald-email.5
-EXTRA_DIST += scripts/gen-customers.py scripts/install-deps.sh scripts/quickstart.sh
+EXTRA_DIST += scripts/gen-customers.py scripts/install-deps.sh scripts/quickstart.sh \
+	scripts/demo-engagement.py

@@ -43,5 +43,5 @@ tests_liquid_regress_LDADD = $(LIQUID_TEST_LDADD)
 
 EXTRA_DIST += core/liquid/README.md \
 	tests/liquid/known-failures.txt tests/liquid/fuzz.sh \
-	tests/liquid/fuzz_liquid.c tests/liquid/cmd.sh tests/liquid/regress \
+	tests/liquid/fuzz_liquid.c tests/liquid/cmd.sh tests/liquid/regressions \
 	tests/liquid/corpus bench/liquid

@@ -3,7 +3,7 @@
 # AddressSanitizer and runs it over the seed corpus for FUZZ_SECONDS
 # (default 60).  Exit 0 when nothing crashed; 77 (skip) when clang or
 # libFuzzer is missing.  A crash leaves its input in $FUZZ_OUT (default
-# a temporary directory): copy it into tests/liquid/regress/ so the
+# a temporary directory): copy it into tests/liquid/regressions/ so the
 # regress test replays it forever.
 #   usage: tests/liquid/fuzz.sh [SECONDS]
 set -u
@@ -22,7 +22,7 @@ if ! command -v pkg-config > /dev/null 2>&1 ||
 fi
 work=${FUZZ_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/liquid-fuzz.XXXXXX")}
 mkdir -p "$work/corpus" "$work/crashes"
-cp "$here"/corpus/* "$here"/regress/* "$work/corpus/" 2> /dev/null
+cp "$here"/corpus/* "$here"/regressions/* "$work/corpus/" 2> /dev/null
 # shellcheck disable=SC2046
 if ! "$CLANG" -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -D_GNU_SOURCE \

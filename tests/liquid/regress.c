@@ -1,5 +1,5 @@
 /*
- * regress.c: replays every input in tests/liquid/regress/ (crashes the
+ * regress.c: replays every input in tests/liquid/regressions/ (crashes the
  * fuzzer found, hostile templates) through the fuzz harness.  Passing
  * means no crash; run under a sanitizer or valgrind wrapper to also catch
  * memory errors.  Prints TAP.
@@ -22,7 +22,7 @@ int main(void)
 	size_t n = 0, i;
 	DIR *d;
 
-	snprintf(dir, sizeof(dir), "%s/tests/liquid/regress",
+	snprintf(dir, sizeof(dir), "%s/tests/liquid/regressions",
 		 srcdir ? srcdir : ".");
 	d = opendir(dir);
 	if (!d) {
