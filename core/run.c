@@ -1531,7 +1531,7 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
    * process, so a crash never leaves it behind. */
   if (open_channels) {
     char *lock = xasprintf ("%s.%s.lock", r->gw->store_path, r->c->id);
-    r->lock_fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    r->lock_fd = open_private (lock, O_RDWR | O_CLOEXEC);
     if (r->lock_fd < 0 || flock (r->lock_fd, LOCK_EX | LOCK_NB) < 0) {
       fprintf (stderr, "herald: campaign %s is already running on %s (lock "
                "%s: %s)\n", r->c->id, r->gw->store_path, lock,

@@ -4,11 +4,13 @@
  * leave a transaction open after returning an error from a call it began. */
 #include <config.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sqlite3.h>
 
 #include "store.h"
@@ -558,6 +560,21 @@ store_open (const char *path, char *err, size_t errlen)
       }
     }
     free (dir);
+  }
+  /* The store holds every customer: only its owner may read it.  SQLite
+   * would create a new file 0644 (less the umask), and it gives the -wal,
+   * -shm and -journal files it creates the main file's mode; so the main
+   * file is created here, 0600, and SQLite takes the empty file for a new
+   * database.  A store that exists is not touched here (nor its mode). */
+  {
+    int fd = open_private (path, O_RDWR | O_EXCL | O_CLOEXEC);
+    if (fd >= 0)
+      close (fd);
+    else if (errno != EEXIST) {
+      snprintf (err, errlen, "%s: cannot create the store: %s", path,
+                strerror (errno));
+      goto fail;
+    }
   }
   if (sqlite3_open_v2 (path, &st->db,
                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE

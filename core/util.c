@@ -3,12 +3,14 @@
 #include <config.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -192,14 +194,45 @@ mkdir_parents (const char *path)
     if (*s != '/')
       continue;
     *s = '\0';
-    if (mkdir (p, 0755) < 0 && errno != EEXIST) {
+    /* chmod: a umask such as 0277 would otherwise take the owner's own
+     * bits away; 000 or 022 take nothing from 0700. */
+    if (mkdir (p, 0700) == 0)
+      rc = chmod (p, 0700);
+    else if (errno != EEXIST)
       rc = -1;
+    if (rc < 0)
       break;
-    }
     *s = '/';
   }
   free (p);
   return rc;
+}
+
+int
+open_private (const char *path, int flags)
+{
+  int fd, tries;
+
+  /* O_EXCL tells a file created now (made exactly 0600) from one that was
+   * there; if that one is removed before the second open, try again. */
+  for (tries = 0; tries < 8; tries++) {
+    fd = open (path, flags | O_CREAT | O_EXCL, 0600);
+    if (fd >= 0) {
+      if (fchmod (fd, 0600) < 0) {
+        int e = errno;
+        close (fd);
+        errno = e;
+        return -1;
+      }
+      return fd;
+    }
+    if (errno != EEXIST || (flags & O_EXCL))
+      return -1;
+    fd = open (path, flags & ~O_CREAT);
+    if (fd >= 0 || errno != ENOENT)
+      return fd;
+  }
+  return -1;
 }
 
 int

@@ -37,8 +37,15 @@ void strbuf_free (struct strbuf *b);
 char *slurp_file (const char *path, size_t *len_r);
 
 /* Create the folders leading to the file PATH (mkdir -p of its
- * directory).  0, or -1 with errno set. */
+ * directory).  A folder this creates is mode 0700 whatever the umask (it
+ * holds customer data); one that exists is left as it is.  0, or -1 with
+ * errno set. */
 int mkdir_parents (const char *path);
+
+/* open (PATH, FLAGS) where FLAGS hold O_CREAT: a file this call creates is
+ * mode 0600 whatever the umask; one that exists keeps its mode.  Returns
+ * the descriptor (the caller closes it), or -1 with errno set. */
+int open_private (const char *path, int flags);
 
 /* Parse a whole decimal integer in [min, max]; 0 or -1 (junk, range). */
 int parse_int64 (const char *s, int64_t min, int64_t max, int64_t *v_r);

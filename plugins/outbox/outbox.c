@@ -28,15 +28,21 @@ struct outbox {
 static const char *const outbox_keys[] = { "dir", "from", "fsync", NULL };
 static const char *const outbox_secret_keys[] = { NULL };
 
+/* The messages hold customers' names, addresses and texts: what this
+ * plugin creates is its owner's alone, folders 0700 and files 0600,
+ * whatever the umask (chmod after creating).  What exists keeps its mode. */
 static int
 outbox_mkdir (const char *path, char *err, size_t errlen)
 {
-  if (mkdir (path, 0755) < 0 && errno != EEXIST) {
-    snprintf (err, errlen, "%s: cannot create directory: %s", path,
-              strerror (errno));
-    return -1;
+  if (mkdir (path, 0700) == 0) {
+    if (chmod (path, 0700) == 0)
+      return 0;
   }
-  return 0;
+  else if (errno == EEXIST)
+    return 0;
+  snprintf (err, errlen, "%s: cannot create directory: %s", path,
+            strerror (errno));
+  return -1;
 }
 
 /* mkdir -p for the configured directory (it is usually under var/). */
@@ -155,7 +161,14 @@ outbox_open (const struct herald_host *host, void **state_r, char *err,
   path = outbox_join (ob->dir, "messages.jsonl");
   if (!path)
     goto fail;
-  ob->jsonl_fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  ob->jsonl_fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
+                       0600);
+  if (ob->jsonl_fd >= 0 && fchmod (ob->jsonl_fd, 0600) < 0) {
+    close (ob->jsonl_fd);
+    ob->jsonl_fd = -1;
+  }
+  else if (ob->jsonl_fd < 0 && errno == EEXIST)
+    ob->jsonl_fd = open (path, O_WRONLY | O_APPEND | O_CLOEXEC);
   if (ob->jsonl_fd < 0) {
     snprintf (err, errlen, "%s: %s", path, strerror (errno));
     goto fail;
@@ -240,8 +253,10 @@ outbox_maildir (struct outbox *ob, const struct herald_message *m,
     snprintf (err, errlen, "out of memory");
     goto out;
   }
-  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0 || outbox_write_all (fd, b.data, b.len) < 0
+  /* fchmod: a tmp file left by a crash keeps its mode through O_TRUNC. */
+  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0 || fchmod (fd, 0600) < 0
+      || outbox_write_all (fd, b.data, b.len) < 0
       || (ob->fsync && fsync (fd) < 0)) {
     snprintf (err, errlen, "%s: %s", tmp, strerror (errno));
     goto out;
