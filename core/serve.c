@@ -25,10 +25,13 @@
 #include <pthread.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -42,7 +45,10 @@
 #include "token.h"
 #include "util.h"
 
+/* A request body (the events of one POST /events, a provider's callback)
+ * is at most this; a bigger one gets 413 as soon as it is known to be. */
 #define SERVE_MAX_BODY (64 * 1024)
+#define SERVE_MAX_BODY_TEXT "65536 bytes (64 KiB)"
 #define SERVE_MAX_HEADERS 64
 
 struct server {
@@ -52,12 +58,12 @@ struct server {
   int key_ready;
   const char *events_token;    /* [tracking] events_token, or NULL */
   struct channel **ch;         /* parallel to gw->channels; NULL: no inbound */
+  int quiet_close;             /* refuse_mid_body just closed one */
 };
 
 /* One request's body, gathered over the upload callbacks. */
 struct upload {
   struct strbuf body;
-  int too_big;
 };
 
 static enum MHD_Result
@@ -364,6 +370,83 @@ events_api (struct server *sv, struct MHD_Connection *c, struct upload *up)
   return ret;
 }
 
+/* ---- bodies over the limit ---------------------------------------- */
+
+static const char too_big_text[] =
+  "request body too large: the limit is " SERVE_MAX_BODY_TEXT "\n";
+
+/* Whether the request announces (Content-Length) a body over the limit. */
+static int
+declared_too_big (struct MHD_Connection *c)
+{
+  const char *v = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
+                                               MHD_HTTP_HEADER_CONTENT_LENGTH);
+  int64_t n;
+
+  /* libmicrohttpd answered 400 to a malformed one already; a number past
+   * int64 is over the limit too. */
+  if (!v)
+    return 0;
+  return parse_int64 (v, 0, INT64_MAX, &n) < 0 || n > SERVE_MAX_BODY;
+}
+
+/* 413 for a chunked body that has grown past the limit.  libmicrohttpd
+ * 0.9.75 queues a response only before the body is read (the first call)
+ * or after all of it (MHD_queue_response refuses in between), and reading
+ * the rest could take forever; so the answer is written on the socket here
+ * and MHD_NO makes libmicrohttpd close the connection without reading
+ * more.  The answer is a few hundred bytes on a connection that has sent
+ * nothing back yet (or only "100 Continue"): it fits the socket buffer. */
+static enum MHD_Result
+refuse_mid_body (struct server *sv, struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci
+    = MHD_get_connection_info (c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  struct strbuf b = STRBUF_INIT;
+  char date[64];
+  time_t now = time (NULL);
+  struct tm tm;
+
+  /* RFC 9110 section 6.6.1: an origin server with a clock sends Date. */
+  strftime (date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT",
+            gmtime_r (&now, &tm));
+  strbuf_addf (&b, "HTTP/1.1 413 Content Too Large\r\n"
+               "Date: %s\r\n"
+               "Content-Type: text/plain; charset=utf-8\r\n"
+               "Cache-Control: no-store\r\n"
+               "Connection: close\r\n"
+               "Content-Length: %zu\r\n\r\n%s",
+               date, sizeof too_big_text - 1, too_big_text);
+  if (ci && send (ci->connect_fd, b.s, b.len, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+    shutdown (ci->connect_fd, SHUT_WR);    /* the answer, then FIN */
+  strbuf_free (&b);
+  sv->quiet_close = 1;
+  return MHD_NO;
+}
+
+/* libmicrohttpd's messages, with the program's prefix.  The one it logs
+ * when refuse_mid_body closes a connection ("Application reported internal
+ * error") is not one: it is left out. */
+static void serve_log (void *cls, const char *fmt, va_list ap)
+  __attribute__ ((format (printf, 2, 0)));
+static void
+serve_log (void *cls, const char *fmt, va_list ap)
+{
+  struct server *sv = cls;
+  char msg[512];
+  size_t n;
+
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  if (sv->quiet_close) {
+    sv->quiet_close = 0;
+    if (strstr (msg, "reported internal error"))
+      return;
+  }
+  n = strlen (msg);
+  fprintf (stderr, "herald serve: %s%s", msg,
+           n && msg[n - 1] == '\n' ? "" : "\n");
+}
+
 /* ---- the HTTP handler ---------------------------------------------- */
 
 static enum MHD_Result
@@ -377,18 +460,21 @@ handle (void *cls, struct MHD_Connection *c, const char *url,
   (void) version;
   if (!up) {
     *con_cls = xcalloc (1, sizeof *up);
+    /* Refused before a byte of it is read: libmicrohttpd then sends no
+     * "100 Continue", discards the body and closes after the answer. */
+    if (declared_too_big (c))
+      return reply_text (c, MHD_HTTP_CONTENT_TOO_LARGE, too_big_text);
     return MHD_YES;
   }
   if (*upload_data_size) {
+    /* Only a chunked body can get here past the limit: libmicrohttpd
+     * stops a declared length at its end. */
     if (up->body.len + *upload_data_size > SERVE_MAX_BODY)
-      up->too_big = 1;
-    else
-      strbuf_add (&up->body, upload_data, *upload_data_size);
+      return refuse_mid_body (sv, c);
+    strbuf_add (&up->body, upload_data, *upload_data_size);
     *upload_data_size = 0;
     return MHD_YES;
   }
-  if (up->too_big)
-    return reply_text (c, MHD_HTTP_CONTENT_TOO_LARGE, "body too large\n");
   if (strcmp (url, "/healthz") == 0)
     return reply_text (c, MHD_HTTP_OK, "ok\n");
   if (strncmp (url, "/u/", 3) == 0) {
@@ -582,6 +668,7 @@ cmd_serve (int argc, char **argv)
   d = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG
                         | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
                         0, NULL, NULL, handle, &sv,
+                        MHD_OPTION_EXTERNAL_LOGGER, serve_log, &sv,
                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
                         MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 30,

@@ -14,6 +14,10 @@
 - POST /events takes JSON lines with the bearer events_token, all or
   nothing: a bad line names its line and field and records nothing; no
   token or a wrong one gets 401; without events_token the API is off.
+- A body of exactly 64 KiB is taken; one byte more is 413.  A declared
+  Content-Length of 200 MB gets 413 naming the limit before a byte of the
+  body is sent, and a chunked body gets it as soon as it grows past the
+  limit (the test sends 80 KiB and never ends the body).
 - SIGTERM stops it; a missing secret or a bad listen address is refused
   with the file and line."""
 import base64
@@ -24,6 +28,7 @@ import hmac
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -96,6 +101,34 @@ def http(method, url, body=None, headers=None):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+def raw(request, body_chunks=(), timeout=15):
+    """Send REQUEST (bytes) on a fresh connection, then each of BODY_CHUNKS;
+    return (everything the server answered until it closed or TIMEOUT,
+    whether the server closed the connection)."""
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=timeout)
+    got, closed = b"", False
+    try:
+        s.sendall(request)
+        for c in body_chunks:
+            s.sendall(c)
+        while True:
+            r = s.recv(65536)
+            if not r:
+                closed = True
+                break
+            got += r
+    except socket.timeout:
+        pass
+    except OSError:
+        closed = True
+        try:
+            got += s.recv(65536)
+        except OSError:
+            pass
+    s.close()
+    return got, closed
 
 
 def serve(ini):
@@ -251,6 +284,33 @@ try:
     st, _ = http("POST", BASE + "/events", good, {"Authorization": "Bearer " + EVTOKEN[:-1] + "x"})
     t.eq(st, 401, "events API: a wrong token, 401")
     t.eq(http("POST", BASE + "/inbound/email/x", b"")[0], 404, "a channel without callbacks is 404")
+
+    # 5. Bodies over the limit (64 KiB).
+    limit = 65536
+    exact = good + b"\n" * (limit - len(good))      # blank lines are allowed
+    st, body = http("POST", BASE + "/events", exact, auth)
+    t.ok(st == 200 and "2 already recorded" in body, "events API: a body of exactly 64 KiB is taken",
+         (st, body))
+    st, body = http("POST", BASE + "/events", exact + b"\n", auth)
+    t.ok(st == 413 and "65536 bytes (64 KiB)" in body,
+         "events API: one byte more is 413, naming the limit", (st, body))
+    head = ("POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+            "Content-Type: application/x-ndjson\r\n" % EVTOKEN).encode()
+    got, closed = raw(head + b"Content-Length: 200000000\r\n\r\n")
+    t.ok(got.startswith(b"HTTP/1.1 413 ") and b"the limit is 65536 bytes (64 KiB)" in got and closed,
+         "Content-Length 200 MB: 413 naming the limit before any of the body, then closed", got[:300])
+    got, closed = raw(head + b"Expect: 100-continue\r\nContent-Length: 200000000\r\n\r\n")
+    t.ok(got.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in got,
+         "with Expect: 100-continue, 413 instead of 100 Continue", got[:300])
+    chunk = b"4000\r\n" + b"\n" * 0x4000 + b"\r\n"       # 16 KiB of blank lines
+    got, closed = raw(head + b"Transfer-Encoding: chunked\r\n\r\n", [chunk] * 5)
+    t.ok(got.startswith(b"HTTP/1.1 413 ") and b"the limit is 65536 bytes (64 KiB)" in got and closed,
+         "a chunked body past the limit (80 KiB, never ended): 413 at once, then closed", got[:300])
+    got, closed = raw(head + b"Transfer-Encoding: chunked\r\n\r\n", [chunk] * 3 + [b"0\r\n\r\n"])
+    t.ok(got.startswith(b"HTTP/1.1 200 ") and b"imported 0 events" in got,
+         "a chunked body under the limit is taken", got[:300])
+    st, body = http("POST", BASE + "/events", good, auth)
+    t.ok(st == 200 and "2 already recorded" in body, "and the server still takes events", (st, body))
 finally:
     srv.send_signal(signal.SIGTERM)
     try:
@@ -262,7 +322,7 @@ t.eq(srv.returncode, 0, "SIGTERM stops it, exit 0")
 t.ok(b"stopped (SIGTERM)" in out, "and it says so", out + err)
 t.ok(TOKEN.encode() not in out + err and SECRET.encode() not in out + err, "no secret printed")
 
-# 5. Without events_token the events API is off.
+# 6. Without events_token the events API is off.
 gateway(os.path.join(T, "noevents.ini"), events=False)
 srv, up = serve("noevents.ini")
 try:
@@ -272,7 +332,7 @@ finally:
     srv.send_signal(signal.SIGTERM)
     srv.communicate(timeout=10)
 
-# 6. Configuration problems, named with the file and line.
+# 7. Configuration problems, named with the file and line.
 gateway(os.path.join(T, "nosecret.ini"), secret=None)
 rc, out, err = herald("serve", ini="nosecret.ini")
 t.ok(rc == 1 and "[tracking] secret is not set" in err, "no secret: refused", err)
