@@ -21,6 +21,13 @@
 /* At most this many bad lines are printed; the rest are counted. */
 #define MAX_LISTED 50
 
+/* A JSON line, or a CSV record, holds at most this many bytes (its line
+ * break aside).  A longer one is a bad line: it is read to its end but
+ * never held, so it costs no memory.  Without the limit a line was held
+ * whole and parsed whole: one 30 MB attribute value peaked at 135 MB. */
+#define MAX_RECORD (1024 * 1024)
+#define MAX_RECORD_TEXT "1 MiB (1048576 bytes)"
+
 static const char *const channels[] = { "email", "sms", "push", "webhook",
                                         NULL };
 static const char *const channel_list = "email, sms, push, webhook";
@@ -473,36 +480,78 @@ struct csv {
   struct strbuf buf;         /* the record's fields, NUL-separated */
   size_t *off;               /* field start offsets in buf */
   size_t n, cap;
+  size_t bytes;              /* of the record read so far */
+  int too_long;              /* over MAX_RECORD: fields no longer kept */
 };
 
-/* Read the next record.  Returns 1 with fields, 0 at end of file, -1 with
- * ERR (and the line in c->err_line).  *LINE_R gets the record's first
- * line. */
+static int
+csv_getc (struct csv *c)
+{
+  int ch = getc_unlocked (c->fp);
+
+  if (ch != EOF)
+    c->bytes++;
+  return ch;
+}
+
+static void
+csv_ungetc (struct csv *c, int ch)
+{
+  ungetc (ch, c->fp);
+  c->bytes--;
+}
+
+/* Keep CH of the current field, unless the record is over the limit (its
+ * line break may still follow: two bytes of slack). */
+static void
+csv_put (struct csv *c, int ch)
+{
+  if (c->bytes > MAX_RECORD + 2)
+    c->too_long = 1;
+  if (!c->too_long)
+    strbuf_addc (&c->buf, (char) ch);
+}
+
+/* Start a field at the current end of buf. */
+static void
+csv_field_start (struct csv *c)
+{
+  if (c->too_long)
+    return;
+  if (c->n == c->cap) {
+    c->cap = c->cap ? 2 * c->cap : 32;
+    c->off = xrealloc (c->off, c->cap * sizeof *c->off);
+  }
+  c->off[c->n++] = c->buf.len;
+}
+
+/* Read the next record.  Returns 1 with fields, 0 at end of file, 2 for a
+ * record over MAX_RECORD bytes (read to its end, its fields dropped), -1
+ * with ERR (and the line in c->err_line).  *LINE_R gets the record's
+ * first line. */
 static int
 csv_next (struct csv *c, int *line_r, struct strbuf *err)
 {
-  int ch, quoted = 0, start_line;
+  int ch, quoted = 0, start_line, cr = 0;
 
   strbuf_reset (&c->buf);
   c->n = 0;
+  c->too_long = 0;
   /* Skip blank lines between records. */
   while ((ch = getc_unlocked (c->fp)) == '\n' || ch == '\r')
     if (ch == '\n')
       c->line++;
   if (ch == EOF)
     return 0;
+  c->bytes = 1;
   start_line = *line_r = c->line;
   for (;;) {
     /* start of a field */
-    if (c->n == c->cap) {
-      c->cap = c->cap ? 2 * c->cap : 32;
-      c->off = xrealloc (c->off, c->cap * sizeof *c->off);
-    }
-    c->off[c->n++] = c->buf.len;
+    csv_field_start (c);
     quoted = (ch == '"');
     if (quoted) {
       for (;;) {
-        ch = getc_unlocked (c->fp);
+        ch = csv_getc (c);
         if (ch == EOF) {
           strbuf_reset (err);
           c->err_line = c->line;
@@ -511,16 +560,17 @@ csv_next (struct csv *c, int *line_r, struct strbuf *err)
           return -1;
         }
         if (ch == '"') {
-          ch = getc_unlocked (c->fp);
+          ch = csv_getc (c);
           if (ch != '"')
             break;
         }
         if (ch == '\n')
           c->line++;
-        strbuf_addc (&c->buf, (char) ch);
+        csv_put (c, ch);
       }
       if (ch == '\r') {
-        ch = getc_unlocked (c->fp);
+        cr = 1;
+        ch = csv_getc (c);
         if (ch != '\n' && ch != EOF) {
           strbuf_reset (err);
           c->err_line = c->line;
@@ -548,25 +598,30 @@ csv_next (struct csv *c, int *line_r, struct strbuf *err)
           return -1;
         }
         if (ch == '\r') {
-          int next = getc_unlocked (c->fp);
+          int next = csv_getc (c);
           if (next == '\n' || next == EOF) {
+            cr = 1;
             ch = next;
             break;
           }
-          ungetc (next, c->fp);
+          csv_ungetc (c, next);
         }
-        strbuf_addc (&c->buf, (char) ch);
-        ch = getc_unlocked (c->fp);
+        csv_put (c, ch);
+        ch = csv_getc (c);
       }
     }
-    strbuf_addc (&c->buf, '\0');
+    if (!c->too_long)
+      strbuf_addc (&c->buf, '\0');
     if (ch == ',') {
-      ch = getc_unlocked (c->fp);
+      ch = csv_getc (c);
       continue;
     }
     if (ch == '\n')
       c->line++;
-    return 1;
+    /* The record's bytes, its line break (CRLF, LF or a last CR) aside. */
+    if (c->bytes - (size_t) (ch == '\n') - (size_t) cr > MAX_RECORD)
+      c->too_long = 1;
+    return c->too_long ? 2 : 1;
   }
 }
 
@@ -675,20 +730,62 @@ import_one (struct import *im, int line, json_t *in)
   return 0;
 }
 
+/* Read the next line of FP into B, without its LF.  Returns 1, 0 at end
+ * of file, or 2 for a line over MAX_RECORD bytes: it is read to its end
+ * and dropped, B left empty.  (getline would hold the whole line.) */
+static int
+line_next (FILE *fp, struct strbuf *b)
+{
+  int ch, any = 0, over = 0;
+
+  strbuf_reset (b);
+  while ((ch = getc_unlocked (fp)) != EOF) {
+    any = 1;
+    if (ch == '\n')
+      break;
+    if (over)
+      continue;
+    /* One byte of slack for the CR of a CRLF. */
+    if (b->len > MAX_RECORD) {
+      over = 1;
+      strbuf_reset (b);
+      continue;
+    }
+    if (b->len + 1 >= b->cap)
+      strbuf_grow (b, b->len < 4096 ? 4096 : b->len);
+    b->s[b->len++] = (char) ch;
+  }
+  if (b->s)
+    b->s[b->len] = '\0';
+  if (!over && b->len > MAX_RECORD
+      && !(b->len == MAX_RECORD + 1 && b->s[b->len - 1] == '\r'))
+    over = 1;
+  if (over) {
+    strbuf_reset (b);
+    return 2;
+  }
+  return any;
+}
+
 static int
 import_jsonl (struct import *im, FILE *fp)
 {
-  char *line = NULL;
-  size_t cap = 0;
-  ssize_t n;
-  int lineno = 0, r = 0;
+  struct strbuf lb = STRBUF_INIT;
+  char *line;
+  int lineno = 0, r = 0, k;
   json_error_t je;
 
-  while ((n = getline (&line, &cap, fp)) >= 0) {
+  while ((k = line_next (fp, &lb)) != 0) {
     json_t *in;
-    size_t len = (size_t) n, i;
+    size_t len = lb.len, i;
 
     lineno++;
+    if (k == 2) {
+      report_bad (im, lineno, "line longer than the limit of "
+                  MAX_RECORD_TEXT);
+      continue;
+    }
+    line = lb.s ? lb.s : (char *) "";
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
       len--;
     i = 0;
@@ -699,7 +796,8 @@ import_jsonl (struct import *im, FILE *fp)
       ;
     if (i == len)
       continue;                 /* blank lines are allowed */
-    line[len] = '\0';
+    if (lb.s)
+      line[len] = '\0';
     in = json_loadb (line + i, len - i, JSON_REJECT_DUPLICATES, &je);
     if (!in) {
       strbuf_reset (&im->err);
@@ -720,7 +818,7 @@ import_jsonl (struct import *im, FILE *fp)
              strerror (errno));
     r = -2;
   }
-  free (line);
+  strbuf_free (&lb);
   return r;
 }
 
@@ -751,9 +849,12 @@ import_csv (struct import *im, FILE *fp)
       ungetc (b0, fp);
   }
   k = csv_next (&c, &line, &im->err);
-  if (k <= 0) {
+  if (k <= 0 || k == 2) {
     if (k < 0)
       fprintf (stderr, "%s:%d: %s\n", im->file, c.err_line, im->err.s);
+    else if (k == 2)
+      fprintf (stderr, "%s:%d: header longer than the limit of "
+               MAX_RECORD_TEXT "\n", im->file, line);
     else
       fprintf (stderr, "%s:1: empty file (expected a header line)\n",
                im->file);
@@ -799,6 +900,11 @@ import_csv (struct import *im, FILE *fp)
                  "nothing imported\n", im->file);
       r = -2;
       goto out;
+    }
+    if (k == 2) {
+      report_bad (im, line, "record longer than the limit of "
+                  MAX_RECORD_TEXT);
+      continue;
     }
     if (c.n != ncols) {
       strbuf_reset (&im->err);
@@ -896,7 +1002,7 @@ usage (FILE *fp, enum kind kind)
              "consent, preferred_channels and attributes hold JSON text, and\n"
              "other columns become attributes.  The file is imported in one\n"
              "transaction: a bad line (named FILE:LINE: field) means nothing\n"
-             "is imported.\n"
+             "is imported.  A line (a CSV record) holds at most 1 MiB.\n"
              "\n"
              "  --store PATH  the store file (default: [store] path of the\n"
              "                gateway configuration)\n"
@@ -914,7 +1020,8 @@ usage (FILE *fp, enum kind kind)
              "at (RFC 3339), optional campaign and message (the message key).\n"
              "An unsubscribed event withdraws consent for that channel; a\n"
              "bounced or complained event suppresses the address.  One\n"
-             "transaction: a bad line means nothing is imported.\n"
+             "transaction: a bad line means nothing is imported.  A line\n"
+             "holds at most 1 MiB.\n"
              "\n"
              "  --store PATH  the store file (default: [store] path of the\n"
              "                gateway configuration)\n"

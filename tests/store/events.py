@@ -1,5 +1,7 @@
 """herald events import: good file, side effects (unsubscribed withdraws
-consent; bounced and complained suppress the address), bad lines."""
+consent; bounced and complained suppress the address), bad lines, and a
+line over the 1 MiB limit (named with the limit; skipped by --skip-bad)."""
+import json
 import os
 import sys
 
@@ -82,6 +84,20 @@ rc, out, err = run("events", "import", "--store", db, "--skip-bad", "evbad-side.
 eq((rc, out), (0, "imported 2 events from evbad-side.jsonl (1 bad line skipped)\n"), "--skip-bad")
 eq(query(db, "SELECT count(*) FROM suppressions WHERE address = 'ana@example.com'"), [(1,)],
    "  ... the bounce suppressed ana's address")
+
+# A line over the limit: 30 MB in the campaign field.
+write("evhuge.jsonl", GOOD + json.dumps({"customer": "cust-001", "channel": "email", "type": "clicked",
+                                         "at": "2026-11-04T00:00:00Z", "campaign": "z" * (30 << 20)})
+      + "\n" + GOOD.replace("opened", "clicked"))
+n0 = count(db, "events")
+rc, out, err = run("events", "import", "--store", db, "evhuge.jsonl")
+eq((rc, err.splitlines()[0] if err else "", count(db, "events")),
+   (1, "evhuge.jsonl:2: line longer than the limit of 1 MiB (1048576 bytes)", n0),
+   "a 30 MB event line: FILE:LINE and the limit, nothing imported")
+rc, out, err = run("events", "import", "--store", db, "--skip-bad", "evhuge.jsonl")
+eq((rc, out), (0, "imported 2 events from evhuge.jsonl (1 bad line skipped)\n"),
+   "  ... --skip-bad imports the others")
+os.unlink(tmp("evhuge.jsonl"))
 
 rc, out, err = run("events", "import", "--help")
 ok(rc == 0 and out.startswith("Usage: herald events import"), "events import --help")

@@ -1,7 +1,11 @@
 """herald customers import: good files (JSONL, CSV with RFC 4180 quoting),
 each bad field's exact message with nothing imported, --skip-bad, upsert,
-usage and exit codes."""
+usage and exit codes.  A JSON line or CSV record over 1 MiB is a bad line
+named FILE:LINE with the limit, at the byte: exactly 1 MiB imports (with
+LF or CRLF), one byte more does not; a 30 MB line is refused without
+being held (the import's peak RSS stays under the line's size)."""
 import json
+import resource
 import subprocess
 import os
 import sys
@@ -188,6 +192,91 @@ for i, (text, msg) in enumerate(csv_cases):
     else:
         eq(first, "%s:%s" % (name, msg), "bad CSV: %s" % msg)
     eq((rc, count(bdb, "customers")), (1, 0), "  ... exit 1, nothing imported")
+
+# ---- a line or record over the limit (1 MiB) --------------------------
+LIMIT = 1024 * 1024
+LIMIT_MSG = "longer than the limit of 1 MiB (1048576 bytes)"
+
+
+def json_line(cid, size):
+    """A customer JSON line of exactly SIZE bytes (no line break)."""
+    empty = json.dumps({"id": cid, "attributes": {"pad": ""}})
+    return json.dumps({"id": cid, "attributes": {"pad": "x" * (size - len(empty))}})
+
+
+def peak_rss_kb(*args):
+    """Run store-cli ARGS in a child of a child: (exit code, stderr, the
+    peak RSS in KiB of that run alone)."""
+    prog = ("import resource, subprocess, sys\n"
+            "p = subprocess.run(sys.argv[1:], capture_output=True, text=True, cwd=%r)\n"
+            "sys.stdout.write('%%d %%d\\n' %% (p.returncode, "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+            "sys.stdout.write(p.stderr)\n" % TMP)
+    p = subprocess.run([sys.executable, "-c", prog, CLI] + list(args), capture_output=True,
+                       text=True, timeout=120)
+    first, _, err = p.stdout.partition("\n")
+    rc, kb = (int(x) for x in first.split())
+    return rc, err, kb
+
+
+big = 30 * 1024 * 1024
+write("huge.jsonl", GOOD + json_line("huge", big) + "\n" + '{"id": "after"}\n')
+rc, err, kb = peak_rss_kb("customers", "import", "--store", tmp("huge.db"), "huge.jsonl")
+eq((rc, err.splitlines()[0] if err else ""), (1, "huge.jsonl:3: line " + LIMIT_MSG),
+   "a 30 MB line: FILE:LINE names it and the limit")
+eq(count(tmp("huge.db"), "customers"), 0, "  ... nothing imported")
+ok(kb * 1024 < big, "  ... the line is never held: peak RSS %d KiB, under the line's 30 MiB" % kb)
+rc, out, err = run("customers", "import", "--store", tmp("huge-skip.db"), "--skip-bad", "huge.jsonl")
+eq((rc, out, err), (0, "imported 3 customers from huge.jsonl (1 bad line skipped)\n",
+                    "huge.jsonl:3: line " + LIMIT_MSG + "\n"), "--skip-bad skips it, lists it")
+eq(sorted(r[0] for r in query(tmp("huge-skip.db"), "SELECT id FROM customers")),
+   ["after", "ok-1", "ok-2"], "  ... and imports the lines around it")
+for name, text, want in [
+        ("exact.jsonl", json_line("exact", LIMIT) + "\n", 0),
+        ("exact-crlf.jsonl", json_line("exact", LIMIT) + "\r\n", 0),
+        ("exact-eof.jsonl", json_line("exact", LIMIT), 0),
+        ("over.jsonl", json_line("over", LIMIT + 1) + "\n", 1),
+        ("over-crlf.jsonl", json_line("over", LIMIT + 1) + "\r\n", 1)]:
+    write(name, text)
+    rc, out, err = run("customers", "import", "--store", tmp("lim.db"), name)
+    if want == 0:
+        eq((rc, err), (0, ""), "a line of exactly 1 MiB imports (%s)" % name)
+    else:
+        eq((rc, err.splitlines()[0] if err else ""), (1, name + ":1: line " + LIMIT_MSG),
+           "1 MiB and one byte is refused (%s)" % name)
+
+# CSV: the record's bytes, quotes and line breaks inside it included.
+csv_pad = "y" * (big // 2) + "\n" + "y" * (big // 2)      # a quoted line break
+write("huge.csv", 'id,note\nc1,one\nc2,"%s"\nc3,three\n' % csv_pad)
+rc, err, kb = peak_rss_kb("customers", "import", "--store", tmp("hugecsv.db"), "huge.csv")
+eq((rc, err.splitlines()[0] if err else ""), (1, "huge.csv:3: record " + LIMIT_MSG),
+   "CSV: a 30 MB record: FILE:LINE (its first line) names it and the limit")
+eq(count(tmp("hugecsv.db"), "customers"), 0, "  ... nothing imported")
+ok(kb * 1024 < big, "  ... the record is never held: peak RSS %d KiB, under its 30 MiB" % kb)
+write("huge2.csv", 'id,note\nc1,one\nc2,"%s"\nc3,three\nc4,"bad"x\n' % csv_pad)
+rc, out, err = run("customers", "import", "--store", tmp("hugecsv2.db"), "--skip-bad", "huge2.csv")
+eq(err.splitlines()[:2], ["huge2.csv:3: record " + LIMIT_MSG,
+                          "huge2.csv:6: field 2: text after the closing quote (RFC 4180: "
+                          "double a quote inside a quoted field)"],
+   "CSV --skip-bad: the reader goes on after the long record, counting its lines")
+rec = "c9," + '"' + "z" * (LIMIT - 5) + '"'
+for name, text, want in [("exact.csv", "id,note\n" + rec + "\n", 0),
+                         ("exact-crlf.csv", "id,note\r\n" + rec + "\r\n", 0),
+                         ("over.csv", "id,note\nc9,\"" + "z" * (LIMIT - 4) + "\"\n", 1),
+                         ("header.csv", "id," + "h" * LIMIT + "\nc1,x\n", 2)]:
+    write(name, text)
+    rc, out, err = run("customers", "import", "--store", tmp("limcsv.db"), name)
+    if want == 0:
+        eq((rc, err), (0, ""), "CSV: a record of exactly 1 MiB imports (%s)" % name)
+    elif want == 1:
+        eq((rc, err.splitlines()[0] if err else ""), (1, name + ":2: record " + LIMIT_MSG),
+           "CSV: 1 MiB and one byte is refused")
+    else:
+        eq((rc, err.splitlines()[0] if err else ""), (1, name + ":1: header " + LIMIT_MSG),
+           "CSV: a header over the limit is refused")
+os.unlink(tmp("huge.jsonl"))
+os.unlink(tmp("huge.csv"))
+os.unlink(tmp("huge2.csv"))
 
 # ---- usage -------------------------------------------------------------
 rc, out, err = run("customers", "import", "--help")
