@@ -322,7 +322,9 @@ config_gateway_load (const char *path, char *err, size_t errlen)
   static const char *const plugins_keys[] = { "dir", NULL };
   static const char *const tracking_keys[] = { "base_url", "secret",
                                                "unsubscribe_mailto", "listen",
-                                               "events_token", NULL };
+                                               "events_token",
+                                               "connections_per_client",
+                                               NULL };
   struct gateway *gw = xcalloc (1, sizeof *gw);
   const struct ini_section *sec;
   const char *v;

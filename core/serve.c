@@ -18,7 +18,9 @@
  * Paths are those below [tracking] base_url (a reverse proxy in front
  * strips any prefix).  libmicrohttpd runs every request on one internal
  * thread, which alone uses the store and the plugins; the main thread
- * waits for SIGTERM or SIGINT. */
+ * waits for SIGTERM or SIGINT and, once a second, closes the connections
+ * that are too slow (see "slow clients").  A client must never be able to
+ * keep the server from answering others. */
 #include <config.h>
 
 #include <errno.h>
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -51,6 +54,30 @@
 #define SERVE_MAX_BODY_TEXT "65536 bytes (64 KiB)"
 #define SERVE_MAX_HEADERS 64
 
+/* Slow clients (see "slow clients" below).  A request head must be in
+ * within HEAD_MS of the connection (or of the previous answer on a kept-
+ * alive one), its body within BODY_MS of the head.  libmicrohttpd's own
+ * timeout, IDLE_S, is for inactivity: a client that sends a byte now and
+ * then never meets it. */
+#define SERVE_HEAD_MS 5000
+#define SERVE_BODY_MS 30000
+#define SERVE_IDLE_S 30
+/* Connections at once, if RLIMIT_NOFILE allows (the soft limit is raised
+ * to fit, up to the hard one), leaving RESERVE descriptors to the store,
+ * the plugins and the logs; and per client address by default. */
+#define SERVE_MAX_CONNECTIONS 4000
+#define SERVE_FD_RESERVE 64
+#define SERVE_PER_CLIENT 32
+
+/* One open connection, for the deadlines: created and freed on the
+ * server's thread (MHD_OPTION_NOTIFY_CONNECTION), its deadline read and
+ * acted on by the main thread, all under server.lock. */
+struct conn {
+  struct conn *prev, *next;
+  int fd;
+  int64_t deadline;            /* monotonic ms; 0: none (answering) */
+};
+
 struct server {
   struct gateway *gw;
   struct store *st;
@@ -59,6 +86,11 @@ struct server {
   const char *events_token;    /* [tracking] events_token, or NULL */
   struct channel **ch;         /* parallel to gw->channels; NULL: no inbound */
   int quiet_close;             /* refuse_mid_body just closed one */
+  pthread_mutex_t lock;        /* conns and every conn's deadline */
+  struct conn *conns;
+  int64_t log_second;          /* serve_log's rate limit: this second, */
+  int log_lines;               /* the lines printed in it, */
+  long log_dropped;            /* and those left out */
 };
 
 /* One request's body, gathered over the upload callbacks. */
@@ -424,6 +456,16 @@ refuse_mid_body (struct server *sv, struct MHD_Connection *c)
   return MHD_NO;
 }
 
+/* Milliseconds of CLOCK_MONOTONIC (HERALD_NOW does not move it). */
+static int64_t
+mono_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* libmicrohttpd's messages, with the program's prefix.  The one it logs
  * when refuse_mid_body closes a connection ("Application reported internal
  * error") is not one: it is left out. */
@@ -442,9 +484,132 @@ serve_log (void *cls, const char *fmt, va_list ap)
     if (strstr (msg, "reported internal error"))
       return;
   }
+  /* A slow-client attack makes libmicrohttpd log every refused and
+   * closed connection: at most 10 lines a second, and a count of the
+   * rest. */
+  if (sv->log_second != mono_ms () / 1000) {
+    if (sv->log_dropped)
+      fprintf (stderr, "herald serve: (%ld more messages from "
+               "libmicrohttpd left out)\n", sv->log_dropped);
+    sv->log_second = mono_ms () / 1000;
+    sv->log_lines = 0;
+    sv->log_dropped = 0;
+  }
+  if (sv->log_lines++ >= 10) {
+    sv->log_dropped++;
+    return;
+  }
   n = strlen (msg);
   fprintf (stderr, "herald serve: %s%s", msg,
            n && msg[n - 1] == '\n' ? "" : "\n");
+}
+
+/* ---- slow clients -------------------------------------------------- */
+
+/* libmicrohttpd 0.9.75 has two timeouts, MHD_OPTION_CONNECTION_TIMEOUT
+ * and MHD_CONNECTION_OPTION_TIMEOUT (per connection), and both count
+ * inactivity: a connection that sent one byte of a request head, or sends
+ * one every few seconds, is kept.  A thousand of them filled the
+ * connection limit, and /healthz went unanswered.  So every connection
+ * has a deadline of its own, and the main thread shuts down the socket of
+ * any connection past it; libmicrohttpd then reads the end of the stream
+ * and closes the connection itself.  The socket is shut down under the
+ * lock, and libmicrohttpd closes it only after telling conn_notify (which
+ * takes the lock): the descriptor is still that connection's. */
+
+static void
+conn_notify (void *cls, struct MHD_Connection *c, void **socket_context,
+             enum MHD_ConnectionNotificationCode toe)
+{
+  struct server *sv = cls;
+  struct conn *k = *socket_context;
+
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci
+      = MHD_get_connection_info (c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    k = xcalloc (1, sizeof *k);
+    k->fd = ci ? ci->connect_fd : -1;
+    k->deadline = mono_ms () + SERVE_HEAD_MS;
+    pthread_mutex_lock (&sv->lock);
+    k->next = sv->conns;
+    if (sv->conns)
+      sv->conns->prev = k;
+    sv->conns = k;
+    pthread_mutex_unlock (&sv->lock);
+    *socket_context = k;
+  }
+  else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && k) {
+    pthread_mutex_lock (&sv->lock);
+    if (k->prev)
+      k->prev->next = k->next;
+    else
+      sv->conns = k->next;
+    if (k->next)
+      k->next->prev = k->prev;
+    pthread_mutex_unlock (&sv->lock);
+    free (k);
+    *socket_context = NULL;
+  }
+}
+
+/* Give C's connection until MS from now (0: no deadline). */
+static void
+conn_deadline (struct server *sv, struct MHD_Connection *c, int64_t ms)
+{
+  const union MHD_ConnectionInfo *ci
+    = MHD_get_connection_info (c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  struct conn *k = ci ? ci->socket_context : NULL;
+
+  if (!k)
+    return;
+  pthread_mutex_lock (&sv->lock);
+  k->deadline = ms ? mono_ms () + ms : 0;
+  pthread_mutex_unlock (&sv->lock);
+}
+
+/* The main thread, once a second: shut down the connections past their
+ * deadline.  Returns how many. */
+static long
+conns_expire (struct server *sv)
+{
+  int64_t now = mono_ms ();
+  struct conn *k;
+  long n = 0;
+
+  pthread_mutex_lock (&sv->lock);
+  for (k = sv->conns; k; k = k->next)
+    if (k->deadline && now >= k->deadline && k->fd >= 0) {
+      shutdown (k->fd, SHUT_RDWR);
+      k->deadline = 0;
+      n++;
+    }
+  pthread_mutex_unlock (&sv->lock);
+  return n;
+}
+
+/* Raise RLIMIT_NOFILE's soft limit to fit SERVE_MAX_CONNECTIONS if the
+ * hard one allows, and return the connection limit it leaves room for. */
+static unsigned
+connection_limit (void)
+{
+  rlim_t want = SERVE_MAX_CONNECTIONS + SERVE_FD_RESERVE, have;
+  struct rlimit rl;
+
+  if (getrlimit (RLIMIT_NOFILE, &rl) < 0)
+    return 1000;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    struct rlimit up = rl;
+    up.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want
+                  ? rl.rlim_max : want;
+    if (setrlimit (RLIMIT_NOFILE, &up) == 0)
+      rl = up;
+  }
+  have = rl.rlim_cur == RLIM_INFINITY ? want : rl.rlim_cur;
+  if (have < SERVE_FD_RESERVE + 16)
+    return 16;
+  have -= SERVE_FD_RESERVE;
+  return have > SERVE_MAX_CONNECTIONS ? SERVE_MAX_CONNECTIONS
+                                      : (unsigned) have;
 }
 
 /* ---- the HTTP handler ---------------------------------------------- */
@@ -460,6 +625,7 @@ handle (void *cls, struct MHD_Connection *c, const char *url,
   (void) version;
   if (!up) {
     *con_cls = xcalloc (1, sizeof *up);
+    conn_deadline (sv, c, SERVE_BODY_MS);      /* the head is in */
     /* Refused before a byte of it is read: libmicrohttpd then sends no
      * "100 Continue", discards the body and closes after the answer. */
     if (declared_too_big (c))
@@ -475,6 +641,10 @@ handle (void *cls, struct MHD_Connection *c, const char *url,
     *upload_data_size = 0;
     return MHD_YES;
   }
+  /* The whole request is in: what is left is ours to answer, and
+   * libmicrohttpd's inactivity timeout covers a client that stops
+   * reading the answer. */
+  conn_deadline (sv, c, 0);
   if (strcmp (url, "/healthz") == 0)
     return reply_text (c, MHD_HTTP_OK, "ok\n");
   if (strncmp (url, "/u/", 3) == 0) {
@@ -504,9 +674,9 @@ request_done (void *cls, struct MHD_Connection *c, void **con_cls,
 {
   struct upload *up = *con_cls;
 
-  (void) cls;
-  (void) c;
   (void) toe;
+  /* A kept-alive connection waits for its next request head. */
+  conn_deadline (cls, c, SERVE_HEAD_MS);
   if (up) {
     strbuf_free (&up->body);
     free (up);
@@ -576,10 +746,14 @@ cmd_serve (int argc, char **argv)
   const struct ini_section *tsec;
   char err[2048];
   sigset_t stop, old;
+  struct timespec tick = { 1, 0 };
+  int64_t per_client = SERVE_PER_CLIENT;
+  unsigned max_conns;
   size_t i;
   int sig, rc = 1, listen_line = 0;
 
   memset (&sv, 0, sizeof sv);
+  pthread_mutex_init (&sv.lock, NULL);
   for (i = 1; i < (size_t) argc; i++) {
     if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
       return serve_usage (stdout, 0);
@@ -617,6 +791,15 @@ cmd_serve (int argc, char **argv)
     fprintf (stderr, "herald: %s:%d: [tracking] events_token: too short (at "
              "least 16 characters)\n", sv.gw->ini->path,
              ini_line (tsec, "events_token"));
+    goto out;
+  }
+  if (ini_get (tsec, "connections_per_client")
+      && parse_int64 (ini_get (tsec, "connections_per_client"), 0, 100000,
+                      &per_client) < 0) {
+    fprintf (stderr, "herald: %s:%d: [tracking] connections_per_client: "
+             "'%s' is not a number from 0 (no limit) to 100000\n",
+             sv.gw->ini->path, ini_line (tsec, "connections_per_client"),
+             ini_get (tsec, "connections_per_client"));
     goto out;
   }
   if (!sv.gw->tracking_secret) {
@@ -665,14 +848,22 @@ cmd_serve (int argc, char **argv)
   sigaddset (&stop, SIGTERM);
   sigaddset (&stop, SIGINT);
   pthread_sigmask (SIG_BLOCK, &stop, &old);
-  d = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG
+  /* MHD_USE_AUTO: epoll on Linux.  With select(), the default, a
+   * descriptor past FD_SETSIZE (1024) cannot be watched, and libmicrohttpd
+   * refuses such a connection whatever the limit says. */
+  max_conns = connection_limit ();
+  d = MHD_start_daemon (MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG
                         | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
                         0, NULL, NULL, handle, &sv,
                         MHD_OPTION_EXTERNAL_LOGGER, serve_log, &sv,
                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-                        MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 30,
-                        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 1000,
+                        MHD_OPTION_NOTIFY_COMPLETED, request_done, &sv,
+                        MHD_OPTION_NOTIFY_CONNECTION, conn_notify, &sv,
+                        MHD_OPTION_CONNECTION_TIMEOUT,
+                        (unsigned int) SERVE_IDLE_S,
+                        MHD_OPTION_CONNECTION_LIMIT, max_conns,
+                        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                        (unsigned int) per_client,
                         MHD_OPTION_END);
   if (!d) {
     fprintf (stderr, "herald serve: cannot listen on %s: %s\n", listen,
@@ -683,8 +874,25 @@ cmd_serve (int argc, char **argv)
   printf ("herald serve: listening on %s%s%s\n", listen,
           sv.gw->tracking_base_url ? " for " : "",
           sv.gw->tracking_base_url ? sv.gw->tracking_base_url : "");
+  printf ("herald serve: up to %u connections, ", max_conns);
+  if (per_client)
+    printf ("%ld per client address", (long) per_client);
+  else
+    printf ("any number per client address");
+  printf ("; a request head must arrive within %d s, its body within "
+          "%d s\n", SERVE_HEAD_MS / 1000, SERVE_BODY_MS / 1000);
   fflush (stdout);
-  sigwait (&stop, &sig);
+  for (;;) {
+    long n;
+
+    sig = sigtimedwait (&stop, NULL, &tick);
+    if (sig == SIGTERM || sig == SIGINT)
+      break;
+    n = conns_expire (&sv);
+    if (n)
+      fprintf (stderr, "herald serve: closed %ld connection%s too slow to "
+               "send a request\n", n, n == 1 ? "" : "s");
+  }
   MHD_stop_daemon (d);
   pthread_sigmask (SIG_SETMASK, &old, NULL);
   printf ("herald serve: stopped (%s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -698,5 +906,6 @@ out:
   store_close (sv.st);
   config_gateway_free (sv.gw);
   loader_unload_all ();
+  pthread_mutex_destroy (&sv.lock);
   return rc;
 }

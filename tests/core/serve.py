@@ -33,13 +33,10 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http"))
-from httptest import Tap, skip_all, free_port, PLUGIN_DIR   # noqa: E402
+from httptest import Tap, skip_all, free_port, PLUGIN_DIR, http, serve_start   # noqa: E402
 
 HERALD = os.environ.get("HERALD", "")
 if not os.access(HERALD, os.X_OK):
@@ -94,15 +91,6 @@ def herald(*args, ini="g.ini"):
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
-def http(method, url, body=None, headers=None):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def raw(request, body_chunks=(), timeout=15):
     """Send REQUEST (bytes) on a fresh connection, then each of BODY_CHUNKS;
     return (everything the server answered until it closed or TIMEOUT,
@@ -133,14 +121,7 @@ def raw(request, body_chunks=(), timeout=15):
 
 def serve(ini):
     """Start herald serve; it is up when /healthz answers."""
-    p = subprocess.Popen([HERALD, "-c", os.path.join(T, ini), "serve"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    for _ in range(100):
-        try:
-            return p, http("GET", BASE + "/healthz") == (200, "ok\n")
-        except OSError:
-            time.sleep(0.05)
-    return p, False
+    return serve_start(HERALD, os.path.join(T, ini), BASE)
 
 
 def consent(customer, channel):

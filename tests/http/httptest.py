@@ -67,6 +67,46 @@ def free_port():
     return p
 
 
+def http(method, url, body=None, headers=None, timeout=10):
+    """One request through urllib: (status, body as text).  An HTTP error
+    status is returned, not raised; a connection error is raised."""
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def serve_start(herald, ini, base, deadline=30):
+    """Start `herald -c INI serve`: (the process, whether BASE/healthz
+    answered "ok" before DEADLINE seconds or the process ended)."""
+    import time
+    p = subprocess.Popen([herald, "-c", ini, "serve"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    end = time.monotonic() + deadline
+    while time.monotonic() < end and p.poll() is None:
+        try:
+            return p, http("GET", base + "/healthz") == (200, "ok\n")
+        except OSError:
+            time.sleep(0.05)
+    return p, False
+
+
+def serve_stop(p):
+    """SIGTERM, then (exit code, stdout, stderr) as bytes; SIGKILL after
+    10 s."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        out, err = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    return p.returncode, out, err
+
+
 def skip_all(reason):
     print("1..0 # SKIP %s" % reason)
     sys.exit(0)
