@@ -14,7 +14,7 @@
  *   POST /events         events as JSON lines, what `herald events import`
  *                        takes, with "Authorization: Bearer" and
  *                        [tracking] events_token: all or nothing;
- *   GET  /healthz        "ok".
+ *   ANY  /healthz        "ok", to any method, before any body.
  * Paths are those below [tracking] base_url (a reverse proxy in front
  * strips any prefix).  libmicrohttpd runs every request on one internal
  * thread, which alone uses the store and the plugins; the main thread
@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -352,19 +353,33 @@ inbound (struct server *sv, struct MHD_Connection *c, const char *method,
 
 /* ---- /events ------------------------------------------------------- */
 
+/* Whether AUTH, an Authorization header, is "Bearer TOKEN".  RFC 7235
+ * section 2.1: the scheme is case-insensitive ("bearer" is as good), and
+ * one or more spaces separate it from the credentials (1*SP).  The token
+ * is compared in constant time. */
+static int
+bearer_ok (const char *auth, const char *token)
+{
+  size_t tl = strlen (token);
+
+  if (!auth || strncasecmp (auth, "Bearer", 6) != 0 || auth[6] != ' ')
+    return 0;
+  for (auth += 6; *auth == ' '; auth++)
+    ;
+  return strlen (auth) == tl && CRYPTO_memcmp (auth, token, tl) == 0;
+}
+
 static enum MHD_Result
 events_api (struct server *sv, struct MHD_Connection *c, struct upload *up)
 {
   const char *auth = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
                                                   MHD_HTTP_HEADER_AUTHORIZATION);
-  size_t tl = strlen (sv->events_token);
   struct strbuf report = STRBUF_INIT, msg = STRBUF_INIT;
   long imported, dups;
   enum MHD_Result ret;
   int r;
 
-  if (!auth || strncmp (auth, "Bearer ", 7) != 0 || strlen (auth + 7) != tl
-      || CRYPTO_memcmp (auth + 7, sv->events_token, tl) != 0) {
+  if (!bearer_ok (auth, sv->events_token)) {
     struct MHD_Response *resp;
     static const char text[] = "a valid Authorization: Bearer token is needed\n";
     resp = MHD_create_response_from_buffer (sizeof text - 1, (void *) text,
@@ -420,6 +435,19 @@ declared_too_big (struct MHD_Connection *c)
   if (!v)
     return 0;
   return parse_int64 (v, 0, INT64_MAX, &n) < 0 || n > SERVE_MAX_BODY;
+}
+
+/* Whether the request has a body to come (RFC 9112 section 6.3: a
+ * Transfer-Encoding, or a Content-Length other than 0). */
+static int
+has_body (struct MHD_Connection *c)
+{
+  const char *cl = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+  return MHD_lookup_connection_value (c, MHD_HEADER_KIND,
+                                      MHD_HTTP_HEADER_TRANSFER_ENCODING)
+         || (cl && strspn (cl, "0") != strlen (cl));
 }
 
 /* 413 for a chunked body that has grown past the limit.  libmicrohttpd
@@ -626,6 +654,12 @@ handle (void *cls, struct MHD_Connection *c, const char *url,
   if (!up) {
     *con_cls = xcalloc (1, sizeof *up);
     conn_deadline (sv, c, SERVE_BODY_MS);      /* the head is in */
+    /* Whatever the method, and before any body (which it does not need,
+     * of whatever size): a health check must not wait on one.  Without a
+     * body it is answered in the last call like any request, since an
+     * answer queued now makes libmicrohttpd close the connection. */
+    if (strcmp (url, "/healthz") == 0 && has_body (c))
+      return reply_text (c, MHD_HTTP_OK, "ok\n");
     /* Refused before a byte of it is read: libmicrohttpd then sends no
      * "100 Continue", discards the body and closes after the answer. */
     if (declared_too_big (c))

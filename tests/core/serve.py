@@ -13,7 +13,9 @@
   is recorded; a bad signature gets 403 and changes nothing.
 - POST /events takes JSON lines with the bearer events_token, all or
   nothing: a bad line names its line and field and records nothing; no
-  token or a wrong one gets 401; without events_token the API is off.
+  token or a wrong one gets 401; the scheme is case-insensitive
+  ("bearer"); without events_token the API is off.
+- /healthz answers 200 to any method, at once, whatever body follows.
 - A body of exactly 64 KiB is taken; one byte more is 413.  A declared
   Content-Length of 200 MB gets 413 naming the limit before a byte of the
   body is sent, and a chunked body gets it as soon as it grows past the
@@ -25,6 +27,7 @@ import email
 import glob
 import hashlib
 import hmac
+from http.client import HTTPConnection
 import json
 import os
 import signal
@@ -216,6 +219,28 @@ try:
     t.eq(consent("b", "email"), None, "and change nothing")
     t.eq(consent("a", "sms"), None, "not even with a's own payload")
     t.eq(http("GET", BASE + "/nowhere")[0], 404, "an unknown path is 404")
+    # /healthz: 200 to any method, whatever body comes with it.
+    codes = {m: http(m, BASE + "/healthz", b"x" if m in ("POST", "PUT", "PATCH") else None)
+             for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "BREW")}
+    t.ok(all(v == (200, "" if m == "HEAD" else "ok\n") for m, v in codes.items()),
+         "/healthz answers 200 to any method (HEAD without a body)", codes)
+    hc = HTTPConnection("127.0.0.1", PORT, timeout=10)
+    kept = []
+    for m in ("GET", "HEAD", "DELETE", "GET"):
+        hc.request(m, "/healthz")
+        r = hc.getresponse()
+        r.read()
+        kept.append((m, r.status, r.will_close))
+    hc.close()
+    t.ok(all(st == 200 and not closes for _, st, closes in kept),
+         "/healthz without a body keeps the connection alive", kept)
+    got, _ = raw(b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200000000\r\n\r\n")
+    t.ok(got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"\r\n\r\nok\n"),
+         "/healthz: a POST announcing 200 MB gets 200 at once, before any body", got[:200])
+    got, _ = raw(b"PUT /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"3\r\nabc\r\n")
+    t.ok(got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"ok\n"),
+         "/healthz: a chunked body that never ends gets 200 at once", got[:200])
 
     # 3. Twilio callbacks, routed to the sms plugin.
     url = BASE + "/inbound/sms/reply"
@@ -264,6 +289,15 @@ try:
     t.eq(st, 401, "events API: no token, 401")
     st, _ = http("POST", BASE + "/events", good, {"Authorization": "Bearer " + EVTOKEN[:-1] + "x"})
     t.eq(st, 401, "events API: a wrong token, 401")
+    # RFC 7235 section 2.1: the scheme is case-insensitive, then 1*SP.
+    for spelled in ("bearer ", "BEARER ", "bEaReR ", "Bearer   "):
+        st, body = http("POST", BASE + "/events", good, {"Authorization": spelled + EVTOKEN})
+        t.ok(st == 200 and "already recorded" in body,
+             "events API: the scheme spelled %r is accepted" % spelled, (st, body))
+    for bad_auth in ("Bearer" + EVTOKEN, "Bearer", "Bearer ", "Basic " + EVTOKEN,
+                     "Bearer " + EVTOKEN + "x", "Bearer x" + EVTOKEN, "Bearers " + EVTOKEN):
+        st, _ = http("POST", BASE + "/events", good, {"Authorization": bad_auth})
+        t.eq(st, 401, "events API: %r is 401" % bad_auth)
     t.eq(http("POST", BASE + "/inbound/email/x", b"")[0], 404, "a channel without callbacks is 404")
 
     # 5. Bodies over the limit (64 KiB).
