@@ -11,6 +11,7 @@ plugins_email_la_LIBADD = $(ESMTP_LIBS) $(OPENSSL_LIBS)
 # driven through tests/plugin-run.  The benchmark (bench/email/run.sh) is
 # never run by make check.
 EMAIL_TESTS = tests/email/mime.py tests/email/results.py tests/email/tls.py \
+	tests/email/headers.py \
 	tests/email/config.sh tests/email/sink.sh
 TESTS += $(EMAIL_TESTS)
 dist_check_SCRIPTS += $(EMAIL_TESTS)
