@@ -28,7 +28,7 @@ import httptest  # noqa: E402
 HERALD = os.environ['HERALD']
 plugdir = os.environ['HERALD_PLUGIN_DIR']
 t = Tap()
-tmp = tempfile.TemporaryDirectory(prefix="herald-headers.", dir="/tmp/hA-keep")
+tmp = tempfile.TemporaryDirectory(prefix="herald-headers.")
 T = tmp.name
 
 # What Herald writes in a message's header block, each exactly once.
@@ -194,5 +194,4 @@ st = [r.get('status') for r in results if 'status' in r]
 new = os.listdir(os.path.join(T, 'ob2', 'new')) if os.path.isdir(os.path.join(T, 'ob2', 'new')) else []
 t.ok(st == ['invalid_address'] and not new,
      'outbox plugin: an address with CRLF is invalid and no file is written', (st, new, err))
-import shutil; shutil.copytree(T, "/tmp/hA-keep/copy", dirs_exist_ok=True)
 sys.exit(t.done())
