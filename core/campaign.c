@@ -318,6 +318,13 @@ campaign_key (struct campaign *c, const struct gateway *gw,
     else
       c->strict = b;
   }
+  else if (strcmp (k, "track_opens") == 0) {
+    if (parse_bool (v, &b) < 0)
+      problem (pb, "%s:%d: [campaign] track_opens: '%s' is not yes or no",
+               path, kv->line, v);
+    else
+      c->track_opens = b;
+  }
   else if (strcmp (k, "channels") == 0) {
     /* Instance names of the gateway; the policy sees their kinds. */
     char *copy = xstrdup (v), *save = NULL, *tok;
@@ -382,6 +389,7 @@ campaign_load (const char *path, const struct gateway *gw,
   c->at_least_once = 1;
   c->max_attempts = 8;
   c->retry_horizon = 30;
+  c->track_opens = 1;
   c->policy = policy_new ();
   c->ini = ini_load (path, err, sizeof err);
   if (!c->ini) {

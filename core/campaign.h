@@ -46,6 +46,7 @@ struct campaign {
   int max_attempts;          /* retries before a message is dead */
   int64_t retry_horizon;     /* herald run waits for retries due within */
   int strict;                /* strict variables when rendering */
+  int track_opens;           /* the open pixel in email.html (default) */
   struct tmpl_set base;      /* [campaign] templates */
   struct tmpl_set *variant_sets;     /* parallel to policy->variants; a
                                         set with dir NULL uses base */

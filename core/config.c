@@ -324,6 +324,7 @@ config_gateway_load (const char *path, char *err, size_t errlen)
                                                "unsubscribe_mailto", "listen",
                                                "events_token",
                                                "connections_per_client",
+                                               "text_links", "machine_window",
                                                NULL };
   struct gateway *gw = xcalloc (1, sizeof *gw);
   const struct ini_section *sec;
@@ -439,6 +440,27 @@ config_gateway_load (const char *path, char *err, size_t errlen)
       goto fail;
     }
     gw->unsubscribe_mailto = xstrdup (v);
+  }
+  if (gw->tracking_base_url && !gw->tracking_secret) {
+    snprintf (err, errlen, "%s:%d: [tracking] base_url: needs [tracking] "
+              "secret, which signs the unsubscribe and tracking links", path,
+              ini_line (sec, "base_url"));
+    goto fail;
+  }
+  v = ini_get (sec, "text_links");
+  if (v && parse_bool (v, &gw->tracking_text_links) < 0) {
+    snprintf (err, errlen, "%s:%d: [tracking] text_links: '%s' is not yes or "
+              "no", path, ini_line (sec, "text_links"), v);
+    goto fail;
+  }
+  gw->tracking_machine_window = 2;
+  v = ini_get (sec, "machine_window");
+  if (v && (parse_duration (v, &gw->tracking_machine_window) < 0
+            || gw->tracking_machine_window > 86400)) {
+    snprintf (err, errlen, "%s:%d: [tracking] machine_window: '%s' is not a "
+              "duration of at most a day (e.g. 2s, 1m; 0 turns the rule "
+              "off)", path, ini_line (sec, "machine_window"), v);
+    goto fail;
   }
   return gw;
 

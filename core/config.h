@@ -4,6 +4,7 @@
 #ifndef HERALD_CONFIG_H
 #define HERALD_CONFIG_H
 #include <stddef.h>
+#include <stdint.h>
 
 struct ini_kv {
   char *key;
@@ -55,6 +56,9 @@ struct gateway {
   char *tracking_base_url;   /* no trailing slash, or NULL */
   char *tracking_secret;
   char *unsubscribe_mailto;
+  int tracking_text_links;   /* [tracking] text_links: track email.text too */
+  int64_t tracking_machine_window;   /* seconds: a click or open sooner
+                                        after the send is a machine's */
   struct channel_conf *channels;
   size_t n_channels;
 };

@@ -17,6 +17,9 @@ static const char *const engagement_types[] = {
   "delivered", "opened", "clicked", "replied", "converted", "unsubscribed",
   "bounced", "complained", NULL
 };
+/* The events the tracking server may flag as a machine's. */
+static const char *const machine_types[] = { "opened", "clicked", NULL };
+
 /* Columns of the text table (bounces and complaints are in --json). */
 #define N_TEXT_ENGAGEMENT 6
 
@@ -34,7 +37,9 @@ usage (FILE *fp)
            "What campaign CAMPAIGN_ID did, per channel and variant: messages\n"
            "sent, failed, skipped (by reason), and engagement from events\n"
            "(delivered, opened, clicked, replied, converted, unsubscribed),\n"
-           "counted once per message.\n"
+           "counted once per message.  Opens and clicks that the tracking\n"
+           "server took for machines' (mail scanners, prefetching proxies)\n"
+           "are shown apart and left out of the rates.\n"
            "\n"
            "  --store PATH  the store file (default: [store] path of the\n"
            "                gateway configuration)\n"
@@ -70,6 +75,16 @@ group_for (json_t *groups, json_t *channel, json_t *variant)
       json_object_set_new (eng, engagement_types[i], e);
     }
     json_object_set_new (g, "engagement", eng);
+    /* What the tracking server took for machines (scanners, proxies):
+     * counted apart, never in the rates. */
+    eng = json_object ();
+    for (i = 0; machine_types[i]; i++) {
+      json_t *e = json_object ();
+      json_object_set_new (e, "messages", json_integer (0));
+      json_object_set_new (e, "events", json_integer (0));
+      json_object_set_new (eng, machine_types[i], e);
+    }
+    json_object_set_new (g, "machine", eng);
     json_object_set_new (groups, k, g);
   }
   free (k);
@@ -161,7 +176,9 @@ build (const char *id, json_t *campaign, json_t *counts, json_t *engagement,
   json_array_foreach (engagement, i, row) {
     json_t *g = group_for (groups, json_object_get (row, "channel"),
                            json_object_get (row, "variant"));
-    json_t *e = json_object_get (json_object_get (g, "engagement"),
+    int machine = json_is_true (json_object_get (row, "machine"));
+    json_t *e = json_object_get (json_object_get (g, machine ? "machine"
+                                                             : "engagement"),
                                  json_string_value (json_object_get (row,
                                                                      "type")));
     if (!e)
@@ -187,7 +204,8 @@ build (const char *id, json_t *campaign, json_t *counts, json_t *engagement,
                                   "converted", "unsubscribed", NULL };
     size_t j;
 
-    /* Rates are distinct messages with the event over messages sent. */
+    /* Rates are distinct messages with the event over messages sent
+     * (the people's events: machines' ones are in "machine"). */
     for (j = 0; sent > 0 && rated[j]; j++) {
       json_t *e = json_object_get (json_object_get (g, "engagement"), rated[j]);
       json_object_set_new (rates, rated[j],
@@ -315,6 +333,29 @@ print_text (json_t *r)
       printf (" %*.1f%%", j == 0 || j == 4 ? 8 : j == 5 ? 5 : 6,
               100.0 * json_real_value (json_object_get (rates, rated[j])));
     printf ("\n");
+  }
+  {
+    int any = 0;
+    json_array_foreach (groups, i, g)
+      for (j = 0; machine_types[j]; j++)
+        any |= geti (json_object_get (json_object_get (g, "machine"),
+                                      machine_types[j]), "messages") > 0;
+    if (any) {
+      printf ("\nLeft out of the rates: opened and clicked by machines (mail "
+              "scanners,\nprefetching proxies; messages):\n");
+      printf ("%-8s %-10s %7s %7s\n", "CHANNEL", "VARIANT", "OPENED",
+              "CLICKED");
+      json_array_foreach (groups, i, g) {
+        json_t *m = json_object_get (g, "machine");
+        json_int_t o = geti (json_object_get (m, "opened"), "messages");
+        json_int_t c = geti (json_object_get (m, "clicked"), "messages");
+        if (o || c)
+          printf ("%-8s %-10s %7lld %7lld\n",
+                  label (json_object_get (g, "channel")),
+                  label (json_object_get (g, "variant")), (long long) o,
+                  (long long) c);
+      }
+    }
   }
   {
     json_t *ex = json_object_get (r, "experiment");

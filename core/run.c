@@ -24,6 +24,7 @@
 
 #include "campaign.h"
 #include "jsonw.h"
+#include "linkrewrite.h"
 #include "../plugins/common/jsoncheck.h"
 #include "loader.h"
 #include "main.h"
@@ -118,6 +119,8 @@ struct run {
   int lock_fd;                 /* the campaign's run lock, or -1 */
   struct token_key unsub_key;  /* [tracking] secret, for unsubscribe links */
   int unsub_key_ready;
+  struct token_key track_key;  /* derived from it: click and open links */
+  int track_key_ready;
 };
 
 /* What planning one customer produced. */
@@ -255,6 +258,72 @@ unsubscribe_url (struct run *r, const char *customer, const char *kind)
   return url;
 }
 
+/* ---- tracking ------------------------------------------------------ */
+
+/* The message whose links are being signed. */
+struct track_msg {
+  struct run *r;
+  const char *key;
+};
+
+/* linkrewrite's track function: base_url/c/TOKEN naming the message and
+ * URL (token.h). */
+static char *
+track_click_url (void *data, const char *url, size_t len)
+{
+  struct track_msg *t = data;
+  char *tok = token_click_make (&t->r->track_key, t->key, url, len), *u;
+
+  if (!tok)
+    return NULL;
+  u = xasprintf ("%s/c/%s", t->r->gw->tracking_base_url, tok);
+  free (tok);
+  return u;
+}
+
+/* With [tracking] base_url (config.c insists on a secret with it), the
+ * rendered PART of message KEY in r->buf rewritten into OUT: email.html
+ * gets tracked links and, unless the campaign says track_opens = no, the
+ * open pixel; email.text gets tracked links with [tracking] text_links.
+ * Returns 1 when OUT holds the part, 0 when the part is not tracked
+ * (r->buf is it), -1 when the links could not be signed. */
+static int
+track_part (struct run *r, const char *part, const char *key,
+            const char *unsub, struct strbuf *out)
+{
+  int html = strcmp (part, "email.html") == 0;
+  struct track_msg tm = { r, key };
+  struct linkrewrite o;
+  char *pixel = NULL, *tok;
+  long n;
+
+  if (!r->gw->tracking_base_url || !r->gw->tracking_secret
+      || (!html && !(strcmp (part, "email.text") == 0
+                     && r->gw->tracking_text_links)))
+    return 0;
+  if (!r->track_key_ready) {
+    if (token_track_key_init (&r->track_key, r->gw->tracking_secret) < 0)
+      return -1;
+    r->track_key_ready = 1;
+  }
+  memset (&o, 0, sizeof o);
+  o.base_url = r->gw->tracking_base_url;
+  o.unsubscribe_url = unsub;
+  o.track = track_click_url;
+  o.data = &tm;
+  if (html && r->c->track_opens) {
+    if (!(tok = token_open_make (&r->track_key, key)))
+      return -1;
+    pixel = xasprintf ("%s/o/%s.gif", r->gw->tracking_base_url, tok);
+    free (tok);
+    o.pixel_url = pixel;
+  }
+  n = html ? linkrewrite_html (&o, r->buf.data, r->buf.len, out)
+           : linkrewrite_text (&o, r->buf.data, r->buf.len, out);
+  free (pixel);
+  return n < 0 ? -1 : 1;
+}
+
 /* Templates see customer.* = the attributes plus id, email, phone,
  * timezone and locale; campaign.*; message.*; unsubscribe_url. */
 static json_t *
@@ -356,8 +425,23 @@ render_parts (struct run *r, json_t *cust, const char *kind,
         break;
       }
     }
-    json_object_set_new (p->parts, parts[i],
-                         json_stringn (r->buf.data, r->buf.len));
+    {
+      struct strbuf tracked = STRBUF_INIT;
+      int t = track_part (r, parts[i], key, unsub, &tracked);
+
+      if (t < 0) {
+        p->render_error = xasprintf ("%s: cannot sign its tracking links "
+                                     "(OpenSSL failed)", tp->path);
+        strbuf_free (&tracked);
+        rc = -1;
+        break;
+      }
+      json_object_set_new (p->parts, parts[i],
+                           t ? json_stringn (tracked.s ? tracked.s : "",
+                                             tracked.len)
+                             : json_stringn (r->buf.data, r->buf.len));
+      strbuf_free (&tracked);
+    }
   }
   /* Underscored members travel with the message, not as parts. */
   if (unsub)
@@ -1604,6 +1688,8 @@ close_run (struct run *r)
   liquid_buf_free (&r->buf);
   if (r->unsub_key_ready)
     token_key_free (&r->unsub_key);
+  if (r->track_key_ready)
+    token_key_free (&r->track_key);
   store_close (r->st);
   campaign_free (r->c);
   config_gateway_free (r->gw);

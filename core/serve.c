@@ -14,6 +14,8 @@
  *   POST /events         events as JSON lines, what `herald events import`
  *                        takes, with "Authorization: Bearer" and
  *                        [tracking] events_token: all or nothing;
+ *   GET  /c/TOKEN        a click: recorded, then 302 to the link (track.c);
+ *   GET  /o/TOKEN.gif    an open: recorded, then a transparent GIF;
  *   ANY  /healthz        "ok", to any method, before any body.
  * Paths are those below [tracking] base_url (a reverse proxy in front
  * strips any prefix).  libmicrohttpd runs every request on one internal
@@ -47,6 +49,7 @@
 #include "serve.h"
 #include "store.h"
 #include "token.h"
+#include "track.h"
 #include "util.h"
 
 /* A request body (the events of one POST /events, a provider's callback)
@@ -92,6 +95,8 @@ struct server {
   int64_t log_second;          /* serve_log's rate limit: this second, */
   int log_lines;               /* the lines printed in it, */
   long log_dropped;            /* and those left out */
+  struct track track;          /* /c/ and /o/ */
+  int track_ready;
 };
 
 /* One request's body, gathered over the upload callbacks. */
@@ -686,6 +691,8 @@ handle (void *cls, struct MHD_Connection *c, const char *url,
       return reply_text (c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or POST\n");
     return unsubscribe (sv, c, method, url + 3);
   }
+  if (track_path (url))
+    return track_request (&sv->track, c, method, url);
   if (strcmp (url, "/events") == 0) {
     if (!sv->events_token)
       return reply_text (c, MHD_HTTP_NOT_FOUND, "the events API is off: set "
@@ -726,7 +733,8 @@ serve_usage (FILE *fp, int rc)
   fprintf (fp,
            "Usage: herald [-c GATEWAY.ini] serve [--listen HOST:PORT]\n\n"
            "Runs the tracking server: the one-click unsubscribe links of the\n"
-           "messages (base_url/u/...), the providers' callbacks for each\n"
+           "messages (base_url/u/...), their tracked links (base_url/c/...)\n"
+           "and open pixels (base_url/o/...), the providers' callbacks for each\n"
            "channel (base_url/inbound/NAME/...) and, with [tracking]\n"
            "events_token, POST /events (JSON lines, as events import reads).\n"
            "Listens on [tracking] listen (default 127.0.0.1:8025) until\n"
@@ -856,6 +864,11 @@ cmd_serve (int argc, char **argv)
     fprintf (stderr, "herald: %s\n", err);
     goto out;
   }
+  if (track_init (&sv.track, sv.st, sv.gw) < 0) {
+    fprintf (stderr, "herald: OpenSSL cannot do HMAC-SHA256\n");
+    goto out;
+  }
+  sv.track_ready = 1;
   /* An instance of every channel whose plugin takes callbacks. */
   sv.ch = xcalloc (sv.gw->n_channels ? sv.gw->n_channels : 1, sizeof *sv.ch);
   for (i = 0; i < sv.gw->n_channels; i++) {
@@ -937,6 +950,8 @@ out:
   free (sv.ch);
   if (sv.key_ready)
     token_key_free (&sv.key);
+  if (sv.track_ready)
+    track_free (&sv.track);
   store_close (sv.st);
   config_gateway_free (sv.gw);
   loader_unload_all ();

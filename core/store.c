@@ -28,6 +28,7 @@ enum {
   Q_CONSENT_GET, Q_CONSENT_ALL,
   Q_SUPPRESS, Q_IS_SUPPRESSED,
   Q_EVENT_PUT, Q_CUST_EVENTS, Q_STATS_SENT, Q_STATS_EVENTS,
+  Q_MSG_EVENTS, Q_EVENT_MACHINE,
   Q_AUDIENCE,
   Q_OB_INSERT, Q_OB_UPDATE, Q_OB_UPDATE_REASON, Q_OB_REROUTE, Q_OB_GET,
   Q_OB_DUE, Q_OB_RECOVER_PENDING, Q_OB_RECOVER_FAILED, Q_OB_NEXT_DUE,
@@ -78,7 +79,12 @@ static const char *const sql_text[Q_N] = {
     "SELECT 1 FROM suppressions WHERE channel = ?1 AND address = ?2",
   [Q_EVENT_PUT] =
     "INSERT OR IGNORE INTO events (customer, channel, type, at, campaign, message_key, "
-    "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    "detail, at_ms, machine) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+  [Q_MSG_EVENTS] =
+    "SELECT id, at_ms, detail, machine FROM events WHERE message_key = ?1 "
+    "AND type = ?2 AND at_ms BETWEEN ?3 AND ?4 ORDER BY at_ms, id",
+  [Q_EVENT_MACHINE] =
+    "UPDATE events SET machine = ?2 WHERE id = ?1 AND machine IS NULL",
   /* A customer's history for the router: events, and the messages Herald
    * sent (from the outbox, type "sent"), oldest first. */
   /* Customers messaged (sent) or held out, per variant, and how many of
@@ -93,6 +99,7 @@ static const char *const sql_text[Q_N] = {
   [Q_CUST_EVENTS] =
     "SELECT channel, type, at FROM ("
     " SELECT channel, type, at, id FROM events WHERE customer = ?1 AND at >= ?2"
+    " AND machine IS NULL"
     " UNION ALL"
     " SELECT channel, 'sent', sent_at, 0 FROM outbox WHERE customer = ?1"
     " AND sent_at >= ?2 AND state = 'sent' AND channel IS NOT NULL"
@@ -104,7 +111,8 @@ static const char *const sql_text[Q_N] = {
    * Herald itself) is not counted twice. */
   [Q_STATS_EVENTS] =
     "SELECT channel, type, count(*) FROM events WHERE at >= ?1 "
-    "AND channel IS NOT NULL AND type <> 'sent' GROUP BY channel, type",
+    "AND channel IS NOT NULL AND type <> 'sent' AND machine IS NULL "
+    "GROUP BY channel, type",
   /* The key lookup hits the outbox primary key: one probe per customer,
    * whatever the size of the outbox. */
   [Q_AUDIENCE] =
@@ -159,6 +167,7 @@ static const char *const sql_text[Q_N] = {
   [Q_CAMP_ENGAGEMENT] =
     "WITH ev AS ("
     " SELECT e.type AS type, e.channel AS echannel, e.customer AS customer,"
+    "  e.machine IS NOT NULL AS machine,"
     "  COALESCE(o1.key, (SELECT o2.key FROM outbox o2 WHERE o2.campaign = ?1"
     "   AND o2.customer = e.customer"
     "   AND (e.channel IS NULL OR o2.channel = e.channel)"
@@ -167,9 +176,9 @@ static const char *const sql_text[Q_N] = {
     "  ON o1.key = e.message_key AND o1.campaign = ?1"
     " WHERE e.campaign = ?1 OR o1.key IS NOT NULL) "
     "SELECT COALESCE(o.channel, ev.echannel), o.variant, ev.type, count(*),"
-    " count(DISTINCT COALESCE(ev.okey, ev.customer))"
+    " count(DISTINCT COALESCE(ev.okey, ev.customer)), ev.machine"
     " FROM ev LEFT JOIN outbox o ON o.key = ev.okey"
-    " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    " GROUP BY 1, 2, 3, 6 ORDER BY 1, 2, 3, 6",
   [Q_CAMP_START] =
     "INSERT INTO campaigns (id, name, status, runs, first_started, "
     "last_started) VALUES (?1, ?2, 'running', 1, ?3, ?3) "
@@ -255,6 +264,19 @@ static const char *const migrations[] = {
    * table. */
   "DROP INDEX outbox_customer;"
   "CREATE INDEX outbox_customer ON outbox (customer);",
+  /* 2 -> 3: opens and clicks recorded by the tracking server.  machine:
+   * why a request was taken for a mail scanner's or a prefetching proxy's
+   * (NULL: a person's); the router and the rates leave those out.  at_ms:
+   * when, to the millisecond, for the rule "several links of one message
+   * within a second".  Such an event is one request, never a repeat: the
+   * once-only index covers the others alone (imports, callbacks), or a
+   * scanner's clicks on two links in one millisecond would be one. */
+  "ALTER TABLE events ADD COLUMN machine TEXT;"
+  "ALTER TABLE events ADD COLUMN at_ms INTEGER;"
+  "DROP INDEX events_once;"
+  "CREATE UNIQUE INDEX events_once ON events (customer, type, at,"
+  " coalesce(channel, ''), coalesce(campaign, ''),"
+  " coalesce(message_key, '')) WHERE at_ms IS NULL;",
 };
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))
 _Static_assert (sizeof migrations / sizeof migrations[0]
@@ -1127,6 +1149,26 @@ store_event_put (struct store *st, const char *customer, const char *channel,
                  const char *type, int64_t at, const char *campaign,
                  const char *message_key, const char *detail_json)
 {
+  struct store_event ev;
+
+  memset (&ev, 0, sizeof ev);
+  ev.customer = customer;
+  ev.channel = channel;
+  ev.type = type;
+  ev.at = at;
+  ev.campaign = campaign;
+  ev.message_key = message_key;
+  ev.detail_json = detail_json;
+  return store_event_record (st, &ev);
+}
+
+int
+store_event_record (struct store *st, const struct store_event *ev)
+{
+  const char *customer = ev->customer, *channel = ev->channel;
+  const char *type = ev->type, *message_key = ev->message_key;
+  const char *detail_json = ev->detail_json;
+  int64_t at = ev->at;
   sqlite3_stmt *s;
   int owned, r = -1;
 
@@ -1138,9 +1180,14 @@ store_event_put (struct store *st, const char *customer, const char *channel,
   bind_text (s, 2, channel);
   bind_text (s, 3, type);
   sqlite3_bind_int64 (s, 4, at);
-  bind_text (s, 5, campaign);
+  bind_text (s, 5, ev->campaign);
   bind_text (s, 6, message_key);
   bind_text (s, 7, detail_json);
+  if (ev->at_ms)
+    sqlite3_bind_int64 (s, 8, ev->at_ms);
+  else
+    sqlite3_bind_null (s, 8);
+  bind_text (s, 9, ev->machine);
   if (run (st, s, "recording an event") < 0)
     goto out;
   if (sqlite3_changes (st->db) == 0) {
@@ -1163,6 +1210,66 @@ store_event_put (struct store *st, const char *customer, const char *channel,
   r = 0;
 out:
   return tx_leave (st, owned, r);
+}
+
+int
+store_message_events (struct store *st, const char *key, const char *type,
+                      int64_t from_ms, int64_t to_ms,
+                      int (*cb) (void *data, int64_t id, int64_t at_ms,
+                                 const char *detail, const char *machine),
+                      void *data)
+{
+  sqlite3_stmt *s = q (st, Q_MSG_EVENTS);
+  struct msg_event { int64_t id, at_ms; char *detail, *machine; } *ev = NULL;
+  size_t n = 0, cap = 0, i;
+  int rc, delivered = 0;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, key);
+  bind_text (s, 2, type);
+  sqlite3_bind_int64 (s, 3, from_ms);
+  sqlite3_bind_int64 (s, 4, to_ms);
+  /* Read all first: the callback may flag them (store_event_set_machine). */
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
+    if (n == cap)
+      ev = xrealloc (ev, (cap = cap ? 2 * cap : 8) * sizeof *ev);
+    ev[n].id = sqlite3_column_int64 (s, 0);
+    ev[n].at_ms = sqlite3_column_int64 (s, 1);
+    ev[n].detail = col_strdup (s, 2);
+    ev[n].machine = col_strdup (s, 3);
+    n++;
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE) {
+    db_fail (st, "reading a message's events");
+    delivered = -1;
+  }
+  for (i = 0; delivered >= 0 && i < n; i++) {
+    delivered++;
+    if (cb (data, ev[i].id, ev[i].at_ms, ev[i].detail, ev[i].machine))
+      break;
+  }
+  for (i = 0; i < n; i++) {
+    free (ev[i].detail);
+    free (ev[i].machine);
+  }
+  free (ev);
+  return delivered;
+}
+
+int
+store_event_set_machine (struct store *st, int64_t id, const char *reason)
+{
+  sqlite3_stmt *s = q (st, Q_EVENT_MACHINE);
+
+  if (!s)
+    return -1;
+  sqlite3_bind_int64 (s, 1, id);
+  bind_text (s, 2, reason);
+  if (run (st, s, "flagging an event as a machine's") < 0)
+    return -1;
+  return sqlite3_changes (st->db) == 0 ? 1 : 0;
 }
 
 int
@@ -1658,8 +1765,8 @@ int
 store_campaign_engagement (struct store *st, const char *campaign, json_t **r)
 {
   static const char *const names[] = { "channel", "variant", "type", "count",
-                                       "messages", NULL };
-  return campaign_rows (st, Q_CAMP_ENGAGEMENT, campaign, names, "sssii",
+                                       "messages", "machine", NULL };
+  return campaign_rows (st, Q_CAMP_ENGAGEMENT, campaign, names, "sssiib",
                         "counting a campaign's engagement", r);
 }
 

@@ -34,7 +34,7 @@ struct store;
 
 /* The schema version this build writes; store_open migrates older files
  * and refuses newer ones. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Open (creating if missing) the store at PATH.  The parent directory must
  * exist: the error then names PATH.  Returns a store to pass to
@@ -153,10 +153,45 @@ int store_event_put (struct store *st, const char *customer,
                      const char *campaign, const char *message_key,
                      const char *detail_json);
 
+/* One event, for store_event_record: store_event_put's arguments, plus
+ * what the tracking server knows of its own events. */
+struct store_event {
+  const char *customer;
+  const char *channel;       /* may be NULL, as the three below */
+  const char *type;
+  int64_t at;                /* unix seconds */
+  const char *campaign;
+  const char *message_key;
+  const char *detail_json;
+  int64_t at_ms;             /* unix milliseconds, or 0 when not known to
+                                the millisecond (imports, callbacks) */
+  const char *machine;       /* NULL: a person did it; else why it was a
+                                machine ("head", "agent", "fast", ...) */
+};
+
+/* store_event_put with EV's fields (borrowed).  An event with at_ms is
+ * one request to the tracking server, never taken for a repeat.  Returns
+ * 0, 1 (already recorded: only without at_ms) or -1. */
+int store_event_record (struct store *st, const struct store_event *ev);
+
+/* The events of TYPE about message KEY with FROM_MS <= at_ms <= TO_MS,
+ * oldest first: CB gets each one's id, at_ms, detail (or NULL) and
+ * machine reason (or NULL), lent.  Returns the count delivered or -1. */
+int store_message_events (struct store *st, const char *key, const char *type,
+                          int64_t from_ms, int64_t to_ms,
+                          int (*cb) (void *data, int64_t id, int64_t at_ms,
+                                     const char *detail, const char *machine),
+                          void *data);
+
+/* Mark event ID as a machine's, for REASON, unless it already is.
+ * Returns 0, 1 when no such event is a person's, -1 error. */
+int store_event_set_machine (struct store *st, int64_t id, const char *reason);
+
 /* The customer's history with at >= SINCE, oldest first (strings lent):
  * the events, and every message Herald sent to the customer (any
- * campaign) as type "sent" at its sent_at.  Returns the count delivered
- * or -1. */
+ * campaign) as type "sent" at its sent_at.  Events flagged as a machine's
+ * (store_event_record) are left out: they say nothing of the customer.
+ * Returns the count delivered or -1. */
 int store_customer_events (struct store *st, const char *customer,
                            int64_t since,
                            int (*cb) (void *data, const char *channel,
@@ -167,7 +202,8 @@ int store_customer_events (struct store *st, const char *customer,
  * reference) becomes {"email": {"sent": N, "delivered": N, "opened": N,
  * "clicked": N, "replied": N, "converted": N, "bounced": N,
  * "complained": N, "unsubscribed": N}, ...}: messages sent since SINCE
- * and events since SINCE, per channel (every channel that has any). */
+ * and events since SINCE, per channel (every channel that has any); not
+ * the machines' events. */
 int store_channel_stats (struct store *st, int64_t since, json_t **stats_r);
 
 /* ---- Outbox ------------------------------------------------------- */
@@ -278,8 +314,10 @@ int store_campaign_counts (struct store *st, const char *campaign, json_t **r);
  * attributed to the customer's latest row of the campaign on that channel
  * (for its variant).  *R (new reference) becomes
  *   [{"channel": "email", "variant": "A"|null, "type": "opened",
- *     "count": N (events), "messages": N (distinct messages)}, ...]
- * sorted by channel, variant, type. */
+ *     "count": N (events), "messages": N (distinct messages),
+ *     "machine": false}, ...]
+ * sorted by channel, variant, type, the machines' events (machine: true)
+ * counted apart from the people's. */
 int store_campaign_engagement (struct store *st, const char *campaign,
                                json_t **r);
 

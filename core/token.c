@@ -125,3 +125,96 @@ token_check (struct token_key *k, const char *token, size_t *len_r)
   *len_r = plen;
   return (char *) payload;
 }
+
+/* ---- tracking tokens ----------------------------------------------- */
+
+int
+token_track_key_init (struct token_key *k, const char *secret)
+{
+  static const char label[] = "herald tracking links v1";
+  unsigned char derived[HMAC256_LEN];
+  struct hmac256 h;
+  int rc;
+
+  if (hmac256_init (&h, secret, strlen (secret)) < 0)
+    return -1;
+  rc = hmac256 (&h, label, sizeof label - 1, derived);
+  hmac256_free (&h);
+  if (rc == 0)
+    rc = hmac256_init (&k->h, derived, sizeof derived);
+  OPENSSL_cleanse (derived, sizeof derived);
+  return rc;
+}
+
+char *
+token_click_make (struct token_key *k, const char *msg_key, const char *url,
+                  size_t url_len)
+{
+  size_t kl = strlen (msg_key);
+  char *payload, *tok;
+
+  if (kl == 0 || url_len == 0 || memchr (url, '\0', url_len))
+    return NULL;
+  payload = xmalloc (1 + kl + 1 + url_len);
+  payload[0] = 'c';
+  memcpy (payload + 1, msg_key, kl + 1);          /* with its NUL */
+  memcpy (payload + 1 + kl + 1, url, url_len);
+  tok = token_make (k, payload, 1 + kl + 1 + url_len);
+  free (payload);
+  return tok;
+}
+
+char *
+token_open_make (struct token_key *k, const char *msg_key)
+{
+  size_t kl = strlen (msg_key);
+  char *payload, *tok;
+
+  if (kl == 0)
+    return NULL;
+  payload = xmalloc (1 + kl);
+  payload[0] = 'o';
+  memcpy (payload + 1, msg_key, kl);
+  tok = token_make (k, payload, 1 + kl);
+  free (payload);
+  return tok;
+}
+
+int
+token_track_check (struct token_key *k, const char *token,
+                   struct token_track *t)
+{
+  size_t len;
+  char *p = token_check (k, token, &len), *nul;
+
+  memset (t, 0, sizeof *t);
+  if (!p)
+    return -1;
+  /* token_check NUL-terminates: p[len] == '\0'. */
+  nul = len > 1 ? memchr (p + 1, '\0', len - 1) : NULL;
+  if (len < 2)
+    goto bad;
+  if (p[0] == 'o') {
+    if (nul)
+      goto bad;
+    t->kind = 'o';
+  }
+  else if (p[0] == 'c') {
+    /* One NUL, between a non-empty key and a non-empty URL. */
+    if (!nul || nul == p + 1 || nul == p + len - 1
+        || memchr (nul + 1, '\0', (size_t) (p + len - nul - 1)))
+      goto bad;
+    t->kind = 'c';
+    t->url = nul + 1;
+    t->url_len = (size_t) (p + len - nul - 1);
+  }
+  else
+    goto bad;
+  t->key = p + 1;
+  t->payload = p;
+  return 0;
+bad:
+  free (p);
+  memset (t, 0, sizeof *t);
+  return -1;
+}

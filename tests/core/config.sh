@@ -38,6 +38,12 @@ check_gateway "syntax error" "bad.ini:2: syntax error"
 check_gateway "too-long line" "bad.ini:2: line longer than"
 printf '[tracking]\nbase_url = ftp://x\n' > "$T/bad.ini"
 check_gateway "bad URL" "bad.ini:2: \[tracking\] base_url: 'ftp://x' is not an http\(s\) URL"
+printf '[tracking]\nbase_url = https://t.example.com\n' > "$T/bad.ini"
+check_gateway "base_url without a secret" "bad.ini:2: \[tracking\] base_url: needs \[tracking\] secret"
+printf '[tracking]\nbase_url = https://t.example.com\nsecret = s-0123456789abcdef\ntext_links = maybe\n' > "$T/bad.ini"
+check_gateway "bad text_links" "bad.ini:4: \[tracking\] text_links: 'maybe' is not yes or no"
+printf '[tracking]\nmachine_window = 2 s\n' > "$T/bad.ini"
+check_gateway "bad machine_window" "bad.ini:2: \[tracking\] machine_window: '2 s' is not a duration"
 printf '[channel.email]\ndir = x\n' > "$T/bad.ini"
 check_gateway "channel without plugin" "bad.ini:1: \[channel.email\]: missing key 'plugin'"
 printf '[channel.mail]\nplugin = outbox\ndir = x\n' > "$T/bad.ini"
@@ -52,6 +58,7 @@ id = has space
 templates = tpl
 channels = email, carrier-pigeon
 colour = red
+track_opens = sometimes
 [caps]
 email = 2/7x
 [quiet_hours]
@@ -63,9 +70,10 @@ is "$rc" 1 "bad campaign: exit 1"
 like "$out" "bad-c.ini:2: \[campaign\] id: 'has space'" "bad campaign: id"
 like "$out" "bad-c.ini:4: \[campaign\] channels: 'carrier-pigeon' is not a channel" "bad campaign: unknown channel"
 like "$out" "bad-c.ini:5: \[campaign\] colour: unknown key" "bad campaign: unknown key"
-like "$out" "bad-c.ini:7: \[caps\] email: .*2/7x" "bad campaign: bad cap"
-like "$out" "bad-c.ini:9: \[quiet_hours\] sms: " "bad campaign: bad quiet hours"
-like "$out" "bad-c.ini:10: \[nonsense\]: unknown section" "bad campaign: unknown empty section"
+like "$out" "bad-c.ini:6: \[campaign\] track_opens: 'sometimes' is not yes or no" "bad campaign: track_opens"
+like "$out" "bad-c.ini:8: \[caps\] email: .*2/7x" "bad campaign: bad cap"
+like "$out" "bad-c.ini:10: \[quiet_hours\] sms: " "bad campaign: bad quiet hours"
+like "$out" "bad-c.ini:11: \[nonsense\]: unknown section" "bad campaign: unknown empty section"
 
 # Template errors carry file:line:col.
 mkdir -p "$T/tpl2"

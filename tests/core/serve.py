@@ -350,7 +350,8 @@ finally:
 # 7. Configuration problems, named with the file and line.
 gateway(os.path.join(T, "nosecret.ini"), secret=None)
 rc, out, err = herald("serve", ini="nosecret.ini")
-t.ok(rc == 1 and "[tracking] secret is not set" in err, "no secret: refused", err)
+t.ok(rc == 1 and "nosecret.ini:6: [tracking] base_url: needs [tracking] secret" in err,
+     "no secret: refused (base_url needs it)", err)
 gateway(os.path.join(T, "badlisten.ini"), listen="localhost:80x")
 rc, out, err = herald("serve", ini="badlisten.ini")
 t.ok(rc == 1 and "badlisten.ini:8: [tracking] listen: 'localhost:80x'" in err,

@@ -80,16 +80,33 @@ def http(method, url, body=None, headers=None, timeout=10):
         return e.code, e.read().decode()
 
 
-def serve_start(herald, ini, base, deadline=30):
+def request(method, url, body=None, headers=None, timeout=10):
+    """One HTTP request, redirects not followed: (status, headers, body as
+    bytes).  OSError when nothing listens."""
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request(method, (u.path or "/") + ("?" + u.query if u.query else ""),
+                     body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.headers, r.read()
+    finally:
+        conn.close()
+
+
+def serve_start(herald, ini, base, deadline=30, env=None):
     """Start `herald -c INI serve`: (the process, whether BASE/healthz
     answered "ok" before DEADLINE seconds or the process ended)."""
     import time
-    p = subprocess.Popen([herald, "-c", ini, "serve"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen([herald, "-c", ini, "serve"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
     end = time.monotonic() + deadline
     while time.monotonic() < end and p.poll() is None:
         try:
-            return p, http("GET", base + "/healthz") == (200, "ok\n")
+            st, _, body = request("GET", base + "/healthz")
+            return p, (st, body) == (200, b"ok\n")
         except OSError:
             time.sleep(0.05)
     return p, False

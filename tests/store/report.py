@@ -71,6 +71,32 @@ ok(any(l.split() == ["total", "3", "1", "2", "0", "1", "1", "1", "1", "1", "1"] 
 ok("Skipped, by reason:" in lines and any(l.split()[-2:] == ["consent", "1"] for l in lines),
    "skipped by reason listed", out)
 
+# Opens and clicks the tracking server took for machines': apart, and not
+# in the rates.
+con = sqlite3.connect(db)
+for type_, ms, why in (("opened", 5000, "agent"), ("clicked", 5100, "head"), ("clicked", 5200, "head")):
+    con.execute("INSERT INTO events (customer, channel, type, at, campaign, message_key, at_ms, machine) "
+                "VALUES ('cust-004', 'webhook', ?, 5, 'spring', 'spring:0:cust-004', ?, ?)", (type_, ms, why))
+con.commit()
+con.close()
+rc, out, err = run("report", "--store", db, "spring", "--json")
+g = {(x["channel"], x["variant"]): x for x in json.loads(out)["groups"]}
+wa = g[("webhook", "A")]
+eq(wa["machine"], {"opened": {"messages": 1, "events": 1}, "clicked": {"messages": 1, "events": 2}},
+   "machines' opens and clicks counted apart")
+eq((wa["engagement"]["opened"]["events"], wa["engagement"]["clicked"]["events"],
+    wa["rates"]["opened"], wa["rates"]["clicked"]), (0, 0, 0.0, 0.0),
+   "and not in the people's engagement or the rates")
+eq(ea["machine"], {"opened": {"messages": 0, "events": 0}, "clicked": {"messages": 0, "events": 0}},
+   "a group without machines' events: zeros")
+rc, out, err = run("report", "--store", db, "spring")
+lines = out.splitlines()
+ok("Left out of the rates: opened and clicked by machines (mail scanners," in lines
+   and any(l.split() == ["webhook", "A", "1", "1"] for l in lines),
+   "the text report shows them apart", out)
+ok(any(l.split() == ["webhook", "A", "0.0%", "0.0%", "0.0%", "0.0%", "100.0%", "0.0%"] for l in lines),
+   "text rates of webhook A unchanged", out)
+
 rc, out, err = run("report", "--store", db, "winter")
 eq((rc, out), (1, ""), "unknown campaign: exit 1")
 eq(err, "herald report: unknown campaign 'winter': the store %s has never run it\n" % db,

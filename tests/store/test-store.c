@@ -410,9 +410,113 @@ test_events (struct store *st)
   tap_ok (store_campaign_engagement (st, "c1", &eng) == 0, "engagement");
   t = json_dumps (eng, JSON_COMPACT);
   tap_ok (strstr (t, "{\"channel\":\"email\",\"variant\":\"A\","
-                  "\"type\":\"clicked\",\"count\":1,\"messages\":1}") != NULL,
+                  "\"type\":\"clicked\",\"count\":1,\"messages\":1,"
+                  "\"machine\":false}") != NULL,
           "a click without a message key is attributed to alice's row: %s",
           t);
+  free (t);
+  json_decref (eng);
+  strbuf_free (&b);
+}
+
+static int
+collect_msg_event (void *data, int64_t id, int64_t at_ms, const char *detail,
+                   const char *machine)
+{
+  struct strbuf *b = data;
+  strbuf_addf (b, "%s%lld:%s:%s", b->len ? " " : "", (long long) at_ms,
+               detail ? detail : "-", machine ? machine : "person");
+  return 0;
+}
+
+static int
+first_id (void *data, int64_t id, int64_t at_ms, const char *detail,
+          const char *machine)
+{
+  *(int64_t *) data = id;
+  return 1;
+}
+
+/* The tracking server's events: to the millisecond, some a machine's. */
+static void
+test_machine_events (struct store *st)
+{
+  struct store_event ev;
+  struct strbuf b = STRBUF_INIT;
+  json_t *stats, *eng, *row;
+  size_t i;
+  int64_t id = 0;
+  char *t;
+  int people = 0, machines = 0;
+
+  memset (&ev, 0, sizeof ev);
+  ev.customer = "erin";
+  ev.channel = "email";
+  ev.type = "clicked";
+  ev.at = 2000000;
+  ev.campaign = "m1";
+  ev.message_key = "m1:1:erin";
+  ev.detail_json = "{\"url\":\"https://a.example/\"}";
+  ev.at_ms = 2000000100;
+  tap_ok (store_event_record (st, &ev) == 0, "a click to the millisecond");
+  ev.at_ms = 2000000700;
+  ev.detail_json = "{\"url\":\"https://b.example/\"}";
+  tap_ok (store_event_record (st, &ev) == 0,
+          "a second click in the same second is another event");
+  ev.at_ms = 2000000100;
+  tap_ok (store_event_record (st, &ev) == 0,
+          "a click on another link in the same millisecond is another event");
+  ev.type = "opened";
+  ev.detail_json = NULL;
+  ev.at_ms = 2000000050;
+  ev.machine = "head";
+  tap_ok (store_event_record (st, &ev) == 0, "a machine's open");
+
+  store_message_events (st, "m1:1:erin", "clicked", 2000000000, 2000000999,
+                        collect_msg_event, &b);
+  tap_is (b.s, "2000000100:{\"url\":\"https://a.example/\"}:person "
+          "2000000100:{\"url\":\"https://b.example/\"}:person "
+          "2000000700:{\"url\":\"https://b.example/\"}:person",
+          "a message's clicks in a window, oldest first");
+  strbuf_reset (&b);
+  store_message_events (st, "m1:1:erin", "clicked", 2000000101, 2000000699,
+                        collect_msg_event, &b);
+  tap_ok (b.len == 0, "none outside the window");
+  store_message_events (st, "m1:1:erin", "clicked", 0, INT64_MAX, first_id,
+                        &id);
+  tap_ok (store_event_set_machine (st, id, "burst") == 0
+          && store_event_set_machine (st, id, "other") == 1,
+          "flag a click as a machine's; an event flagged keeps its reason");
+  strbuf_reset (&b);
+  store_message_events (st, "m1:1:erin", "clicked", 0, INT64_MAX,
+                        collect_msg_event, &b);
+  tap_ok (b.s && strstr (b.s, "2000000100:{\"url\":\"https://a.example/\"}:burst"),
+          "the flag is stored: %s", b.s ? b.s : "");
+
+  strbuf_reset (&b);
+  store_customer_events (st, "erin", 0, collect_event, &b);
+  tap_is (b.s, "email/clicked@2000000 email/clicked@2000000",
+          "the router's history leaves the machines' events out");
+  tap_ok (store_channel_stats (st, 1999999, &stats) == 0
+          && json_integer_value (json_object_get (json_object_get (stats, "email"),
+                                                  "clicked")) == 2
+          && json_integer_value (json_object_get (json_object_get (stats, "email"),
+                                                  "opened")) == 0,
+          "so do the population rates");
+  json_decref (stats);
+  tap_ok (store_campaign_engagement (st, "m1", &eng) == 0, "engagement");
+  json_array_foreach (eng, i, row) {
+    const char *type = json_string_value (json_object_get (row, "type"));
+    json_int_t n = json_integer_value (json_object_get (row, "count"));
+    if (json_is_true (json_object_get (row, "machine")))
+      machines += strcmp (type, "clicked") == 0 && n == 1 ? 10
+                  : strcmp (type, "opened") == 0 && n == 1 ? 1 : 100;
+    else
+      people += strcmp (type, "clicked") == 0 && n == 2 ? 1 : 100;
+  }
+  t = json_dumps (eng, JSON_COMPACT);
+  tap_ok (people == 1 && machines == 11,
+          "engagement counts the machines' clicks and opens apart: %s", t);
   free (t);
   json_decref (eng);
   strbuf_free (&b);
@@ -460,6 +564,16 @@ test_transactions (struct store *st)
   tap_ok (store_commit (st) == -1, "commit without a transaction is refused");
 }
 
+/* SQL that takes a version-3 file back to version 2 (as migration 2 -> 3
+ * found it). */
+#define UNDO_3 \
+  "DROP INDEX events_once;" \
+  "ALTER TABLE events DROP COLUMN machine;" \
+  "ALTER TABLE events DROP COLUMN at_ms;" \
+  "CREATE UNIQUE INDEX events_once ON events (customer, type, at," \
+  " coalesce(channel, ''), coalesce(campaign, '')," \
+  " coalesce(message_key, ''));"
+
 static void
 test_files (void)
 {
@@ -506,7 +620,7 @@ test_files (void)
   /* A version-1 file (outbox_customer on customer, sent_at) with a
    * message in it: migrated to 2, the message kept, the index on customer
    * alone and still used by the caps query. */
-  sqlite3_exec (db, "DROP INDEX outbox_customer;"
+  sqlite3_exec (db, UNDO_3 "DROP INDEX outbox_customer;"
                 "CREATE INDEX outbox_customer ON outbox (customer, sent_at);"
                 "INSERT INTO outbox (key, campaign, step, customer, channel, state,"
                 " created, updated, sent_at) VALUES ('c:1:z', 'c', 1, 'z',"
@@ -515,8 +629,9 @@ test_files (void)
                 NULL, NULL, NULL);
   sqlite3_close (db);
   st = store_open (p, err, sizeof err);
-  tap_ok (st && store_schema_version (st) == 2, "a version-1 file is migrated "
-          "to 2: %s", st ? "ok" : err);
+  tap_ok (st && store_schema_version (st) == STORE_SCHEMA_VERSION,
+          "a version-1 file is migrated to %d: %s", STORE_SCHEMA_VERSION,
+          st ? "ok" : err);
   tap_ok (st && store_sent_count (st, "z", "email", 5) == 1,
           "its message is kept and counted by the caps query");
   store_close (st);
@@ -542,6 +657,42 @@ test_files (void)
     sqlite3_finalize (s);
     tap_is (buf, "indexed", "the caps query searches outbox_customer");
   }
+  /* A version-2 file (events without machine and at_ms, the once-only
+   * index without at_ms) with a click in it: migrated to 3, the click
+   * kept as a person's, and two clicks in one second now two events. */
+  sqlite3_exec (db, UNDO_3 "INSERT INTO events (customer, channel, type, at, campaign,"
+                " message_key) VALUES ('z', 'email', 'clicked', 20, 'c', 'c:1:z');"
+                "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+                NULL, NULL, NULL);
+  sqlite3_close (db);
+  st = store_open (p, err, sizeof err);
+  tap_ok (st && store_schema_version (st) == 3, "a version-2 file is migrated "
+          "to 3: %s", st ? "ok" : err);
+  {
+    struct strbuf ev = STRBUF_INIT;
+    struct store_event e;
+
+    store_customer_events (st, "z", 0, collect_event, &ev);
+    tap_is (ev.s, "email/sent@10 email/clicked@20",
+            "its click is kept, a person's");
+    memset (&e, 0, sizeof e);
+    e.customer = "z";
+    e.channel = "email";
+    e.type = "clicked";
+    e.at = 30;
+    e.message_key = "c:1:z";
+    e.at_ms = 30100;
+    tap_ok (store_event_record (st, &e) == 0, "a click to the millisecond");
+    tap_ok (store_event_record (st, &e) == 0,
+            "and the same again: the once-only index leaves them out");
+    e.at_ms = 0;
+    tap_ok (store_event_record (st, &e) == 0
+            && store_event_record (st, &e) == 1,
+            "an event without at_ms is still recorded once");
+    strbuf_free (&ev);
+  }
+  store_close (st);
+  sqlite3_open (p, &db);
   /* A file from a newer herald is refused, not damaged. */
   sqlite3_exec (db, "UPDATE meta SET value = '99' WHERE key = "
                 "'schema_version'", NULL, NULL, NULL);
@@ -593,6 +744,7 @@ main (void)
   test_outbox (st);
   test_customers (st);
   test_events (st);
+  test_machine_events (st);
   test_campaigns (st);
   test_transactions (st);
   store_close (st);
