@@ -403,8 +403,13 @@ customer_validate (json_t *in, struct strbuf *err)
 /* ---- events ------------------------------------------------------- */
 
 static const char *const event_fields[] = {
-  "customer", "channel", "type", "at", "campaign", "message", NULL
+  "customer", "channel", "type", "at", "campaign", "message", "properties",
+  NULL
 };
+/* The standard types: each has a meaning for Herald (consent, suppression,
+ * engagement) and names the channel it happened on.  Any other type that
+ * reads [a-z][a-z0-9_.-]* is the sender's own (cart_abandoned, order.placed):
+ * it may trigger a campaign or end a journey, and needs no channel. */
 static const char *const event_types[] = {
   "delivered", "opened", "clicked", "replied", "converted", "bounced",
   "complained", "unsubscribed", NULL
@@ -414,11 +419,10 @@ static const char *const event_types[] = {
 static int
 event_validate (json_t *in, int64_t *at_r, struct strbuf *err)
 {
-  json_t *v;
+  json_t *v, *type;
   const char *k, *s;
-  static const char *const required[] = { "customer", "channel", "type", "at",
-                                          NULL };
-  int i;
+  static const char *const required[] = { "customer", "type", "at", NULL };
+  int i, standard;
 
   if (!json_is_object (in)) {
     strbuf_reset (err);
@@ -429,12 +433,21 @@ event_validate (json_t *in, int64_t *at_r, struct strbuf *err)
     if (!in_list (event_fields, k)) {
       strbuf_reset (err);
       strbuf_addf (err, "%s: unknown field (expected customer, channel, type, "
-                   "at, campaign, message)", k);
+                   "at, campaign, message, properties)", k);
       return -1;
     }
     if (json_is_null (v) && (strcmp (k, "campaign") == 0
-                             || strcmp (k, "message") == 0))
+                             || strcmp (k, "message") == 0
+                             || strcmp (k, "channel") == 0
+                             || strcmp (k, "properties") == 0))
       continue;
+    if (strcmp (k, "properties") == 0) {
+      if (!json_is_object (v)) {
+        bad_type (err, k, v, "an object (of any JSON values)");
+        return -1;
+      }
+      continue;
+    }
     s = json_string_value (v);
     if (!s || !*s) {
       bad_type (err, k, v, "a non-empty string");
@@ -446,10 +459,12 @@ event_validate (json_t *in, int64_t *at_r, struct strbuf *err)
       strbuf_addf (err, "%s)", channel_list);
       return -1;
     }
-    if (strcmp (k, "type") == 0 && !in_list (event_types, s)) {
-      bad_value (err, k, v, "is not an event type (expected delivered, "
-                 "opened, clicked, replied, converted, bounced, complained, "
-                 "unsubscribed)");
+    if (strcmp (k, "type") == 0 && !in_list (event_types, s)
+        && !valid_event_type (s)) {
+      bad_value (err, k, v, "is not an event type (delivered, opened, "
+                 "clicked, replied, converted, bounced, complained, "
+                 "unsubscribed, or one of your own: [a-z][a-z0-9_.-]*, at "
+                 "most 64)");
       return -1;
     }
     if (strcmp (k, "at") == 0 && parse_rfc3339 (s, at_r) < 0) {
@@ -464,6 +479,14 @@ event_validate (json_t *in, int64_t *at_r, struct strbuf *err)
       strbuf_addf (err, "%s: required", required[i]);
       return -1;
     }
+  type = json_object_get (in, "type");
+  standard = in_list (event_types, json_string_value (type));
+  if (standard && !json_string_value (json_object_get (in, "channel"))) {
+    strbuf_reset (err);
+    strbuf_addf (err, "channel: required for a '%s' event (your own event "
+                 "types may leave it out)", json_string_value (type));
+    return -1;
+  }
   return 0;
 }
 
@@ -707,6 +730,15 @@ import_one (struct import *im, int line, json_t *in)
       report_bad (im, line, im->err.s);
       return 0;
     }
+    if (im->writing && json_object_size (json_object_get (in, "properties"))) {
+      json_t *d = json_pack ("{s:O}", "properties",
+                             json_object_get (in, "properties"));
+      /* 15 significant digits: 89.9 stays 89.9 (17 would write
+       * 89.900000000000006). */
+      detail = json_dumps (d, JSON_COMPACT | JSON_PRESERVE_ORDER
+                              | JSON_REAL_PRECISION (15));
+      json_decref (d);
+    }
     if (im->writing) {
       int r = store_event_put (im->st, customer,
                                json_string_value (json_object_get (in,
@@ -718,6 +750,7 @@ import_one (struct import *im, int line, json_t *in)
                                json_string_value (json_object_get (in,
                                                                    "message")),
                                detail);
+      free (detail);
       if (r < 0)
         return -1;
       if (r == 1) {

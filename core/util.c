@@ -300,6 +300,20 @@ parse_duration (const char *s, int64_t *seconds_r)
   return 0;
 }
 
+int
+valid_event_type (const char *s)
+{
+  size_t n = 0;
+
+  if (!s || !(*s >= 'a' && *s <= 'z'))
+    return 0;
+  for (; *s; s++, n++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'
+          || *s == '.' || *s == '-') || n >= 64)
+      return 0;
+  return 1;
+}
+
 /* Days from 1970-01-01 to Y-M-D in the proleptic Gregorian calendar. */
 static int64_t
 days_from_civil (int64_t y, unsigned m, unsigned d)

@@ -53,6 +53,8 @@ int parse_int64 (const char *s, int64_t min, int64_t max, int64_t *v_r);
 int parse_bool (const char *s, int *v_r);
 /* Parse a duration "30", "30s", "5m", "24h", "7d" into seconds. */
 int parse_duration (const char *s, int64_t *seconds_r);
+/* An event type: [a-z][a-z0-9_.-]*, at most 64 bytes.  1 or 0. */
+int valid_event_type (const char *s);
 /* Parse RFC 3339 ("2026-11-01T10:00:00Z", "+02:00" offsets, fraction
  * ignored) into unix seconds; 0 or -1. */
 int parse_rfc3339 (const char *s, int64_t *t_r);

@@ -279,10 +279,10 @@ try:
     t.ok(st == 200 and "2 already recorded" in body, "events API: sent twice, recorded once", body)
     bad = (json.dumps({"customer": "a", "channel": "email", "type": "clicked",
                        "at": "2026-11-01T10:00:00Z"}) + "\n" +
-           json.dumps({"customer": "a", "channel": "email", "type": "liked",
+           json.dumps({"customer": "a", "channel": "email", "type": "Liked",
                        "at": "2026-11-01T10:00:00Z"}) + "\n").encode()
     st, body = http("POST", BASE + "/events", bad, auth)
-    t.ok(st == 400 and "events:2: type: 'liked' is not an event type" in body
+    t.ok(st == 400 and "events:2: type: 'Liked' is not an event type" in body
          and "nothing imported" in body, "events API: a bad line names line and field", body)
     t.eq(events("clicked"), [], "events API: and nothing of that request is recorded")
     st, _ = http("POST", BASE + "/events", good)

@@ -47,9 +47,16 @@ cases = [
      "customer: 'nobody' is not a known customer (import customers first)"),
     ('{"customer": "cust-001", "channel": "fax", "type": "opened", "at": "2026-11-01T10:00:00Z"}',
      "channel: 'fax' is not a channel (expected email, sms, push, webhook)"),
-    ('{"customer": "cust-001", "channel": "email", "type": "liked", "at": "2026-11-01T10:00:00Z"}',
-     "type: 'liked' is not an event type (expected delivered, opened, clicked, replied, converted, "
-     "bounced, complained, unsubscribed)"),
+    ('{"customer": "cust-001", "channel": "email", "type": "Liked!", "at": "2026-11-01T10:00:00Z"}',
+     "type: 'Liked!' is not an event type (delivered, opened, clicked, replied, converted, "
+     "bounced, complained, unsubscribed, or one of your own: [a-z][a-z0-9_.-]*, at most 64)"),
+    ('{"customer": "cust-001", "type": "%s", "at": "2026-11-01T10:00:00Z"}' % ("x" * 65),
+     "type: '%s...' is not an event type (delivered, opened, clicked, replied, converted, "
+     "bounced, complained, unsubscribed, or one of your own: [a-z][a-z0-9_.-]*, at most 64)" % ("x" * 60)),
+    ('{"customer": "cust-001", "type": "opened", "at": "2026-11-01T10:00:00Z"}',
+     "channel: required for a 'opened' event (your own event types may leave it out)"),
+    ('{"customer": "cust-001", "type": "cart_abandoned", "at": "2026-11-01T10:00:00Z", "properties": "red"}',
+     "properties: must be an object (of any JSON values), not 'red'"),
     ('{"customer": "cust-001", "channel": "email", "type": "opened", "at": "yesterday"}',
      "at: 'yesterday' is not an RFC 3339 time (like 2026-11-01T10:00:00Z)"),
     ('{"customer": "cust-001", "channel": "email", "type": "opened", "at": 1793527500}',
@@ -57,7 +64,7 @@ cases = [
     ('{"customer": "cust-001", "channel": "email", "type": "opened"}', "at: required"),
     ('{"channel": "email", "type": "opened", "at": "2026-11-01T10:00:00Z"}', "customer: required"),
     ('{"customer": "cust-001", "channel": "email", "type": "opened", "at": "2026-11-01T10:00:00Z", "ip": "1.2.3.4"}',
-     "ip: unknown field (expected customer, channel, type, at, campaign, message)"),
+     "ip: unknown field (expected customer, channel, type, at, campaign, message, properties)"),
     ('{"customer": "cust-001", "channel": "email", "type": "opened", "at": "2026-11-01T10:00:00Z", "campaign": 7}',
      "campaign: must be a non-empty string, not 7"),
 ]
@@ -73,7 +80,7 @@ for i, (line, msg) in enumerate(cases):
 write("evbad-side.jsonl",
       '{"customer": "cust-001", "channel": "email", "type": "unsubscribed", "at": "2026-11-03T00:00:00Z"}\n'
       '{"customer": "cust-001", "channel": "email", "type": "bounced", "at": "2026-11-03T00:00:00Z"}\n'
-      '{"customer": "cust-001", "channel": "email", "type": "nope", "at": "2026-11-03T00:00:00Z"}\n')
+      '{"customer": "cust-001", "channel": "email", "type": "No pe", "at": "2026-11-03T00:00:00Z"}\n')
 rc, out, err = run("events", "import", "--store", db, "evbad-side.jsonl")
 eq(rc, 1, "bad file with an unsubscribe and a bounce: exit 1")
 eq(query(db, "SELECT granted FROM consent WHERE customer = 'cust-001' AND channel = 'email'"), [],
@@ -84,6 +91,21 @@ rc, out, err = run("events", "import", "--store", db, "--skip-bad", "evbad-side.
 eq((rc, out), (0, "imported 2 events from evbad-side.jsonl (1 bad line skipped)\n"), "--skip-bad")
 eq(query(db, "SELECT count(*) FROM suppressions WHERE address = 'ana@example.com'"), [(1,)],
    "  ... the bounce suppressed ana's address")
+
+# Your own event types: no channel needed, properties kept as the detail.
+write("evcustom.jsonl",
+      '{"customer": "cust-001", "type": "cart_abandoned", "at": "2026-11-05T00:00:00Z", '
+      '"properties": {"item": "red shoes", "total": 89.9, "tags": ["a", "b"]}}\n'
+      '{"customer": "cust-001", "type": "order.placed-2", "at": "2026-11-05T00:00:01Z", '
+      '"channel": "email", "properties": {}}\n')
+rc, out, err = run("events", "import", "--store", db, "evcustom.jsonl")
+eq((rc, out, err), (0, "imported 2 events from evcustom.jsonl\n", ""), "custom event types import")
+eq(query(db, "SELECT type, channel, detail FROM events WHERE type IN ('cart_abandoned', "
+             "'order.placed-2') ORDER BY at"),
+   [("cart_abandoned", None,
+     '{"properties":{"item":"red shoes","total":89.9,"tags":["a","b"]}}'),
+    ("order.placed-2", "email", None)],
+   "  ... with no channel, and the properties in the detail (none when empty)")
 
 # A line over the limit: 30 MB in the campaign field.
 write("evhuge.jsonl", GOOD + json.dumps({"customer": "cust-001", "channel": "email", "type": "clicked",
