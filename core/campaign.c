@@ -176,6 +176,10 @@ free_set (struct tmpl_set *set)
   memset (set, 0, sizeof *set);
 }
 
+const char *const campaign_unless_types[] = {
+  "opened", "clicked", "converted", "replied", NULL
+};
+
 static const struct tmpl_part *
 set_part (const struct tmpl_set *set, const char *part)
 {
@@ -201,6 +205,35 @@ campaign_part (const struct campaign *c, const char *variant, const char *part)
         break;
       }
   return p ? p : set_part (&c->base, part);
+}
+
+const struct campaign_step *
+campaign_step (const struct campaign *c, int step)
+{
+  if (step < 2 || (size_t) (step - 2) >= c->n_steps)
+    return NULL;
+  return &c->steps[step - 2];
+}
+
+const struct tmpl_part *
+campaign_step_part (const struct campaign *c, int step, const char *variant,
+                    const char *part)
+{
+  const struct campaign_step *st = campaign_step (c, step);
+  const struct tmpl_part *p = st && st->set.dir ? set_part (&st->set, part)
+                                                : NULL;
+  return p ? p : campaign_part (c, variant, part);
+}
+
+int
+campaign_cancels (const struct campaign *c, const char *type)
+{
+  size_t i;
+
+  for (i = 0; i < c->trigger.n_cancel_on; i++)
+    if (strcmp (c->trigger.cancel_on[i], type) == 0)
+      return 1;
+  return 0;
 }
 
 static int
@@ -249,6 +282,173 @@ known_section (const char *name)
     if (strcmp (names[i], name) == 0)
       return 1;
   return 0;
+}
+
+/* [trigger]: event, delay, cancel_on, reenter. */
+static void
+trigger_key (struct campaign *c, const struct ini_kv *kv, struct strbuf *pb)
+{
+  struct campaign_trigger *t = &c->trigger;
+  const char *path = c->ini->path, *k = kv->key, *v = kv->value;
+  int64_t d;
+  int b;
+
+  if (strcmp (k, "event") == 0) {
+    if (!valid_event_type (v))
+      problem (pb, "%s:%d: [trigger] event: '%s' is not an event type "
+               "([a-z][a-z0-9_.-]*, at most 64)", path, kv->line, v);
+    else {
+      free (t->event);
+      t->event = xstrdup (v);
+    }
+  }
+  else if (strcmp (k, "delay") == 0) {
+    if (parse_duration (v, &d) < 0 || d > 30 * 86400)
+      problem (pb, "%s:%d: [trigger] delay: '%s' is not a duration from 0s "
+               "to 30d (units s, m, h, d)", path, kv->line, v);
+    else
+      t->delay = d;
+  }
+  else if (strcmp (k, "cancel_on") == 0) {
+    char *copy = xstrdup (v), *save = NULL, *tok;
+    for (tok = strtok_r (copy, ", \t", &save); tok;
+         tok = strtok_r (NULL, ", \t", &save)) {
+      if (!valid_event_type (tok)) {
+        problem (pb, "%s:%d: [trigger] cancel_on: '%s' is not an event type "
+                 "([a-z][a-z0-9_.-]*)", path, kv->line, tok);
+        continue;
+      }
+      t->cancel_on = xrealloc (t->cancel_on,
+                               (t->n_cancel_on + 1) * sizeof *t->cancel_on);
+      t->cancel_on[t->n_cancel_on++] = xstrdup (tok);
+    }
+    free (copy);
+  }
+  else if (strcmp (k, "reenter") == 0) {
+    if (parse_bool (v, &b) == 0 && !b)
+      t->reenter = -1;
+    else if (parse_duration (v, &d) == 0 && d > 0)
+      t->reenter = d;
+    else
+      problem (pb, "%s:%d: [trigger] reenter: '%s' is not 'no' or a "
+               "duration (e.g. 7d: a customer enters again that long after "
+               "the last entry)", path, kv->line, v);
+  }
+  else
+    problem (pb, "%s:%d: [trigger] %s: unknown key (expected event, delay, "
+             "cancel_on, reenter)", path, kv->line, k);
+}
+
+/* [step.N]: after, unless, channel, templates. */
+static void
+step_key (struct campaign *c, struct campaign_step *st, const char *sname,
+          const struct ini_kv *kv, char **templates_r, struct strbuf *pb)
+{
+  const char *path = c->ini->path, *k = kv->key, *v = kv->value;
+  size_t i;
+
+  if (strcmp (k, "after") == 0) {
+    if (parse_duration (v, &st->after) < 0 || st->after > 365 * 86400)
+      problem (pb, "%s:%d: [%s] after: '%s' is not a duration of at most a "
+               "year (units s, m, h, d)", path, kv->line, sname, v);
+  }
+  else if (strcmp (k, "unless") == 0) {
+    char *copy = xstrdup (v), *save = NULL, *tok;
+    size_t n = 0;
+    for (tok = strtok_r (copy, ", \t", &save); tok;
+         tok = strtok_r (NULL, ", \t", &save)) {
+      for (i = 0; campaign_unless_types[i]; i++)
+        if (strcmp (campaign_unless_types[i], tok) == 0)
+          break;
+      if (!campaign_unless_types[i])
+        problem (pb, "%s:%d: [%s] unless: '%s' is not one of opened, "
+                 "clicked, converted, replied", path, kv->line, sname, tok);
+      else if (n < UNLESS_MAX)
+        st->unless[n++] = campaign_unless_types[i];
+    }
+    st->unless[n] = NULL;
+    free (copy);
+  }
+  else if (strcmp (k, "channel") == 0) {
+    if (strcmp (v, "same") == 0)
+      st->channel = STEP_SAME;
+    else if (strcmp (v, "next") == 0)
+      st->channel = STEP_NEXT;
+    else {
+      st->channel = STEP_NAMED;
+      st->channel_idx = -1;
+      for (i = 0; i < c->n_channels; i++)
+        if (strcmp (c->channels[i].conf->name, v) == 0)
+          st->channel_idx = (int) i;
+      if (st->channel_idx < 0)
+        problem (pb, "%s:%d: [%s] channel: '%s' is not same, next or one of "
+                 "the campaign's channels", path, kv->line, sname, v);
+    }
+  }
+  else if (strcmp (k, "templates") == 0) {
+    free (*templates_r);
+    *templates_r = ini_path (c->ini, v);
+  }
+  else
+    problem (pb, "%s:%d: [%s] %s: unknown key (expected after, unless, "
+             "channel, templates)", path, kv->line, sname, k);
+}
+
+/* Read [trigger] and every [step.N] (N from 2, without gaps). */
+static void
+journey_sections (struct campaign *c, struct strbuf *pb)
+{
+  const char *path = c->ini->path;
+  const struct ini_section *ts = ini_section (c->ini, "trigger");
+  size_t i, j;
+  int max = 1;
+
+  c->trigger.reenter = -1;
+  for (j = 0; ts && j < ts->n; j++)
+    trigger_key (c, &ts->kv[j], pb);
+  if (ts && !c->trigger.event)
+    problem (pb, "%s:%d: [trigger]: missing key 'event'", path, ts->line);
+  for (i = 0; i < c->ini->n; i++) {
+    const char *name = c->ini->sec[i].name;
+    int64_t n;
+    if (strncmp (name, "step.", 5) != 0)
+      continue;
+    if (parse_int64 (name + 5, 2, 99, &n) < 0) {
+      problem (pb, "%s:%d: [%s]: a step is [step.N] with N from 2 to 99 (the "
+               "campaign itself is step 1)", path, c->ini->sec[i].line, name);
+      continue;
+    }
+    if (n > max)
+      max = (int) n;
+  }
+  if (max < 2)
+    return;
+  c->steps = xcalloc ((size_t) max - 1, sizeof *c->steps);
+  c->n_steps = (size_t) max - 1;
+  for (i = 0; i < c->n_steps; i++) {
+    struct campaign_step *st = &c->steps[i];
+    char *sname = xasprintf ("step.%zu", i + 2), *templates = NULL;
+    const struct ini_section *sec = ini_section (c->ini, sname);
+
+    st->n = (int) i + 2;
+    if (!sec) {
+      problem (pb, "%s:1: [%s]: missing (steps go 2, 3, ... without gaps)",
+               path, sname);
+      free (sname);
+      continue;
+    }
+    for (j = 0; j < sec->n; j++)
+      step_key (c, st, sname, &sec->kv[j], &templates, pb);
+    if (!ini_get (sec, "after"))
+      problem (pb, "%s:%d: [%s]: missing key 'after' (how long after the "
+               "previous step was sent)", path, sec->line, sname);
+    if (templates) {
+      load_set (&st->set, templates, path, ini_line (sec, "templates"),
+                c->strict, pb);
+      free (templates);
+    }
+    free (sname);
+  }
 }
 
 /* The keys of [campaign] this module reads itself; the rest go to the
@@ -416,9 +616,11 @@ campaign_load (const char *path, const struct gateway *gw,
                  kv->key, err);
     }
   }
+  journey_sections (c, problems);
   for (i = 0; i < c->ini->n; i++) {
     const struct ini_section *sec = &c->ini->sec[i];
-    if (sec == cs)
+    if (sec == cs || strcmp (sec->name, "trigger") == 0
+        || strncmp (sec->name, "step.", 5) == 0)
       continue;
     if (sec->n == 0) {
       /* An empty [variant.X] is a variant of weight 1; other empty
@@ -519,6 +721,13 @@ campaign_free (struct campaign *c)
     free (c->variant_sets);
   }
   free_set (&c->base);
+  for (i = 0; i < c->n_steps; i++)
+    free_set (&c->steps[i].set);
+  free (c->steps);
+  for (i = 0; i < c->trigger.n_cancel_on; i++)
+    free (c->trigger.cancel_on[i]);
+  free (c->trigger.cancel_on);
+  free (c->trigger.event);
   free (c->id);
   free (c->name);
   free (c->segment);
@@ -558,9 +767,15 @@ cmd_lint (int argc, char **argv)
       fputs (pb.s ? pb.s : "", stderr);
       rc = 1;
     }
-    else
-      printf ("%s: ok (campaign %s, %zu channels, %zu variants)\n", argv[i],
+    else {
+      printf ("%s: ok (campaign %s, %zu channels, %zu variants", argv[i],
               c->id, c->n_channels, c->policy->n_variants);
+      if (c->trigger.event)
+        printf (", triggered by '%s'", c->trigger.event);
+      if (c->n_steps)
+        printf (", %zu steps", c->n_steps + 1);
+      printf (")\n");
+    }
     campaign_free (c);
   }
   strbuf_free (&pb);

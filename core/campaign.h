@@ -32,6 +32,38 @@ struct campaign_channel {
   const char *kind;                  /* conf->kind */
 };
 
+/* [trigger]: herald serve runs the campaign for each such event. */
+struct campaign_trigger {
+  char *event;               /* the event type, or NULL: not triggered */
+  int64_t delay;             /* seconds after the event's time */
+  char **cancel_on;          /* event types that cancel a waiting entry */
+  size_t n_cancel_on;
+  int64_t reenter;           /* -1: a customer enters once (reenter = no);
+                                else seconds after the last entry */
+};
+
+/* How a follow-up step picks its channel. */
+enum step_channel {
+  STEP_SAME,                 /* the channel the previous step used */
+  STEP_NEXT,                 /* the best usable one other than that */
+  STEP_NAMED                 /* one channel of the campaign */
+};
+
+/* Human events by which a customer ends a journey ([step.N] unless). */
+#define UNLESS_MAX 4
+extern const char *const campaign_unless_types[];   /* NULL-terminated */
+
+/* [step.N], N = 2, 3, ...: a follow-up after the previous step's message
+ * was sent.  The campaign itself is step 1. */
+struct campaign_step {
+  int n;
+  int64_t after;             /* seconds after the previous step was sent */
+  const char *unless[UNLESS_MAX + 1];  /* static strings, NULL-terminated */
+  enum step_channel channel;
+  int channel_idx;           /* STEP_NAMED: index into channels */
+  struct tmpl_set set;       /* its own templates (dir NULL: none) */
+};
+
 struct campaign {
   struct ini *ini;
   char *id;
@@ -50,6 +82,9 @@ struct campaign {
   struct tmpl_set base;      /* [campaign] templates */
   struct tmpl_set *variant_sets;     /* parallel to policy->variants; a
                                         set with dir NULL uses base */
+  struct campaign_trigger trigger;
+  struct campaign_step *steps;       /* steps[0] is [step.2] */
+  size_t n_steps;
 };
 
 /* The parts each channel kind needs: returns 1 when SET (with BASE as the
@@ -60,6 +95,20 @@ int campaign_has_parts (const struct campaign *c, const struct tmpl_set *set,
 /* The template for PART of VARIANT (NULL = none), or NULL when absent. */
 const struct tmpl_part *campaign_part (const struct campaign *c,
                                        const char *variant, const char *part);
+
+/* The same for step STEP (1 = the campaign's own templates): the step's
+ * folder first, then the variant's and the campaign's. */
+const struct tmpl_part *campaign_step_part (const struct campaign *c,
+                                            int step, const char *variant,
+                                            const char *part);
+
+/* [step.STEP], or NULL (step 1, or past the last). */
+const struct campaign_step *campaign_step (const struct campaign *c,
+                                           int step);
+
+/* Whether the campaign takes event type TYPE as its trigger or as one of
+ * its cancel_on events. */
+int campaign_cancels (const struct campaign *c, const char *type);
 
 /* Load PATH against the gateway GW.  Every problem found is appended to
  * PROBLEMS as one "file:line[:col]: message" line; returns NULL when there

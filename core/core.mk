@@ -4,7 +4,13 @@ herald_SOURCES += \
 	core/loader.c core/loader.h
 herald_SOURCES += \
 	core/campaign.c core/campaign.h \
-	core/run.c core/run.h core/jsonw.c core/jsonw.h \
+	core/run.c core/run.h core/journey.c core/journey.h \
+	core/jsonw.c core/jsonw.h \
 	core/token.c core/token.h core/serve.c core/serve.h \
 	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
 	plugins/common/hmac256.c plugins/common/hmac256.h
+
+# Journeys: triggered campaigns and follow-up steps through herald serve,
+# end to end in real time.
+TESTS += tests/journey/journey.py
+EXTRA_DIST += tests/journey/journey.py

@@ -385,6 +385,28 @@ print_text (json_t *r)
       }
     }
   }
+  {
+    json_t *steps = json_object_get (r, "steps");
+    json_int_t timers = 0;
+
+    json_array_foreach (steps, i, g)
+      timers += geti (g, "waiting") + geti (g, "fired") + geti (g, "exited")
+                + geti (g, "cancelled");
+    if (json_array_size (steps) > 1 || timers) {
+      printf ("\nJourney steps (entered: journeys that reached the step; "
+              "engaged: its messages\na person opened, clicked, replied to "
+              "or converted on):\n");
+      printf ("%-5s %8s %8s %8s %8s %8s %8s\n", "STEP", "ENTERED", "SENT",
+              "ENGAGED", "EXITED", "CANCELED", "WAITING");
+      json_array_foreach (steps, i, g)
+        printf ("%-5lld %8lld %8lld %8lld %8lld %8lld %8lld\n",
+                (long long) geti (g, "step"), (long long) geti (g, "entered"),
+                (long long) geti (g, "sent"), (long long) geti (g, "engaged"),
+                (long long) geti (g, "exited"),
+                (long long) geti (g, "cancelled"),
+                (long long) geti (g, "waiting"));
+    }
+  }
   printf ("\nEngagement counts each message once (see --json for event "
           "totals).\n");
 }
@@ -396,7 +418,7 @@ cmd_report (int argc, char **argv)
   char *store_path = NULL, err[1024];
   struct store *st = NULL;
   json_t *campaign = NULL, *counts = NULL, *engagement = NULL, *r = NULL;
-  json_t *conv = NULL;
+  json_t *conv = NULL, *steps = NULL;
   int i, json = 0, ret = 1, known;
 
   for (i = 1; i < argc; i++) {
@@ -442,7 +464,8 @@ cmd_report (int argc, char **argv)
   if ((known = store_campaign_get (st, id, &campaign)) < 0
       || store_campaign_counts (st, id, &counts) < 0
       || store_campaign_engagement (st, id, &engagement) < 0
-      || store_campaign_conversions (st, id, &conv) < 0) {
+      || store_campaign_conversions (st, id, &conv) < 0
+      || store_step_funnel (st, id, &steps) < 0) {
     fprintf (stderr, "herald: %s\n", store_error (st));
     goto out;
   }
@@ -452,6 +475,7 @@ cmd_report (int argc, char **argv)
     goto out;
   }
   r = build (id, campaign, counts, engagement, conv);
+  json_object_set (r, "steps", steps);
   if (json) {
     if (json_dumpf (r, stdout, JSON_INDENT (2) | JSON_PRESERVE_ORDER) < 0) {
       fprintf (stderr, "herald report: cannot write the report\n");
@@ -472,6 +496,7 @@ out:
   json_decref (counts);
   json_decref (engagement);
   json_decref (conv);
+  json_decref (steps);
   store_close (st);
   free (store_path);
   return ret;

@@ -871,7 +871,8 @@ enum exclusion {
   EX_NO_ADDRESS,
   EX_NO_CONSENT,
   EX_SUPPRESSED,
-  EX_FAILED
+  EX_FAILED,
+  EX_STEP                    /* a follow-up step's channel rule leaves it out */
 };
 
 struct cand {
@@ -892,6 +893,7 @@ exclusion_text (enum exclusion ex)
   case EX_NO_CONSENT: return "no consent";
   case EX_SUPPRESSED: return "suppressed";
   case EX_FAILED: return "failed permanently";
+  case EX_STEP: return "not this step's channel";
   case EX_CAPPED: case EX_CAPPED_ALL: return "capped";
   case EX_NONE: break;
   }
@@ -1134,6 +1136,8 @@ router_decide (const struct policy *p, const struct router_input *in,
       c->ex = EX_NO_CONSENT;
     else if (ic->suppressed)
       c->ex = EX_SUPPRESSED;
+    else if (ic->failed == 2)
+      c->ex = EX_STEP;
     else if (ic->failed)
       c->ex = EX_FAILED;
     else if (p->cap_all_period > 0 && in->sent_all >= p->cap_all_n)
@@ -1179,7 +1183,7 @@ router_decide (const struct policy *p, const struct router_input *in,
        * about this customer: the reason comes from the others. */
       for (i = 0; i < n; i++) {
         const char *r = exclusion_reason (cands[i].ex);
-        if (cands[i].ex == EX_NO_TEMPLATES)
+        if (cands[i].ex == EX_NO_TEMPLATES || cands[i].ex == EX_STEP)
           continue;
         if (same && strcmp (same, r) != 0)
           all_same = 0;

@@ -194,7 +194,9 @@ struct router_channel {
   int suppressed;            /* 1: the address is suppressed */
   int failed;                /* 1: this message already failed permanently
                                 (or the address proved invalid) on this
-                                channel: decide again for the fallback */
+                                channel: decide again for the fallback;
+                                2: a follow-up step's channel rule (same,
+                                next, a name) leaves this channel out */
   long sent;                 /* sends in this channel's cap window (see
                                 policy_cap); ignored without a cap */
   double population_rate;    /* router_population_rate; < 0 unknown */

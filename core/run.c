@@ -62,6 +62,8 @@ struct reason_count {
 struct due {
   char *key, *customer, *instance, *channel, *variant, *address, *parts;
   int attempts;
+  int step;                    /* 1: the campaign; 2, ...: [step.N] */
+  int64_t journey;             /* the journey instance, 0 for herald run */
   int64_t created;
   json_t *addr_j, *parts_j;
 };
@@ -121,6 +123,12 @@ struct run {
   int unsub_key_ready;
   struct token_key track_key;  /* derived from it: click and open links */
   int track_key_ready;
+  /* What is being planned: herald run plans step 1 of journey 0; herald
+   * serve sets these for each due journey step (run_fire). */
+  int step;
+  int64_t journey;
+  json_t *event;               /* the templates' event.*, or NULL */
+  int serve;                   /* in herald serve: the plugins stay loaded */
 };
 
 /* What planning one customer produced. */
@@ -343,6 +351,8 @@ render_context (struct run *r, json_t *cust)
       json_object_set (c, fields[i], v);
   }
   json_object_set_new (ctx, "customer", c);
+  if (r->event)
+    json_object_set (ctx, "event", r->event);
   if (!r->campaign_j)          /* the same for every customer: shared */
     r->campaign_j = str_object ("id", r->c->id, "name", r->c->name, NULL,
                                 NULL);
@@ -379,7 +389,8 @@ render_parts (struct run *r, json_t *cust, const char *kind,
   for (i = 0; parts[i] && !want_unsub; i++) {
     const struct tmpl_part *tp;
     if (strncmp (parts[i], kind, klen) == 0 && parts[i][klen] == '.'
-        && (tp = campaign_part (r->c, variant, parts[i])) && tp->may_unsubscribe)
+        && (tp = campaign_step_part (r->c, r->step, variant, parts[i]))
+        && tp->may_unsubscribe)
       want_unsub = 1;
   }
   if (want_unsub)
@@ -400,7 +411,7 @@ render_parts (struct run *r, json_t *cust, const char *kind,
 
     if (strncmp (parts[i], kind, klen) != 0 || parts[i][klen] != '.')
       continue;
-    tp = campaign_part (r->c, variant, parts[i]);
+    tp = campaign_step_part (r->c, r->step, variant, parts[i]);
     if (!tp)
       continue;
     liquid_buf_reset (&r->buf);
@@ -543,7 +554,11 @@ plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p)
   p->cidx = -1;
   if (!id)
     return -1;
-  snprintf (p->key, sizeof p->key, "%s:%d:%s", r->c->id, r->c->step, id);
+  if (r->journey)
+    snprintf (p->key, sizeof p->key, "%s:%d:%s:%lld", r->c->id, r->step, id,
+              (long long) r->journey);
+  else
+    snprintf (p->key, sizeof p->key, "%s:%d:%s", r->c->id, r->step, id);
 
   if (r->c->segment_expr) {
     struct liquid_error lerr;
@@ -650,6 +665,8 @@ due_add (void *data, const struct outbox_row *row)
   d->parts = dupn (row->parts);
   d->attempts = row->attempts;
   d->created = row->created;
+  d->step = row->step;
+  d->journey = row->journey;
   return 0;
 }
 
@@ -667,6 +684,8 @@ due_add_plan (struct due_list *l, struct run *r, const char *customer,
   d->variant = dupn (p->d.variant);
   d->attempts = 0;
   d->created = r->now;
+  d->step = r->step;
+  d->journey = r->journey;
   d->addr_j = json_incref (p->address);
   d->parts_j = json_incref (p->parts);
 }
@@ -717,7 +736,8 @@ record_plan (struct run *r, json_t *cust, struct plan *p, int fresh)
   memset (&row, 0, sizeof row);
   row.key = p->key;
   row.campaign = r->c->id;
-  row.step = r->c->step;
+  row.step = r->step;
+  row.journey = r->journey;
   row.customer = id;
   row.variant = p->d.variant;
   row.trace = p->d.trace;
@@ -939,6 +959,62 @@ channel_index (struct run *r, const char *instance)
   return -1;
 }
 
+/* ---- journeys ----------------------------------------------------- */
+
+/* Plan step STEP of journey JOURNEY of CUSTOMER: the key, the step's
+ * templates and the trigger event (from the journey's step 1 timer) for
+ * plan_customer.  0, or -1 on a store error.  Undo with journey_leave. */
+static int
+journey_enter (struct run *r, const char *customer, int step, int64_t journey)
+{
+  char *ev = NULL;
+
+  r->step = step;
+  r->journey = journey;
+  json_decref (r->event);
+  r->event = NULL;
+  if (journey || step > 1) {
+    int g = store_journey_event (r->st, r->c->id, customer, journey, &ev);
+    if (g < 0)
+      return -1;
+    if (ev) {
+      json_error_t jerr;
+      r->event = json_loads (ev, 0, &jerr);
+      free (ev);
+    }
+  }
+  return 0;
+}
+
+static void
+journey_leave (struct run *r)
+{
+  r->step = 1;
+  r->journey = 0;
+  json_decref (r->event);
+  r->event = NULL;
+}
+
+/* A message D of step N was sent: queue step N + 1, if the campaign has
+ * one, after its delay.  In the transaction that records the send, so a
+ * crash never loses the follow-up nor queues it twice. */
+static int
+queue_next_step (struct run *r, const struct due *d)
+{
+  const struct campaign_step *next = campaign_step (r->c, d->step + 1);
+  struct store_timer t;
+
+  if (!next)
+    return 0;
+  memset (&t, 0, sizeof t);
+  t.campaign = r->c->id;
+  t.customer = d->customer;
+  t.instance = d->journey;
+  t.step = d->step + 1;
+  t.due = r->now + next->after;
+  return store_timer_add (r->st, &t) < 0 ? -1 : 0;
+}
+
 /* After a permanent failure on channel CIDX: route the same message to the
  * next best usable channel (one message per customer and step, never two:
  * the row is re-routed, not duplicated).  Returns 1 when re-routed. */
@@ -968,12 +1044,18 @@ fallback (struct run *r, struct due *d, int cidx)
     }
   }
   failed[cidx] = 1;
-  if (plan_customer (r, cust, failed, &p) < 0 || p.d.outcome != ROUTER_SEND
-      || p.cidx < 0 || p.render_error) {
+  if (journey_enter (r, d->customer, d->step, d->journey) < 0) {
+    json_decref (cust);
+    return 0;
+  }
+  rc = plan_customer (r, cust, failed, &p);
+  journey_leave (r);
+  if (rc < 0 || p.d.outcome != ROUTER_SEND || p.cidx < 0 || p.render_error) {
     plan_clear (&p);
     json_decref (cust);
     return 0;
   }
+  rc = 0;
   {
     json_t *fl = json_array ();
     size_t i;
@@ -985,7 +1067,8 @@ fallback (struct run *r, struct due *d, int cidx)
   memset (&row, 0, sizeof row);
   row.key = d->key;
   row.campaign = r->c->id;
-  row.step = r->c->step;
+  row.step = d->step;
+  row.journey = d->journey;
   row.customer = d->customer;
   row.channel = r->c->channels[p.cidx].kind;
   row.instance = r->c->channels[p.cidx].conf->name;
@@ -1129,7 +1212,8 @@ batch_record (struct run *r, struct batch *b)
     case HERALD_SENT:
       /* The router sees this send through store_customer_events. */
       if (store_outbox_update (r->st, d->key, "sent", attempts, 0,
-                               x->provider_id, NULL, detail) < 0)
+                               x->provider_id, NULL, detail) < 0
+          || queue_next_step (r, d) < 0)
         goto store_fail;
       r->per[cidx].sent++;
       r->total.sent++;
@@ -1511,6 +1595,219 @@ dispatch_due (struct run *r)
   }
 }
 
+/* ---- herald serve's side: journey steps ----------------------------- */
+
+static int open_run (struct run *r, const char *campaign_path,
+                     int open_channels);
+static void close_run (struct run *r);
+
+struct run *
+run_serve_open (const char *campaign_path)
+{
+  struct run *r = xcalloc (1, sizeof *r);
+
+  r->lock_fd = -1;
+  r->serve = 1;
+  if (open_run (r, campaign_path, 2) < 0) {
+    close_run (r);
+    free (r);
+    return NULL;
+  }
+  return r;
+}
+
+void
+run_serve_close (struct run *r)
+{
+  if (!r)
+    return;
+  close_run (r);
+  free (r);
+}
+
+const struct campaign *
+run_serve_campaign (const struct run *r)
+{
+  return r->c;
+}
+
+struct store *
+run_serve_store (const struct run *r)
+{
+  return r->st;
+}
+
+int
+run_serve_lock (struct run *r)
+{
+  if (flock (r->lock_fd, LOCK_EX | LOCK_NB) == 0)
+    return 1;
+  return errno == EWOULDBLOCK ? 0 : -1;
+}
+
+void
+run_serve_unlock (struct run *r)
+{
+  flock (r->lock_fd, LOCK_UN);
+}
+
+/* The key of step STEP of the journey into BUF. */
+static void
+journey_key (const struct run *r, int step, const char *customer,
+             int64_t journey, char *buf, size_t len)
+{
+  if (journey)
+    snprintf (buf, len, "%s:%d:%s:%lld", r->c->id, step, customer,
+              (long long) journey);
+  else
+    snprintf (buf, len, "%s:%d:%s", r->c->id, step, customer);
+}
+
+/* The channel mask of a follow-up: which channels the step must not use,
+ * from the channel the previous step's message went on. */
+static void
+step_channels (struct run *r, const struct campaign_step *cs,
+               const struct outbox_row *prev, int *failed)
+{
+  int pidx = prev && prev->instance ? channel_index (r, prev->instance) : -1;
+  size_t i;
+
+  /* 2: left out by the step's rule (router.h), not a failure. */
+  switch (cs->channel) {
+  case STEP_SAME:
+    for (i = 0; pidx >= 0 && i < r->c->n_channels; i++)
+      failed[i] = (int) i != pidx ? 2 : 0;
+    break;
+  case STEP_NEXT:
+    if (pidx >= 0)
+      failed[pidx] = 2;
+    break;
+  case STEP_NAMED:
+    for (i = 0; i < r->c->n_channels; i++)
+      failed[i] = (int) i != cs->channel_idx ? 2 : 0;
+    break;
+  }
+}
+
+int
+run_fire (struct run *r, const struct store_timer *t, char *what, size_t len)
+{
+  const struct campaign_step *cs = campaign_step (r->c, t->step);
+  int failed[ROUTER_MAX_CHANNELS] = { 0 };
+  struct outbox_row *first = NULL, *prev = NULL;
+  struct due_list fresh = { 0 };
+  const char *state = "fired";
+  char reason[256] = "", key[512];
+  json_t *cust = NULL;
+  struct plan p;
+  int rc = -1, planned = 0;
+
+  memset (&p, 0, sizeof p);
+  r->now = now_seconds ();
+  if (store_begin (r->st) < 0)
+    goto store_fail;
+  if (journey_enter (r, t->customer, t->step, t->instance) < 0)
+    goto store_fail;
+  cust = store_customer_get (r->st, t->customer);
+  if (!cust) {
+    if (*store_error (r->st))
+      goto store_fail;
+    snprintf (reason, sizeof reason, "no such customer");
+    goto done;
+  }
+  if (cs) {
+    char found[32];
+    int64_t since;
+    int e;
+
+    journey_key (r, 1, t->customer, t->instance, key, sizeof key);
+    if (store_outbox_get (r->st, key, &first) < 0)
+      goto store_fail;
+    journey_key (r, t->step - 1, t->customer, t->instance, key, sizeof key);
+    if (store_outbox_get (r->st, key, &prev) < 0)
+      goto store_fail;
+    since = first && first->sent_at ? first->sent_at : t->entered;
+    e = store_journey_engaged (r->st, r->c->id, t->customer, t->instance,
+                               since, cs->unless, found, sizeof found);
+    if (e < 0)
+      goto store_fail;
+    if (e == 1) {
+      state = "exited";
+      snprintf (reason, sizeof reason, "unless: %s", found);
+      goto done;
+    }
+    step_channels (r, cs, prev, failed);
+  }
+  if (plan_customer (r, cust, failed, &p) < 0) {
+    snprintf (reason, sizeof reason, "%s",
+              p.render_error ? p.render_error : "cannot plan");
+    goto done;
+  }
+  if (!p.in_segment) {
+    snprintf (reason, sizeof reason, "not in the segment");
+    goto done;
+  }
+  {
+    int fresh_row = r->c->at_least_once && p.d.outcome == ROUTER_SEND
+                    && p.cidx >= 0 && !p.render_error;
+    int ins = record_plan (r, cust, &p, fresh_row);
+
+    if (ins < 0)
+      goto store_fail;
+    if (fresh_row && ins == 0)
+      due_add_plan (&fresh, r, t->customer, &p);
+    if (ins == 0)
+      count_plan (r, &p);
+    planned = 1;
+  }
+  snprintf (reason, sizeof reason, "%s",
+            p.render_error ? "render_error"
+            : p.d.outcome == ROUTER_SEND ? p.d.channel
+            : p.d.outcome == ROUTER_DEFER ? "deferred (quiet hours)"
+            : p.d.outcome == ROUTER_HOLD ? "held_out"
+            : p.d.reason ? p.d.reason : "skipped");
+done:
+  if (store_timer_done (r->st, t->id, state, reason) < 0
+      || store_commit (r->st) < 0)
+    goto store_fail;
+  snprintf (what, len, "%s%s%s", planned ? "" : state, planned ? "" : ": ",
+            reason);
+  /* Committed as "sending": to its plugin now (at least once). */
+  send_fresh (r, &fresh);
+  rc = 0;
+  goto out;
+
+store_fail:
+  snprintf (what, len, "%s", store_error (r->st));
+  store_rollback (r->st);
+out:
+  due_free (&fresh);
+  plan_clear (&p);
+  journey_leave (r);
+  json_decref (cust);
+  store_row_free (first);
+  store_row_free (prev);
+  return rc;
+}
+
+long
+run_serve_dispatch (struct run *r, char *err, size_t len)
+{
+  long n = dispatch_due (r);
+
+  land_all (r);
+  *err = '\0';
+  if (r->channel_error)
+    snprintf (err, len, "%s", r->channel_error_msg);
+  else if (r->store_error)
+    snprintf (err, len, "%s", store_error (r->st));
+  /* A long-running process: the next tick tries again (a broken channel
+   * stays broken in this process). */
+  r->channel_error = 0;
+  r->store_error = 0;
+  return n;
+}
+
 /* ---- the commands ------------------------------------------------- */
 
 static void
@@ -1616,7 +1913,9 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
   if (open_channels) {
     char *lock = xasprintf ("%s.%s.lock", r->gw->store_path, r->c->id);
     r->lock_fd = open_private (lock, O_RDWR | O_CLOEXEC);
-    if (r->lock_fd < 0 || flock (r->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    /* herald serve (OPEN_CHANNELS 2) takes it tick by tick: run_serve_lock. */
+    if (r->lock_fd < 0
+        || (open_channels == 1 && flock (r->lock_fd, LOCK_EX | LOCK_NB) < 0)) {
       fprintf (stderr, "herald: campaign %s is already running on %s (lock "
                "%s: %s)\n", r->c->id, r->gw->store_path, lock,
                r->lock_fd < 0 ? strerror (errno) : "held by another process");
@@ -1655,6 +1954,7 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
     }
   }
   liquid_buf_init (&r->buf);
+  r->step = 1;
   r->now = now_seconds ();
   if (r->c->policy->kind == POLICY_ENGAGEMENT
       && store_channel_stats (r->st, r->now - r->c->policy->window, &r->pop) < 0) {
@@ -1685,6 +1985,7 @@ close_run (struct run *r)
   json_decref (r->pop);
   json_decref (r->variants);
   json_decref (r->campaign_j);
+  json_decref (r->event);
   liquid_buf_free (&r->buf);
   if (r->unsub_key_ready)
     token_key_free (&r->unsub_key);
@@ -1693,7 +1994,8 @@ close_run (struct run *r)
   store_close (r->st);
   campaign_free (r->c);
   config_gateway_free (r->gw);
-  loader_unload_all ();
+  if (!r->serve)
+    loader_unload_all ();
 }
 
 static void
@@ -1749,6 +2051,12 @@ cmd_run (int argc, char **argv)
 
   if (open_run (&r, path, !r.dry_run) < 0)
     goto out;
+  if (r.c->trigger.event) {
+    fprintf (stderr, "herald: %s: campaign %s has a [trigger]: herald serve "
+             "runs it for each '%s' event (herald serve %s)\n", path,
+             r.c->id, r.c->trigger.event, path);
+    goto out;
+  }
   r.verbose_progress = isatty (2);
   if (r.dry_run) {
     if (r.c->policy->n_variants)
@@ -1837,21 +2145,79 @@ static int
 preview_usage (FILE *fp, int rc)
 {
   fprintf (fp,
-           "Usage: herald [-c GATEWAY.ini] preview CAMPAIGN.ini --customer ID\n\n"
+           "Usage: herald [-c GATEWAY.ini] preview CAMPAIGN.ini --customer ID "
+           "[--event JSON]\n\n"
            "Shows the channel decision for one customer with its reason, and\n"
-           "the rendered parts.  Changes nothing.\n");
+           "the rendered parts.  Changes nothing.  With [step.N], each step in\n"
+           "turn, as it goes when the customer does none of its unless events.\n"
+           "--event gives a triggered campaign's event properties (event.*).\n");
   return rc;
+}
+
+/* Print one step's decision and rendered parts. */
+static void
+preview_print (struct run *r, const struct plan *p)
+{
+  static const char *const outcomes[] = { "send", "defer", "skip", "hold out" };
+
+  printf ("key: %s\n", p->key);
+  if (!p->in_segment) {
+    printf ("decision: not in the audience (segment: %s)\n", r->c->segment);
+    return;
+  }
+  printf ("decision: %s", outcomes[p->d.outcome]);
+  if (p->d.channel)
+    printf (" via %s", p->d.channel);
+  if (p->d.reason)
+    printf (" (%s)", p->d.reason);
+  if (p->d.outcome == ROUTER_DEFER) {
+    char t[64];
+    fmt_time (p->d.until, t, sizeof t);
+    printf (" until %s", t);
+  }
+  printf ("\nreason: %s\n", p->d.trace);
+  if (p->d.variant)
+    printf ("variant: %s\n", p->d.variant);
+  if (p->d.n_fallback) {
+    size_t k;
+    printf ("fallback:");
+    for (k = 0; k < p->d.n_fallback; k++)
+      printf (" %s", p->d.fallback[k]);
+    printf ("\n");
+  }
+  if (p->address) {
+    size_t k;
+    json_t *v;
+    printf ("to:");
+    json_array_foreach (p->address, k, v)
+      printf (" %s", jstr (v, "value"));
+    printf ("\n");
+  }
+  if (p->render_error)
+    printf ("render error: %s\n", p->render_error);
+  if (p->parts) {
+    const char *k;
+    json_t *v;
+    json_object_foreach (p->parts, k, v) {
+      if (k[0] == '_')
+        continue;
+      printf ("--- %s ---\n%s", k, json_string_value (v));
+      if (json_string_length (v) == 0
+          || json_string_value (v)[json_string_length (v) - 1] != '\n')
+        printf ("\n");
+    }
+  }
 }
 
 int
 cmd_preview (int argc, char **argv)
 {
   struct run r;
-  const char *path = NULL, *id = NULL;
+  const char *path = NULL, *id = NULL, *event = NULL;
   json_t *cust = NULL;
   struct plan p;
-  int i, rc = 1;
-  static const char *const outcomes[] = { "send", "defer", "skip", "hold out" };
+  int i, rc = 1, prev_cidx = -1;
+  size_t k;
 
   memset (&r, 0, sizeof r);
   r.lock_fd = -1;
@@ -1861,6 +2227,8 @@ cmd_preview (int argc, char **argv)
       return preview_usage (stdout, 0);
     else if (strcmp (argv[i], "--customer") == 0 && i + 1 < argc)
       id = argv[++i];
+    else if (strcmp (argv[i], "--event") == 0 && i + 1 < argc)
+      event = argv[++i];
     else if (argv[i][0] == '-' || path)
       return preview_usage (stderr, EXIT_USAGE);
     else
@@ -1877,57 +2245,66 @@ cmd_preview (int argc, char **argv)
              r.gw->store_path);
     goto out;
   }
-  if (plan_customer (&r, cust, NULL, &p) < 0) {
-    fprintf (stderr, "herald: %s\n", p.render_error ? p.render_error : "cannot plan");
-    goto out;
-  }
-  printf ("customer: %s\ncampaign: %s\nkey: %s\n", id, r.c->id, p.key);
-  if (!p.in_segment) {
-    printf ("decision: not in the audience (segment: %s)\n", r.c->segment);
-    rc = 0;
-    goto out;
-  }
-  printf ("decision: %s", outcomes[p.d.outcome]);
-  if (p.d.channel)
-    printf (" via %s", p.d.channel);
-  if (p.d.reason)
-    printf (" (%s)", p.d.reason);
-  if (p.d.outcome == ROUTER_DEFER) {
-    char t[64];
-    fmt_time (p.d.until, t, sizeof t);
-    printf (" until %s", t);
-  }
-  printf ("\nreason: %s\n", p.d.trace);
-  if (p.d.variant)
-    printf ("variant: %s\n", p.d.variant);
-  if (p.d.n_fallback) {
-    size_t k;
-    printf ("fallback:");
-    for (k = 0; k < p.d.n_fallback; k++)
-      printf (" %s", p.d.fallback[k]);
-    printf ("\n");
-  }
-  if (p.address) {
-    size_t k;
-    json_t *v;
-    printf ("to:");
-    json_array_foreach (p.address, k, v)
-      printf (" %s", jstr (v, "value"));
-    printf ("\n");
-  }
-  if (p.render_error)
-    printf ("render error: %s\n", p.render_error);
-  if (p.parts) {
-    const char *k;
-    json_t *v;
-    json_object_foreach (p.parts, k, v) {
-      if (k[0] == '_')
-        continue;
-      printf ("--- %s ---\n%s", k, json_string_value (v));
-      if (json_string_length (v) == 0
-          || json_string_value (v)[json_string_length (v) - 1] != '\n')
-        printf ("\n");
+  /* A triggered campaign sees its event: the properties given, with the
+   * type and the time of now. */
+  if (r.c->trigger.event || event) {
+    json_error_t jerr;
+    char at[32];
+    time_t t = (time_t) r.now;
+    struct tm tm;
+
+    r.event = event ? json_loads (event, 0, &jerr) : json_object ();
+    if (!json_is_object (r.event)) {
+      fprintf (stderr, "herald preview: --event: not a JSON object of the "
+               "event's properties: %s\n", event);
+      rc = EXIT_USAGE;
+      goto out;
     }
+    gmtime_r (&t, &tm);
+    strftime (at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (r.c->trigger.event)
+      json_object_set_new (r.event, "type", json_string (r.c->trigger.event));
+    json_object_set_new (r.event, "at", json_string (at));
+  }
+  printf ("customer: %s\ncampaign: %s\n", id, r.c->id);
+  if (r.c->trigger.event)
+    printf ("trigger: a '%s' event, then %lld s\n", r.c->trigger.event,
+            (long long) r.c->trigger.delay);
+  /* Each step as it would go if the one before was sent and the customer
+   * did none of its unless events. */
+  for (k = 0; k <= r.c->n_steps; k++) {
+    int failed[ROUTER_MAX_CHANNELS] = { 0 };
+
+    r.step = (int) k + 1;
+    if (r.c->n_steps)
+      printf ("%s== step %d ==\n", k ? "\n" : "", r.step);
+    if (k) {
+      const struct campaign_step *cs = &r.c->steps[k - 1];
+      struct outbox_row prev;
+      size_t u;
+
+      memset (&prev, 0, sizeof prev);
+      if (prev_cidx >= 0)
+        prev.instance = r.c->channels[prev_cidx].conf->name;
+      step_channels (&r, cs, prev_cidx >= 0 ? &prev : NULL, failed);
+      printf ("after: %lld s", (long long) cs->after);
+      for (u = 0; cs->unless[u]; u++)
+        printf ("%s%s", u ? ", " : "; unless: ", cs->unless[u]);
+      printf ("; channel: %s\n", cs->channel == STEP_SAME ? "same"
+                                 : cs->channel == STEP_NEXT ? "next"
+                                 : r.c->channels[cs->channel_idx].conf->name);
+      plan_clear (&p);
+    }
+    if (plan_customer (&r, cust, failed, &p) < 0) {
+      fprintf (stderr, "herald: %s\n", p.render_error ? p.render_error
+                                                      : "cannot plan");
+      goto out;
+    }
+    preview_print (&r, &p);
+    if (!p.in_segment || p.d.outcome == ROUTER_SKIP
+        || p.d.outcome == ROUTER_HOLD)
+      break;                 /* the journey ends here */
+    prev_cidx = p.cidx;
   }
   rc = 0;
 out:

@@ -7,4 +7,35 @@ int cmd_run (int argc, char **argv);
 /* herald preview CAMPAIGN.ini --customer ID */
 int cmd_preview (int argc, char **argv);
 
+/* herald serve's side: one struct run per campaign it serves, sending
+ * journey steps through the same planning, outbox, lanes and plugins as
+ * herald run. */
+struct run;
+struct store;
+struct store_timer;
+struct campaign;
+
+/* Load CAMPAIGN_PATH, open the store and the channels (errors printed).
+ * NULL on failure. */
+struct run *run_serve_open (const char *campaign_path);
+void run_serve_close (struct run *r);
+const struct campaign *run_serve_campaign (const struct run *r);
+struct store *run_serve_store (const struct run *r);
+
+/* The campaign's run lock (one process works a campaign at a time): 1
+ * taken, 0 held by another process (a herald run), -1 error. */
+int run_serve_lock (struct run *r);
+void run_serve_unlock (struct run *r);
+
+/* Fire the due step T: plan, render and record its message (or record
+ * why not: an unless event, no customer, out of segment) and mark T done
+ * in one transaction, then send the message.  WHAT gets a short account.
+ * 0, or -1 on a store error (T stays waiting; WHAT says why). */
+int run_fire (struct run *r, const struct store_timer *t, char *what,
+              size_t len);
+
+/* Send the campaign's due rows (retries, quiet hours): the count handled,
+ * or -1 with ERR set. */
+long run_serve_dispatch (struct run *r, char *err, size_t len);
+
 #endif

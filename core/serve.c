@@ -46,6 +46,7 @@
 #include "import.h"
 #include "loader.h"
 #include "main.h"
+#include "journey.h"
 #include "serve.h"
 #include "store.h"
 #include "token.h"
@@ -731,14 +732,18 @@ static int
 serve_usage (FILE *fp, int rc)
 {
   fprintf (fp,
-           "Usage: herald [-c GATEWAY.ini] serve [--listen HOST:PORT]\n\n"
+           "Usage: herald [-c GATEWAY.ini] serve [--listen HOST:PORT] "
+           "[CAMPAIGN.ini...]\n\n"
            "Runs the tracking server: the one-click unsubscribe links of the\n"
            "messages (base_url/u/...), their tracked links (base_url/c/...)\n"
            "and open pixels (base_url/o/...), the providers' callbacks for each\n"
            "channel (base_url/inbound/NAME/...) and, with [tracking]\n"
            "events_token, POST /events (JSON lines, as events import reads).\n"
            "Listens on [tracking] listen (default 127.0.0.1:8025) until\n"
-           "SIGTERM or SIGINT.\n");
+           "SIGTERM or SIGINT.\n\n"
+           "With campaigns, also runs their journeys: a campaign with a\n"
+           "[trigger] for each such event, and the follow-up [step.N] of\n"
+           "every campaign listed, from the timer queue in the store.\n");
   return rc;
 }
 
@@ -789,6 +794,9 @@ cmd_serve (int argc, char **argv)
   char err[2048];
   sigset_t stop, old;
   struct timespec tick = { 1, 0 };
+  struct journeys *jr = NULL;
+  char **campaigns = NULL;
+  int n_campaigns = 0;
   int64_t per_client = SERVE_PER_CLIENT;
   unsigned max_conns;
   size_t i;
@@ -797,18 +805,27 @@ cmd_serve (int argc, char **argv)
   memset (&sv, 0, sizeof sv);
   pthread_mutex_init (&sv.lock, NULL);
   for (i = 1; i < (size_t) argc; i++) {
-    if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
+    if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
+      free (campaigns);
       return serve_usage (stdout, 0);
+    }
     else if (strcmp (argv[i], "--listen") == 0 && i + 1 < (size_t) argc)
       listen = argv[++i];
+    else if (argv[i][0] != '-') {
+      campaigns = xrealloc (campaigns, (size_t) (n_campaigns + 1)
+                                       * sizeof *campaigns);
+      campaigns[n_campaigns++] = argv[i];
+    }
     else {
       fprintf (stderr, "herald serve: unexpected argument '%s'\n", argv[i]);
+      free (campaigns);
       return serve_usage (stderr, EXIT_USAGE);
     }
   }
   sv.gw = config_gateway_load (main_config_path, err, sizeof err);
   if (!sv.gw) {
     fprintf (stderr, "herald: %s\n", err);
+    free (campaigns);
     return 1;
   }
   tsec = ini_section (sv.gw->ini, "tracking");
@@ -890,6 +907,17 @@ cmd_serve (int argc, char **argv)
     }
   }
 
+  /* The journeys of the campaigns listed: this thread works their timer
+   * queue between signals, five times a second (a step fires within
+   * 200 ms of being due, plus the time to send what came before it). */
+  if (n_campaigns) {
+    jr = journeys_open (campaigns, n_campaigns);
+    if (!jr)
+      goto out;
+    tick.tv_sec = 0;
+    tick.tv_nsec = 200 * 1000 * 1000;
+  }
+
   /* The server's thread inherits the blocked signals; this one waits. */
   sigemptyset (&stop);
   sigaddset (&stop, SIGTERM);
@@ -939,12 +967,15 @@ cmd_serve (int argc, char **argv)
     if (n)
       fprintf (stderr, "herald serve: closed %ld connection%s too slow to "
                "send a request\n", n, n == 1 ? "" : "s");
+    journeys_tick (jr);
   }
   MHD_stop_daemon (d);
   pthread_sigmask (SIG_SETMASK, &old, NULL);
   printf ("herald serve: stopped (%s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   rc = 0;
 out:
+  journeys_close (jr);       /* lands the batches in flight */
+  free (campaigns);
   for (i = 0; sv.ch && i < sv.gw->n_channels; i++)
     channel_close (sv.ch[i]);
   free (sv.ch);

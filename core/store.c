@@ -35,13 +35,17 @@ enum {
   Q_OB_ADDRESS, Q_SENT_COUNT, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
   Q_CAMP_CONVERSIONS,
   Q_CAMP_START, Q_CAMP_FINISH, Q_CAMP_GET,
+  Q_TIMER_ADD, Q_TIMERS_DUE, Q_TIMER_DONE, Q_TIMER_CANCEL, Q_JOURNEY_LAST,
+  Q_EVENTS_AFTER, Q_META_GET, Q_META_SET, Q_JOURNEY_ENGAGED, Q_TIMER_NEXT,
+  Q_TIMER_STATS, Q_STEP_FUNNEL, Q_STEP_OUTBOX, Q_STEP_ENGAGED,
+  Q_JOURNEY_EVENT, Q_EVENTS_LAST,
   Q_N
 };
 
 #define OUTBOX_COLS \
   "key, campaign, step, customer, channel, instance, variant, state, reason, " \
   "attempts, next_at, created, updated, sent_at, provider_id, error, detail, " \
-  "address, parts, trace"
+  "address, parts, trace, journey"
 
 static const char *const sql_text[Q_N] = {
   [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -121,7 +125,7 @@ static const char *const sql_text[Q_N] = {
     "WHERE o.key = ?2 || ':' || ?3 || ':' || c.id) ORDER BY c.id LIMIT ?4",
   [Q_OB_INSERT] =
     "INSERT INTO outbox (" OUTBOX_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-    "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) "
+    "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) "
     "ON CONFLICT (key) DO NOTHING",
   /* Rendered parts are kept while a row may still be sent, so a resend
    * after a crash sends the same bytes; once sent (or dead) they are
@@ -189,6 +193,66 @@ static const char *const sql_text[Q_N] = {
   [Q_CAMP_GET] =
     "SELECT id, name, status, runs, first_started, last_started, finished "
     "FROM campaigns WHERE id = ?1",
+  /* The timer queue: one row per (journey, step), so a step is queued and
+   * fired once whatever repeats the event or a restart. */
+  [Q_TIMER_ADD] =
+    "INSERT INTO timers (campaign, customer, instance, step, due, state, "
+    "entered, event, created, updated) SELECT ?1, ?2, ?3, ?4, ?5, 'waiting', "
+    "coalesce (?6, (SELECT entered FROM timers WHERE campaign = ?1 "
+    "AND customer = ?2 AND instance = ?3 AND step = 1), ?8), "
+    "coalesce (?7, (SELECT event FROM timers WHERE campaign = ?1 "
+    "AND customer = ?2 AND instance = ?3 AND step = 1)), ?8, ?8 WHERE 1 "
+    "ON CONFLICT (campaign, customer, instance, step) DO NOTHING",
+  [Q_EVENTS_LAST] = "SELECT coalesce (max (id), 0) FROM events",
+  [Q_JOURNEY_EVENT] =
+    "SELECT event FROM timers WHERE campaign = ?1 AND customer = ?2 "
+    "AND instance = ?3 AND step = 1",
+  [Q_TIMERS_DUE] =
+    "SELECT id, campaign, customer, instance, step, due, entered, event "
+    "FROM timers WHERE state = 'waiting' AND due <= ?2 AND campaign = ?1 "
+    "ORDER BY due, id LIMIT ?3",
+  [Q_TIMER_DONE] =
+    "UPDATE timers SET state = ?2, reason = ?3, updated = ?4 "
+    "WHERE id = ?1 AND state = 'waiting'",
+  [Q_TIMER_CANCEL] =
+    "UPDATE timers SET state = 'cancelled', reason = ?4, updated = ?5 "
+    "WHERE campaign = ?1 AND customer = ?2 AND state = 'waiting' "
+    "AND entered <= ?3",
+  [Q_JOURNEY_LAST] =
+    "SELECT instance, entered FROM timers WHERE campaign = ?1 "
+    "AND customer = ?2 AND step = 1 ORDER BY instance DESC LIMIT 1",
+  [Q_EVENTS_AFTER] =
+    "SELECT id, customer, channel, type, at, campaign, message_key, detail, "
+    "machine FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+  [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+  [Q_META_SET] =
+    "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+  /* A person's event of one of the types ?4.. on a message of this
+   * journey (or naming the campaign without a message) since ?5. */
+  [Q_JOURNEY_ENGAGED] =
+    "SELECT type FROM events WHERE customer = ?2 AND at >= ?5 "
+    "AND machine IS NULL AND type IN (?6, ?7, ?8, ?9) "
+    "AND (message_key IN (SELECT key FROM outbox WHERE customer = ?2 "
+    "AND campaign = ?1 AND coalesce(journey, 0) = ?3) "
+    "OR (message_key IS NULL AND campaign = ?1)) ORDER BY at, id LIMIT 1",
+  [Q_TIMER_NEXT] =
+    "SELECT min(due) FROM timers WHERE state = 'waiting' AND campaign = ?1",
+  [Q_TIMER_STATS] =
+    "SELECT count(*), min(due) FROM timers WHERE state = 'waiting' "
+    "AND due <= ?1",
+  [Q_STEP_FUNNEL] =
+    "SELECT step, state, count(*) FROM timers "
+    "WHERE campaign = ?1 GROUP BY 1, 2 ORDER BY 1, 2",
+  [Q_STEP_OUTBOX] =
+    "SELECT step, count(*), sum(state = 'sent') FROM outbox "
+    "WHERE campaign = ?1 GROUP BY 1 ORDER BY 1",
+  /* Messages of each step that a person (not a machine) engaged with. */
+  [Q_STEP_ENGAGED] =
+    "SELECT o.step, count(DISTINCT o.key) FROM outbox o JOIN events e "
+    "ON e.message_key = o.key WHERE o.campaign = ?1 AND e.machine IS NULL "
+    "AND e.type IN ('opened', 'clicked', 'replied', 'converted') "
+    "GROUP BY 1 ORDER BY 1",
 };
 
 /* The customers table's secondary indexes.  A bulk import drops and
@@ -277,6 +341,21 @@ static const char *const migrations[] = {
   "CREATE UNIQUE INDEX events_once ON events (customer, type, at,"
   " coalesce(channel, ''), coalesce(campaign, ''),"
   " coalesce(message_key, '')) WHERE at_ms IS NULL;",
+  /* 3 -> 4: journeys.  The timer queue of herald serve: a triggered
+   * campaign's entries (step 1, due the event's time plus the delay) and
+   * every campaign's follow-up steps (due after the previous step was
+   * sent).  One row per (campaign, customer, instance, step): instance
+   * numbers a customer's entries into a triggered campaign (0 for a
+   * campaign that herald run sends).  outbox.journey: the instance of a
+   * message, NULL for herald run's. */
+  "CREATE TABLE timers ("
+  " id INTEGER PRIMARY KEY, campaign TEXT NOT NULL, customer TEXT NOT NULL,"
+  " instance INTEGER NOT NULL, step INTEGER NOT NULL, due INTEGER NOT NULL,"
+  " state TEXT NOT NULL, reason TEXT, entered INTEGER NOT NULL,"
+  " event TEXT, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+  " UNIQUE (campaign, customer, instance, step));"
+  "CREATE INDEX timers_due ON timers (campaign, state, due);"
+  "ALTER TABLE outbox ADD COLUMN journey INTEGER;",
 };
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))
 _Static_assert (sizeof migrations / sizeof migrations[0]
@@ -1417,6 +1496,10 @@ store_outbox_insert (struct store *st, const struct outbox_row *row)
   bind_text (s, 18, row->address);
   bind_text (s, 19, row->parts);
   bind_text (s, 20, row->trace);
+  if (row->journey)
+    sqlite3_bind_int64 (s, 21, row->journey);
+  else
+    sqlite3_bind_null (s, 21);
   if (run (st, s, "inserting an outbox row") < 0)
     return -1;
   /* ON CONFLICT DO NOTHING: no change means the key was already there. */
@@ -1526,6 +1609,7 @@ row_from (sqlite3_stmt *s)
   r->address = col_strdup (s, 17);
   r->parts = col_strdup (s, 18);
   r->trace = col_strdup (s, 19);
+  r->journey = sqlite3_column_int64 (s, 20);
   return r;
 }
 
@@ -1832,4 +1916,425 @@ store_campaign_get (struct store *st, const char *id, json_t **r)
   sqlite3_reset (s);
   *r = o;
   return 0;
+}
+
+/* ---- journeys: the timer queue ------------------------------------ */
+
+int
+store_timer_add (struct store *st, const struct store_timer *t)
+{
+  sqlite3_stmt *s = q (st, Q_TIMER_ADD);
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, t->campaign);
+  bind_text (s, 2, t->customer);
+  sqlite3_bind_int64 (s, 3, t->instance);
+  sqlite3_bind_int (s, 4, t->step);
+  sqlite3_bind_int64 (s, 5, t->due);
+  if (t->entered)
+    sqlite3_bind_int64 (s, 6, t->entered);
+  bind_text (s, 7, t->event);
+  sqlite3_bind_int64 (s, 8, now_seconds ());
+  if (run (st, s, "queueing a journey step") < 0)
+    return -1;
+  return sqlite3_changes (st->db) == 0 ? 1 : 0;
+}
+
+int
+store_timers_due (struct store *st, const char *campaign, int64_t now,
+                  int limit,
+                  int (*cb) (void *data, const struct store_timer *t),
+                  void *data)
+{
+  sqlite3_stmt *s = q (st, Q_TIMERS_DUE);
+  struct store_timer *ts = NULL;
+  size_t n = 0, i;
+  int rc, r = 0;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, campaign);
+  sqlite3_bind_int64 (s, 2, now);
+  sqlite3_bind_int (s, 3, limit);
+  /* Copied out first: the callback may write to the store. */
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
+    struct store_timer *t;
+    ts = xrealloc (ts, (n + 1) * sizeof *ts);
+    t = &ts[n++];
+    memset (t, 0, sizeof *t);
+    t->id = sqlite3_column_int64 (s, 0);
+    t->campaign = col_strdup (s, 1);
+    t->customer = col_strdup (s, 2);
+    t->instance = sqlite3_column_int64 (s, 3);
+    t->step = sqlite3_column_int (s, 4);
+    t->due = sqlite3_column_int64 (s, 5);
+    t->entered = sqlite3_column_int64 (s, 6);
+    t->event = col_strdup (s, 7);
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE)
+    r = db_fail (st, "reading the due journey steps");
+  for (i = 0; i < n; i++) {
+    if (r >= 0) {
+      int c = cb (data, &ts[i]);
+      if (c < 0)
+        r = -1;
+      else
+        r++;
+    }
+    free ((char *) ts[i].campaign);
+    free ((char *) ts[i].customer);
+    free ((char *) ts[i].event);
+  }
+  free (ts);
+  return r;
+}
+
+int
+store_timer_done (struct store *st, int64_t id, const char *state,
+                  const char *reason)
+{
+  sqlite3_stmt *s = q (st, Q_TIMER_DONE);
+
+  if (!s)
+    return -1;
+  sqlite3_bind_int64 (s, 1, id);
+  bind_text (s, 2, state);
+  bind_text (s, 3, reason);
+  sqlite3_bind_int64 (s, 4, now_seconds ());
+  if (run (st, s, "recording a journey step") < 0)
+    return -1;
+  return sqlite3_changes (st->db) == 0 ? 1 : 0;
+}
+
+int
+store_timer_cancel (struct store *st, const char *campaign,
+                    const char *customer, int64_t at, const char *reason)
+{
+  sqlite3_stmt *s = q (st, Q_TIMER_CANCEL);
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, campaign);
+  bind_text (s, 2, customer);
+  sqlite3_bind_int64 (s, 3, at);
+  bind_text (s, 4, reason);
+  sqlite3_bind_int64 (s, 5, now_seconds ());
+  if (run (st, s, "cancelling a journey") < 0)
+    return -1;
+  return sqlite3_changes (st->db);
+}
+
+int
+store_journey_last (struct store *st, const char *campaign,
+                    const char *customer, int64_t *instance_r,
+                    int64_t *entered_r)
+{
+  sqlite3_stmt *s = q (st, Q_JOURNEY_LAST);
+  int rc;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, campaign);
+  bind_text (s, 2, customer);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW) {
+    *instance_r = sqlite3_column_int64 (s, 0);
+    *entered_r = sqlite3_column_int64 (s, 1);
+    sqlite3_reset (s);
+    return 1;
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE)
+    return db_fail (st, "reading a customer's journeys");
+  return 0;
+}
+
+int
+store_events_after (struct store *st, int64_t after_id, int limit,
+                    int (*cb) (void *data, const struct store_event_row *e),
+                    void *data)
+{
+  sqlite3_stmt *s = q (st, Q_EVENTS_AFTER);
+  struct store_event_row *es = NULL;
+  size_t n = 0, i;
+  int rc, r = 0;
+
+  if (!s)
+    return -1;
+  sqlite3_bind_int64 (s, 1, after_id);
+  sqlite3_bind_int (s, 2, limit);
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
+    struct store_event_row *e;
+    es = xrealloc (es, (n + 1) * sizeof *es);
+    e = &es[n++];
+    e->id = sqlite3_column_int64 (s, 0);
+    e->customer = col_strdup (s, 1);
+    e->channel = col_strdup (s, 2);
+    e->type = col_strdup (s, 3);
+    e->at = sqlite3_column_int64 (s, 4);
+    e->campaign = col_strdup (s, 5);
+    e->message_key = col_strdup (s, 6);
+    e->detail = col_strdup (s, 7);
+    e->machine = col_strdup (s, 8);
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE)
+    r = db_fail (st, "reading new events");
+  for (i = 0; i < n; i++) {
+    if (r >= 0) {
+      if (cb (data, &es[i]) < 0)
+        r = -1;
+      else
+        r++;
+    }
+    free (es[i].customer);
+    free (es[i].channel);
+    free (es[i].type);
+    free (es[i].campaign);
+    free (es[i].message_key);
+    free (es[i].detail);
+    free (es[i].machine);
+  }
+  free (es);
+  return r;
+}
+
+int
+store_meta_get_int (struct store *st, const char *key, int64_t *v_r)
+{
+  sqlite3_stmt *s = q (st, Q_META_GET);
+  int rc;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, key);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW) {
+    *v_r = sqlite3_column_int64 (s, 0);
+    sqlite3_reset (s);
+    return 1;
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE)
+    return db_fail (st, "reading the meta table");
+  return 0;
+}
+
+int
+store_meta_set_int (struct store *st, const char *key, int64_t v)
+{
+  sqlite3_stmt *s = q (st, Q_META_SET);
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, key);
+  sqlite3_bind_int64 (s, 2, v);
+  return run (st, s, "writing the meta table");
+}
+
+int
+store_journey_engaged (struct store *st, const char *campaign,
+                       const char *customer, int64_t instance, int64_t since,
+                       const char *const *types, char *type_r, size_t len)
+{
+  sqlite3_stmt *s = q (st, Q_JOURNEY_ENGAGED);
+  int rc, i;
+
+  if (!s)
+    return -1;
+  if (!types || !types[0])
+    return 0;
+  bind_text (s, 1, campaign);
+  bind_text (s, 2, customer);
+  sqlite3_bind_int64 (s, 3, instance);
+  sqlite3_bind_int64 (s, 5, since);
+  for (i = 0; i < 4; i++)
+    bind_text (s, 6 + i, types[i] ? types[i] : types[0]);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW) {
+    strlcpy_ (type_r, (const char *) sqlite3_column_text (s, 0), len);
+    sqlite3_reset (s);
+    return 1;
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE)
+    return db_fail (st, "reading a journey's engagement");
+  return 0;
+}
+
+int
+store_timer_next (struct store *st, const char *campaign, int64_t *due_r)
+{
+  sqlite3_stmt *s = q (st, Q_TIMER_NEXT);
+  int rc, r = 0;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, campaign);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW && sqlite3_column_type (s, 0) != SQLITE_NULL) {
+    *due_r = sqlite3_column_int64 (s, 0);
+    r = 1;
+  }
+  else if (rc != SQLITE_ROW)
+    r = db_fail (st, "reading the timer queue");
+  sqlite3_reset (s);
+  return r;
+}
+
+int
+store_timer_stats (struct store *st, int64_t now, int64_t *due_r,
+                   int64_t *oldest_r)
+{
+  sqlite3_stmt *s = q (st, Q_TIMER_STATS);
+  int rc;
+
+  if (!s)
+    return -1;
+  sqlite3_bind_int64 (s, 1, now);
+  rc = sqlite3_step (s);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset (s);
+    return db_fail (st, "reading the timer queue");
+  }
+  *due_r = sqlite3_column_int64 (s, 0);
+  *oldest_r = sqlite3_column_type (s, 1) == SQLITE_NULL
+              ? 0 : sqlite3_column_int64 (s, 1);
+  sqlite3_reset (s);
+  return 0;
+}
+
+/* The steps array's entry for STEP, created with zero counts. */
+static json_t *
+step_entry (json_t *steps, int step)
+{
+  static const char *const keys[] = { "entered", "messages", "sent",
+                                      "engaged", "waiting", "fired",
+                                      "exited", "cancelled", NULL };
+  json_t *v;
+  size_t i;
+
+  json_array_foreach (steps, i, v)
+    if (json_integer_value (json_object_get (v, "step")) == step)
+      return v;
+  v = json_pack ("{s:i}", "step", step);
+  for (i = 0; keys[i]; i++)
+    json_object_set_new (v, keys[i], json_integer (0));
+  /* Kept in step order. */
+  for (i = 0; i < json_array_size (steps); i++)
+    if (json_integer_value (json_object_get (json_array_get (steps, i),
+                                             "step")) > step)
+      break;
+  json_array_insert_new (steps, i, v);
+  return v;
+}
+
+static void
+step_add (json_t *e, const char *k, json_int_t n)
+{
+  json_object_set_new (e, k, json_integer (json_integer_value
+                                           (json_object_get (e, k)) + n));
+}
+
+int
+store_step_funnel (struct store *st, const char *campaign, json_t **r)
+{
+  json_t *steps = json_array ();
+  sqlite3_stmt *s;
+  int rc;
+  size_t i;
+  json_t *v;
+
+  /* The timer queue: each step's journeys by state. */
+  if (!(s = q (st, Q_STEP_FUNNEL)))
+    goto fail;
+  bind_text (s, 1, campaign);
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
+    json_t *e = step_entry (steps, sqlite3_column_int (s, 0));
+    const char *state = (const char *) sqlite3_column_text (s, 1);
+    json_int_t n = sqlite3_column_int64 (s, 2);
+    step_add (e, "entered", n);
+    if (strcmp (state, "waiting") == 0 || strcmp (state, "fired") == 0
+        || strcmp (state, "exited") == 0 || strcmp (state, "cancelled") == 0)
+      step_add (e, state, n);
+    json_object_set_new (e, "_timers", json_true ());
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE)
+    goto db;
+  /* The outbox: each step's messages, and those sent. */
+  if (!(s = q (st, Q_STEP_OUTBOX)))
+    goto fail;
+  bind_text (s, 1, campaign);
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
+    json_t *e = step_entry (steps, sqlite3_column_int (s, 0));
+    step_add (e, "messages", sqlite3_column_int64 (s, 1));
+    step_add (e, "sent", sqlite3_column_int64 (s, 2));
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE)
+    goto db;
+  if (!(s = q (st, Q_STEP_ENGAGED)))
+    goto fail;
+  bind_text (s, 1, campaign);
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW)
+    step_add (step_entry (steps, sqlite3_column_int (s, 0)), "engaged",
+              sqlite3_column_int64 (s, 1));
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE)
+    goto db;
+  /* A step without timers (step 1 of a campaign herald run sends) was
+   * entered by every customer planned for it. */
+  json_array_foreach (steps, i, v) {
+    if (!json_object_get (v, "_timers"))
+      json_object_set (v, "entered", json_object_get (v, "messages"));
+    json_object_del (v, "_timers");
+  }
+  *r = steps;
+  return 0;
+
+db:
+  db_fail (st, "reading a campaign's steps");
+fail:
+  json_decref (steps);
+  return -1;
+}
+
+int
+store_journey_event (struct store *st, const char *campaign,
+                     const char *customer, int64_t instance, char **event_r)
+{
+  sqlite3_stmt *s = q (st, Q_JOURNEY_EVENT);
+  int rc;
+
+  *event_r = NULL;
+  if (!s)
+    return -1;
+  bind_text (s, 1, campaign);
+  bind_text (s, 2, customer);
+  sqlite3_bind_int64 (s, 3, instance);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW)
+    *event_r = col_strdup (s, 0);
+  sqlite3_reset (s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return db_fail (st, "reading a journey's trigger event");
+  return 0;
+}
+
+int
+store_events_last_id (struct store *st, int64_t *id_r)
+{
+  sqlite3_stmt *s = q (st, Q_EVENTS_LAST);
+  int rc;
+
+  if (!s)
+    return -1;
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW)
+    *id_r = sqlite3_column_int64 (s, 0);
+  sqlite3_reset (s);
+  return rc == SQLITE_ROW ? 0 : db_fail (st, "reading the events");
 }

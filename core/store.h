@@ -34,7 +34,7 @@ struct store;
 
 /* The schema version this build writes; store_open migrates older files
  * and refuses newer ones. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Open (creating if missing) the store at PATH.  The parent directory must
  * exist: the error then names PATH.  Returns a store to pass to
@@ -232,6 +232,8 @@ struct outbox_row {
   const char *address;
   const char *parts;
   const char *trace;        /* the router's trace */
+  int64_t journey;          /* the journey instance of a triggered
+                               campaign's message, else 0 */
 };
 
 /* Allowed values of outbox_row.state. */
@@ -343,5 +345,109 @@ int store_campaign_finish (struct store *st, const char *id,
  * "status", "runs", "first_started", "last_started", "finished"}.
  * Returns 0, 1 when the store has never seen ID (*R = NULL), -1 error. */
 int store_campaign_get (struct store *st, const char *id, json_t **r);
+
+/* ---- Journeys: the timer queue (herald serve) -------------------- */
+
+/* One due step of a journey: a triggered campaign's entry (step 1) or a
+ * follow-up (step 2, 3, ...).  INSTANCE numbers a customer's entries
+ * into a triggered campaign from 1; it is 0 for herald run's campaigns. */
+struct store_timer {
+  int64_t id;                /* set by the store */
+  const char *campaign;
+  const char *customer;
+  int64_t instance;
+  int step;
+  int64_t due;               /* unix seconds */
+  int64_t entered;           /* when the journey began (the trigger event's
+                                time, or step 1's send) */
+  const char *event;         /* the trigger event as JSON (event.* of the
+                                templates), or NULL */
+};
+
+/* Queue T (borrowed), state "waiting".  With T->entered 0 and T->event
+ * NULL, a follow-up takes both from the journey's step 1 (else entered is
+ * now).  0, 1 when that step of that journey was queued already (nothing
+ * changed), -1. */
+int store_timer_add (struct store *st, const struct store_timer *t);
+
+/* The waiting steps of CAMPAIGN due at NOW, oldest first, at most LIMIT:
+ * CB gets each (lent; it may write to the store).  Returns the count, or
+ * -1 (a store error, or CB returned -1). */
+int store_timers_due (struct store *st, const char *campaign, int64_t now,
+                      int limit,
+                      int (*cb) (void *data, const struct store_timer *t),
+                      void *data);
+
+/* A waiting step done: STATE "fired", "exited" (an unless event) or
+ * "cancelled", with REASON.  0, 1 when it was no longer waiting, -1. */
+int store_timer_done (struct store *st, int64_t id, const char *state,
+                      const char *reason);
+
+/* Cancel every waiting step of CUSTOMER's journeys in CAMPAIGN entered
+ * at or before AT.  Returns how many, or -1. */
+int store_timer_cancel (struct store *st, const char *campaign,
+                        const char *customer, int64_t at, const char *reason);
+
+/* The customer's latest entry into CAMPAIGN: 1 with its instance and
+ * time, 0 when never, -1. */
+int store_journey_last (struct store *st, const char *campaign,
+                        const char *customer, int64_t *instance_r,
+                        int64_t *entered_r);
+
+/* The trigger event (JSON, malloc'ed into *EVENT_R, or NULL when the
+ * journey has none) of journey INSTANCE of CUSTOMER in CAMPAIGN.  0, -1. */
+int store_journey_event (struct store *st, const char *campaign,
+                         const char *customer, int64_t instance,
+                         char **event_r);
+
+/* An event as read back by store_events_after (strings lent). */
+struct store_event_row {
+  int64_t id;
+  char *customer, *channel, *type;
+  int64_t at;
+  char *campaign, *message_key, *detail, *machine;
+};
+
+/* The events recorded after id AFTER_ID, in order, at most LIMIT: CB gets
+ * each (it may write to the store).  Returns the count, or -1. */
+int store_events_after (struct store *st, int64_t after_id, int limit,
+                        int (*cb) (void *data,
+                                   const struct store_event_row *e),
+                        void *data);
+
+/* The id of the latest event recorded (0 when none).  0 or -1. */
+int store_events_last_id (struct store *st, int64_t *id_r);
+
+/* An integer in the meta table: 1 found, 0 not, -1; and setting one. */
+int store_meta_get_int (struct store *st, const char *key, int64_t *v_r);
+int store_meta_set_int (struct store *st, const char *key, int64_t v);
+
+/* Whether the customer did one of TYPES (NULL-terminated, at most 4) at
+ * or after SINCE, as a person (not a machine's), on a message of journey
+ * INSTANCE of CAMPAIGN or naming CAMPAIGN without a message: 1 with the
+ * type in TYPE_R, 0, -1. */
+int store_journey_engaged (struct store *st, const char *campaign,
+                           const char *customer, int64_t instance,
+                           int64_t since, const char *const *types,
+                           char *type_r, size_t len);
+
+/* The earliest waiting step of CAMPAIGN: 1 with *DUE_R, 0 none, -1. */
+int store_timer_next (struct store *st, const char *campaign,
+                      int64_t *due_r);
+
+/* Waiting steps due at NOW (all campaigns): how many and the oldest due
+ * time (0 when none).  0 or -1. */
+int store_timer_stats (struct store *st, int64_t now, int64_t *due_r,
+                       int64_t *oldest_r);
+
+/* A campaign's funnel by step: *R (new reference) becomes, in step order,
+ * [{"step": N, "entered": N, "messages": N, "sent": N, "engaged": N,
+ *   "waiting": N, "fired": N, "exited": N, "cancelled": N}, ...]:
+ * entered counts the step's timers (journeys that reached it), or its
+ * outbox rows for a step without any (herald run's step 1); messages and
+ * sent its outbox rows; engaged its messages a person opened, clicked,
+ * replied to or converted on; waiting, fired, exited (by unless) and
+ * cancelled its timers by state. */
+int store_step_funnel (struct store *st, const char *campaign, json_t **r);
 
 #endif

@@ -2,7 +2,8 @@
 heraldconfdir = $(sysconfdir)/herald
 dist_heraldconf_DATA = etc/herald.ini
 heraldcampaignsdir = $(heraldconfdir)/campaigns
-dist_heraldcampaigns_DATA = etc/campaigns/welcome.ini etc/campaigns/winback.ini
+dist_heraldcampaigns_DATA = etc/campaigns/welcome.ini etc/campaigns/winback.ini \
+	etc/campaigns/cart.ini
 samplesdir = $(pkgdatadir)/samples
 dist_samples_DATA = etc/customers.jsonl etc/events.jsonl
 tmplwelcomedir = $(pkgdatadir)/templates/welcome
@@ -18,6 +19,13 @@ dist_tmplwinback_DATA = \
 	templates/winback/email.subject.liquid templates/winback/email.text.liquid \
 	templates/winback/email.html.liquid templates/winback/sms.body.liquid \
 	templates/winback/push.title.liquid templates/winback/push.body.liquid
+tmplcartdir = $(pkgdatadir)/templates/cart
+dist_tmplcart_DATA = \
+	templates/cart/email.subject.liquid templates/cart/email.text.liquid \
+	templates/cart/email.html.liquid templates/cart/sms.body.liquid
+tmplcart2dir = $(pkgdatadir)/templates/cart-2
+dist_tmplcart2_DATA = templates/cart-2/email.subject.liquid \
+	templates/cart-2/sms.body.liquid
 tmplpartialsdir = $(pkgdatadir)/templates/_partials
 dist_tmplpartials_DATA = templates/_partials/footer.liquid \
 	templates/_partials/footer_html.liquid

@@ -48,7 +48,7 @@ step "building" make -j"$(nproc)"
 
 herald customers import etc/customers.jsonl
 herald events import etc/events.jsonl
-herald lint etc/campaigns/welcome.ini etc/campaigns/winback.ini
+herald lint etc/campaigns/welcome.ini etc/campaigns/winback.ini etc/campaigns/cart.ini
 herald run etc/campaigns/welcome.ini
 echo
 echo "\$ scripts/demo-engagement.py   # what the welcome campaign's customers did"

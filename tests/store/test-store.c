@@ -566,6 +566,11 @@ test_transactions (struct store *st)
 
 /* SQL that takes a version-3 file back to version 2 (as migration 2 -> 3
  * found it). */
+/* The same for schema 4 (journeys): back to a version-3 file. */
+#define UNDO_4 \
+  "DROP TABLE timers;" \
+  "ALTER TABLE outbox DROP COLUMN journey;"
+
 #define UNDO_3 \
   "DROP INDEX events_once;" \
   "ALTER TABLE events DROP COLUMN machine;" \
@@ -573,6 +578,138 @@ test_transactions (struct store *st)
   "CREATE UNIQUE INDEX events_once ON events (customer, type, at," \
   " coalesce(channel, ''), coalesce(campaign, '')," \
   " coalesce(message_key, ''));"
+
+/* The timer queue: queued once, due in order, done once, cancelled by
+ * time, follow-ups inheriting step 1's entry and event; the events
+ * cursor; unless lookups that ignore machines and other journeys. */
+static int
+collect_timer (void *data, const struct store_timer *t)
+{
+  struct strbuf *b = data;
+  strbuf_addf (b, "%s/%lld/%d@%lld%s ", t->customer, (long long) t->instance,
+               t->step, (long long) t->due, t->event ? t->event : "");
+  return 0;
+}
+
+static int
+collect_new_event (void *data, const struct store_event_row *e)
+{
+  struct strbuf *b = data;
+  strbuf_addf (b, "%s:%s ", e->customer, e->type);
+  return 0;
+}
+
+static void
+test_journeys (struct store *st)
+{
+  struct store_timer t;
+  struct strbuf b = STRBUF_INIT;
+  int64_t inst = 0, entered = 0, last = 0, id0 = 0, due = 0, n = 0;
+  char *ev = NULL, found[32] = "";
+  struct outbox_row row;
+  struct store_event e;
+  static const char *const unless[] = { "clicked", "converted", NULL };
+
+  memset (&t, 0, sizeof t);
+  t.campaign = "cart";
+  t.customer = "alice";
+  t.instance = 1;
+  t.step = 1;
+  t.due = 200;
+  t.entered = 100;
+  t.event = "{\"item\":\"shoes\"}";
+  tap_ok (store_timer_add (st, &t) == 0, "timer: queued");
+  tap_ok (store_timer_add (st, &t) == 1, "timer: the same step again is a no-op");
+  t.customer = "bob";
+  t.due = 150;
+  t.event = NULL;
+  tap_ok (store_timer_add (st, &t) == 0, "timer: another customer");
+  tap_ok (store_timers_due (st, "cart", 199, 10, collect_timer, &b) == 1,
+          "timer: only what is due");
+  tap_is (b.s, "bob/1/1@150 ", "timer: bob's, due at 150");
+  strbuf_reset (&b);
+  store_timers_due (st, "cart", 1000, 10, collect_timer, &b);
+  tap_is (b.s, "bob/1/1@150 alice/1/1@200{\"item\":\"shoes\"} ",
+          "timer: oldest due first, with the event");
+  tap_ok (store_journey_last (st, "cart", "alice", &inst, &entered) == 1
+          && inst == 1 && entered == 100, "journey: alice's last entry");
+  tap_ok (store_journey_last (st, "cart", "carol", &inst, &entered) == 0,
+          "journey: carol never entered");
+  tap_ok (store_timer_cancel (st, "cart", "bob", 99, "cancel_on: x") == 0,
+          "cancel: an event older than the entry cancels nothing");
+  tap_ok (store_timer_cancel (st, "cart", "bob", 100, "cancel_on: x") == 1,
+          "cancel: one at or after it cancels bob's step");
+  /* Alice's step 1 fires and is sent; step 2 inherits the entry. */
+  tap_ok (store_timer_done (st, 1, "fired", "email") == 0, "done: fired");
+  tap_ok (store_timer_done (st, 1, "fired", "email") == 1,
+          "done: a second time changes nothing");
+  memset (&row, 0, sizeof row);
+  row.key = "cart:1:alice:1";
+  row.campaign = "cart";
+  row.step = 1;
+  row.journey = 1;
+  row.customer = "alice";
+  row.channel = "email";
+  row.state = "sent";
+  row.sent_at = 300;
+  tap_ok (store_outbox_insert (st, &row) == 0, "journey: step 1 recorded sent");
+  memset (&t, 0, sizeof t);
+  t.campaign = "cart";
+  t.customer = "alice";
+  t.instance = 1;
+  t.step = 2;
+  t.due = 400;
+  tap_ok (store_timer_add (st, &t) == 0, "follow-up queued");
+  tap_ok (store_journey_event (st, "cart", "alice", 1, &ev) == 0 && ev
+          && strcmp (ev, "{\"item\":\"shoes\"}") == 0,
+          "journey: step 1's event read back");
+  free (ev);
+  strbuf_reset (&b);
+  store_timers_due (st, "cart", 1000, 10, collect_timer, &b);
+  tap_is (b.s, "alice/1/2@400{\"item\":\"shoes\"} ",
+          "follow-up: the only waiting step, with step 1's event");
+  tap_ok (store_timer_next (st, "cart", &due) == 1 && due == 400,
+          "the next due step");
+  tap_ok (store_timer_stats (st, 1000, &n, &due) == 0 && n == 1 && due == 400,
+          "queue stats: one due, oldest at 400");
+  /* unless: machines' and other journeys' clicks do not count. */
+  store_events_last_id (st, &id0);
+  memset (&e, 0, sizeof e);
+  e.customer = "alice";
+  e.channel = "email";
+  e.type = "clicked";
+  e.at = 310;
+  e.message_key = "cart:1:alice:1";
+  e.at_ms = 310000;
+  e.machine = "head";
+  store_event_record (st, &e);
+  e.machine = NULL;
+  e.message_key = "other:1:alice";
+  store_event_record (st, &e);
+  tap_ok (store_journey_engaged (st, "cart", "alice", 1, 300, unless, found,
+                                 sizeof found) == 0,
+          "unless: a machine's click and another campaign's click don't count");
+  e.message_key = "cart:1:alice:1";
+  e.at_ms = 320000;
+  e.at = 320;
+  store_event_record (st, &e);
+  tap_ok (store_journey_engaged (st, "cart", "alice", 1, 300, unless, found,
+                                 sizeof found) == 1
+          && strcmp (found, "clicked") == 0, "unless: her click counts");
+  tap_ok (store_journey_engaged (st, "cart", "alice", 1, 321, unless, found,
+                                 sizeof found) == 0,
+          "unless: not before SINCE");
+  strbuf_reset (&b);
+  tap_ok (store_events_after (st, id0, 10, collect_new_event, &b) == 3,
+          "events after the cursor");
+  tap_is (b.s, "alice:clicked alice:clicked alice:clicked ", "... in order");
+  tap_ok (store_meta_get_int (st, "journey_cursor:cart", &last) == 0,
+          "meta: no cursor yet");
+  tap_ok (store_meta_set_int (st, "journey_cursor:cart", 42) == 0
+          && store_meta_get_int (st, "journey_cursor:cart", &last) == 1
+          && last == 42, "meta: a cursor set and read");
+  strbuf_free (&b);
+}
 
 static void
 test_files (void)
@@ -620,7 +757,7 @@ test_files (void)
   /* A version-1 file (outbox_customer on customer, sent_at) with a
    * message in it: migrated to 2, the message kept, the index on customer
    * alone and still used by the caps query. */
-  sqlite3_exec (db, UNDO_3 "DROP INDEX outbox_customer;"
+  sqlite3_exec (db, UNDO_4 UNDO_3 "DROP INDEX outbox_customer;"
                 "CREATE INDEX outbox_customer ON outbox (customer, sent_at);"
                 "INSERT INTO outbox (key, campaign, step, customer, channel, state,"
                 " created, updated, sent_at) VALUES ('c:1:z', 'c', 1, 'z',"
@@ -660,14 +797,15 @@ test_files (void)
   /* A version-2 file (events without machine and at_ms, the once-only
    * index without at_ms) with a click in it: migrated to 3, the click
    * kept as a person's, and two clicks in one second now two events. */
-  sqlite3_exec (db, UNDO_3 "INSERT INTO events (customer, channel, type, at, campaign,"
+  sqlite3_exec (db, UNDO_4 UNDO_3 "INSERT INTO events (customer, channel, type, at, campaign,"
                 " message_key) VALUES ('z', 'email', 'clicked', 20, 'c', 'c:1:z');"
                 "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
                 NULL, NULL, NULL);
   sqlite3_close (db);
   st = store_open (p, err, sizeof err);
-  tap_ok (st && store_schema_version (st) == 3, "a version-2 file is migrated "
-          "to 3: %s", st ? "ok" : err);
+  tap_ok (st && store_schema_version (st) == STORE_SCHEMA_VERSION,
+          "a version-2 file is migrated to %d: %s", STORE_SCHEMA_VERSION,
+          st ? "ok" : err);
   {
     struct strbuf ev = STRBUF_INIT;
     struct store_event e;
@@ -690,6 +828,31 @@ test_files (void)
             && store_event_record (st, &e) == 1,
             "an event without at_ms is still recorded once");
     strbuf_free (&ev);
+  }
+  store_close (st);
+  /* A version-3 file (no timer queue, no outbox.journey) with a message:
+   * migrated to 4, the message kept with journey 0, the queue usable. */
+  sqlite3_open (p, &db);
+  sqlite3_exec (db, UNDO_4 "UPDATE meta SET value = '3' WHERE key = "
+                "'schema_version'", NULL, NULL, NULL);
+  sqlite3_close (db);
+  st = store_open (p, err, sizeof err);
+  tap_ok (st && store_schema_version (st) == STORE_SCHEMA_VERSION,
+          "a version-3 file is migrated to %d: %s", STORE_SCHEMA_VERSION,
+          st ? "ok" : err);
+  {
+    struct outbox_row *row = NULL;
+    struct store_timer tm;
+
+    tap_ok (st && store_outbox_get (st, "c:1:z", &row) == 0 && row
+            && row->journey == 0, "its message is kept, journey 0");
+    store_row_free (row);
+    memset (&tm, 0, sizeof tm);
+    tm.campaign = "c";
+    tm.customer = "z";
+    tm.step = 2;
+    tm.due = 50;
+    tap_ok (st && store_timer_add (st, &tm) == 0, "its timer queue takes a step");
   }
   store_close (st);
   sqlite3_open (p, &db);
@@ -747,6 +910,7 @@ main (void)
   test_machine_events (st);
   test_campaigns (st);
   test_transactions (st);
+  test_journeys (st);
   store_close (st);
   test_files ();
   free (p);

@@ -1,0 +1,282 @@
+/* journey: the timer queue that herald serve works.  For each campaign it
+ * serves, a tick
+ *   1. reads the events recorded since its cursor (POST /events, events
+ *      import, provider callbacks, clicks: every way in ends in the events
+ *      table), and queues step 1 of a journey for each trigger event, or
+ *      cancels the customer's waiting steps for a cancel_on event;
+ *   2. fires the steps that are due (run_fire: the same planning, outbox,
+ *      lanes and plugins as herald run);
+ *   3. sends the campaign's due rows (retries, quiet hours).
+ * The cursor moves in the transaction that queues, so an event is taken
+ * exactly once across restarts and kill -9; a step is marked fired in the
+ * transaction that records its message. */
+#include <config.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+
+#include "campaign.h"
+#include "journey.h"
+#include "run.h"
+#include "store.h"
+#include "util.h"
+
+/* An event whose send time (its time plus the delay) is over a day past
+ * does not enter: importing last year's events must not message anyone
+ * about them now. */
+#define JOURNEY_STALE (24 * 3600)
+/* Events read, and steps fired, per statement. */
+#define JOURNEY_PAGE 500
+
+struct jcampaign {
+  struct run *r;
+  const struct campaign *c;
+  struct store *st;
+  char *cursor_key;            /* meta key of the events cursor */
+  int64_t cursor;
+  int busy_said;               /* said that a herald run holds it */
+  long entered, cancelled, stale;
+};
+
+struct journeys {
+  struct jcampaign *c;
+  size_t n;
+};
+
+/* ---- queueing: events to steps ------------------------------------ */
+
+/* The templates' event.*: its properties, then type and at (RFC 3339). */
+static char *
+event_json (const struct store_event_row *e)
+{
+  json_t *ev = json_object (), *d = NULL;
+  json_error_t jerr;
+  char at[32], *s;
+  time_t t = (time_t) e->at;
+  struct tm tm;
+
+  if (e->detail && (d = json_loads (e->detail, 0, &jerr))
+      && json_is_object (json_object_get (d, "properties")))
+    json_object_update (ev, json_object_get (d, "properties"));
+  json_decref (d);
+  gmtime_r (&t, &tm);
+  strftime (at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  json_object_set_new (ev, "type", json_string (e->type));
+  json_object_set_new (ev, "at", json_string (at));
+  s = json_dumps (ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref (ev);
+  return s;
+}
+
+/* A trigger event E: queue step 1 of a new journey, unless the customer
+ * may not enter again yet. */
+static int
+enter (struct jcampaign *jc, const struct store_event_row *e)
+{
+  const struct campaign_trigger *tr = &jc->c->trigger;
+  struct store_timer t;
+  int64_t last = 0, entered = 0;
+  int g, rc;
+
+  if (e->at + tr->delay < now_seconds () - JOURNEY_STALE) {
+    jc->stale++;
+    return 0;
+  }
+  g = store_journey_last (jc->st, jc->c->id, e->customer, &last, &entered);
+  if (g < 0)
+    return -1;
+  if (g == 1 && (tr->reenter < 0 || e->at - entered < tr->reenter))
+    return 0;               /* entered before: reenter = no, or too soon */
+  memset (&t, 0, sizeof t);
+  t.campaign = jc->c->id;
+  t.customer = e->customer;
+  t.instance = last + 1;
+  t.step = 1;
+  t.due = e->at + tr->delay;
+  t.entered = e->at;
+  t.event = event_json (e);
+  rc = store_timer_add (jc->st, &t);
+  free ((char *) t.event);
+  if (rc == 0)
+    jc->entered++;
+  return rc < 0 ? -1 : 0;
+}
+
+static int
+on_event (void *data, const struct store_event_row *e)
+{
+  struct jcampaign *jc = data;
+  int n;
+
+  jc->cursor = e->id;
+  /* Machines' opens and clicks say nothing of the customer. */
+  if (e->machine)
+    return 0;
+  if (strcmp (e->type, jc->c->trigger.event) == 0)
+    return enter (jc, e);
+  if (campaign_cancels (jc->c, e->type)) {
+    char why[128];
+    snprintf (why, sizeof why, "cancel_on: %s", e->type);
+    n = store_timer_cancel (jc->st, jc->c->id, e->customer, e->at, why);
+    if (n < 0)
+      return -1;
+    jc->cancelled += n;
+  }
+  return 0;
+}
+
+/* Read the events past the cursor into the queue.  0 or -1. */
+static int
+ingest (struct jcampaign *jc)
+{
+  int n;
+
+  do {
+    if (store_begin (jc->st) < 0)
+      return -1;
+    n = store_events_after (jc->st, jc->cursor, JOURNEY_PAGE, on_event, jc);
+    if (n < 0 || (n > 0 && store_meta_set_int (jc->st, jc->cursor_key,
+                                                jc->cursor) < 0)) {
+      store_rollback (jc->st);
+      /* Read the cursor again: the rollback undid its moves. */
+      store_meta_get_int (jc->st, jc->cursor_key, &jc->cursor);
+      return -1;
+    }
+    if (store_commit (jc->st) < 0) {
+      store_meta_get_int (jc->st, jc->cursor_key, &jc->cursor);
+      return -1;
+    }
+  } while (n == JOURNEY_PAGE);
+  return 0;
+}
+
+/* ---- firing ------------------------------------------------------- */
+
+static int
+on_due (void *data, const struct store_timer *t)
+{
+  struct jcampaign *jc = data;
+  char what[512];
+
+  if (run_fire (jc->r, t, what, sizeof what) < 0) {
+    fprintf (stderr, "herald serve: campaign %s: step %d of %s: %s\n",
+             jc->c->id, t->step, t->customer, what);
+    return -1;
+  }
+  printf ("herald serve: campaign %s: step %d for %s (entry %lld): %s\n",
+          jc->c->id, t->step, t->customer, (long long) t->instance, what);
+  return 0;
+}
+
+static void
+tick_one (struct jcampaign *jc)
+{
+  char err[1024];
+  int n, lk = run_serve_lock (jc->r);
+
+  if (lk <= 0) {
+    if (!jc->busy_said)
+      fprintf (stderr, "herald serve: campaign %s: %s; its steps wait\n",
+               jc->c->id, lk == 0 ? "a herald run is sending it"
+                                  : "cannot take its lock");
+    jc->busy_said = 1;
+    return;
+  }
+  jc->busy_said = 0;
+  if (jc->c->trigger.event && ingest (jc) < 0)
+    fprintf (stderr, "herald serve: campaign %s: %s\n", jc->c->id,
+             store_error (jc->st));
+  do
+    n = store_timers_due (jc->st, jc->c->id, now_seconds (), JOURNEY_PAGE,
+                          on_due, jc);
+  while (n == JOURNEY_PAGE);
+  if (n < 0 && *store_error (jc->st))
+    fprintf (stderr, "herald serve: campaign %s: %s\n", jc->c->id,
+             store_error (jc->st));
+  if (run_serve_dispatch (jc->r, err, sizeof err) < 0 || *err)
+    fprintf (stderr, "herald serve: campaign %s: %s\n", jc->c->id,
+             *err ? err : "sending stopped");
+  fflush (stdout);
+  run_serve_unlock (jc->r);
+}
+
+/* ---- the set of campaigns ----------------------------------------- */
+
+struct journeys *
+journeys_open (char **paths, int n)
+{
+  struct journeys *j = xcalloc (1, sizeof *j);
+  int i;
+  size_t k;
+
+  j->c = xcalloc ((size_t) n + 1, sizeof *j->c);
+  for (i = 0; i < n; i++) {
+    struct jcampaign *jc = &j->c[j->n];
+    int g;
+
+    jc->r = run_serve_open (paths[i]);
+    if (!jc->r)
+      goto fail;
+    j->n++;
+    jc->c = run_serve_campaign (jc->r);
+    jc->st = run_serve_store (jc->r);
+    for (k = 0; k + 1 < j->n; k++)
+      if (strcmp (j->c[k].c->id, jc->c->id) == 0) {
+        fprintf (stderr, "herald serve: %s: campaign %s is listed twice\n",
+                 paths[i], jc->c->id);
+        goto fail;
+      }
+    jc->cursor_key = xasprintf ("journey_cursor:%s", jc->c->id);
+    g = store_meta_get_int (jc->st, jc->cursor_key, &jc->cursor);
+    if (g < 0) {
+      fprintf (stderr, "herald serve: %s\n", store_error (jc->st));
+      goto fail;
+    }
+    /* First served: the events from now on trigger it, not its past. */
+    if (g == 0 && jc->c->trigger.event
+        && (store_events_last_id (jc->st, &jc->cursor) < 0
+            || store_meta_set_int (jc->st, jc->cursor_key, jc->cursor) < 0)) {
+      fprintf (stderr, "herald serve: %s\n", store_error (jc->st));
+      goto fail;
+    }
+    if (jc->c->trigger.event)
+      printf ("herald serve: campaign %s: each '%s' event starts it, %lld s "
+              "later%s\n", jc->c->id, jc->c->trigger.event,
+              (long long) jc->c->trigger.delay,
+              jc->c->n_steps ? ", with its follow-up steps" : "");
+    else
+      printf ("herald serve: campaign %s: its follow-up steps (%zu)\n",
+              jc->c->id, jc->c->n_steps);
+  }
+  return j;
+
+fail:
+  journeys_close (j);
+  return NULL;
+}
+
+void
+journeys_tick (struct journeys *j)
+{
+  size_t i;
+
+  for (i = 0; j && i < j->n; i++)
+    tick_one (&j->c[i]);
+}
+
+void
+journeys_close (struct journeys *j)
+{
+  size_t i;
+
+  if (!j)
+    return;
+  for (i = 0; i < j->n; i++) {
+    run_serve_close (j->c[i].r);
+    free (j->c[i].cursor_key);
+  }
+  free (j->c);
+  free (j);
+}
