@@ -408,6 +408,10 @@ journey_sections (struct campaign *c, struct strbuf *pb)
     trigger_key (c, &ts->kv[j], pb);
   if (ts && !c->trigger.event)
     problem (pb, "%s:%d: [trigger]: missing key 'event'", path, ts->line);
+  if (ts && c->start)
+    problem (pb, "%s:%d: [campaign] start: a campaign with a [trigger] starts "
+             "with each event, not at a time", path,
+             ini_line (ini_section (c->ini, "campaign"), "start"));
   for (i = 0; i < c->ini->n; i++) {
     const char *name = c->ini->sec[i].name;
     int64_t n;
@@ -517,6 +521,24 @@ campaign_key (struct campaign *c, const struct gateway *gw,
                kv->line, v);
     else
       c->strict = b;
+  }
+  else if (strcmp (k, "start") == 0) {
+    /* With Z or an offset, that instant; without, a wall-clock time read
+     * in each customer's zone (herald run applies it). */
+    char *z = NULL;
+    size_t len = strlen (v);
+    if (parse_rfc3339 (v, &c->start) == 0 && len > 10)
+      c->start_local = 0;
+    else if ((len == 16 && (z = xasprintf ("%s:00Z", v))
+              && parse_rfc3339 (z, &c->start) == 0)
+             || (len == 19 && (z = xasprintf ("%sZ", v))
+                 && parse_rfc3339 (z, &c->start) == 0))
+      c->start_local = 1;
+    else
+      problem (pb, "%s:%d: [campaign] start: '%s' is not a time like "
+               "2026-12-10T09:00 (each customer's own time) or "
+               "2026-12-10T09:00:00Z (one instant)", path, kv->line, v);
+    free (z);
   }
   else if (strcmp (k, "track_opens") == 0) {
     if (parse_bool (v, &b) < 0)

@@ -82,6 +82,11 @@ struct campaign {
   struct tmpl_set base;      /* [campaign] templates */
   struct tmpl_set *variant_sets;     /* parallel to policy->variants; a
                                         set with dir NULL uses base */
+  int64_t start;             /* [campaign] start: unix seconds, or the
+                                wall-clock time read as UTC when
+                                start_local; 0 when not set */
+  int start_local;           /* no offset: that time in each customer's
+                                own zone */
   struct campaign_trigger trigger;
   struct campaign_step *steps;       /* steps[0] is [step.2] */
   size_t n_steps;

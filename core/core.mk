@@ -12,5 +12,5 @@ herald_SOURCES += \
 
 # Journeys: triggered campaigns and follow-up steps through herald serve,
 # end to end in real time.
-TESTS += tests/journey/journey.py
-EXTRA_DIST += tests/journey/journey.py
+TESTS += tests/journey/journey.py tests/journey/schedule.py
+EXTRA_DIST += tests/journey/journey.py tests/journey/schedule.py

@@ -37,6 +37,9 @@ struct jcampaign {
   char *cursor_key;            /* meta key of the events cursor */
   int64_t cursor;
   int busy_said;               /* said that a herald run holds it */
+  int64_t plan_until;          /* a campaign with a start: plan its new
+                                  customers until then */
+  int64_t planned_at;          /* when it last planned */
   long entered, cancelled, stale;
 };
 
@@ -185,6 +188,18 @@ tick_one (struct jcampaign *jc)
     return;
   }
   jc->busy_said = 0;
+  /* A scheduled campaign: its audience planned (deferred to the start in
+   * each customer's zone) at once, and its new customers every minute
+   * until the start is past everywhere. */
+  if (jc->c->start && (!jc->planned_at || (now_seconds () < jc->plan_until
+                                           && now_seconds ()
+                                              - jc->planned_at >= 60))) {
+    long planned = run_serve_plan (jc->r);
+    jc->planned_at = now_seconds ();
+    if (planned > 0)
+      printf ("herald serve: campaign %s: %ld customer%s planned for its "
+              "start\n", jc->c->id, planned, planned == 1 ? "" : "s");
+  }
   if (jc->c->trigger.event && ingest (jc) < 0)
     fprintf (stderr, "herald serve: campaign %s: %s\n", jc->c->id,
              store_error (jc->st));
@@ -241,7 +256,13 @@ journeys_open (char **paths, int n)
       fprintf (stderr, "herald serve: %s\n", store_error (jc->st));
       goto fail;
     }
-    if (jc->c->trigger.event)
+    /* Wall-clock starts are reached in every zone by UTC-14 at the
+     * latest. */
+    jc->plan_until = jc->c->start + (jc->c->start_local ? 14 * 3600 : 0);
+    if (jc->c->start)
+      printf ("herald serve: campaign %s: sends from its start%s\n",
+              jc->c->id, jc->c->start_local ? " in each customer's zone" : "");
+    else if (jc->c->trigger.event)
       printf ("herald serve: campaign %s: each '%s' event starts it, %lld s "
               "later%s\n", jc->c->id, jc->c->trigger.event,
               (long long) jc->c->trigger.delay,

@@ -115,6 +115,7 @@ struct run {
   json_t *variants;            /* dry-run: variant -> count */
   json_t *campaign_j;          /* templates' campaign.* */
   int64_t deferred_until_min, deferred_until_max;
+  long scheduled;              /* of the deferred: to the campaign's start */
   int channel_error;           /* a channel reported a configuration error */
   char channel_error_msg[1024];
   int store_error;
@@ -139,6 +140,7 @@ struct plan {
   json_t *parts;               /* part name -> text, new reference */
   json_t *address;             /* [{type, value}], new reference */
   char *render_error;          /* "file:line:col: message" */
+  int scheduled;               /* deferred to the campaign's start */
   char key[512];
 };
 
@@ -367,6 +369,41 @@ customer_zone (struct run *r, json_t *cust)
   if (z && tz_valid (z))
     return z;
   return r->c->policy->timezone;
+}
+
+/* When [campaign] start is for this customer: the instant itself, or the
+ * wall-clock start in the customer's zone (the campaign's [quiet_hours]
+ * timezone for a customer without one, else UTC).  0 without a start. */
+static int64_t
+start_for (struct run *r, json_t *cust)
+{
+  const char *zone = customer_zone (r, cust);
+  int64_t wall = r->c->start, t[2], best = 0;
+  int off = 0, i;
+
+  if (!r->c->start || !r->c->start_local || !zone)
+    return wall;
+  /* Two candidates: the wall time less the offset found at it read as
+   * UTC, and less the offset at that first guess.  A valid one maps back
+   * to the wall time; of two (a time that comes twice in the autumn) the
+   * first; of none (a time that a spring change skips) the later, which
+   * is the wall time with the offset from before the change, as
+   * Python's zoneinfo and most calendars read it. */
+  if (tz_offset (zone, wall, &off) < 0)
+    return wall;
+  t[0] = wall - off;
+  if (tz_offset (zone, t[0], &off) < 0)
+    return t[0];
+  t[1] = wall - off;
+  for (i = 0; i < 2; i++) {
+    int o;
+    if (tz_offset (zone, t[i], &o) == 0 && t[i] + o == wall
+        && (!best || t[i] < best))
+      best = t[i];
+  }
+  if (!best)
+    best = t[0] > t[1] ? t[0] : t[1];
+  return best;
 }
 
 /* Render every part of KIND for the customer into p->parts. */
@@ -608,10 +645,22 @@ plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p)
     in.events = ec.ev;
     in.n_events = ec.n;
   }
-  if (router_decide (r->c->policy, &in, r->now, &p->d) < 0) {
-    p->render_error = xasprintf ("router: %s", p->d.trace);
-    rcode = -1;
-    goto out;
+  {
+    /* Before the campaign's start, decide as at the start (quiet hours
+     * then) and defer the message to it. */
+    int64_t start = r->step == 1 ? start_for (r, cust) : 0;
+    int later = start > r->now;
+
+    if (router_decide (r->c->policy, &in, later ? start : r->now, &p->d) < 0) {
+      p->render_error = xasprintf ("router: %s", p->d.trace);
+      rcode = -1;
+      goto out;
+    }
+    if (later && p->d.outcome == ROUTER_SEND) {
+      p->d.outcome = ROUTER_DEFER;
+      p->d.until = start;
+      p->scheduled = 1;
+    }
   }
   if (p->d.channel)
     for (i = 0; i < r->c->n_channels; i++)
@@ -756,7 +805,7 @@ record_plan (struct run *r, json_t *cust, struct plan *p, int fresh)
     break;
   case ROUTER_DEFER:
     row.state = "deferred";
-    row.reason = "quiet_hours";
+    row.reason = p->scheduled ? "scheduled" : "quiet_hours";
     row.next_at = p->d.until;
     break;
   case ROUTER_SEND:
@@ -804,6 +853,8 @@ count_plan (struct run *r, struct plan *p)
     break;
   case ROUTER_DEFER:
     r->total.deferred++;
+    if (p->scheduled)
+      r->scheduled++;
     if (c)
       c->deferred++;
     if (!r->deferred_until_min || p->d.until < r->deferred_until_min)
@@ -1791,6 +1842,27 @@ out:
 }
 
 long
+run_serve_plan (struct run *r)
+{
+  char after[1024] = "";
+  long total = 0;
+
+  for (;;) {
+    struct due_list fresh = { 0 };
+    int n;
+
+    r->now = now_seconds ();
+    n = plan_page (r, after, sizeof after, PAGE, &fresh);
+    if (n > 0)
+      send_fresh (r, &fresh);
+    due_free (&fresh);
+    if (n <= 0)
+      return n < 0 ? -1 : total;
+    total += n;
+  }
+}
+
+long
 run_serve_dispatch (struct run *r, char *err, size_t len)
 {
   long n = dispatch_due (r);
@@ -1860,8 +1932,16 @@ print_summary (struct run *r, FILE *fp)
   if (r->total.deferred) {
     fmt_time (r->deferred_until_min, t1, sizeof t1);
     fmt_time (r->deferred_until_max, t2, sizeof t2);
-    fprintf (fp, "  deferred by quiet hours: %ld, due from %s to %s\n",
-             r->total.deferred, t1, t2);
+    if (!r->scheduled)
+      fprintf (fp, "  deferred by quiet hours: %ld, due from %s to %s\n",
+               r->total.deferred, t1, t2);
+    else {
+      fprintf (fp, "  scheduled for the campaign's start: %ld, due from %s "
+               "to %s\n", r->scheduled, t1, t2);
+      if (r->total.deferred > r->scheduled)
+        fprintf (fp, "  deferred by quiet hours: %ld\n",
+                 r->total.deferred - r->scheduled);
+    }
   }
 }
 
@@ -2121,8 +2201,9 @@ cmd_run (int argc, char **argv)
   if (store_outbox_next_due (r.st, r.c->id, &next) == 1) {
     char t[64];
     fmt_time (next, t, sizeof t);
-    printf ("  messages scheduled for later (retries or quiet hours): next due "
-            "%s; run again then to send them\n", t);
+    printf ("  messages scheduled for later (retries, quiet hours or the "
+            "campaign's start): next due %s; run again then to send them, or "
+            "let herald serve %s send them when due\n", t, path);
   }
   if (r.channel_error)
     fprintf (stderr, "herald: stopped: %s (messages kept; fix the channel and "

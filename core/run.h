@@ -34,6 +34,11 @@ void run_serve_unlock (struct run *r);
 int run_fire (struct run *r, const struct store_timer *t, char *what,
               size_t len);
 
+/* Plan the customers of the audience not planned yet (a campaign with a
+ * start: deferred to it), sending what is due now.  The count planned, or
+ * -1 (printed). */
+long run_serve_plan (struct run *r);
+
 /* Send the campaign's due rows (retries, quiet hours): the count handled,
  * or -1 with ERR set. */
 long run_serve_dispatch (struct run *r, char *err, size_t len);

@@ -347,8 +347,15 @@ parse_rfc3339 (const char *s, int64_t *t_r)
       for (p++; isdigit ((unsigned char) *p); p++)
         ;
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60)
     return -1;
+  {
+    static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+                                 31 };
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
+      return -1;               /* 2030-02-30 is no day */
+  }
   t = days_from_civil (y, (unsigned) mo, (unsigned) d) * 86400
       + h * 3600 + mi * 60 + sec;
   if (*p == 'Z' || *p == 'z')
