@@ -157,27 +157,66 @@ ingest (struct jcampaign *jc)
 
 /* ---- firing ------------------------------------------------------- */
 
+/* The due steps of one statement, copied out (the store lends them). */
+struct due_steps {
+  struct store_timer *t;
+  size_t n;
+};
+
 static int
 on_due (void *data, const struct store_timer *t)
 {
-  struct jcampaign *jc = data;
-  char what[512];
+  struct due_steps *ds = data;
+  struct store_timer *c;
 
-  if (run_fire (jc->r, t, what, sizeof what) < 0) {
-    fprintf (stderr, "herald serve: campaign %s: step %d of %s: %s\n",
-             jc->c->id, t->step, t->customer, what);
-    return -1;
-  }
+  ds->t = xrealloc (ds->t, (ds->n + 1) * sizeof *ds->t);
+  c = &ds->t[ds->n++];
+  *c = *t;
+  c->campaign = xstrdup (t->campaign);
+  c->customer = xstrdup (t->customer);
+  c->event = t->event ? xstrdup (t->event) : NULL;
+  return 0;
+}
+
+static void
+report_step (void *data, const struct store_timer *t, const char *what)
+{
+  struct jcampaign *jc = data;
+
   printf ("herald serve: campaign %s: step %d for %s (entry %lld): %s\n",
           jc->c->id, t->step, t->customer, (long long) t->instance, what);
-  return 0;
+}
+
+/* Fire what is due, a page at a time.  0 or -1. */
+static int
+fire_due (struct jcampaign *jc)
+{
+  for (;;) {
+    struct due_steps ds = { NULL, 0 };
+    size_t i;
+    int n = store_timers_due (jc->st, jc->c->id, now_seconds (), JOURNEY_PAGE,
+                              on_due, &ds), rc = 0;
+
+    if (n > 0 && run_fire (jc->r, ds.t, ds.n, report_step, jc) < 0)
+      rc = -1;
+    for (i = 0; i < ds.n; i++) {
+      free ((char *) ds.t[i].campaign);
+      free ((char *) ds.t[i].customer);
+      free ((char *) ds.t[i].event);
+    }
+    free (ds.t);
+    if (n < 0 || rc < 0)
+      return -1;
+    if (n < JOURNEY_PAGE)
+      return 0;
+  }
 }
 
 static void
 tick_one (struct jcampaign *jc)
 {
   char err[1024];
-  int n, lk = run_serve_lock (jc->r);
+  int lk = run_serve_lock (jc->r);
 
   if (lk <= 0) {
     if (!jc->busy_said)
@@ -203,11 +242,7 @@ tick_one (struct jcampaign *jc)
   if (jc->c->trigger.event && ingest (jc) < 0)
     fprintf (stderr, "herald serve: campaign %s: %s\n", jc->c->id,
              store_error (jc->st));
-  do
-    n = store_timers_due (jc->st, jc->c->id, now_seconds (), JOURNEY_PAGE,
-                          on_due, jc);
-  while (n == JOURNEY_PAGE);
-  if (n < 0 && *store_error (jc->st))
+  if (fire_due (jc) < 0)
     fprintf (stderr, "herald serve: campaign %s: %s\n", jc->c->id,
              store_error (jc->st));
   if (run_serve_dispatch (jc->r, err, sizeof err) < 0 || *err)

@@ -1740,13 +1740,16 @@ step_channels (struct run *r, const struct campaign_step *cs,
   }
 }
 
-int
-run_fire (struct run *r, const struct store_timer *t, char *what, size_t len)
+/* Fire T inside the caller's transaction: its message planned and
+ * recorded (appended to FRESH when it goes now), or why not, and T marked
+ * done.  WHAT gets a short account.  0, or -1 on a store error. */
+static int
+fire_one (struct run *r, const struct store_timer *t, struct due_list *fresh,
+          char *what, size_t len)
 {
   const struct campaign_step *cs = campaign_step (r->c, t->step);
   int failed[ROUTER_MAX_CHANNELS] = { 0 };
   struct outbox_row *first = NULL, *prev = NULL;
-  struct due_list fresh = { 0 };
   const char *state = "fired";
   char reason[256] = "", key[512];
   json_t *cust = NULL;
@@ -1754,15 +1757,12 @@ run_fire (struct run *r, const struct store_timer *t, char *what, size_t len)
   int rc = -1, planned = 0;
 
   memset (&p, 0, sizeof p);
-  r->now = now_seconds ();
-  if (store_begin (r->st) < 0)
-    goto store_fail;
   if (journey_enter (r, t->customer, t->step, t->instance) < 0)
-    goto store_fail;
+    goto out;
   cust = store_customer_get (r->st, t->customer);
   if (!cust) {
     if (*store_error (r->st))
-      goto store_fail;
+      goto out;
     snprintf (reason, sizeof reason, "no such customer");
     goto done;
   }
@@ -1773,15 +1773,15 @@ run_fire (struct run *r, const struct store_timer *t, char *what, size_t len)
 
     journey_key (r, 1, t->customer, t->instance, key, sizeof key);
     if (store_outbox_get (r->st, key, &first) < 0)
-      goto store_fail;
+      goto out;
     journey_key (r, t->step - 1, t->customer, t->instance, key, sizeof key);
     if (store_outbox_get (r->st, key, &prev) < 0)
-      goto store_fail;
+      goto out;
     since = first && first->sent_at ? first->sent_at : t->entered;
     e = store_journey_engaged (r->st, r->c->id, t->customer, t->instance,
                                since, cs->unless, found, sizeof found);
     if (e < 0)
-      goto store_fail;
+      goto out;
     if (e == 1) {
       state = "exited";
       snprintf (reason, sizeof reason, "unless: %s", found);
@@ -1804,9 +1804,9 @@ run_fire (struct run *r, const struct store_timer *t, char *what, size_t len)
     int ins = record_plan (r, cust, &p, fresh_row);
 
     if (ins < 0)
-      goto store_fail;
+      goto out;
     if (fresh_row && ins == 0)
-      due_add_plan (&fresh, r, t->customer, &p);
+      due_add_plan (fresh, r, t->customer, &p);
     if (ins == 0)
       count_plan (r, &p);
     planned = 1;
@@ -1818,26 +1818,58 @@ run_fire (struct run *r, const struct store_timer *t, char *what, size_t len)
             : p.d.outcome == ROUTER_HOLD ? "held_out"
             : p.d.reason ? p.d.reason : "skipped");
 done:
-  if (store_timer_done (r->st, t->id, state, reason) < 0
-      || store_commit (r->st) < 0)
-    goto store_fail;
+  if (store_timer_done (r->st, t->id, state, reason) < 0)
+    goto out;
   snprintf (what, len, "%s%s%s", planned ? "" : state, planned ? "" : ": ",
             reason);
-  /* Committed as "sending": to its plugin now (at least once). */
-  send_fresh (r, &fresh);
   rc = 0;
-  goto out;
-
-store_fail:
-  snprintf (what, len, "%s", store_error (r->st));
-  store_rollback (r->st);
 out:
-  due_free (&fresh);
   plan_clear (&p);
   journey_leave (r);
   json_decref (cust);
   store_row_free (first);
   store_row_free (prev);
+  return rc;
+}
+
+int
+run_fire (struct run *r, const struct store_timer *ts, size_t n,
+          void (*report) (void *data, const struct store_timer *t,
+                          const char *what),
+          void *data)
+{
+  struct due_list fresh = { 0 };
+  char **whats = xcalloc (n ? n : 1, sizeof *whats), what[512];
+  size_t i;
+  int rc = -1;
+
+  /* One transaction for the lot (one fsync, not one a journey), then the
+   * messages that go now in batches, as herald run sends a page. */
+  r->now = now_seconds ();
+  if (store_begin (r->st) < 0)
+    goto out;
+  for (i = 0; i < n; i++) {
+    if (fire_one (r, &ts[i], &fresh, what, sizeof what) < 0) {
+      store_rollback (r->st);
+      due_free (&fresh);
+      goto out;
+    }
+    whats[i] = xstrdup (what);
+  }
+  if (store_commit (r->st) < 0) {
+    due_free (&fresh);
+    goto out;
+  }
+  for (i = 0; report && i < n; i++)
+    report (data, &ts[i], whats[i]);
+  /* Committed as "sending": to their plugins now (at least once). */
+  send_fresh (r, &fresh);
+  due_free (&fresh);
+  rc = 0;
+out:
+  for (i = 0; i < n; i++)
+    free (whats[i]);
+  free (whats);
   return rc;
 }
 

@@ -27,12 +27,15 @@ struct store *run_serve_store (const struct run *r);
 int run_serve_lock (struct run *r);
 void run_serve_unlock (struct run *r);
 
-/* Fire the due step T: plan, render and record its message (or record
- * why not: an unless event, no customer, out of segment) and mark T done
- * in one transaction, then send the message.  WHAT gets a short account.
- * 0, or -1 on a store error (T stays waiting; WHAT says why). */
-int run_fire (struct run *r, const struct store_timer *t, char *what,
-              size_t len);
+/* Fire the due steps TS[0..N): for each, plan, render and record its
+ * message (or record why not: an unless event, no customer, out of
+ * segment) and mark it done, all in one transaction; then REPORT each with
+ * a short account, and send the messages.  0, or -1 on a store error
+ * (every step stays waiting; store_error says why). */
+int run_fire (struct run *r, const struct store_timer *ts, size_t n,
+              void (*report) (void *data, const struct store_timer *t,
+                              const char *what),
+              void *data);
 
 /* Plan the customers of the audience not planned yet (a campaign with a
  * start: deferred to it), sending what is due now.  The count planned, or
