@@ -36,6 +36,9 @@ EXTRA_DIST += tests/track/tracking.py
 TESTS += tests/track/sms-links.py
 EXTRA_DIST += tests/track/sms-links.py
 
+# The clicks benchmark (on demand only, never by make check).
+EXTRA_DIST += bench/serve/clicks.sh
+
 # The libFuzzer targets, built and run by tests/track/fuzz.sh (CI runs it).
 EXTRA_DIST += tests/track/fuzz.sh tests/track/fuzz_linkrewrite.c \
 	tests/track/fuzz_token.c tests/track/corpus/links.html \
