@@ -124,9 +124,24 @@ SENT=$(grep -c '' "$TMP/out/messages.jsonl")
 [ "$SENT" -eq "$MESSAGES" ] || { echo "only $SENT of $MESSAGES messages sent:" >&2; cat "$TMP/run.out" >&2; exit 1; }
 FIRST=$(head -1 "$TMP/paths")
 
+# The clicked events in the store once herald serve has answered the
+# requests wrk left in flight: the same count twice, 0.2 s apart.
 clicks_in_store () {
-  $PY -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(
-    "SELECT count(*) FROM events WHERE type = '"'clicked'"'").fetchone()[0])' "$TMP/herald.db"
+  $PY -c 'import sqlite3, sys, time
+def n():
+    db = sqlite3.connect(sys.argv[1])
+    try:
+        return db.execute("SELECT count(*) FROM events WHERE type = ?", ("clicked",)).fetchone()[0]
+    finally:
+        db.close()
+a = n()
+while True:
+    time.sleep(0.2)
+    b = n()
+    if a == b:
+        break
+    a = b
+print(b)' "$TMP/herald.db"
 }
 
 # ---- the servers ----------------------------------------------------------
