@@ -393,6 +393,22 @@ config_gateway_load (const char *path, char *err, size_t errlen)
         }
         ch->lanes = (int) n;
       }
+      v = ini_get (sec, "track_links");
+      if (v && parse_bool (v, &ch->track_links) < 0) {
+        snprintf (err, errlen, "%s:%d: [%s] track_links: '%s' is not yes or "
+                  "no", path, ini_line (sec, "track_links"), sec->name, v);
+        goto fail;
+      }
+      /* Only SMS has short links: an e-mail's are tracked by [tracking]
+       * base_url alone, and push and webhook bodies are not text a person
+       * reads as it is. */
+      if (ch->track_links && strcmp (ch->kind, "sms") != 0) {
+        snprintf (err, errlen, "%s:%d: [%s] track_links: only a channel of "
+                  "kind sms takes it (this one is %s; e-mail links are "
+                  "tracked with [tracking] base_url alone)", path,
+                  ini_line (sec, "track_links"), sec->name, ch->kind);
+        goto fail;
+      }
     }
     else {
       snprintf (err, errlen, "%s:%d: [%s]: unknown section (expected store, "
@@ -447,6 +463,15 @@ config_gateway_load (const char *path, char *err, size_t errlen)
               ini_line (sec, "base_url"));
     goto fail;
   }
+  /* After [tracking], wherever it is in the file. */
+  for (i = 0; i < gw->n_channels; i++)
+    if (gw->channels[i].track_links && !gw->tracking_base_url) {
+      snprintf (err, errlen, "%s:%d: [%s] track_links: needs [tracking] "
+                "base_url, under which herald serve answers the short links",
+                path, ini_line (gw->channels[i].sec, "track_links"),
+                gw->channels[i].sec->name);
+      goto fail;
+    }
   v = ini_get (sec, "text_links");
   if (v && parse_bool (v, &gw->tracking_text_links) < 0) {
     snprintf (err, errlen, "%s:%d: [tracking] text_links: '%s' is not yes or "

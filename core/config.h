@@ -46,6 +46,8 @@ struct channel_conf {
   char *plugin;              /* plugin name */
   char *kind;                /* email, sms, push, webhook */
   int lanes;                 /* plugin instances sending in parallel, >= 1 */
+  int track_links;           /* sms only: sms.body's URLs become short
+                                links under [tracking] base_url */
   const struct ini_section *sec;
 };
 

@@ -286,7 +286,7 @@ channel_open (struct plugin *pl, const char *name, const char *kind,
     const char *k = sec->kv[i].key;
     /* The core's own keys, not the plugin's. */
     if (strcmp (k, "plugin") == 0 || strcmp (k, "kind") == 0
-        || strcmp (k, "lanes") == 0)
+        || strcmp (k, "lanes") == 0 || strcmp (k, "track_links") == 0)
       continue;
     if (!key_listed (pl->p.config_keys, k)) {
       snprintf (err, errlen, "%s:%d: [channel.%s] %s: unknown key for plugin "

@@ -274,6 +274,7 @@ unsubscribe_url (struct run *r, const char *customer, const char *kind)
 struct track_msg {
   struct run *r;
   const char *key;
+  int store_failed;            /* track_short_url: store_link_add failed */
 };
 
 /* linkrewrite's track function: base_url/c/TOKEN naming the message and
@@ -291,25 +292,53 @@ track_click_url (void *data, const char *url, size_t len)
   return u;
 }
 
+/* linkrewrite's track function of an SMS channel with track_links:
+ * base_url/s/TOKEN, a short link (token.h).  The link is recorded in the
+ * store's links table in the caller's transaction (plan_page's, or
+ * batch_record's for a fallback), so it is kept exactly when the message
+ * is; a dry run's and a preview's are rolled back with theirs. */
+static char *
+track_short_url (void *data, const char *url, size_t len)
+{
+  struct track_msg *t = data;
+  int64_t id;
+  char *tok, *u;
+
+  if (store_link_add (t->r->st, t->key, url, len, &id) < 0) {
+    t->store_failed = 1;
+    return NULL;
+  }
+  tok = token_short_make (&t->r->track_key, id, t->key, url, len);
+  if (!tok)
+    return NULL;
+  u = xasprintf ("%s/s/%s", t->r->gw->tracking_base_url, tok);
+  free (tok);
+  return u;
+}
+
 /* With [tracking] base_url (config.c insists on a secret with it), the
  * rendered PART of message KEY in r->buf rewritten into OUT: email.html
  * gets tracked links and, unless the campaign says track_opens = no, the
- * open pixel; email.text gets tracked links with [tracking] text_links.
+ * open pixel; email.text gets tracked links with [tracking] text_links;
+ * sms.body gets short links when its channel says track_links
+ * (SHORT_LINKS).
  * Returns 1 when OUT holds the part, 0 when the part is not tracked
- * (r->buf is it), -1 when the links could not be signed. */
+ * (r->buf is it), -1 when the links could not be signed, -2 when the
+ * short links could not be recorded (store_error says why). */
 static int
 track_part (struct run *r, const char *part, const char *key,
-            const char *unsub, struct strbuf *out)
+            const char *unsub, int short_links, struct strbuf *out)
 {
   int html = strcmp (part, "email.html") == 0;
-  struct track_msg tm = { r, key };
+  int sms = short_links && strcmp (part, "sms.body") == 0;
+  struct track_msg tm = { r, key, 0 };
   struct linkrewrite o;
   char *pixel = NULL, *tok;
   long n;
 
   if (!r->gw->tracking_base_url || !r->gw->tracking_secret
-      || (!html && !(strcmp (part, "email.text") == 0
-                     && r->gw->tracking_text_links)))
+      || (!html && !sms && !(strcmp (part, "email.text") == 0
+                             && r->gw->tracking_text_links)))
     return 0;
   if (!r->track_key_ready) {
     if (token_track_key_init (&r->track_key, r->gw->tracking_secret) < 0)
@@ -319,7 +348,7 @@ track_part (struct run *r, const char *part, const char *key,
   memset (&o, 0, sizeof o);
   o.base_url = r->gw->tracking_base_url;
   o.unsubscribe_url = unsub;
-  o.track = track_click_url;
+  o.track = sms ? track_short_url : track_click_url;
   o.data = &tm;
   if (html && r->c->track_opens) {
     if (!(tok = token_open_make (&r->track_key, key)))
@@ -331,7 +360,7 @@ track_part (struct run *r, const char *part, const char *key,
   n = html ? linkrewrite_html (&o, r->buf.data, r->buf.len, out)
            : linkrewrite_text (&o, r->buf.data, r->buf.len, out);
   free (pixel);
-  return n < 0 ? -1 : 1;
+  return n >= 0 ? 1 : tm.store_failed ? -2 : -1;
 }
 
 /* Templates see customer.* = the attributes plus id, email, phone,
@@ -475,11 +504,17 @@ render_parts (struct run *r, json_t *cust, const char *kind,
     }
     {
       struct strbuf tracked = STRBUF_INIT;
-      int t = track_part (r, parts[i], key, unsub, &tracked);
+      int t = track_part (r, parts[i], key, unsub,
+                          p->cidx >= 0
+                          && r->c->channels[p->cidx].conf->track_links,
+                          &tracked);
 
       if (t < 0) {
-        p->render_error = xasprintf ("%s: cannot sign its tracking links "
-                                     "(OpenSSL failed)", tp->path);
+        p->render_error = t == -2
+          ? xasprintf ("%s: cannot record its short links: %s", tp->path,
+                       store_error (r->st))
+          : xasprintf ("%s: cannot sign its tracking links (OpenSSL "
+                       "failed)", tp->path);
         strbuf_free (&tracked);
         rc = -1;
         break;
@@ -2329,7 +2364,7 @@ cmd_preview (int argc, char **argv)
   const char *path = NULL, *id = NULL, *event = NULL;
   json_t *cust = NULL;
   struct plan p;
-  int i, rc = 1, prev_cidx = -1;
+  int i, rc = 1, prev_cidx = -1, short_links = 0, planned;
   size_t k;
 
   memset (&r, 0, sizeof r);
@@ -2383,6 +2418,12 @@ cmd_preview (int argc, char **argv)
   if (r.c->trigger.event)
     printf ("trigger: a '%s' event, then %lld s\n", r.c->trigger.event,
             (long long) r.c->trigger.delay);
+  /* An SMS channel with track_links records its short links while it
+   * renders: in a transaction rolled back at once, so that the preview
+   * shows the links as long as a run's and changes nothing. */
+  for (k = 0; k < r.c->n_channels; k++)
+    if (r.c->channels[k].conf->track_links)
+      short_links = 1;
   /* Each step as it would go if the one before was sent and the customer
    * did none of its unless events. */
   for (k = 0; k <= r.c->n_steps; k++) {
@@ -2408,7 +2449,14 @@ cmd_preview (int argc, char **argv)
                                  : r.c->channels[cs->channel_idx].conf->name);
       plan_clear (&p);
     }
-    if (plan_customer (&r, cust, failed, &p) < 0) {
+    if (short_links && store_begin (r.st) < 0) {
+      fprintf (stderr, "herald: %s\n", store_error (r.st));
+      goto out;
+    }
+    planned = plan_customer (&r, cust, failed, &p);
+    if (short_links)
+      store_rollback (r.st);
+    if (planned < 0) {
       fprintf (stderr, "herald: %s\n", p.render_error ? p.render_error
                                                       : "cannot plan");
       goto out;

@@ -34,7 +34,7 @@ struct store;
 
 /* The schema version this build writes; store_open migrates older files
  * and refuses newer ones. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Open (creating if missing) the store at PATH.  The parent directory must
  * exist: the error then names PATH.  Returns a store to pass to
@@ -449,5 +449,23 @@ int store_timer_stats (struct store *st, int64_t now, int64_t *due_r,
  * replied to or converted on; waiting, fired, exited (by unless) and
  * cancelled its timers by state. */
 int store_step_funnel (struct store *st, const char *campaign, json_t **r);
+
+/* ---- Short links (SMS) ------------------------------------------- */
+
+/* Record URL[0..LEN) (any bytes but NUL) as a link of message KEY; *ID_R
+ * gets its id (>= 1), which the short token names (token.h).  Call it in
+ * the transaction that records the message, so that a rolled-back
+ * message leaves no link behind.  Links are never deleted, so an id is
+ * given once, except that of a rolled-back link (a dry run's, a
+ * preview's): its token names another message's key and URL than the
+ * link that later gets the id, and is refused. */
+int store_link_add (struct store *st, const char *key, const char *url,
+                    size_t len, int64_t *id_r);
+
+/* The message key and URL of link ID: 0 with *KEY_R and *URL_R (malloc'ed,
+ * NUL-terminated; the caller frees both) and the URL's length in *LEN_R;
+ * 1 when no link has ID (all NULL); -1 error. */
+int store_link_get (struct store *st, int64_t id, char **key_r, char **url_r,
+                    size_t *len_r);
 
 #endif

@@ -62,7 +62,8 @@ track_free (struct track *t)
 int
 track_path (const char *url)
 {
-  return strncmp (url, "/c/", 3) == 0 || strncmp (url, "/o/", 3) == 0;
+  return strncmp (url, "/c/", 3) == 0 || strncmp (url, "/o/", 3) == 0
+         || strncmp (url, "/s/", 3) == 0;
 }
 
 const char *
@@ -182,11 +183,12 @@ burst_click (void *data, int64_t id, int64_t at_ms, const char *detail,
 }
 
 /* Record TYPE ("clicked" or "opened") of message KEY (URL: a click's
- * link, else NULL).  0, or -1 on a store failure (logged). */
+ * link, else NULL) on the channel of its outbox row, or CHANNEL when it
+ * has none.  0, or -1 on a store failure (logged). */
 static int
 track_record (struct track *t, struct MHD_Connection *c, const char *method,
               const char *type, const char *key, const char *url,
-              size_t url_len)
+              size_t url_len, const char *channel)
 {
   const char *agent = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
                                                    MHD_HTTP_HEADER_USER_AGENT);
@@ -207,7 +209,7 @@ track_record (struct track *t, struct MHD_Connection *c, const char *method,
   if (row) {
     customer = xstrdup (row->customer);
     campaign = xstrdup (row->campaign);
-    ev.channel = row->channel ? row->channel : "email";
+    ev.channel = row->channel ? row->channel : channel;
   }
   else {
     /* No row: a preview's link.  The key is campaign:step:customer. */
@@ -215,7 +217,7 @@ track_record (struct track *t, struct MHD_Connection *c, const char *method,
     campaign = colon ? xstrndup (key, (size_t) (colon - key)) : NULL;
     colon = colon ? strchr (colon + 1, ':') : NULL;
     customer = xstrdup (colon ? colon + 1 : key);
-    ev.channel = "email";
+    ev.channel = channel;
   }
   machine = track_machine_request (method, agent);
   if (!machine)
@@ -270,6 +272,71 @@ out:
 
 /* ---- the endpoints ------------------------------------------------- */
 
+/* 1 when URL[0..LEN) holds a control character: linkrewrite never signs
+ * such a URL, and a header must not carry one whatever was signed. */
+static int
+track_has_control (const char *url, size_t len)
+{
+  size_t i;
+
+  for (i = 0; i < len; i++)
+    if ((unsigned char) url[i] < 0x20 || url[i] == 0x7f)
+      return 1;
+  return 0;
+}
+
+/* A click on the short link TOK (/s/TOK): the link's message key and URL
+ * come from the store, and the token's MAC must be theirs. */
+static enum MHD_Result
+track_short (struct track *t, struct MHD_Connection *c, const char *method,
+             const char *tok)
+{
+  struct token_short ts;
+  enum MHD_Result ret;
+  char *key = NULL, *url = NULL, *loc;
+  size_t len = 0;
+  int rc;
+
+  if (token_short_read (tok, &ts) < 0)
+    return track_not_found (c);
+  rc = store_link_get (t->st, ts.id, &key, &url, &len);
+  if (rc < 0) {
+    /* Unlike /c/, the URL is in the store alone: nowhere to send the
+     * reader.  Ask them to come back rather than call the link bad. */
+    static const char text[] = "Please try again in a moment.\n";
+    struct MHD_Response *r;
+
+    fprintf (stderr, "herald serve: reading short link %lld: %s\n",
+             (long long) ts.id, store_error (t->st));
+    r = MHD_create_response_from_buffer (sizeof text - 1, (void *) text,
+                                         MHD_RESPMEM_PERSISTENT);
+    if (!r)
+      return MHD_NO;
+    MHD_add_response_header (r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                             "text/plain; charset=utf-8");
+    MHD_add_response_header (r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header (r, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    ret = MHD_queue_response (c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
+    MHD_destroy_response (r);
+    return ret;
+  }
+  /* No such link and a wrong MAC get the same answer. */
+  if (rc == 1 || token_short_verify (&t->key, &ts, key, url, len) < 0
+      || track_has_control (url, len)) {
+    free (key);
+    free (url);
+    return track_not_found (c);
+  }
+  track_record (t, c, method, "clicked", key, url, len, "sms");
+  loc = track_location (url, len);
+  ret = track_reply (c, MHD_HTTP_FOUND, "text/plain; charset=utf-8", "", 0,
+                     loc);
+  free (loc);
+  free (key);
+  free (url);
+  return ret;
+}
+
 enum MHD_Result
 track_request (struct track *t, struct MHD_Connection *c, const char *method,
                const char *url)
@@ -278,7 +345,7 @@ track_request (struct track *t, struct MHD_Connection *c, const char *method,
   enum MHD_Result ret;
   int click = url[1] == 'c';
   char *tok, *loc;
-  size_t i, n;
+  size_t n;
 
   if (strcmp (method, "GET") != 0 && strcmp (method, "HEAD") != 0) {
     static const char text[] = "GET\n";
@@ -292,6 +359,8 @@ track_request (struct track *t, struct MHD_Connection *c, const char *method,
     MHD_destroy_response (r);
     return ret;
   }
+  if (url[1] == 's')
+    return track_short (t, c, method, url + 3);
   tok = xstrdup (url + 3);
   n = strlen (tok);
   if (!click) {
@@ -309,19 +378,17 @@ track_request (struct track *t, struct MHD_Connection *c, const char *method,
   }
   free (tok);
   if (!click) {
-    track_record (t, c, method, "opened", tt.key, NULL, 0);
+    track_record (t, c, method, "opened", tt.key, NULL, 0, "email");
     free (tt.payload);
     return track_reply (c, MHD_HTTP_OK, "image/gif", track_gif,
                         sizeof track_gif, NULL);
   }
-  /* linkrewrite never signs a URL with a control character; a header
-   * must not carry one whatever was signed. */
-  for (i = 0; i < tt.url_len; i++)
-    if ((unsigned char) tt.url[i] < 0x20 || tt.url[i] == 0x7f) {
-      free (tt.payload);
-      return track_not_found (c);
-    }
-  track_record (t, c, method, "clicked", tt.key, tt.url, tt.url_len);
+  if (track_has_control (tt.url, tt.url_len)) {
+    free (tt.payload);
+    return track_not_found (c);
+  }
+  track_record (t, c, method, "clicked", tt.key, tt.url, tt.url_len,
+                "email");
   loc = track_location (tt.url, tt.url_len);
   ret = track_reply (c, MHD_HTTP_FOUND, "text/plain; charset=utf-8", "", 0,
                      loc);

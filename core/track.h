@@ -2,11 +2,16 @@
  *
  *   GET|HEAD /c/TOKEN      a click: recorded as a "clicked" event (the URL
  *                          in its detail), then 302 to the link's URL;
+ *   GET|HEAD /s/TOKEN      a click on an SMS's short link: the same, the
+ *                          message key and URL read from the store's
+ *                          links table by the token's link id;
  *   GET|HEAD /o/TOKEN.gif  an open: recorded as an "opened" event, then
  *                          the 43-byte transparent GIF.
  *
  * TOKEN is a tracking token (token.h).  One that is not valid gets 404
  * and no Location: a click never redirects where no signed token says.
+ * A short link the store cannot read gets 503 (its URL is nowhere
+ * else).
  * Each event records whether the request looked like a person's or a
  * machine's (track_machine_*); the router and the report leave the
  * machines' out.  A store failure is logged and the click still
@@ -33,7 +38,7 @@ struct track {
 int track_init (struct track *t, struct store *st, const struct gateway *gw);
 void track_free (struct track *t);
 
-/* 1 when URL is one of the paths above (/c/... or /o/...). */
+/* 1 when URL is one of the paths above (/c/..., /s/... or /o/...). */
 int track_path (const char *url);
 
 /* Answer the request for URL (track_path said 1). */

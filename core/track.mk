@@ -32,6 +32,13 @@ TESTS += tests/track/test-track
 TESTS += tests/track/tracking.py
 EXTRA_DIST += tests/track/tracking.py
 
+# The short links of SMS (track_links), end to end the same way.
+TESTS += tests/track/sms-links.py
+EXTRA_DIST += tests/track/sms-links.py
+
+# The clicks benchmark (on demand only, never by make check).
+EXTRA_DIST += bench/serve/clicks.sh
+
 # The libFuzzer targets, built and run by tests/track/fuzz.sh (CI runs it).
 EXTRA_DIST += tests/track/fuzz.sh tests/track/fuzz_linkrewrite.c \
 	tests/track/fuzz_token.c tests/track/corpus/links.html \

@@ -50,6 +50,14 @@ printf '[channel.mail]\nplugin = outbox\ndir = x\n' > "$T/bad.ini"
 check_gateway "channel name that is not a kind" "bad.ini:1: \[channel.mail\]: channel name is not a kind"
 printf '[channel.email]\nplugin = outbox\nkind = fax\n' > "$T/bad.ini"
 check_gateway "bad kind" "bad.ini:3: \[channel.email\] kind: 'fax' is not one of"
+printf '[tracking]\nbase_url = https://t.example.com\nsecret = s-0123456789abcdef\n[channel.email]\nplugin = outbox\ntrack_links = yes\n' > "$T/bad.ini"
+check_gateway "track_links on an e-mail channel" "bad.ini:6: \[channel.email\] track_links: only a channel of kind sms takes it \(this one is email"
+printf '[channel.texts]\nplugin = outbox\nkind = push\ntrack_links = yes\n' > "$T/bad.ini"
+check_gateway "track_links on a push channel" "bad.ini:4: \[channel.texts\] track_links: only a channel of kind sms takes it \(this one is push"
+printf '[channel.sms]\nplugin = outbox\ntrack_links = yes\n[tracking]\nlisten = 127.0.0.1:9\n' > "$T/bad.ini"
+check_gateway "track_links without base_url" "bad.ini:3: \[channel.sms\] track_links: needs \[tracking\] base_url"
+printf '[channel.sms]\nplugin = outbox\ntrack_links = perhaps\n' > "$T/bad.ini"
+check_gateway "bad track_links" "bad.ini:3: \[channel.sms\] track_links: 'perhaps' is not yes or no"
 
 # Campaign errors, all reported at once.
 cat > "$T/bad-c.ini" <<'INI'

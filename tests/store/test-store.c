@@ -564,6 +564,42 @@ test_transactions (struct store *st)
   tap_ok (store_commit (st) == -1, "commit without a transaction is refused");
 }
 
+/* The short links of SMS: what is recorded reads back by id, byte for
+ * byte; ids grow; an unknown id is 1; a rolled-back link is gone. */
+static void
+test_links (struct store *st)
+{
+  static const char url[] = "https://shop.example/caf\xc3\xa9?a=1&b=\xff";
+  int64_t a = 0, b = 0, c = 0;
+  char *key = NULL, *u = NULL;
+  size_t len = 0;
+
+  int rc = store_link_add (st, "spring:1:c1", url, sizeof url - 1, &a);
+
+  tap_ok (rc == 0 && a >= 1, "a short link is recorded: id %lld",
+          (long long) a);
+  tap_ok (store_link_add (st, "spring:1:c1", "https://b.example/", 18, &b) == 0
+          && b > a, "a second link of the message: a greater id");
+  tap_ok (store_link_get (st, a, &key, &u, &len) == 0 && key && u
+          && strcmp (key, "spring:1:c1") == 0 && len == sizeof url - 1
+          && memcmp (u, url, len + 1) == 0,
+          "it reads back by id: the message key and the URL, byte for byte "
+          "(not UTF-8 too), NUL-terminated");
+  free (key);
+  free (u);
+  tap_ok (store_link_get (st, b + 1000, &key, &u, &len) == 1 && !key && !u
+          && len == 0, "an unknown id: 1, nothing handed back");
+  store_begin (st);
+  store_link_add (st, "spring:1:c2", "https://c.example/", 18, &c);
+  store_rollback (st);
+  tap_ok (c > b && store_link_get (st, c, &key, &u, &len) == 1,
+          "a link recorded in a rolled-back transaction is gone");
+}
+
+/* SQL that takes a version-5 file back to version 4 (as migration 4 -> 5
+ * found it). */
+#define UNDO_5 "DROP INDEX events_message_ms; DROP TABLE links;"
+
 /* SQL that takes a version-3 file back to version 2 (as migration 2 -> 3
  * found it). */
 /* The same for schema 4 (journeys): back to a version-3 file. */
@@ -757,7 +793,7 @@ test_files (void)
   /* A version-1 file (outbox_customer on customer, sent_at) with a
    * message in it: migrated to 2, the message kept, the index on customer
    * alone and still used by the caps query. */
-  sqlite3_exec (db, UNDO_4 UNDO_3 "DROP INDEX outbox_customer;"
+  sqlite3_exec (db, UNDO_5 UNDO_4 UNDO_3 "DROP INDEX outbox_customer;"
                 "CREATE INDEX outbox_customer ON outbox (customer, sent_at);"
                 "INSERT INTO outbox (key, campaign, step, customer, channel, state,"
                 " created, updated, sent_at) VALUES ('c:1:z', 'c', 1, 'z',"
@@ -797,7 +833,7 @@ test_files (void)
   /* A version-2 file (events without machine and at_ms, the once-only
    * index without at_ms) with a click in it: migrated to 3, the click
    * kept as a person's, and two clicks in one second now two events. */
-  sqlite3_exec (db, UNDO_4 UNDO_3 "INSERT INTO events (customer, channel, type, at, campaign,"
+  sqlite3_exec (db, UNDO_5 UNDO_4 UNDO_3 "INSERT INTO events (customer, channel, type, at, campaign,"
                 " message_key) VALUES ('z', 'email', 'clicked', 20, 'c', 'c:1:z');"
                 "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
                 NULL, NULL, NULL);
@@ -833,7 +869,7 @@ test_files (void)
   /* A version-3 file (no timer queue, no outbox.journey) with a message:
    * migrated to 4, the message kept with journey 0, the queue usable. */
   sqlite3_open (p, &db);
-  sqlite3_exec (db, UNDO_4 "UPDATE meta SET value = '3' WHERE key = "
+  sqlite3_exec (db, UNDO_5 UNDO_4 "UPDATE meta SET value = '3' WHERE key = "
                 "'schema_version'", NULL, NULL, NULL);
   sqlite3_close (db);
   st = store_open (p, err, sizeof err);
@@ -853,6 +889,34 @@ test_files (void)
     tm.step = 2;
     tm.due = 50;
     tap_ok (st && store_timer_add (st, &tm) == 0, "its timer queue takes a step");
+  }
+  store_close (st);
+  sqlite3_open (p, &db);
+  /* A version-4 file (no links table): migrated to 5, its messages and
+   * events kept, and it takes short links. */
+  sqlite3_exec (db, UNDO_5 "UPDATE meta SET value = '4' WHERE key = "
+                "'schema_version'", NULL, NULL, NULL);
+  sqlite3_close (db);
+  st = store_open (p, err, sizeof err);
+  tap_ok (st && store_schema_version (st) == STORE_SCHEMA_VERSION
+          && STORE_SCHEMA_VERSION == 5, "a version-4 file is migrated to 5: %s",
+          st ? "ok" : err);
+  {
+    struct strbuf ev = STRBUF_INIT;
+    int64_t id = 0;
+    char *key = NULL, *u = NULL;
+    size_t len;
+
+    store_customer_events (st, "z", 0, collect_event, &ev);
+    tap_ok (ev.s && strstr (ev.s, "email/sent@10 email/clicked@20"),
+            "its message and events are kept: %s", ev.s ? ev.s : "");
+    tap_ok (store_link_add (st, "c:1:z", "https://a.example/", 18, &id) == 0
+            && id == 1 && store_link_get (st, id, &key, &u, &len) == 0
+            && strcmp (u, "https://a.example/") == 0,
+            "and it takes short links, from id 1");
+    free (key);
+    free (u);
+    strbuf_free (&ev);
   }
   store_close (st);
   sqlite3_open (p, &db);
@@ -911,6 +975,7 @@ main (void)
   test_campaigns (st);
   test_transactions (st);
   test_journeys (st);
+  test_links (st);
   store_close (st);
   test_files ();
   free (p);

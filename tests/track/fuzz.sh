@@ -4,7 +4,8 @@
 # FUZZ_SECONDS (default 20):
 #   fuzz_linkrewrite  core/linkrewrite.c over HTML and text, with its
 #                     invariants (see the file);
-#   fuzz_token        core/token.c's readers over token texts.
+#   fuzz_token        core/token.c's readers over token texts, the SMS
+#                     short tokens' included.
 # Exit 0 when nothing crashed; 77 (skip) when clang, libFuzzer or the
 # libraries are missing.  A crash leaves its input in $FUZZ_OUT (default
 # a temporary directory); add it to tests/track/test-linkrewrite.c or
@@ -35,8 +36,12 @@ secret = b"fuzz-secret-0123456789"
 def b64(b): return base64.urlsafe_b64encode(b).decode().rstrip("=")
 def tok(key, p): return b64(p) + "." + b64(hmac.new(key, p, hashlib.sha256).digest()[:16])
 track = hmac.new(secret, b"herald tracking links v1", hashlib.sha256).digest()
+def short(i):   # the short token of link i of fuzz_token.c's "store"
+    msg = b"s" + i.to_bytes(8, "big") + b"sms:1:c%d\0https://shop.example/p%d" % (i, i)
+    return b64(i.to_bytes((i.bit_length() + 7) // 8, "big") + hmac.new(track, msg, hashlib.sha256).digest()[:8])
 seeds = [tok(track, b"cnews:1:a\0https://shop.example/p?a=1&b=2"), tok(track, b"onews:1:a"),
-         tok(secret, b"a\nnews\nemail"), "news:1:a\0https://shop.example/"]
+         tok(secret, b"a\nnews\nemail"), "news:1:a\0https://shop.example/",
+         short(1), short(1234567), short(2 ** 40 + 5)]
 for i, s in enumerate(seeds):
     with open(os.path.join(sys.argv[1], "seed%d" % i), "w") as f:
         f.write(s)
