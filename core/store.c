@@ -87,7 +87,9 @@ static const char *const sql_text[Q_N] = {
     "detail, at_ms, machine) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
   [Q_MSG_EVENTS] =
     "SELECT id, at_ms, detail, machine FROM events WHERE message_key = ?1 "
-    "AND type = ?2 AND at_ms BETWEEN ?3 AND ?4 ORDER BY at_ms, id",
+    "AND type = ?2 AND at_ms BETWEEN ?3 AND ?4 "
+    "AND (?5 IS NULL OR detail IS NOT ?5) "
+    "ORDER BY at_ms, id",
   [Q_EVENT_MACHINE] =
     "UPDATE events SET machine = ?2 WHERE id = ?1 AND machine IS NULL",
   /* A customer's history for the router: events, and the messages Herald
@@ -1314,6 +1316,19 @@ store_message_events (struct store *st, const char *key, const char *type,
                                  const char *detail, const char *machine),
                       void *data)
 {
+  return store_message_events_except (st, key, type, NULL, from_ms, to_ms, cb,
+                                      data);
+}
+
+int
+store_message_events_except (struct store *st, const char *key,
+                             const char *type, const char *except_detail,
+                             int64_t from_ms, int64_t to_ms,
+                             int (*cb) (void *data, int64_t id, int64_t at_ms,
+                                        const char *detail,
+                                        const char *machine),
+                             void *data)
+{
   sqlite3_stmt *s = q (st, Q_MSG_EVENTS);
   struct msg_event { int64_t id, at_ms; char *detail, *machine; } *ev = NULL;
   size_t n = 0, cap = 0, i;
@@ -1325,6 +1340,7 @@ store_message_events (struct store *st, const char *key, const char *type,
   bind_text (s, 2, type);
   sqlite3_bind_int64 (s, 3, from_ms);
   sqlite3_bind_int64 (s, 4, to_ms);
+  bind_text (s, 5, except_detail);
   /* Read all first: the callback may flag them (store_event_set_machine). */
   while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
     if (n == cap)

@@ -183,6 +183,16 @@ int store_message_events (struct store *st, const char *key, const char *type,
                                      const char *detail, const char *machine),
                           void *data);
 
+/* The same, leaving out the events whose detail is EXCEPT_DETAIL (the
+ * same text; NULL leaves out nothing): a click's other links. */
+int store_message_events_except (struct store *st, const char *key,
+                                 const char *type, const char *except_detail,
+                                 int64_t from_ms, int64_t to_ms,
+                                 int (*cb) (void *data, int64_t id,
+                                            int64_t at_ms, const char *detail,
+                                            const char *machine),
+                                 void *data);
+
 /* Mark event ID as a machine's, for REASON, unless it already is.
  * Returns 0, 1 when no such event is a person's, -1 error. */
 int store_event_set_machine (struct store *st, int64_t id, const char *reason);
