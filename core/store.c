@@ -2182,8 +2182,12 @@ store_journey_engaged (struct store *st, const char *campaign,
   bind_text (s, 2, customer);
   sqlite3_bind_int64 (s, 3, instance);
   sqlite3_bind_int64 (s, 5, since);
-  for (i = 0; i < 4; i++)
-    bind_text (s, 6 + i, types[i] ? types[i] : types[0]);
+  /* Four slots; the list may be shorter (its NULL ends it): the rest
+   * repeat the first. */
+  for (i = 0; i < 4 && types[i]; i++)
+    bind_text (s, 6 + i, types[i]);
+  for (; i < 4; i++)
+    bind_text (s, 6 + i, types[0]);
   rc = sqlite3_step (s);
   if (rc == SQLITE_ROW) {
     strlcpy_ (type_r, (const char *) sqlite3_column_text (s, 0), len);
