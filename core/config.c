@@ -325,7 +325,7 @@ config_gateway_load (const char *path, char *err, size_t errlen)
                                                "events_token",
                                                "connections_per_client",
                                                "text_links", "machine_window",
-                                               NULL };
+                                               "metrics_token", NULL };
   struct gateway *gw = xcalloc (1, sizeof *gw);
   const struct ini_section *sec;
   const char *v;
@@ -487,6 +487,23 @@ config_gateway_load (const char *path, char *err, size_t errlen)
               "off)", path, ini_line (sec, "machine_window"), v);
     goto fail;
   }
+  v = ini_get (sec, "metrics_token");
+  if (v) {
+    const char *p;
+    /* It travels as "Authorization: Bearer TOKEN" (RFC 6750 section
+     * 2.1): a space or a control character could never arrive as it
+     * was written. */
+    for (p = v; *p > ' ' && *p < 0x7f; p++)
+      ;
+    if (strlen (v) < 16 || *p) {
+      snprintf (err, errlen, "%s:%d: [tracking] metrics_token: %s", path,
+                ini_line (sec, "metrics_token"),
+                *p ? "only visible ASCII characters, no spaces"
+                   : "too short (at least 16 characters)");
+      goto fail;
+    }
+    gw->tracking_metrics_token = xstrdup (v);
+  }
   return gw;
 
 fail:
@@ -512,6 +529,7 @@ config_gateway_free (struct gateway *gw)
   free (gw->tracking_base_url);
   free (gw->tracking_secret);
   free (gw->unsubscribe_mailto);
+  free (gw->tracking_metrics_token);
   ini_free (gw->ini);
   free (gw);
 }

@@ -61,6 +61,8 @@ struct gateway {
   int tracking_text_links;   /* [tracking] text_links: track email.text too */
   int64_t tracking_machine_window;   /* seconds: a click or open sooner
                                         after the send is a machine's */
+  char *tracking_metrics_token;      /* herald serve's GET /metrics needs
+                                        it as a bearer token; NULL: open */
   struct channel_conf *channels;
   size_t n_channels;
 };

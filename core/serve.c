@@ -16,10 +16,14 @@
  *                        [tracking] events_token: all or nothing;
  *   GET  /c/TOKEN        a click: recorded, then 302 to the link (track.c);
  *   GET  /o/TOKEN.gif    an open: recorded, then a transparent GIF;
- *   ANY  /healthz        "ok", to any method, before any body.
+ *   ANY  /healthz        "ok", to any method, before any body;
+ *   GET  /metrics        the Prometheus metrics (metrics.c), with
+ *                        "Authorization: Bearer" when [tracking]
+ *                        metrics_token is set.
  * Paths are those below [tracking] base_url (a reverse proxy in front
  * strips any prefix).  libmicrohttpd runs every request on one internal
- * thread, which alone uses the store and the plugins; the main thread
+ * thread, which alone uses the store and the plugins (/metrics reads
+ * the store on a thread and a connection of its own); the main thread
  * waits for SIGTERM or SIGINT and, once a second, closes the connections
  * that are too slow (see "slow clients").  A client must never be able to
  * keep the server from answering others. */
@@ -47,6 +51,7 @@
 #include "loader.h"
 #include "main.h"
 #include "journey.h"
+#include "metrics.h"
 #include "serve.h"
 #include "store.h"
 #include "token.h"
@@ -98,11 +103,14 @@ struct server {
   long log_dropped;            /* and those left out */
   struct track track;          /* /c/ and /o/ */
   int track_ready;
+  struct metrics *metrics;     /* /metrics, and the counters it shows */
 };
 
 /* One request's body, gathered over the upload callbacks. */
 struct upload {
   struct strbuf body;
+  enum metrics_endpoint endpoint;
+  unsigned status;             /* of an answer sent by hand, or 0 */
 };
 
 static enum MHD_Result
@@ -339,6 +347,12 @@ inbound (struct server *sv, struct MHD_Connection *c, const char *method,
     return reply_text (c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy\n");
   }
   rc = ch->plugin->p.inbound (ch->state, &req, &sink, &resp);
+  /* The plugin's own refusals and failures; a 5xx it gave because the
+   * store failed (in.failed) is the store's. */
+  if (!in.failed && (rc < 0 || resp.status < 100 || resp.status >= 500))
+    metrics_count_plugin_error (sv->metrics, ch->name, 1);
+  else if (!in.failed && resp.status >= 400)
+    metrics_count_plugin_error (sv->metrics, ch->name, 0);
   if (rc < 0 || in.failed || resp.status >= 500)
     store_rollback (sv->st);
   else if (store_commit (sv->st) < 0) {
@@ -658,7 +672,8 @@ handle (void *cls, struct MHD_Connection *c, const char *url,
 
   (void) version;
   if (!up) {
-    *con_cls = xcalloc (1, sizeof *up);
+    *con_cls = up = xcalloc (1, sizeof *up);
+    up->endpoint = metrics_endpoint (url);
     conn_deadline (sv, c, SERVE_BODY_MS);      /* the head is in */
     /* Whatever the method, and before any body (which it does not need,
      * of whatever size): a health check must not wait on one.  Without a
@@ -675,8 +690,10 @@ handle (void *cls, struct MHD_Connection *c, const char *url,
   if (*upload_data_size) {
     /* Only a chunked body can get here past the limit: libmicrohttpd
      * stops a declared length at its end. */
-    if (up->body.len + *upload_data_size > SERVE_MAX_BODY)
+    if (up->body.len + *upload_data_size > SERVE_MAX_BODY) {
+      up->status = MHD_HTTP_CONTENT_TOO_LARGE;    /* sent by hand */
       return refuse_mid_body (sv, c);
+    }
     strbuf_add (&up->body, upload_data, *upload_data_size);
     *upload_data_size = 0;
     return MHD_YES;
@@ -687,6 +704,14 @@ handle (void *cls, struct MHD_Connection *c, const char *url,
   conn_deadline (sv, c, 0);
   if (strcmp (url, "/healthz") == 0)
     return reply_text (c, MHD_HTTP_OK, "ok\n");
+  if (strcmp (url, "/metrics") == 0) {
+    const char *tok = sv->gw->tracking_metrics_token;
+    return metrics_request (sv->metrics, c, method,
+                            !tok || bearer_ok (MHD_lookup_connection_value
+                                               (c, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION),
+                                               tok));
+  }
   if (strncmp (url, "/u/", 3) == 0) {
     if (strcmp (method, "GET") && strcmp (method, "HEAD") && strcmp (method, "POST"))
       return reply_text (c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or POST\n");
@@ -714,11 +739,22 @@ static void
 request_done (void *cls, struct MHD_Connection *c, void **con_cls,
               enum MHD_RequestTerminationCode toe)
 {
+  struct server *sv = cls;
   struct upload *up = *con_cls;
+  const union MHD_ConnectionInfo *ci
+    = MHD_get_connection_info (c, MHD_CONNECTION_INFO_HTTP_STATUS);
 
   (void) toe;
   /* A kept-alive connection waits for its next request head. */
   conn_deadline (cls, c, SERVE_HEAD_MS);
+  /* Counted as the request ends, on the server's one thread.  The status
+   * is the queued response's: libmicrohttpd (0.9.75 to 1.0) calls this
+   * before it lets go of the response.  A request that got no answer
+   * (the client left first, or MHD_NO) is not counted. */
+  if (up && ci && ci->http_status)
+    up->status = ci->http_status;
+  if (up)
+    metrics_request_end (sv->metrics, c, up->endpoint, up->status);
   if (up) {
     strbuf_free (&up->body);
     free (up);
@@ -738,7 +774,8 @@ serve_usage (FILE *fp, int rc)
            "messages (base_url/u/...), their tracked links (base_url/c/...)\n"
            "and open pixels (base_url/o/...), the providers' callbacks for each\n"
            "channel (base_url/inbound/NAME/...) and, with [tracking]\n"
-           "events_token, POST /events (JSON lines, as events import reads).\n"
+           "events_token, POST /events (JSON lines, as events import reads),\n"
+           "and GET /metrics (Prometheus text format).\n"
            "Listens on [tracking] listen (default 127.0.0.1:8025) until\n"
            "SIGTERM or SIGINT.\n\n"
            "With campaigns, also runs their journeys: a campaign with a\n"
@@ -906,6 +943,15 @@ cmd_serve (int argc, char **argv)
       goto out;
     }
   }
+  sv.metrics = metrics_new (sv.gw->store_path, now_seconds (), err,
+                            sizeof err);
+  if (!sv.metrics) {
+    fprintf (stderr, "herald: %s\n", err);
+    goto out;
+  }
+  for (i = 0; i < sv.gw->n_channels; i++)
+    if (sv.ch[i])
+      metrics_channel (sv.metrics, sv.gw->channels[i].name);
 
   /* The journeys of the campaigns listed: this thread works their timer
    * queue between signals, five times a second (a step fires within
@@ -927,7 +973,10 @@ cmd_serve (int argc, char **argv)
    * descriptor past FD_SETSIZE (1024) cannot be watched, and libmicrohttpd
    * refuses such a connection whatever the limit says. */
   max_conns = connection_limit ();
+  /* MHD_ALLOW_SUSPEND_RESUME: a scrape of /metrics waits, suspended,
+   * for the store to be read on another thread (metrics.h). */
   d = MHD_start_daemon (MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG
+                        | MHD_ALLOW_SUSPEND_RESUME
                         | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
                         0, NULL, NULL, handle, &sv,
                         MHD_OPTION_EXTERNAL_LOGGER, serve_log, &sv,
@@ -969,6 +1018,7 @@ cmd_serve (int argc, char **argv)
                "send a request\n", n, n == 1 ? "" : "s");
     journeys_tick (jr);
   }
+  metrics_stop (sv.metrics);          /* no connection left suspended */
   MHD_stop_daemon (d);
   pthread_sigmask (SIG_SETMASK, &old, NULL);
   printf ("herald serve: stopped (%s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -979,6 +1029,7 @@ out:
   for (i = 0; sv.ch && i < sv.gw->n_channels; i++)
     channel_close (sv.ch[i]);
   free (sv.ch);
+  metrics_free (sv.metrics);
   if (sv.key_ready)
     token_key_free (&sv.key);
   if (sv.track_ready)

@@ -33,7 +33,7 @@ enum {
   Q_OB_INSERT, Q_OB_UPDATE, Q_OB_UPDATE_REASON, Q_OB_REROUTE, Q_OB_GET,
   Q_OB_DUE, Q_OB_RECOVER_PENDING, Q_OB_RECOVER_FAILED, Q_OB_NEXT_DUE,
   Q_OB_ADDRESS, Q_SENT_COUNT, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
-  Q_CAMP_CONVERSIONS,
+  Q_CAMP_CONVERSIONS, Q_OB_STATES, Q_OB_DUE_SUMMARY, Q_EVENT_COUNTS,
   Q_CAMP_START, Q_CAMP_FINISH, Q_CAMP_GET,
   Q_TIMER_ADD, Q_TIMERS_DUE, Q_TIMER_DONE, Q_TIMER_CANCEL, Q_JOURNEY_LAST,
   Q_EVENTS_AFTER, Q_META_GET, Q_META_SET, Q_JOURNEY_ENGAGED, Q_TIMER_NEXT,
@@ -186,6 +186,22 @@ static const char *const sql_text[Q_N] = {
     " count(DISTINCT COALESCE(ev.okey, ev.customer)), ev.machine"
     " FROM ev LEFT JOIN outbox o ON o.key = ev.okey"
     " GROUP BY 1, 2, 3, 6 ORDER BY 1, 2, 3, 6",
+  /* For /metrics, on every scrape: one pass over the table, as no index
+   * has campaign, channel and state.  Left to itself SQLite walks
+   * outbox_due for the campaign order and looks every row up for its
+   * channel: 2.5 s for a million rows, against 1.2 s for the table in
+   * its own order and a sort of the groups. */
+  [Q_OB_STATES] =
+    "SELECT campaign, channel, state, count(*) FROM outbox NOT INDEXED "
+    "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+  /* outbox_due (campaign, state, next_at) covers it: a scan of the index,
+   * not of the table. */
+  [Q_OB_DUE_SUMMARY] =
+    "SELECT count(*), min(next_at) FROM outbox "
+    "WHERE state IN ('pending', 'retry', 'deferred') AND next_at <= ?1",
+  [Q_EVENT_COUNTS] =
+    "SELECT type, machine IS NOT NULL, count(*) FROM events "
+    "GROUP BY 1, 2 ORDER BY 1, 2",
   [Q_CAMP_START] =
     "INSERT INTO campaigns (id, name, status, runs, first_started, "
     "last_started) VALUES (?1, ?2, 'running', 1, ?3, ?3) "
@@ -1790,6 +1806,15 @@ col_json_str (sqlite3_stmt *s, int i)
   return t ? json_string ((const char *) t) : json_null ();
 }
 
+/* The column as it is: json_string would drop a value that is not UTF-8
+ * (and the caller would take it for null). */
+static json_t *
+col_json_raw (sqlite3_stmt *s, int i)
+{
+  const unsigned char *t = sqlite3_column_text (s, i);
+  return t ? json_string_nocheck ((const char *) t) : json_null ();
+}
+
 int
 store_campaign_counts (struct store *st, const char *campaign, json_t **r)
 {
@@ -1832,9 +1857,11 @@ store_campaign_counts (struct store *st, const char *campaign, json_t **r)
   return 0;
 }
 
-/* Run the campaign query ID (one parameter: CAMPAIGN) and turn its rows
- * into a JSON list of objects: column i is named NAMES[i] and typed by
- * TYPES[i] ('s' text or null, 'i' integer, 'b' boolean). */
+/* Run the campaign query ID (one parameter: CAMPAIGN; NULL for a query
+ * that takes none) and turn its rows into a JSON list of objects: column
+ * i is named NAMES[i] and typed by TYPES[i] ('s' text or null, 'r' the
+ * same with the bytes as they are, even when not UTF-8, 'i' integer, 'b'
+ * boolean). */
 static int
 campaign_rows (struct store *st, int id, const char *campaign,
                const char *const *names, const char *types, const char *what,
@@ -1848,12 +1875,14 @@ campaign_rows (struct store *st, int id, const char *campaign,
   if (!s)
     return -1;
   a = json_array ();
-  bind_text (s, 1, campaign);
+  if (campaign)
+    bind_text (s, 1, campaign);
   while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
     json_t *row = json_object ();
     for (i = 0; names[i]; i++)
       json_object_set_new (row, names[i],
                            types[i] == 's' ? col_json_str (s, i)
+                           : types[i] == 'r' ? col_json_raw (s, i)
                            : types[i] == 'b'
                            ? json_boolean (sqlite3_column_int (s, i))
                            : json_integer (sqlite3_column_int64 (s, i)));
@@ -1884,6 +1913,51 @@ store_campaign_engagement (struct store *st, const char *campaign, json_t **r)
                                        "messages", "machine", NULL };
   return campaign_rows (st, Q_CAMP_ENGAGEMENT, campaign, names, "sssiib",
                         "counting a campaign's engagement", r);
+}
+
+/* ---- monitoring -------------------------------------------------- */
+
+int
+store_outbox_state_counts (struct store *st, json_t **r)
+{
+  static const char *const names[] = { "campaign", "channel", "state",
+                                       "count", NULL };
+  return campaign_rows (st, Q_OB_STATES, NULL, names, "rrri",
+                        "counting the outbox's messages", r);
+}
+
+int
+store_event_counts (struct store *st, json_t **r)
+{
+  static const char *const names[] = { "type", "machine", "count", NULL };
+  return campaign_rows (st, Q_EVENT_COUNTS, NULL, names, "rbi",
+                        "counting the events", r);
+}
+
+int
+store_due_summary (struct store *st, int64_t now, struct store_due *r)
+{
+  sqlite3_stmt *s = q (st, Q_OB_DUE_SUMMARY);
+  int rc;
+
+  memset (r, 0, sizeof *r);
+  if (!s)
+    return -1;
+  sqlite3_bind_int64 (s, 1, now);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW) {
+    r->messages = sqlite3_column_int64 (s, 0);
+    r->oldest_next_at = sqlite3_column_int64 (s, 1);   /* NULL: 0 */
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_ROW)
+    return db_fail (st, "counting the due messages");
+  /* The timer queue: the steps due, and all that wait. */
+  if (store_timer_stats (st, now, &r->steps, &r->oldest_step_due) < 0
+      || store_timer_stats (st, INT64_MAX, &r->steps_waiting, &(int64_t) { 0 })
+         < 0)
+    return -1;
+  return 0;
 }
 
 /* ---- campaign state ----------------------------------------------- */

@@ -341,6 +341,41 @@ int store_campaign_engagement (struct store *st, const char *campaign,
 int store_campaign_conversions (struct store *st, const char *campaign,
                                 json_t **r);
 
+/* ---- Monitoring ---------------------------------------------------- */
+
+/* What herald serve's /metrics reads on every scrape.  Each is one query,
+ * over the whole table: the cost of a scrape grows with the store.  Their
+ * strings are the stored bytes, not checked as UTF-8 (json_dumps would
+ * refuse one that is not). */
+
+/* The outbox's rows counted by campaign, channel (null for a row that
+ * has none, skipped before a channel was chosen) and state.  *R (new
+ * reference) becomes [{"campaign": "c", "channel": "email"|null,
+ * "state": "sent", "count": N}, ...], sorted by those three. */
+int store_outbox_state_counts (struct store *st, json_t **r);
+
+/* The events counted by type and by whether a machine did them (the
+ * machine column, see store_event_record).  *R (new reference) becomes
+ * [{"type": "opened", "machine": false, "count": N}, ...], sorted.  The
+ * burst rule marks an earlier click as a machine's after the fact
+ * (store_event_set_machine): a count with "machine": false can drop. */
+int store_event_counts (struct store *st, json_t **r);
+
+/* The work that is due but not done at NOW.  Only ever grows by
+ * appending members (a timer queue's depth would go here). */
+struct store_due {
+  int64_t messages;          /* outbox rows in state pending, retry or
+                                deferred with next_at <= NOW */
+  int64_t oldest_next_at;    /* the smallest next_at of those; 0: none */
+  int64_t steps;             /* journey steps waiting in the timer queue
+                                and due at NOW */
+  int64_t oldest_step_due;   /* the smallest due of those; 0: none */
+  int64_t steps_waiting;     /* every waiting step, due or not */
+};
+
+/* Fill *R (zeroed first) for NOW (unix seconds).  0 or -1. */
+int store_due_summary (struct store *st, int64_t now, struct store_due *r);
+
 /* ---- Campaign state ----------------------------------------------- */
 
 /* A run of campaign ID starts: creates its row (first_started = NOW) or

@@ -7,9 +7,11 @@ export DEBIAN_FRONTEND=noninteractive
 # installer from asking questions or configuring a mail system.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 apt-get update -qq
+# prometheus is there for promtool, which checks herald serve's /metrics in
+# the tests; Debian ships it only with the server itself.
 apt-get install -y -qq --no-install-recommends \
   build-essential autoconf automake libtool pkg-config \
   libcurl4-openssl-dev libesmtp-dev libinih-dev libsqlite3-dev \
   libjansson-dev libssl-dev libmicrohttpd-dev libicu-dev libutf8proc-dev \
   openssl ca-certificates python3 python3-aiosmtpd postfix sqlite3 nginx-light \
-  clang libclang-rt-14-dev >/dev/null
+  clang libclang-rt-14-dev prometheus >/dev/null

@@ -271,6 +271,19 @@ t.ok(st == 200 and len(body) == 43 and h.get("Cache-Control") == "no-store",
 t.eq(query("SELECT count(*) FROM events WHERE customer = 'erin' AND type = 'opened' "
            "AND message_key = 'cart:1:erin:1'"), [(1,)], "the open recorded for erin's message")
 
+# The timer queue in /metrics: the waiting follow-ups, in a scrape that
+# promtool accepts.
+st, _, body = request("GET", BASE + "/metrics")
+gauges = dict(line.split(" ", 1) for line in body.decode().splitlines()
+              if line.startswith(("herald_waiting_steps ", "herald_due_steps ")))
+t.ok(st == 200 and 0 <= int(gauges.get("herald_waiting_steps", "-1")) <= 5
+     and "herald_due_steps" in gauges, "/metrics: the timer queue's gauges", gauges)
+if os.access("/usr/bin/promtool", os.X_OK):
+    p = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=body,
+                       capture_output=True, timeout=30)
+    t.ok(p.returncode == 0, "/metrics with journeys: promtool check metrics",
+         p.stdout.decode() + p.stderr.decode())
+
 # erin: serve stops between her steps and starts again.
 rc, out, err = sv.stop()
 t.eq(rc, 0, "SIGTERM between the steps: exit 0")

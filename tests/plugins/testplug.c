@@ -4,7 +4,9 @@
  * "log" names a file that gets one line per message it was handed;
  * "calls" names a file that gets one line per send call, "STATE N START
  * END" (STATE tells the instances apart, times in ns, CLOCK_MONOTONIC);
- * "sleep_ms" makes every send take that long. */
+ * "sleep_ms" makes every send take that long.  A callback (herald
+ * serve's /inbound/NAME/PATH) to PATH "/refuse" is answered 400, "/crash"
+ * 500, "/fail" fails (-1); anything else gets 200 and reports nothing. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +135,24 @@ tp_send (void *state, const struct herald_message *m, size_t n,
   return 0;
 }
 
+static int
+tp_inbound (void *state, const struct herald_request *req,
+            const struct herald_sink *sink, struct herald_response *resp)
+{
+  const char *path = req->path ? req->path : "/";
+
+  (void) state;
+  (void) sink;
+  if (strcmp (path, "/fail") == 0)
+    return -1;
+  resp->status = strcmp (path, "/refuse") == 0 ? 400
+                 : strcmp (path, "/crash") == 0 ? 500 : 200;
+  snprintf (resp->content_type, sizeof resp->content_type, "text/plain");
+  resp->body_len = (size_t) snprintf (resp->body, sizeof resp->body,
+                                      "testplug: %d\n", resp->status);
+  return 0;
+}
+
 static const struct herald_plugin tp_plugin = {
   HERALD_PLUGIN_INIT,
   .name = "testplug",
@@ -142,6 +162,7 @@ static const struct herald_plugin tp_plugin = {
   .open = tp_open,
   .close = tp_close,
   .send = tp_send,
+  .inbound = tp_inbound,
 };
 
 HERALD_REGISTER_PLUGIN (tp_plugin)
