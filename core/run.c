@@ -116,6 +116,7 @@ struct run {
   json_t *campaign_j;          /* templates' campaign.* */
   int64_t deferred_until_min, deferred_until_max;
   long scheduled;              /* of the deferred: to the campaign's start */
+  long unplanned;              /* customers a store error left unplanned */
   int channel_error;           /* a channel reported a configuration error */
   char channel_error_msg[1024];
   int store_error;
@@ -131,6 +132,25 @@ struct run {
   json_t *event;               /* the templates' event.*, or NULL */
   int serve;                   /* in herald serve: the plugins stay loaded */
 };
+
+/* plan_customer's (and render_parts') return when a store read or write
+ * failed: nothing decided, the customer not messaged (fail closed). */
+#define PLAN_STORE_ERROR (-2)
+
+/* The first store failure met while planning one customer: its text is
+ * kept at once (the store's next statement clears it). */
+struct plan_fail {
+  int failed;
+  char msg[512];
+};
+
+static void
+plan_failed (struct plan_fail *f, struct run *r)
+{
+  if (f->failed++)
+    return;
+  snprintf (f->msg, sizeof f->msg, "%s", store_error (r->st));
+}
 
 /* What planning one customer produced. */
 struct plan {
@@ -197,11 +217,11 @@ str_object (const char *k1, const char *v1, const char *k2, const char *v2,
  * addresses but every one is suppressed. */
 static json_t *
 customer_addresses (struct run *r, json_t *cust, const struct campaign_channel *cc,
-                    int *suppressed_r)
+                    int *suppressed_r, struct plan_fail *fail)
 {
   json_t *list = json_array ();
   const char *kind = cc->kind;
-  int had = 0;
+  int had = 0, sup;
 
   *suppressed_r = 0;
   if (strcmp (kind, "push") == 0) {
@@ -213,8 +233,12 @@ customer_addresses (struct run *r, json_t *cust, const struct campaign_channel *
       if (!tok)
         continue;
       had = 1;
-      if (store_is_suppressed (r->st, "push", tok) == 1)
+      /* A store error is no answer: the address is not taken as free. */
+      if ((sup = store_is_suppressed (r->st, "push", tok)) != 0) {
+        if (sup < 0)
+          plan_failed (fail, r);
         continue;
+      }
       json_array_append_new (list, str_object ("type", plat ? plat : "unknown",
                                                 "value", tok, NULL, NULL));
     }
@@ -228,9 +252,11 @@ customer_addresses (struct run *r, json_t *cust, const struct campaign_channel *
       v = ini_get (cc->conf->sec, "url");
     if (v) {
       had = 1;
-      if (store_is_suppressed (r->st, kind, v) != 1)
+      if ((sup = store_is_suppressed (r->st, kind, v)) == 0)
         json_array_append_new (list, str_object ("type", kind, "value", v,
                                                   NULL, NULL));
+      else if (sup < 0)
+        plan_failed (fail, r);
     }
   }
   if (had && json_array_size (list) == 0)
@@ -516,7 +542,7 @@ render_parts (struct run *r, json_t *cust, const char *kind,
           : xasprintf ("%s: cannot sign its tracking links (OpenSSL "
                        "failed)", tp->path);
         strbuf_free (&tracked);
-        rc = -1;
+        rc = t == -2 ? PLAN_STORE_ERROR : -1;
         break;
       }
       json_object_set_new (p->parts, parts[i],
@@ -605,7 +631,11 @@ population_rate (struct run *r, const char *kind)
 }
 
 /* Decide (and render) for one customer.  FAILED lists channel indexes that
- * already failed permanently for this message (fallback), or NULL. */
+ * already failed permanently for this message (fallback), or NULL.
+ * Returns 0; -1 when the customer cannot be planned (no id, a router
+ * error: p->render_error says why); PLAN_STORE_ERROR when a store read
+ * failed (a suppression, a cap's count, the history): then nothing was
+ * decided and the customer must not be messaged (fail closed). */
 static int
 plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p)
 {
@@ -619,6 +649,7 @@ plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p)
   long capn;
   int64_t period;
   int rcode = 0;
+  struct plan_fail fail = { 0, "" };
 
   memset (p, 0, sizeof *p);
   memset (rc, 0, sizeof rc);
@@ -654,15 +685,17 @@ plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p)
     json_t *cv = json_object_get (consent, cc->kind);
     int supp = 0;
 
-    addrs[i] = customer_addresses (r, cust, cc, &supp);
+    addrs[i] = customer_addresses (r, cust, cc, &supp, &fail);
     rc[i].name = cc->kind;
     rc[i].templates = 1;       /* campaign_load checked the base set */
     rc[i].has_address = json_array_size (addrs[i]) > 0 || supp;
     rc[i].consent = json_is_true (cv) ? 1 : json_is_false (cv) ? 0 : -1;
     rc[i].suppressed = supp;
     rc[i].failed = failed ? failed[i] : 0;
-    if (policy_cap (r->c->policy, cc->kind, &capn, &period))
-      rc[i].sent = store_sent_count (r->st, id, cc->kind, r->now - period);
+    if (policy_cap (r->c->policy, cc->kind, &capn, &period)
+        && (rc[i].sent = store_sent_count (r->st, id, cc->kind,
+                                           r->now - period)) < 0)
+      plan_failed (&fail, r);
     rc[i].population_rate = population_rate (r, cc->kind);
   }
   memset (&in, 0, sizeof in);
@@ -672,13 +705,23 @@ plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p)
   in.timezone = customer_zone (r, cust);
   in.channels = rc;
   in.n_channels = r->c->n_channels;
-  if (policy_cap (r->c->policy, NULL, &capn, &period))
-    in.sent_all = store_sent_count (r->st, id, NULL, r->now - period);
+  if (policy_cap (r->c->policy, NULL, &capn, &period)
+      && (in.sent_all = store_sent_count (r->st, id, NULL,
+                                          r->now - period)) < 0)
+    plan_failed (&fail, r);
   if (r->c->policy->kind == POLICY_ENGAGEMENT) {
-    store_customer_events (r->st, id, r->now - r->c->policy->window,
-                           collect_event, &ec);
+    if (store_customer_events (r->st, id, r->now - r->c->policy->window,
+                               collect_event, &ec) < 0)
+      plan_failed (&fail, r);
     in.events = ec.ev;
     in.n_events = ec.n;
+  }
+  /* Fail closed: a suppression, cap or history that could not be read
+   * decides nothing. */
+  if (fail.failed) {
+    p->render_error = xasprintf ("%s", fail.msg);
+    rcode = PLAN_STORE_ERROR;
+    goto out;
   }
   {
     /* Before the campaign's start, decide as at the start (quiet hours
@@ -704,8 +747,10 @@ plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p)
   if ((p->d.outcome == ROUTER_SEND || p->d.outcome == ROUTER_DEFER)
       && p->cidx >= 0) {
     p->address = json_incref (addrs[p->cidx]);
-    if (render_parts (r, cust, p->d.channel, p->d.variant, p->key, p) < 0)
-      rcode = 0;   /* recorded as failed with the render error */
+    int rp = render_parts (r, cust, p->d.channel, p->d.variant, p->key, p);
+    if (rp == PLAN_STORE_ERROR)
+      rcode = PLAN_STORE_ERROR;
+    /* Else a render error is recorded as failed, with its text. */
   }
 out:
   for (i = 0; i < r->c->n_channels; i++)
@@ -974,10 +1019,17 @@ plan_page (struct run *r, char *after, size_t afterlen, int limit,
   for (i = 0; i < pg.n; i++) {
     struct plan p;
 
-    if (plan_customer (r, pg.cust[i], NULL, &p) < 0) {
-      fprintf (stderr, "herald: customer %s: %s\n",
+    int pc = plan_customer (r, pg.cust[i], NULL, &p);
+
+    if (pc < 0) {
+      /* Not planned, so not messaged: no row, and the next run plans the
+       * customer again.  A store error also fails the run (exit 1). */
+      fprintf (stderr, "herald: customer %s: %s%s\n",
                jstr (pg.cust[i], "id") ? jstr (pg.cust[i], "id") : "?",
-               p.render_error ? p.render_error : "cannot plan");
+               p.render_error ? p.render_error : "cannot plan",
+               pc == PLAN_STORE_ERROR ? " (not planned: run again)" : "");
+      if (pc == PLAN_STORE_ERROR)
+        r->unplanned++;
       plan_clear (&p);
       continue;
     }
@@ -1103,7 +1155,8 @@ queue_next_step (struct run *r, const struct due *d)
 
 /* After a permanent failure on channel CIDX: route the same message to the
  * next best usable channel (one message per customer and step, never two:
- * the row is re-routed, not duplicated).  Returns 1 when re-routed. */
+ * the row is re-routed, not duplicated).  Returns 1 when re-routed, 0
+ * when there is no usable channel left, -1 on a store error. */
 static int
 fallback (struct run *r, struct due *d, int cidx)
 {
@@ -1116,7 +1169,7 @@ fallback (struct run *r, struct due *d, int cidx)
   int rc = 0;
 
   if (!cust)
-    return 0;
+    return *store_error (r->st) ? -1 : 0;
   /* Channels this message already failed on are kept in the row's parts
    * under "_failed", so a second fallback does not go back. */
   prev = d->parts_j ? json_object_get (d->parts_j, "_failed") : NULL;
@@ -1136,6 +1189,11 @@ fallback (struct run *r, struct due *d, int cidx)
   }
   rc = plan_customer (r, cust, failed, &p);
   journey_leave (r);
+  if (rc == PLAN_STORE_ERROR) {
+    plan_clear (&p);
+    json_decref (cust);
+    return -1;
+  }
   if (rc < 0 || p.d.outcome != ROUTER_SEND || p.cidx < 0 || p.render_error) {
     plan_clear (&p);
     json_decref (cust);
@@ -1167,8 +1225,11 @@ fallback (struct run *r, struct due *d, int cidx)
   row.address = addr;
   row.parts = parts;
   row.trace = p.d.trace;
-  if (store_outbox_reroute (r->st, &row) == 0)
-    rc = 1;
+  switch (store_outbox_reroute (r->st, &row)) {
+  case 0: rc = 1; break;
+  case 1: rc = 0; break;       /* no such row: nothing to re-route */
+  default: rc = -1; break;     /* a store error is no "no fallback" */
+  }
   free (addr);
   free (parts);
   plan_clear (&p);
@@ -1291,9 +1352,10 @@ batch_record (struct run *r, struct batch *b)
     const char *detail = x->detail[0] ? x->detail : NULL;
 
     for (k = 0; k < n_to; k++)
-      if (inv[k])
-        store_suppress (r->st, d->channel, to[k].value,
-                        x->error[0] ? x->error : "invalid address");
+      if (inv[k]
+          && store_suppress (r->st, d->channel, to[k].value,
+                             x->error[0] ? x->error : "invalid address") < 0)
+        goto store_fail;
     switch (status) {
     case HERALD_SENT:
       /* The router sees this send through store_customer_events. */
@@ -1319,9 +1381,10 @@ batch_record (struct run *r, struct batch *b)
       break;
     case HERALD_REJECTED:
     case HERALD_INVALID_ADDRESS:
-      if (status == HERALD_INVALID_ADDRESS && n_to == 1 && !inv[0])
-        store_suppress (r->st, d->channel, to[0].value,
-                        x->error[0] ? x->error : "invalid address");
+      if (status == HERALD_INVALID_ADDRESS && n_to == 1 && !inv[0]
+          && store_suppress (r->st, d->channel, to[0].value,
+                             x->error[0] ? x->error : "invalid address") < 0)
+        goto store_fail;
       /* The recipient opted out at the provider (Twilio 21610, a STOP
        * reply): that is a consent change, not only a dead address, so a
        * later START can lift it. */
@@ -1329,10 +1392,13 @@ batch_record (struct run *r, struct batch *b)
           && store_consent_set (r->st, d->customer, d->channel, 0, r->now,
                                 "provider opt-out") < 0)
         goto store_fail;
-      if (fallback (r, d, cidx)) {
+      switch (fallback (r, d, cidx)) {
+      case 1:
         r->per[cidx].fallback++;
         r->total.fallback++;
-        break;
+        continue;
+      case -1:
+        goto store_fail;
       }
       if (store_outbox_update_reason (r->st, d->key, "failed",
                                       status == HERALD_REJECTED ? "rejected"
@@ -1495,12 +1561,24 @@ unclaim (struct run *r, const struct batch *b)
 {
   size_t j;
 
-  for (j = 0; j < b->n && !r->store_error; j++)
+  /* After a store failure they stay "sending": the next run's recovery
+   * takes them back (at least once) or fails them (at most once). */
+  if (r->store_error)
+    return;
+  if (store_begin (r->st) < 0)
+    goto fail;
+  for (j = 0; j < b->n; j++)
     if (store_outbox_update (r->st, b->rows[j].key, "pending", 0, r->now,
-                             NULL, NULL, NULL) < 0) {
-      fprintf (stderr, "herald: %s\n", store_error (r->st));
-      r->store_error = 1;
-    }
+                             NULL, NULL, NULL) < 0)
+      goto fail;
+  if (store_commit (r->st) < 0)
+    goto fail;
+  return;
+
+fail:
+  fprintf (stderr, "herald: %s\n", store_error (r->st));
+  store_rollback (r->st);
+  r->store_error = 1;
 }
 
 /* Send fresh rows DS[0..N) (all for channel CIDX, committed as "sending"
@@ -1824,10 +1902,16 @@ fire_one (struct run *r, const struct store_timer *t, struct due_list *fresh,
     }
     step_channels (r, cs, prev, failed);
   }
-  if (plan_customer (r, cust, failed, &p) < 0) {
-    snprintf (reason, sizeof reason, "%s",
-              p.render_error ? p.render_error : "cannot plan");
-    goto done;
+  {
+    int pc = plan_customer (r, cust, failed, &p);
+
+    if (pc == PLAN_STORE_ERROR)
+      goto out;                /* the step stays waiting */
+    if (pc < 0) {
+      snprintf (reason, sizeof reason, "%s",
+                p.render_error ? p.render_error : "cannot plan");
+      goto done;
+    }
   }
   if (!p.in_segment) {
     snprintf (reason, sizeof reason, "not in the segment");
@@ -2163,7 +2247,7 @@ cmd_run (int argc, char **argv)
   const char *path = NULL;
   char after[1024] = "";
   int64_t limit = -1, planned = 0, next;
-  int i, rc = 1, recovered = 0;
+  int i, rc = 1, recovered = 0, later = 0;
   struct sigaction sa;
 
   memset (&r, 0, sizeof r);
@@ -2250,11 +2334,15 @@ cmd_run (int argc, char **argv)
      * clock: HERALD_NOW would never reach them). */
     dispatch_due (&r);
     while (!getenv ("HERALD_NOW") && !run_stop && !r.channel_error && !r.store_error
-           && store_outbox_next_due (r.st, r.c->id, &next) == 1
+           && (later = store_outbox_next_due (r.st, r.c->id, &next)) == 1
            && next - now_seconds () <= r.c->retry_horizon) {
       sleep_until (next);
       if (dispatch_due (&r) < 0)
         break;
+    }
+    if (later < 0) {
+      fprintf (stderr, "herald: %s\n", store_error (r.st));
+      r.store_error = 1;
     }
   }
   if (r.verbose_progress)
@@ -2265,12 +2353,18 @@ cmd_run (int argc, char **argv)
     rc = 0;
     goto out;
   }
-  if (store_outbox_next_due (r.st, r.c->id, &next) == 1) {
+  /* Every store failure is said, and fails the run, down to its last
+   * bookkeeping. */
+  if ((later = store_outbox_next_due (r.st, r.c->id, &next)) == 1) {
     char t[64];
     fmt_time (next, t, sizeof t);
     printf ("  messages scheduled for later (retries, quiet hours or the "
             "campaign's start): next due %s; run again then to send them, or "
             "let herald serve %s send them when due\n", t, path);
+  }
+  else if (later < 0) {
+    fprintf (stderr, "herald: %s\n", store_error (r.st));
+    r.store_error = 1;
   }
   if (r.channel_error)
     fprintf (stderr, "herald: stopped: %s (messages kept; fix the channel and "
@@ -2278,12 +2372,20 @@ cmd_run (int argc, char **argv)
   if (run_stop)
     fprintf (stderr, "herald: interrupted: the batch in flight was recorded; "
              "run again to resume\n");
-  store_campaign_finish (r.st, r.c->id,
-                         r.store_error || r.channel_error ? "failed"
-                         : run_stop ? "interrupted"
-                         : store_outbox_next_due (r.st, r.c->id, &next) == 1
-                         ? "scheduled" : "done", now_seconds ());
-  rc = (r.store_error || r.channel_error || run_stop) ? 1 : 0;
+  if (r.unplanned)
+    fprintf (stderr, "herald: %ld customer%s not planned: the store failed "
+             "while reading their suppressions, caps or history, so they "
+             "were not messaged; run again to plan them\n", r.unplanned,
+             r.unplanned == 1 ? "" : "s");
+  if (store_campaign_finish (r.st, r.c->id,
+                             r.store_error || r.channel_error || r.unplanned
+                             ? "failed" : run_stop ? "interrupted"
+                             : later == 1 ? "scheduled" : "done",
+                             now_seconds ()) < 0) {
+    fprintf (stderr, "herald: %s\n", store_error (r.st));
+    r.store_error = 1;
+  }
+  rc = (r.store_error || r.channel_error || run_stop || r.unplanned) ? 1 : 0;
 out:
   close_run (&r);
   return rc;
