@@ -276,7 +276,7 @@ print_text (json_t *r)
     row[2] = geti (g, "skipped");
     row[3] = geti (g, "held_out");
     row[4] = geti (g, "pending") + geti (g, "sending") + geti (g, "retry")
-             + geti (g, "deferred");
+             + geti (g, "deferred") + geti (g, "reroute");
     for (j = 0; j < N_TEXT_ENGAGEMENT; j++)
       row[5 + j] = geti (json_object_get (eng, engagement_types[j]),
                          "messages");

@@ -117,6 +117,8 @@ struct run {
   int64_t deferred_until_min, deferred_until_max;
   long scheduled;              /* of the deferred: to the campaign's start */
   long unplanned;              /* customers a store error left unplanned */
+  long rerouting;              /* failures recorded for reroute_due; its
+                                  pass reads the store only when non-zero */
   int channel_error;           /* a channel reported a configuration error */
   char channel_error_msg[1024];
   int store_error;
@@ -1392,13 +1394,18 @@ batch_record (struct run *r, struct batch *b)
           && store_consent_set (r->st, d->customer, d->channel, 0, r->now,
                                 "provider opt-out") < 0)
         goto store_fail;
-      switch (fallback (r, d, cidx)) {
-      case 1:
-        r->per[cidx].fallback++;
-        r->total.fallback++;
-        continue;
-      case -1:
-        goto store_fail;
+      /* With another channel in the campaign, the failure is recorded
+       * for the planning pass to re-route (reroute_due): this
+       * transaction records results, it does not plan. */
+      if (r->c->n_channels > 1) {
+        if (store_outbox_update_reason (r->st, d->key, "reroute",
+                                        status == HERALD_REJECTED
+                                        ? "rejected" : "invalid_address",
+                                        attempts, 0, NULL, x->error,
+                                        detail) < 0)
+          goto store_fail;
+        r->rerouting++;
+        break;
       }
       if (store_outbox_update_reason (r->st, d->key, "failed",
                                       status == HERALD_REJECTED ? "rejected"
@@ -1702,6 +1709,72 @@ send_fresh (struct run *r, struct due_list *l)
   free (ds);
 }
 
+/* The permanent failures batch_record left in "reroute": planned again
+ * here, in a transaction of their own, onto the next usable channel of
+ * the campaign under the same key ("pending" for dispatch_due), or
+ * "failed" with their own reason when none is left.  0, or -1 on a store
+ * failure (r->store_error set). */
+static int
+reroute_due (struct run *r)
+{
+  for (;;) {
+    struct due_list l = { 0 };
+    size_t i;
+    int n;
+
+    if (!r->rerouting)
+      return 0;                /* none recorded by this process */
+    r->now = now_seconds ();
+    n = store_outbox_reroutes (r->st, r->c->id, BATCH, due_add, &l);
+    if (n <= 0) {
+      due_free (&l);
+      if (n == 0) {
+        r->rerouting = 0;
+        return 0;
+      }
+      goto fail;
+    }
+    if (store_begin (r->st) < 0) {
+      due_free (&l);
+      goto fail;
+    }
+    for (i = 0; i < l.n; i++) {
+      struct due *d = &l.d[i];
+      int cidx = channel_index (r, d->instance), f;
+      json_error_t jerr;
+
+      d->parts_j = d->parts ? json_loads (d->parts, 0, &jerr) : NULL;
+      f = cidx < 0 ? 0 : fallback (r, d, cidx);
+      if (f < 0 || (f == 0 && store_outbox_reroute_none (r->st, d->key) < 0)) {
+        store_rollback (r->st);
+        due_free (&l);
+        goto fail;
+      }
+      if (f == 1) {
+        r->per[cidx].fallback++;
+        r->total.fallback++;
+      }
+      else {
+        if (cidx >= 0)
+          r->per[cidx].failed++;
+        r->total.failed++;
+      }
+    }
+    if (store_commit (r->st) < 0) {
+      due_free (&l);
+      goto fail;
+    }
+    due_free (&l);
+    if (n < BATCH)
+      r->rerouting = 0;
+  }
+
+fail:
+  fprintf (stderr, "herald: %s\n", store_error (r->st));
+  r->store_error = 1;
+  return -1;
+}
+
 /* Dispatch every row due now.  Returns the number of rows handled, or -1
  * when the run must stop (store failure, channel error, signal). */
 static long
@@ -1716,6 +1789,11 @@ dispatch_due (struct run *r)
     int n;
 
     if (run_stop || r->channel_error || r->store_error)
+      return -1;
+    /* Failures recorded since the last look become due rows here (those
+     * of batches still in flight, at a later look: the run's last one
+     * comes after every batch has landed). */
+    if (reroute_due (r) < 0)
       return -1;
     r->now = now_seconds ();
     n = store_outbox_due (r->st, r->c->id, r->now, BATCH * 4, due_add, &l);
@@ -2186,6 +2264,7 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
   }
   liquid_buf_init (&r->buf);
   r->step = 1;
+  r->rerouting = 1;            /* one look for those an earlier run left */
   r->now = now_seconds ();
   if (r->c->policy->kind == POLICY_ENGAGEMENT
       && store_channel_stats (r->st, r->now - r->c->policy->window, &r->pop) < 0) {

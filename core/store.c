@@ -39,7 +39,7 @@ enum {
   Q_TIMER_ADD, Q_TIMERS_DUE, Q_TIMER_DONE, Q_TIMER_CANCEL, Q_JOURNEY_LAST,
   Q_EVENTS_AFTER, Q_META_GET, Q_META_SET, Q_JOURNEY_ENGAGED, Q_TIMER_NEXT,
   Q_TIMER_STATS, Q_STEP_FUNNEL, Q_STEP_OUTBOX, Q_STEP_ENGAGED,
-  Q_JOURNEY_EVENT, Q_EVENTS_LAST,
+  Q_JOURNEY_EVENT, Q_EVENTS_LAST, Q_OB_REROUTES, Q_OB_REROUTE_NONE,
   Q_LINK_ADD, Q_LINK_GET,
   Q_N
 };
@@ -166,6 +166,13 @@ static const char *const sql_text[Q_N] = {
     "SELECT min(next_at) FROM outbox WHERE campaign = ?1 "
     "AND state IN ('retry', 'deferred')",
   [Q_OB_ADDRESS] = "SELECT address FROM outbox WHERE key = ?1",
+  /* Permanent failures waiting for the planning pass to re-route them. */
+  [Q_OB_REROUTES] =
+    "SELECT " OUTBOX_COLS " FROM outbox WHERE campaign = ?1 "
+    "AND state = 'reroute' ORDER BY key LIMIT ?2",
+  [Q_OB_REROUTE_NONE] =
+    "UPDATE outbox SET state = 'failed', updated = ?2 "
+    "WHERE key = ?1 AND state = 'reroute'",
   [Q_SENT_COUNT] =
     "SELECT count(*) FROM outbox WHERE customer = ?1 AND sent_at >= ?2 "
     "AND state = 'sent' AND (?3 IS NULL OR channel = ?3)",
@@ -1541,7 +1548,7 @@ fail:
 
 static const char *const states[] = {
   "pending", "sending", "sent", "retry", "failed", "dead", "skipped",
-  "held_out", "deferred", NULL
+  "held_out", "deferred", "reroute", NULL
 };
 
 int
@@ -1750,6 +1757,40 @@ store_outbox_get (struct store *st, const char *key, struct outbox_row **row_r)
   return 0;
 }
 
+static int outbox_page (struct store *st, sqlite3_stmt *s, int limit,
+                        int (*cb) (void *data, const struct outbox_row *row),
+                        void *data);
+
+int
+store_outbox_reroutes (struct store *st, const char *campaign, int limit,
+                       int (*cb) (void *data, const struct outbox_row *row),
+                       void *data)
+{
+  sqlite3_stmt *s = q (st, Q_OB_REROUTES);
+
+  if (!s)
+    return -1;
+  if (limit <= 0)
+    limit = 1000;
+  bind_text (s, 1, campaign);
+  sqlite3_bind_int (s, 2, limit);
+  return outbox_page (st, s, limit, cb, data);
+}
+
+int
+store_outbox_reroute_none (struct store *st, const char *key)
+{
+  sqlite3_stmt *s = q (st, Q_OB_REROUTE_NONE);
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, key);
+  sqlite3_bind_int64 (s, 2, now_seconds ());
+  if (run (st, s, "failing a message with no channel left") < 0)
+    return -1;
+  return sqlite3_changes (st->db) == 0 ? 1 : 0;
+}
+
 int
 store_outbox_due (struct store *st, const char *campaign, int64_t now,
                   int limit,
@@ -1757,23 +1798,35 @@ store_outbox_due (struct store *st, const char *campaign, int64_t now,
                   void *data)
 {
   sqlite3_stmt *s = q (st, Q_OB_DUE);
-  struct outbox_row **rows;
-  int n = 0, i, rc = SQLITE_DONE, delivered = 0;
 
   if (!s)
     return -1;
   if (limit <= 0)
     limit = 1000;
-  rows = xcalloc ((size_t) limit, sizeof *rows);
   bind_text (s, 1, campaign);
   sqlite3_bind_int64 (s, 2, now);
   sqlite3_bind_int (s, 3, limit);
+  return outbox_page (st, s, limit, cb, data);
+}
+
+/* Up to LIMIT rows of the bound statement S (selecting OUTBOX_COLS),
+ * read into memory first (the callback updates these rows), then handed
+ * to CB until it returns non-zero.  The count handed, or -1. */
+static int
+outbox_page (struct store *st, sqlite3_stmt *s, int limit,
+             int (*cb) (void *data, const struct outbox_row *row),
+             void *data)
+{
+  struct outbox_row **rows;
+  int n = 0, i, rc = SQLITE_DONE, delivered = 0;
+
+  rows = xcalloc ((size_t) limit, sizeof *rows);
   /* Page into memory: the callback updates these rows. */
   while (n < limit && (rc = sqlite3_step (s)) == SQLITE_ROW)
     rows[n++] = row_from (s);
   sqlite3_reset (s);
   if (n < limit && rc != SQLITE_DONE) {
-    db_fail (st, "reading due outbox rows");
+    db_fail (st, "reading outbox rows");
     delivered = -1;
   }
   for (i = 0; delivered >= 0 && i < n; i++) {

@@ -231,7 +231,7 @@ struct outbox_row {
   const char *instance;     /* the [channel.NAME] instance */
   const char *variant;
   const char *state;        /* pending sending sent retry failed dead
-                               skipped held_out deferred */
+                               skipped held_out deferred reroute */
   const char *reason;       /* why skipped/held_out/failed/deferred */
   int attempts;
   int64_t next_at;          /* when a pending/retry/deferred row is due */
@@ -284,6 +284,19 @@ int store_outbox_get (struct store *st, const char *key,
                       struct outbox_row **row_r);
 /* Free a row from store_outbox_get; NULL is a no-op. */
 void store_row_free (struct outbox_row *row);
+
+/* Rows of CAMPAIGN in state "reroute" (a permanent failure that the
+ * planning pass re-routes), at most LIMIT, as store_outbox_due hands
+ * them.  Returns the count handed, or -1. */
+int store_outbox_reroutes (struct store *st, const char *campaign, int limit,
+                           int (*cb) (void *data,
+                                      const struct outbox_row *row),
+                           void *data);
+
+/* A "reroute" row with no usable channel left becomes "failed", keeping
+ * the reason and error of its failure.  0, 1 when KEY is not in
+ * "reroute", -1. */
+int store_outbox_reroute_none (struct store *st, const char *key);
 
 /* Due rows of CAMPAIGN: state pending, retry or deferred with
  * next_at <= NOW, oldest next_at first, at most LIMIT.  Returns the count

@@ -67,6 +67,17 @@ is "$(count_lines "$T/out/sms/messages.jsonl")" 1 "reject: a falls back to SMS"
 like "$(cat "$T/out/sms/messages.jsonl")" '"id":"f1:1:a"' "reject: same message key on the fallback channel"
 is "$(state x f1)" "failed=1 sent=1" "reject: b (no other channel) failed, a sent once"
 like "$out" "1 message\(s\) fell back" "reject: summary counts the fallback"
+reason=$(sqlite3 "$T/herald.db" "SELECT state || '/' || reason FROM outbox WHERE key = 'f1:1:b'")
+is "$reason" "failed/rejected" "reject: b, with no channel left, failed with the rejection as its reason"
+# A failure recorded for re-routing when the run stopped (a crash between
+# recording it and the planning pass) is re-routed by the next run.
+sqlite3 "$T/herald.db" "UPDATE outbox SET state = 'reroute', channel = 'email', instance = 'email',
+  parts = '{\"email.subject\":\"s\",\"email.text\":\"t\"}' WHERE key = 'f1:1:a'"
+rm -rf "$T/out/sms"
+out=$("$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1); rc=$?
+is "$rc" 0 "reject: a run after a stop between recording and re-routing exits 0"
+like "$(cat "$T/out/sms/messages.jsonl")" '"id":"f1:1:a"' "reject: ... and re-routes the message left in reroute to SMS"
+is "$(state x f1)" "failed=1 sent=1" "reject: ... nothing left in reroute"
 
 # 3. Invalid address: suppressed, then fallback; a later campaign skips it.
 rm -f "$T/herald.db"* "$T/email.log"; rm -rf "$T/out"
