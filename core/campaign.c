@@ -45,27 +45,84 @@ problem (struct strbuf *pb, const char *fmt, ...)
 }
 
 /* Partials: _partials/NAME.liquid beside the templates, else in the shared
- * templates folder (the parent of the campaign's templates folder). */
+ * templates folder (the parent of the campaign's templates folder).  All
+ * of them are read when the campaign is loaded (read_partials), so that a
+ * partial named at render time ({% render customer.tier %}) costs no file
+ * access per message, and a file changed during a run changes nothing. */
 static char *
 partial_loader (void *userdata, const char *name, size_t *len_r,
                 char **filename_r)
 {
-  const char *dir = userdata;
+  const struct tmpl_set *set = userdata;
+  int shared;
   size_t i;
 
   if (!*name || strstr (name, "..") || name[0] == '/')
     return NULL;
-  for (i = 0; i < 2; i++) {
-    char *path = i == 0 ? xasprintf ("%s/_partials/%s.liquid", dir, name)
-                        : xasprintf ("%s/../_partials/%s.liquid", dir, name);
-    char *src = slurp_file (path, len_r);
-    if (src) {
-      *filename_r = path;
-      return src;
+  for (shared = 0; shared < 2; shared++)
+    for (i = 0; i < set->n_partials; i++) {
+      const struct tmpl_partial *p = &set->partials[i];
+      if (p->shared == shared && strcmp (p->name, name) == 0) {
+        char *src = xmalloc (p->len + 1);
+        memcpy (src, p->src, p->len);
+        src[p->len] = '\0';
+        *len_r = p->len;
+        *filename_r = xstrdup (p->path);
+        return src;
+      }
     }
-    free (path);
-  }
   return NULL;
+}
+
+/* Read every NAME.liquid under DIR (its sub-folders too, to a depth of
+ * 4: partial names may hold a '/') into SET, named by PREFIX + NAME. */
+static void
+read_partials (struct tmpl_set *set, const char *dir, const char *prefix,
+               int shared, int depth, struct strbuf *pb)
+{
+  DIR *d = opendir (dir);
+  struct dirent *de;
+
+  if (!d)
+    return;                    /* no partials there */
+  while ((de = readdir (d))) {
+    size_t len = strlen (de->d_name);
+    char *path, *name;
+    struct stat sb;
+
+    if (de->d_name[0] == '.')
+      continue;
+    path = xasprintf ("%s/%s", dir, de->d_name);
+    if (stat (path, &sb) == 0 && S_ISDIR (sb.st_mode)) {
+      if (depth < 4) {
+        char *sub = xasprintf ("%s%s/", prefix, de->d_name);
+        read_partials (set, path, sub, shared, depth + 1, pb);
+        free (sub);
+      }
+      free (path);
+      continue;
+    }
+    if (len < 8 || strcmp (de->d_name + len - 7, ".liquid") != 0) {
+      free (path);
+      continue;
+    }
+    name = xasprintf ("%s%.*s", prefix, (int) (len - 7), de->d_name);
+    set->partials = xrealloc (set->partials, (set->n_partials + 1)
+                                             * sizeof *set->partials);
+    set->partials[set->n_partials].name = name;
+    set->partials[set->n_partials].path = path;
+    set->partials[set->n_partials].shared = shared;
+    set->partials[set->n_partials].src =
+      slurp_file (path, &set->partials[set->n_partials].len);
+    if (!set->partials[set->n_partials].src) {
+      problem (pb, "%s: %s", path, strerror (errno));
+      free (name);
+      free (path);
+      continue;
+    }
+    set->n_partials++;
+  }
+  closedir (d);
 }
 
 static int
@@ -90,6 +147,14 @@ load_set (struct tmpl_set *set, const char *dir, const char *ini_path,
   size_t nn = 0, i, j;
 
   set->dir = xstrdup (dir);
+  {
+    char *own = xasprintf ("%s/_partials", dir);
+    char *shared = xasprintf ("%s/../_partials", dir);
+    read_partials (set, own, "", 0, 0, pb);
+    read_partials (set, shared, "", 1, 0, pb);
+    free (own);
+    free (shared);
+  }
   if (!d) {
     problem (pb, "%s:%d: templates: cannot open folder '%s': %s", ini_path,
              ini_line, dir, strerror (errno));
@@ -135,7 +200,7 @@ load_set (struct tmpl_set *set, const char *dir, const char *ini_path,
     opts.strict_filters = 1;
     opts.strict_variables = strict;
     opts.loader = partial_loader;
-    opts.loader_data = set->dir;
+    opts.loader_data = set;
     opts.tz_offset = tz_offset;
     memset (&lerr, 0, sizeof lerr);
     set->parts = xrealloc (set->parts, (set->n + 1) * sizeof *set->parts);
@@ -172,6 +237,12 @@ free_set (struct tmpl_set *set)
     liquid_template_free (set->parts[i].t);
   }
   free (set->parts);
+  for (i = 0; i < set->n_partials; i++) {
+    free (set->partials[i].name);
+    free (set->partials[i].path);
+    free (set->partials[i].src);
+  }
+  free (set->partials);
   free (set->dir);
   memset (set, 0, sizeof *set);
 }

@@ -20,10 +20,23 @@ struct tmpl_part {
 };
 
 /* The templates of one folder (the campaign's, or a variant's own). */
+/* A partial of the folder's reach, read when the campaign is loaded. */
+struct tmpl_partial {
+  char *name;                /* "footer", or "emails/footer" */
+  char *path;
+  char *src;
+  size_t len;
+  int shared;                /* from the shared folder (../_partials) */
+};
+
 struct tmpl_set {
   char *dir;
   struct tmpl_part *parts;
   size_t n;
+  /* Every partial the set's templates can reach, dynamically named ones
+   * included: rendering reads them from here, never from a file. */
+  struct tmpl_partial *partials;
+  size_t n_partials;
 };
 
 /* A channel the campaign may use: a gateway [channel.NAME] instance. */
