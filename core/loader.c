@@ -220,6 +220,8 @@ loader_unload_all (void)
   n_loaded = 0;
 }
 
+int loader_progress;
+
 /* The host table's functions: what a plugin may ask of the core. */
 static const char *
 host_config_get (void *data, const char *key)
@@ -241,17 +243,33 @@ host_log (void *data, int level, const char *fmt, ...)
   static const char *const names[] = { "error", "warning", "info", "debug" };
   struct channel *ch = data;
   const char *v = getenv ("HERALD_DEBUG");
+  struct strbuf b = STRBUF_INIT;
   va_list ap;
+  size_t off = 0;
 
   if (level >= HERALD_LOG_DEBUG && !(v && *v))
     return;
   if (level < 0 || level > 3)
     level = HERALD_LOG_ERROR;
-  fprintf (stderr, "herald: channel %s: %s: ", ch->name, names[level]);
+  /* Plugins log from the sender threads: the line is built whole and
+   * written with one write, so lines never interleave, and it starts on a
+   * line of its own when run's progress line is on the terminal. */
+  if (__atomic_load_n (&loader_progress, __ATOMIC_RELAXED))
+    strbuf_addc (&b, '\n');
+  strbuf_addf (&b, "herald: channel %s: %s: ", ch->name, names[level]);
   va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
+  strbuf_vaddf (&b, fmt, ap);
   va_end (ap);
-  fputc ('\n', stderr);
+  strbuf_addc (&b, '\n');
+  while (off < b.len) {
+    ssize_t w = write (STDERR_FILENO, b.s + off, b.len - off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      break;
+    off += (size_t) w;
+  }
+  strbuf_free (&b);
 }
 
 static int

@@ -57,4 +57,8 @@ void channel_close (struct channel *ch);
 /* herald plugins */
 int cmd_plugins (int argc, char **argv);
 
+/* Non-zero while herald run keeps a progress line (no line feed) on
+ * stderr: plugin log lines then start on a line of their own. */
+extern int loader_progress;
+
 #endif

@@ -1441,9 +1441,11 @@ batch_record (struct run *r, struct batch *b)
   }
   if (store_commit (r->st) < 0)
     goto store_fail;
-  if (r->verbose_progress)
+  if (r->verbose_progress) {
     fprintf (stderr, "\rherald: %ld sent, %ld to retry, %ld failed   ",
              r->total.sent, r->total.retry, r->total.failed);
+    __atomic_store_n (&loader_progress, 1, __ATOMIC_RELAXED);
+  }
   return 0;
 
 store_fail:
@@ -1562,7 +1564,7 @@ batch_send_here (struct run *r, struct batch *b)
 }
 
 /* Rows committed as "sending" that will not be handed to a plugin now
- * (the run stops): back to "pending", no attempt counted. */
+ * (the run stops): back to "pending", this attempt not counted. */
 static void
 unclaim (struct run *r, const struct batch *b)
 {
@@ -1575,8 +1577,9 @@ unclaim (struct run *r, const struct batch *b)
   if (store_begin (r->st) < 0)
     goto fail;
   for (j = 0; j < b->n; j++)
-    if (store_outbox_update (r->st, b->rows[j].key, "pending", 0, r->now,
-                             NULL, NULL, NULL) < 0)
+    if (store_outbox_update (r->st, b->rows[j].key, "pending",
+                             b->rows[j].attempts, r->now, NULL, NULL,
+                             NULL) < 0)
       goto fail;
   if (store_commit (r->st) < 0)
     goto fail;
@@ -1622,12 +1625,12 @@ send_claimed (struct run *r, int cidx, struct due **ds, size_t n)
 }
 
 /* Send rows DS[0..N) that are due (all for channel CIDX; moved out) here,
- * on the channel's first lane: marked "sending" (attempt counted) in one
- * transaction, sent, recorded.  0, or -1 on a store failure. */
+ * on the channel's next lane: marked "sending" (attempt counted) in one
+ * transaction, then handed over as send_claimed does.  0, or -1 when they
+ * were not handed to the plugin (a store failure, the run stopping). */
 static int
 send_due (struct run *r, int cidx, struct due **ds, size_t n)
 {
-  struct batch b;
   size_t i;
 
   if (store_begin (r->st) < 0)
@@ -1638,8 +1641,9 @@ send_due (struct run *r, int cidx, struct due **ds, size_t n)
       goto store_fail;
   if (store_commit (r->st) < 0)
     goto store_fail;
-  batch_prepare (r, cidx, ds, n, &b);
-  return batch_send_here (r, &b);
+  /* On the channel's lanes, as fresh batches go: retries and at-most-once
+   * batches overlap with the store's work too. */
+  return send_claimed (r, cidx, ds, n) ? 0 : -1;
 
 store_fail:
   fprintf (stderr, "herald: %s\n", store_error (r->st));
@@ -1679,9 +1683,9 @@ send_by_channel (struct run *r, struct due **ds, size_t n, int claimed)
           handled += (long) cnt;
         continue;
       }
-      /* The batches in flight land first: their results may stop the
-       * run, and a plugin state is never used by two threads at once. */
-      land_all (r);
+      /* send_claimed waits for its lane's batch in flight (a plugin
+       * state is never used by two threads at once) and stops at a
+       * channel error its results report. */
       if (r->channel_error || r->store_error || run_stop)
         continue;            /* the rows stay due */
       if (send_due (r, (int) k, by[k] + off, cnt) == 0)
@@ -2424,8 +2428,10 @@ cmd_run (int argc, char **argv)
       r.store_error = 1;
     }
   }
-  if (r.verbose_progress)
+  if (r.verbose_progress) {
+    __atomic_store_n (&loader_progress, 0, __ATOMIC_RELAXED);
     fprintf (stderr, "\n");
+  }
 
   print_summary (&r, stdout);
   if (r.dry_run) {

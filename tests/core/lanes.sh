@@ -109,4 +109,33 @@ for v in 0 17 two; do
   like "$out" "g.ini:7: \[channel.email\] lanes: '$v' is not a number from 1 to 16" "lanes = $v: file, line and key"
 done
 
+# 5. At most once, and retries: these go through the due rows (marked
+# "sending" first), and take the lanes too, overlapping in time.
+overlap () {
+  $PY - "$T/calls.log" <<'PYEOF'
+import sys
+calls = [l.split() for l in open(sys.argv[1])]
+calls = [(s, int(a), int(b)) for s, n, a, b in calls]
+print(len(set(s for s, a, b in calls)),
+      int(any(s1 != s2 and a1 < b2 and a2 < b1
+              for s1, a1, b1 in calls for s2, a2, b2 in calls)))
+PYEOF
+}
+printf '[campaign]\nid = ln\ntemplates = tpl\nchannels = email, sms\nretry_horizon = 0s\ndelivery = at_most_once\n' > "$T/c1.ini"
+gateway "$T/g.ini" sent 100
+fresh
+out=$(timeout 120 "$HERALD" -c "$T/g.ini" run "$T/c1.ini" 2>&1); rc=$?
+is "$rc" 0 "lanes, at most once: exit 0"
+is "$(states)" "sent=$N" "lanes, at most once: every message sent"
+is "$(overlap)" "3 1" "lanes, at most once: three instances, batches in flight together"
+gateway "$T/g.ini" retry 100
+fresh
+HERALD_NOW=2000000000 timeout 120 "$HERALD" -c "$T/g.ini" run "$T/c.ini" >/dev/null 2>&1
+rm -f "$T/calls.log"
+HERALD_NOW=2000007200 timeout 120 "$HERALD" -c "$T/g.ini" run "$T/c.ini" >/dev/null 2>&1
+is "$(overlap)" "3 1" "lanes, retries: due on three instances, in flight together"
+is "$($PY -c '
+import sys
+print(sum(int(l.split()[1]) for l in open(sys.argv[1])))' "$T/calls.log")" 1200 "lanes, retries: the 1200 e-mails retried once each"
+
 done_testing
