@@ -302,9 +302,12 @@ journeys_open (char **paths, int n)
               "later%s\n", jc->c->id, jc->c->trigger.event,
               (long long) jc->c->trigger.delay,
               jc->c->n_steps ? ", with its follow-up steps" : "");
+    else if (jc->c->n_steps)
+      printf ("herald serve: campaign %s: its follow-up steps (%zu), and its "
+              "messages as they fall due\n", jc->c->id, jc->c->n_steps);
     else
-      printf ("herald serve: campaign %s: its follow-up steps (%zu)\n",
-              jc->c->id, jc->c->n_steps);
+      printf ("herald serve: campaign %s: its messages as they fall due "
+              "(retries, quiet hours)\n", jc->c->id);
   }
   return j;
 
