@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,38 @@ loader_dirs (const char *conf_dir, const char *dirs_r[4])
   return n;
 }
 
+/* The folder of PATH: a directory, not writable by group or others
+ * (unless sticky, as /tmp, where only owners may replace a file), owned
+ * by this user or root.  0, or -1 with ERR. */
+static int
+check_dir (const char *path, char *err, size_t errlen)
+{
+  const char *slash = strrchr (path, '/');
+  char *dir = slash ? xstrndup (path, slash == path ? 1 : (size_t) (slash - path))
+                    : xstrdup (".");
+  struct stat st;
+  int rc = -1;
+
+  if (stat (dir, &st) < 0)
+    snprintf (err, errlen, "%s: %s", dir, strerror (errno));
+  else if (!S_ISDIR (st.st_mode))
+    snprintf (err, errlen, "%s: not a folder", dir);
+  else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+    snprintf (err, errlen, "%s: refused: the plugin folder %s is writable "
+              "by %s (mode %04o): anyone there could replace a plugin; "
+              "chmod go-w it", path, dir,
+              (st.st_mode & S_IWOTH) ? "others" : "its group",
+              (unsigned) (st.st_mode & 07777));
+  else if (st.st_uid != geteuid () && st.st_uid != 0)
+    snprintf (err, errlen, "%s: refused: the plugin folder %s is owned by uid "
+              "%u, not by this user (uid %u) or root", path, dir,
+              (unsigned) st.st_uid, (unsigned) geteuid ());
+  else
+    rc = 0;
+  free (dir);
+  return rc;
+}
+
 struct plugin *
 loader_load (const char *path, char *err, size_t errlen)
 {
@@ -68,9 +101,28 @@ loader_load (const char *path, char *err, size_t errlen)
   void *dl = NULL;
   herald_plugin_entry_fn entry;
   const struct herald_plugin *p;
+  char fdpath[64];
   size_t copy;
+  int fd = -1;
 
-  if (stat (path, &st) < 0) {
+  /* The folder first: whoever may write in it may swap the file between
+   * any check and the load. */
+  if (check_dir (path, err, errlen) < 0)
+    goto fail;
+  /* Opened once, without following a symbolic link; the checks are made
+   * on that descriptor and the loader loads that very file through
+   * /proc/self/fd, so nothing can be swapped in between (the name is not
+   * looked up again). */
+  fd = open (path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ELOOP)
+      snprintf (err, errlen, "%s: refused: a symbolic link (install the "
+                "plugin file itself)", path);
+    else
+      snprintf (err, errlen, "%s: %s", path, strerror (errno));
+    goto fail;
+  }
+  if (fstat (fd, &st) < 0) {
     snprintf (err, errlen, "%s: %s", path, strerror (errno));
     goto fail;
   }
@@ -91,11 +143,18 @@ loader_load (const char *path, char *err, size_t errlen)
               (unsigned) geteuid ());
     goto fail;
   }
-  dl = dlopen (path, RTLD_NOW | RTLD_LOCAL);
+  snprintf (fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+  dl = dlopen (fdpath, RTLD_NOW | RTLD_LOCAL);
   if (!dl) {
-    snprintf (err, errlen, "%s: refused: dlopen failed: %s", path, dlerror ());
+    const char *why = dlerror ();
+    /* dlerror names /proc/self/fd/N: name the file instead. */
+    const char *colon = why ? strstr (why, ": ") : NULL;
+    snprintf (err, errlen, "%s: refused: dlopen failed: %s", path,
+              colon ? colon + 2 : why ? why : "unknown error");
     goto fail;
   }
+  close (fd);
+  fd = -1;
   *(void **) (&entry) = dlsym (dl, HERALD_PLUGIN_ENTRY_NAME);
   if (!entry) {
     snprintf (err, errlen, "%s: refused: no entry point %s() (not a Herald "
@@ -143,6 +202,8 @@ fail:
   free (pl);
   if (dl)
     dlclose (dl);
+  if (fd >= 0)
+    close (fd);
   return NULL;
 }
 

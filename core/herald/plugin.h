@@ -39,6 +39,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Compiler attributes, where the compiler has them (GCC, Clang). */
+#if defined (__GNUC__) || defined (__clang__)
+# define HERALD_ATTR_PRINTF(f, a) __attribute__ ((format (printf, f, a)))
+# define HERALD_ATTR_EXPORT __attribute__ ((visibility ("default")))
+#else
+# define HERALD_ATTR_PRINTF(f, a)
+# define HERALD_ATTR_EXPORT
+#endif
+
+/* The entry point has C linkage in a C++ plugin too. */
+#ifdef __cplusplus
+# define HERALD_EXTERN_C extern "C"
+#else
+# define HERALD_EXTERN_C
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -76,7 +92,7 @@ struct herald_host {
   /* printf-like logging; the core prefixes the channel name. Never log a
    * secret. */
   void (*log) (void *data, int level, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
+    HERALD_ATTR_PRINTF (3, 4);
 
   /* [tracking] base_url of the gateway (no trailing slash), or NULL. */
   const char *tracking_base_url;
@@ -235,13 +251,15 @@ struct herald_plugin {
 
 typedef const struct herald_plugin *(*herald_plugin_entry_fn) (void);
 
-/* Declare and define the entry point of a plugin:
+/* Declare and define the entry point of a plugin, exported with C linkage
+ * (from C or C++):
  *   static const struct herald_plugin plugin = { HERALD_PLUGIN_INIT, ... };
  *   HERALD_REGISTER_PLUGIN (plugin)
  */
 #define HERALD_REGISTER_PLUGIN(p) \
-  __attribute__ ((visibility ("default"))) \
+  HERALD_EXTERN_C HERALD_ATTR_EXPORT \
   const struct herald_plugin *herald_plugin_entry (void); \
+  HERALD_EXTERN_C HERALD_ATTR_EXPORT \
   const struct herald_plugin *herald_plugin_entry (void) { return &(p); }
 
 /* Find a part by name in a message; NULL when absent. */

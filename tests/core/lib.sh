@@ -55,7 +55,7 @@ PLUGINS="$T/plugins"
 mkdir -p "$PLUGINS"
 for so in "$HERALD_BUILDDIR"/plugins/.libs/outbox.so \
           "$HERALD_BUILDDIR"/tests/plugins/.libs/testplug.so; do
-  [ -f "$so" ] && ln -s "$so" "$PLUGINS/"
+  [ -f "$so" ] && cp "$so" "$PLUGINS/"
 done
 
 # write_gateway FILE [EXTRA-LINES]: a gateway with outbox channels under

@@ -64,4 +64,79 @@ printf '[store]\npath = %s/h.db\n[plugins]\ndir = %s\n[channel.email]\nplugin = 
 out=$("$HERALD" -c "$T/g3.ini" run "$T/c.ini" 2>&1)
 like "$out" "plugin 'nosuch' not found \(looked for nosuch.so in $P" "missing plugin: where it looked"
 
+# A symbolic link is refused (the file itself must be installed), and so
+# is any plugin of a folder others may write in: they could swap the file
+# between the checks and the load.  A sticky folder (/tmp) is fine.
+P2="$T/pl2"
+mkdir -p "$P2"
+cp "$HERALD_BUILDDIR/plugins/.libs/outbox.so" "$T/real-outbox.so"
+ln -s "$T/real-outbox.so" "$P2/outbox.so"
+cat > "$T/g2.ini" <<INI
+[store]
+path = $T/herald.db
+[plugins]
+dir = $P2
+INI
+out=$("$HERALD" -c "$T/g2.ini" plugins 2>&1)
+like "$out" "outbox.so +REFUSED: .*outbox.so: refused: a symbolic link" "a symbolic link refused"
+rm "$P2/outbox.so"
+cp "$HERALD_BUILDDIR/plugins/.libs/outbox.so" "$P2/outbox.so"
+chmod 755 "$P2"
+out=$("$HERALD" -c "$T/g2.ini" plugins 2>&1)
+like "$out" "outbox +version" "the file itself, in a folder of its owner: accepted"
+chmod 777 "$P2"
+out=$("$HERALD" -c "$T/g2.ini" plugins 2>&1)
+like "$out" "outbox.so +REFUSED: .*the plugin folder .*pl2 is writable by others \\(mode 0777\\)" "a world-writable folder refused"
+chmod 775 "$P2"
+out=$("$HERALD" -c "$T/g2.ini" plugins 2>&1)
+like "$out" "outbox.so +REFUSED: .*pl2 is writable by its group" "a group-writable folder refused"
+chmod 1777 "$P2"
+out=$("$HERALD" -c "$T/g2.ini" plugins 2>&1)
+like "$out" "outbox +version" "a sticky world-writable folder (as /tmp): accepted"
+chmod 755 "$P2"
+if [ "$(id -u)" = 0 ]; then
+  chown 65534 "$P2"
+  out=$("$HERALD" -c "$T/g2.ini" plugins 2>&1)
+  like "$out" "outbox.so +REFUSED: .*the plugin folder .*pl2 is owned by uid 65534" "a folder owned by another user refused"
+  chown 0 "$P2"
+else
+  echo "ok $((tap_n = tap_n + 1)) # SKIP not root: cannot chown"
+fi
+
+# A C++ plugin built against the installed header alone: its entry point
+# has C linkage, so the loader finds it.
+if command -v g++ >/dev/null 2>&1; then
+  P3="$T/pl3"
+  mkdir -p "$P3"
+  cat > "$T/cxx.cc" <<'CXX'
+#include <herald/plugin.h>
+#include <cstring>
+static int cxx_send (void *, const struct herald_message *, size_t n,
+                     struct herald_result *r)
+{
+  for (size_t i = 0; i < n; i++)
+    r[i].status = HERALD_SENT;
+  return 0;
+}
+static const struct herald_plugin plugin = {
+  HERALD_PLUGIN_INIT,
+  .name = "cxx",
+  .version = "1.0",
+  .send = cxx_send,
+};
+HERALD_REGISTER_PLUGIN (plugin)
+CXX
+  g++ -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -Werror -shared -fPIC \
+    -I"$HERALD_SRCDIR/core" \
+    -o "$P3/cxx.so" "$T/cxx.cc" 2> "$T/cxx.err"
+  is "$?" 0 "a C++ plugin builds against herald/plugin.h with -Wall -Wextra -Werror: $(cat "$T/cxx.err")"
+  is "$(nm -D --defined-only "$P3/cxx.so" | awk '{print $3}' | grep herald)" "herald_plugin_entry" \
+    "its entry point is not mangled"
+  printf '[store]\npath = %s/herald.db\n[plugins]\ndir = %s\n' "$T" "$P3" > "$T/g3.ini"
+  out=$("$HERALD" -c "$T/g3.ini" plugins 2>&1)
+  like "$out" "cxx +version 1.0" "the loader accepts it"
+else
+  echo "ok $((tap_n = tap_n + 1)) # SKIP g++ not installed"
+fi
+
 done_testing
