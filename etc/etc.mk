@@ -32,3 +32,18 @@ dist_tmplpartials_DATA = templates/_partials/footer.liquid \
 dist_man_MANS = man/herald.1 plugins/email/herald-email.5
 EXTRA_DIST += scripts/gen-customers.py scripts/install-deps.sh scripts/quickstart.sh \
 	scripts/demo-engagement.py
+
+# The samples work from where they are installed: the campaigns' templates
+# from $(pkgdatadir), the gateway's store and outbox under
+# $(localstatedir)/lib/herald (the checkout's relative paths would point
+# into etc/ once installed).
+install-data-hook: install-samples-paths
+install-samples-paths:
+	for f in $(dist_heraldcampaigns_DATA); do \
+	  sed -i -e 's|^\(templates *= *\)\.\./\.\./templates/|\1$(pkgdatadir)/templates/|' \
+	    "$(DESTDIR)$(heraldcampaignsdir)/$$(basename $$f)" || exit 1; \
+	done
+	sed -i -e 's|^\(path *= *\)\.\./var/|\1$(localstatedir)/lib/herald/|' \
+	  -e 's|^\(dir *= *\)\.\./var/|\1$(localstatedir)/lib/herald/|' \
+	  "$(DESTDIR)$(heraldconfdir)/herald.ini"
+.PHONY: install-samples-paths
