@@ -153,7 +153,9 @@ loader_load (const char *path, char *err, size_t errlen)
               colon ? colon + 2 : why ? why : "unknown error");
     goto fail;
   }
-  close (fd);
+  /* The descriptor stays open as long as the process: glibc knows a
+   * loaded object by its name, so a later plugin must never get the same
+   * /proc/self/fd/N (it would be handed this one). */
   fd = -1;
   *(void **) (&entry) = dlsym (dl, HERALD_PLUGIN_ENTRY_NAME);
   if (!entry) {
@@ -200,8 +202,10 @@ loader_load (const char *path, char *err, size_t errlen)
 
 fail:
   free (pl);
-  if (dl)
+  if (dl) {
     dlclose (dl);
+    fd = -1;                   /* its name stays taken: see above */
+  }
   if (fd >= 0)
     close (fd);
   return NULL;
