@@ -1288,6 +1288,10 @@ batch_prepare (struct run *r, int cidx, struct due **ds, size_t n,
   b->to = xcalloc (n ? n : 1, sizeof *b->to);
   b->parts = xcalloc (n ? n : 1, sizeof *b->parts);
   b->inv = xcalloc (n ? n : 1, sizeof *b->inv);
+  /* Zero is HERALD_SENT: a result the plugin does not fill must not read
+   * as sent. */
+  for (i = 0; i < n; i++)
+    b->res[i].status = HERALD_NO_RESULT;
   for (i = 0; i < n; i++) {
     struct due *d = &b->rows[i];
     struct herald_message *m = &b->m[i];
@@ -1415,6 +1419,13 @@ batch_record (struct run *r, struct batch *b)
       r->per[cidx].failed++;
       r->total.failed++;
       break;
+    case HERALD_NO_RESULT:
+      /* The plugin returned without a word on this message: it may or
+       * may not have gone, so it is tried again (at least once). */
+      if (!x->error[0])
+        snprintf (x->error, sizeof x->error, "the plugin gave no result for "
+                  "this message");
+      /* fall through */
     default:   /* HERALD_RETRY and anything unknown */
       if (attempts >= r->c->max_attempts) {
         if (store_outbox_update_reason (r->st, d->key, "dead",

@@ -147,6 +147,10 @@ enum herald_status {
                                * credentials, 530 on MAIL FROM): the core
                                * stops using this channel and keeps the
                                * message for later */
+  HERALD_NO_RESULT = -1       /* what the core puts in every result before
+                               * send: a result the plugin leaves so means
+                               * "not handled", and the core tries the
+                               * message again later (never "sent") */
 };
 
 #define HERALD_ID_MAX 256
@@ -154,7 +158,8 @@ enum herald_status {
 #define HERALD_DETAIL_MAX 256
 
 struct herald_result {
-  int status;                         /* enum herald_status */
+  int status;                         /* enum herald_status; HERALD_NO_RESULT
+                                       * until the plugin sets it */
   int64_t retry_after_ms;             /* HERALD_RETRY: minimum delay, 0 = core's backoff */
   char provider_id[HERALD_ID_MAX];    /* HERALD_SENT: provider's message id */
   char error[HERALD_ERROR_MAX];       /* otherwise: provider code and text */

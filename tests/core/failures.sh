@@ -79,6 +79,18 @@ is "$rc" 0 "reject: a run after a stop between recording and re-routing exits 0"
 like "$(cat "$T/out/sms/messages.jsonl")" '"id":"f1:1:a"' "reject: ... and re-routes the message left in reroute to SMS"
 is "$(state x f1)" "failed=1 sent=1" "reject: ... nothing left in reroute"
 
+# 2b. A plugin that answers the first message of its batch only: the
+# others are not taken as sent (a zero result would read as HERALD_SENT),
+# they are tried again, under the same key.
+rm -f "$T/herald.db"* "$T/email.log"; rm -rf "$T/out"
+gateway_with_email_mode "$T/g.ini" first
+"$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
+out=$(HERALD_NOW=2000000000 "$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1); rc=$?
+is "$rc" 0 "no result: run exits 0"
+is "$(state x f1)" "retry=1 sent=1" "no result: the first message sent, the other to retry, not sent"
+err=$(sqlite3 "$T/herald.db" "SELECT error FROM outbox WHERE state = 'retry'")
+is "$err" "the plugin gave no result for this message" "no result: the reason is recorded"
+
 # 3. Invalid address: suppressed, then fallback; a later campaign skips it.
 rm -f "$T/herald.db"* "$T/email.log"; rm -rf "$T/out"
 gateway_with_email_mode "$T/g.ini" invalid

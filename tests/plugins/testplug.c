@@ -1,6 +1,8 @@
 /* testplug: a channel plugin for the core's tests.  Its key "mode" says
  * what every send answers (sent, retry, reject, invalid, channel_error,
- * optout: an invalid address with {"opt_out":true});
+ * optout: an invalid address with {"opt_out":true}; first: sets the
+ * result of the first message of each batch only, as a careless plugin
+ * would);
  * "log" names a file that gets one line per message it was handed;
  * "calls" names a file that gets one line per send call, "STATE N START
  * END" (STATE tells the instances apart, times in ns, CLOCK_MONOTONIC);
@@ -38,7 +40,8 @@ tp_open (const struct herald_host *host, void **state_r, char *err,
          size_t errlen)
 {
   static const char *const modes[] = { "sent", "retry", "reject", "invalid",
-                                       "channel_error", "optout", NULL };
+                                       "channel_error", "optout", "first",
+                                       NULL };
   const char *m = host->config_get (host->data, "mode");
   const char *log = host->config_get (host->data, "log");
   const char *sl = host->config_get (host->data, "sleep_ms");
@@ -112,6 +115,11 @@ tp_send (void *state, const struct herald_message *m, size_t n,
     if (s->log)
       fprintf (s->log, "%s %s %s %u\n", m[i].key, m[i].channel,
                m[i].to[0].value, m[i].attempt);
+    if (s->mode == 6) {        /* "first": answers the first message only */
+      if (i == 0)
+        r[i].status = HERALD_SENT;
+      continue;
+    }
     r[i].status = status[s->mode];
     if (s->mode == 0)
       snprintf (r[i].provider_id, sizeof r[i].provider_id, "tp-%s", m[i].key);
