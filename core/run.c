@@ -61,6 +61,7 @@ struct reason_count {
 /* A due outbox row, copied out of the store's callback. */
 struct due {
   char *key, *customer, *instance, *channel, *variant, *address, *parts;
+  char *reason;                /* a "reroute" row's: why it failed */
   int attempts;
   int step;                    /* 1: the campaign; 2, ...: [step.N] */
   int64_t journey;             /* the journey instance, 0 for herald run */
@@ -794,6 +795,7 @@ due_add (void *data, const struct outbox_row *row)
   d->variant = dupn (row->variant);
   d->address = dupn (row->address);
   d->parts = dupn (row->parts);
+  d->reason = dupn (row->reason);
   d->attempts = row->attempts;
   d->created = row->created;
   d->step = row->step;
@@ -831,6 +833,7 @@ due_clear (struct due *d)
   free (d->variant);
   free (d->address);
   free (d->parts);
+  free (d->reason);
   json_decref (d->addr_j);
   json_decref (d->parts_j);
   memset (d, 0, sizeof *d);
@@ -1428,14 +1431,22 @@ batch_record (struct run *r, struct batch *b)
       /* fall through */
     default:   /* HERALD_RETRY and anything unknown */
       if (attempts >= r->c->max_attempts) {
-        if (store_outbox_update_reason (r->st, d->key, "dead",
+        /* Retries exhausted on this channel: the next usable one, as for
+         * a rejection (reroute_due), "dead" when there is none. */
+        if (store_outbox_update_reason (r->st, d->key,
+                                        r->c->n_channels > 1 ? "reroute"
+                                                             : "dead",
                                         "retries_exhausted", attempts, 0, NULL,
                                         x->error[0] ? x->error
                                                     : "temporary failure",
                                         detail) < 0)
           goto store_fail;
-        r->per[cidx].dead++;
-        r->total.dead++;
+        if (r->c->n_channels > 1)
+          r->rerouting++;
+        else {
+          r->per[cidx].dead++;
+          r->total.dead++;
+        }
       }
       else {
         if (store_outbox_update (r->st, d->key, "retry", attempts,
@@ -1768,6 +1779,11 @@ reroute_due (struct run *r)
       if (f == 1) {
         r->per[cidx].fallback++;
         r->total.fallback++;
+      }
+      else if (d->reason && strcmp (d->reason, "retries_exhausted") == 0) {
+        if (cidx >= 0)
+          r->per[cidx].dead++;
+        r->total.dead++;
       }
       else {
         if (cidx >= 0)
@@ -2424,14 +2440,22 @@ cmd_run (int argc, char **argv)
   }
   land_all (&r);
   if (!r.dry_run && !run_stop && !r.channel_error && !r.store_error) {
+    /* What is due now, and what the landed batches left to re-route (a
+     * fallback's batch can leave more, one channel further each time). */
+    do {
+      dispatch_due (&r);
+      land_all (&r);
+    } while (r.rerouting && !run_stop && !r.channel_error && !r.store_error);
     /* Then retries that fall due within the horizon (not with a frozen
      * clock: HERALD_NOW would never reach them). */
-    dispatch_due (&r);
     while (!getenv ("HERALD_NOW") && !run_stop && !r.channel_error && !r.store_error
            && (later = store_outbox_next_due (r.st, r.c->id, &next)) == 1
            && next - now_seconds () <= r.c->retry_horizon) {
       sleep_until (next);
       if (dispatch_due (&r) < 0)
+        break;
+      land_all (&r);
+      if (r.rerouting && dispatch_due (&r) < 0)
         break;
     }
     if (later < 0) {

@@ -171,7 +171,8 @@ static const char *const sql_text[Q_N] = {
     "SELECT " OUTBOX_COLS " FROM outbox WHERE campaign = ?1 "
     "AND state = 'reroute' ORDER BY key LIMIT ?2",
   [Q_OB_REROUTE_NONE] =
-    "UPDATE outbox SET state = 'failed', updated = ?2 "
+    "UPDATE outbox SET state = CASE WHEN reason = 'retries_exhausted' "
+    "THEN 'dead' ELSE 'failed' END, updated = ?2 "
     "WHERE key = ?1 AND state = 'reroute'",
   [Q_SENT_COUNT] =
     "SELECT count(*) FROM outbox WHERE customer = ?1 AND sent_at >= ?2 "

@@ -293,8 +293,9 @@ int store_outbox_reroutes (struct store *st, const char *campaign, int limit,
                                       const struct outbox_row *row),
                            void *data);
 
-/* A "reroute" row with no usable channel left becomes "failed", keeping
- * the reason and error of its failure.  0, 1 when KEY is not in
+/* A "reroute" row with no usable channel left becomes "failed" ("dead"
+ * when its retries were exhausted), keeping the reason and error of its
+ * failure.  0, 1 when KEY is not in
  * "reroute", -1. */
 int store_outbox_reroute_none (struct store *st, const char *key);
 

@@ -53,7 +53,10 @@ is "$(count_lines "$T/email.log")" 2 "retry: not resent before it is due"
 out=$(HERALD_NOW=$((T0 + 7200)) "$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1)
 is "$(count_lines "$T/email.log")" 4 "retry: resent when due"
 like "$(sed -n 3p "$T/email.log")" " 2$" "retry: second attempt numbered 2"
-is "$(state x f1)" "dead=2" "retry: dead after max_attempts"
+is "$(state x f1)" "dead=1 sent=1" "retry: after max_attempts, a (who has a phone) falls back to SMS, b is dead"
+like "$(cat "$T/out/sms/messages.jsonl")" '"id":"f1:1:a"' "retry: the fallback keeps the message key"
+is "$(sqlite3 "$T/herald.db" "SELECT state || '/' || reason FROM outbox WHERE key = 'f1:1:b'")" \
+  "dead/retries_exhausted" "retry: b, no channel left, dead with its reason"
 keys=$(cut -d' ' -f1 "$T/email.log" | sort -u | tr '\n' ' ')
 is "$keys" "f1:1:a f1:1:b " "retry: the same key on every attempt"
 
