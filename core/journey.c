@@ -37,6 +37,7 @@ struct jcampaign {
   char *cursor_key;            /* meta key of the events cursor */
   int64_t cursor;
   int busy_said;               /* said that a herald run holds it */
+  int recovered;               /* its rows in flight at a crash, done */
   int64_t plan_until;          /* a campaign with a start: plan its new
                                   customers until then */
   int64_t planned_at;          /* when it last planned */
@@ -227,6 +228,24 @@ tick_one (struct jcampaign *jc)
     return;
   }
   jc->busy_said = 0;
+  /* Under the lock (a herald run's rows in flight are its own): what an
+   * earlier serve or run left in flight goes again, once. */
+  if (!jc->recovered) {
+    int n = 0;
+    if (store_outbox_recover (jc->st, jc->c->id, jc->c->at_least_once,
+                              jc->c->max_attempts, &n) < 0) {
+      fprintf (stderr, "herald serve: campaign %s: %s\n", jc->c->id,
+               store_error (jc->st));
+      run_serve_unlock (jc->r);
+      return;
+    }
+    if (n)
+      fprintf (stderr, "herald serve: campaign %s: %d message(s) were in "
+               "flight when herald stopped: %s\n", jc->c->id, n,
+               jc->c->at_least_once ? "sending them again"
+                                    : "marked failed (at-most-once)");
+    jc->recovered = 1;
+  }
   /* A scheduled campaign: its audience planned (deferred to the start in
    * each customer's zone) at once, and its new customers every minute
    * until the start is past everywhere. */

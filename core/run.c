@@ -1523,8 +1523,16 @@ lane_takeoff (struct lane *l, struct batch *b)
   int rc;
 
   l->flight = *b;
-  /* Signals stay with the main thread, whose handler sets run_stop. */
+  /* Signals stay with the main thread, whose handler sets run_stop; the
+   * faults a plugin's own bug raises in this thread stay deliverable, so
+   * that they end the process as they would anywhere (a blocked SIGSEGV
+   * from raise() would only stay pending). */
   sigfillset (&all);
+  sigdelset (&all, SIGSEGV);
+  sigdelset (&all, SIGBUS);
+  sigdelset (&all, SIGFPE);
+  sigdelset (&all, SIGILL);
+  sigdelset (&all, SIGABRT);
   pthread_sigmask (SIG_BLOCK, &all, &old);
   rc = pthread_create (&l->thread, NULL, lane_main, l);
   pthread_sigmask (SIG_SETMASK, &old, NULL);
@@ -1695,6 +1703,24 @@ send_by_channel (struct run *r, struct due **ds, size_t n, int claimed)
     int cidx = channel_index (r, ds[i]->instance);
     if (cidx >= 0)
       by[cidx][nby[cidx]++] = ds[i];
+  }
+  /* Rows in flight at a crash ("recovered") first, one a batch: if one of
+   * them crashes its plugin, it crashes alone, and its attempts reach
+   * max_attempts without taking the others with it. */
+  for (k = 0; k < r->c->n_channels; k++) {
+    size_t nrec = 0;
+    for (i = 0; i < nby[k]; i++)
+      if (by[k][i]->reason && strcmp (by[k][i]->reason, "recovered") == 0) {
+        struct due *t = by[k][nrec];
+        by[k][nrec++] = by[k][i];
+        by[k][i] = t;
+      }
+    for (i = 0; i < nrec; i++)
+      if (!(r->channel_error || r->store_error || run_stop)
+          && send_due (r, (int) k, by[k] + i, 1) == 0)
+        handled++;
+    memmove (by[k], by[k] + nrec, (nby[k] - nrec) * sizeof *by[k]);
+    nby[k] -= nrec;
   }
   for (k = 0; k < r->c->n_channels; k++)
     for (off = 0; off < nby[k]; off += BATCH) {
@@ -2404,7 +2430,8 @@ cmd_run (int argc, char **argv)
       r.variants = json_object ();
   }
   else {
-    if (store_outbox_recover (r.st, r.c->id, r.c->at_least_once, &recovered) < 0
+    if (store_outbox_recover (r.st, r.c->id, r.c->at_least_once,
+                              r.c->max_attempts, &recovered) < 0
         || store_campaign_start (r.st, r.c->id, r.c->name, r.now) < 0) {
       fprintf (stderr, "herald: %s\n", store_error (r.st));
       goto out;
@@ -2412,8 +2439,10 @@ cmd_run (int argc, char **argv)
     if (recovered)
       fprintf (stderr, "herald: %d message(s) were in flight when an earlier "
                "run stopped: %s\n", recovered,
-               r.c->at_least_once ? "sending them again (at-least-once)"
-                                  : "marked failed (at-most-once)");
+               r.c->at_least_once
+               ? "sending them again, one at a time (at-least-once; one in "
+                 "flight at as many crashes as max_attempts is dead)"
+               : "marked failed (at-most-once)");
   }
 
   /* Plan a page, send what is due, repeat: memory stays flat however large

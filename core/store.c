@@ -156,8 +156,18 @@ static const char *const sql_text[Q_N] = {
     "SELECT " OUTBOX_COLS " FROM outbox WHERE campaign = ?1 "
     "AND state IN ('pending', 'retry', 'deferred') AND next_at <= ?2 "
     "ORDER BY next_at, key LIMIT ?3",
+  /* A row in flight at as many crashes as it may have attempts is taken
+   * for the message that crashes its plugin (a poison message): dead.
+   * The others go back to pending, marked "recovered" so that dispatch
+   * sends them one at a time and a poison among them dies alone. */
   [Q_OB_RECOVER_PENDING] =
-    "UPDATE outbox SET state = 'pending', updated = ?2 "
+    "UPDATE outbox SET updated = ?2, "
+    "state = CASE WHEN attempts >= ?3 THEN 'dead' ELSE 'pending' END, "
+    "reason = CASE WHEN attempts >= ?3 THEN 'crashed_in_flight' "
+    "ELSE 'recovered' END, "
+    "error = CASE WHEN attempts >= ?3 THEN 'in flight at ' || attempts || "
+    "' crashes of herald (attempts); taken for a message that crashes its "
+    "plugin' ELSE error END "
     "WHERE state = 'sending' AND (?1 IS NULL OR campaign = ?1)",
   [Q_OB_RECOVER_FAILED] =
     "UPDATE outbox SET state = 'failed', reason = 'in flight at crash', "
@@ -1843,7 +1853,7 @@ outbox_page (struct store *st, sqlite3_stmt *s, int limit,
 
 int
 store_outbox_recover (struct store *st, const char *campaign,
-                      int at_least_once, int *n_r)
+                      int at_least_once, int max_attempts, int *n_r)
 {
   sqlite3_stmt *s = q (st, at_least_once ? Q_OB_RECOVER_PENDING
                                          : Q_OB_RECOVER_FAILED);
@@ -1853,6 +1863,8 @@ store_outbox_recover (struct store *st, const char *campaign,
     return -1;
   bind_text (s, 1, campaign);
   sqlite3_bind_int64 (s, 2, now_seconds ());
+  if (at_least_once)
+    sqlite3_bind_int (s, 3, max_attempts > 0 ? max_attempts : INT_MAX);
   if (run (st, s, "recovering rows left in flight") < 0)
     return -1;
   if (n_r)

@@ -309,11 +309,14 @@ int store_outbox_due (struct store *st, const char *campaign, int64_t now,
                       void *data);
 
 /* After a crash: rows of CAMPAIGN (NULL = all) left in "sending" become
- * "pending" (AT_LEAST_ONCE: they will be sent again, possibly twice) or
- * "failed" with reason "in flight at crash" (at most once).  *N_R (may be
- * NULL) gets the number of rows changed. */
+ * "pending" with reason "recovered" (AT_LEAST_ONCE: they will be sent
+ * again, possibly twice; one at a time) or "failed" with reason "in flight
+ * at crash" (at most once).  At least once, a row whose attempts reached
+ * MAX_ATTEMPTS (0: no limit) becomes "dead" with reason
+ * "crashed_in_flight" instead: the message that crashes its plugin is not
+ * sent forever.  *N_R (may be NULL) gets the number of rows changed. */
 int store_outbox_recover (struct store *st, const char *campaign,
-                          int at_least_once, int *n_r);
+                          int at_least_once, int max_attempts, int *n_r);
 
 /* Earliest next_at among CAMPAIGN's retry and deferred rows into *NEXT_R;
  * returns 1 when there is one, 0 when none (*NEXT_R = 0), -1 error. */

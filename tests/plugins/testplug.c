@@ -6,7 +6,8 @@
  * "log" names a file that gets one line per message it was handed;
  * "calls" names a file that gets one line per send call, "STATE N START
  * END" (STATE tells the instances apart, times in ns, CLOCK_MONOTONIC);
- * "sleep_ms" makes every send take that long.  A callback (herald
+ * "sleep_ms" makes every send take that long; "crash_on" names a message
+ * key whose send raises SIGSEGV (a poison message).  A callback (herald
  * serve's /inbound/NAME/PATH) to PATH "/refuse" is answered 400, "/crash"
  * 500, "/fail" fails (-1); anything else gets 200 and reports nothing. */
 #include <fcntl.h>
@@ -20,12 +21,13 @@
 struct tp_state {
   int mode;
   int sleep_ms;
+  char *crash_on;            /* a message key that crashes send (SIGSEGV) */
   FILE *log;
   int calls;                 /* fd, O_APPEND, or -1 */
 };
 
 static const char *const tp_keys[] = { "mode", "log", "calls", "sleep_ms",
-                                       NULL };
+                                       "crash_on", NULL };
 
 static long long
 tp_ns (void)
@@ -73,6 +75,8 @@ tp_open (const struct herald_host *host, void **state_r, char *err,
     return -1;
   }
   s->sleep_ms = sl ? (int) strtol (sl, NULL, 10) : 0;
+  if (host->config_get (host->data, "crash_on"))
+    s->crash_on = strdup (host->config_get (host->data, "crash_on"));
   if (log && !(s->log = fopen (log, "a"))) {
     snprintf (err, errlen, "%s: cannot open", log);
     if (s->calls >= 0)
@@ -95,6 +99,7 @@ tp_close (void *state)
     fclose (s->log);
   if (s->calls >= 0)
     close (s->calls);
+  free (s->crash_on);
   free (s);
 }
 
@@ -112,6 +117,12 @@ tp_send (void *state, const struct herald_message *m, size_t n,
   if (s->sleep_ms > 0)
     usleep ((useconds_t) s->sleep_ms * 1000);
   for (i = 0; i < n; i++) {
+    if (s->crash_on && strcmp (m[i].key, s->crash_on) == 0) {
+      if (s->log)
+        fflush (s->log);
+      volatile int *nowhere = NULL;
+      *nowhere = 1;            /* a plugin bug this message sets off */
+    }
     if (s->log)
       fprintf (s->log, "%s %s %s %u\n", m[i].key, m[i].channel,
                m[i].to[0].value, m[i].attempt);

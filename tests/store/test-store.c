@@ -207,13 +207,13 @@ test_outbox (struct store *st)
 
   /* Crash recovery: carol (and bob, claimed) are still in "sending". */
   store_outbox_update (st, "c1:0:bob", "sending", 1, 0, NULL, NULL, NULL);
-  tap_ok (store_outbox_recover (st, "c1", 1, &n) == 0 && n == 2,
+  tap_ok (store_outbox_recover (st, "c1", 1, 0, &n) == 0 && n == 2,
           "at-least-once recovery resets 2 sending rows (got %d)", n);
   store_outbox_get (st, "c1:0:carol", &got);
   tap_is (got ? got->state : NULL, "pending", "recovered row is pending");
   store_row_free (got);
   store_outbox_update (st, "c1:0:carol", "sending", 1, 0, NULL, NULL, NULL);
-  tap_ok (store_outbox_recover (st, NULL, 0, &n) == 0 && n == 1,
+  tap_ok (store_outbox_recover (st, NULL, 0, 0, &n) == 0 && n == 1,
           "at-most-once recovery over all campaigns");
   store_outbox_get (st, "c1:0:carol", &got);
   tap_ok (got && strcmp (got->state, "failed") == 0 && got->reason
