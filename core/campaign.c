@@ -611,6 +611,13 @@ campaign_key (struct campaign *c, const struct gateway *gw,
                "2026-12-10T09:00:00Z (one instant)", path, kv->line, v);
     free (z);
   }
+  else if (strcmp (k, "fallback") == 0) {
+    if (parse_bool (v, &b) < 0)
+      problem (pb, "%s:%d: [campaign] fallback: '%s' is not yes or no",
+               path, kv->line, v);
+    else
+      c->fallback = b;
+  }
   else if (strcmp (k, "track_opens") == 0) {
     if (parse_bool (v, &b) < 0)
       problem (pb, "%s:%d: [campaign] track_opens: '%s' is not yes or no",
@@ -683,6 +690,7 @@ campaign_load (const char *path, const struct gateway *gw,
   c->max_attempts = 8;
   c->retry_horizon = 30;
   c->track_opens = 1;
+  c->fallback = 1;
   c->policy = policy_new ();
   c->ini = ini_load (path, err, sizeof err);
   if (!c->ini) {

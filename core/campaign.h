@@ -92,6 +92,8 @@ struct campaign {
   int64_t retry_horizon;     /* herald run waits for retries due within */
   int strict;                /* strict variables when rendering */
   int track_opens;           /* the open pixel in email.html (default) */
+  int fallback;              /* a rejected or dead message goes on to the
+                                next usable channel (default) */
   struct tmpl_set base;      /* [campaign] templates */
   struct tmpl_set *variant_sets;     /* parallel to policy->variants; a
                                         set with dir NULL uses base */

@@ -418,7 +418,8 @@ plugins_usage (FILE *fp, int rc)
 {
   fprintf (fp, "Usage: herald [-c GATEWAY.ini] plugins\n\n"
            "Lists every plugin found in the plugin directories: name, version,\n"
-           "ABI version and channels; a refused file with the reason.\n");
+           "ABI version, channels and file; a refused file with the reason.\n"
+           "Exit 1 when any file was refused.\n");
   return rc;
 }
 
@@ -483,7 +484,7 @@ cmd_plugins (int argc, char **argv)
           printf ("any");
         for (c = 0; pl->p.channels && pl->p.channels[c]; c++)
           printf ("%s%s", c ? "," : "", pl->p.channels[c]);
-        printf ("\n");
+        printf ("  %s\n", path);
         found++;
         loader_unload (pl);
       }
@@ -499,5 +500,10 @@ cmd_plugins (int argc, char **argv)
   if (!found && !refused)
     printf ("no plugins found\n");
   config_gateway_free (gw);
-  return 0;
+  /* A refused file is a problem to fix (a plugin that will not load, a
+   * file that should not be there): say so in the exit status. */
+  if (refused)
+    fprintf (stderr, "herald plugins: %d file%s refused\n", refused,
+             refused == 1 ? "" : "s");
+  return refused ? 1 : 0;
 }

@@ -1404,7 +1404,7 @@ batch_record (struct run *r, struct batch *b)
       /* With another channel in the campaign, the failure is recorded
        * for the planning pass to re-route (reroute_due): this
        * transaction records results, it does not plan. */
-      if (r->c->n_channels > 1) {
+      if (r->c->n_channels > 1 && r->c->fallback) {
         if (store_outbox_update_reason (r->st, d->key, "reroute",
                                         status == HERALD_REJECTED
                                         ? "rejected" : "invalid_address",
@@ -1434,14 +1434,15 @@ batch_record (struct run *r, struct batch *b)
         /* Retries exhausted on this channel: the next usable one, as for
          * a rejection (reroute_due), "dead" when there is none. */
         if (store_outbox_update_reason (r->st, d->key,
-                                        r->c->n_channels > 1 ? "reroute"
-                                                             : "dead",
+                                        r->c->n_channels > 1
+                                        && r->c->fallback ? "reroute"
+                                                          : "dead",
                                         "retries_exhausted", attempts, 0, NULL,
                                         x->error[0] ? x->error
                                                     : "temporary failure",
                                         detail) < 0)
           goto store_fail;
-        if (r->c->n_channels > 1)
+        if (r->c->n_channels > 1 && r->c->fallback)
           r->rerouting++;
         else {
           r->per[cidx].dead++;

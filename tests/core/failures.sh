@@ -82,6 +82,18 @@ is "$rc" 0 "reject: a run after a stop between recording and re-routing exits 0"
 like "$(cat "$T/out/sms/messages.jsonl")" '"id":"f1:1:a"' "reject: ... and re-routes the message left in reroute to SMS"
 is "$(state x f1)" "failed=1 sent=1" "reject: ... nothing left in reroute"
 
+# 2a. fallback = no: the rejection stays a failure on its channel.
+rm -f "$T/herald.db"* "$T/email.log"; rm -rf "$T/out"
+gateway_with_email_mode "$T/g.ini" reject
+"$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
+sed 's/^id = f1$/id = f1\nfallback = no/' "$T/c.ini" > "$T/c-nofb.ini"
+out=$("$HERALD" -c "$T/g.ini" run "$T/c-nofb.ini" 2>&1); rc=$?
+is "$rc" 0 "fallback = no: run exits 0"
+is "$(count_lines "$T/out/sms/messages.jsonl")" 0 "fallback = no: nothing goes to SMS"
+is "$(state x f1)" "failed=2" "fallback = no: both failed on e-mail"
+out=$("$HERALD" -c "$T/g.ini" lint "$(sed 's/^fallback = no$/fallback = maybe/' "$T/c-nofb.ini" > "$T/c-bad.ini"; echo "$T/c-bad.ini")" 2>&1)
+like "$out" "c-bad.ini:3: \[campaign\] fallback: 'maybe' is not yes or no" "fallback = maybe: file, line and key"
+
 # 2b. A plugin that answers the first message of its batch only: the
 # others are not taken as sent (a zero result would read as HERALD_SENT),
 # they are tried again, under the same key.

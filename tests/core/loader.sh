@@ -26,7 +26,9 @@ path = $T/herald.db
 dir = $P
 INI
 out=$("$HERALD" -c "$T/g.ini" plugins 2>&1); rc=$?
-is "$rc" 0 "herald plugins: exit 0"
+is "$rc" 1 "herald plugins: exit 1, files were refused"
+like "$out" "herald plugins: [0-9]+ files refused" "... saying how many"
+like "$out" "outbox +version 1.0 +ABI 1 +channels: any  $P/outbox.so" "an accepted plugin is shown with its file"
 like "$out" "outbox +version 1.0 +ABI 1 +channels: any" "accepted plugin listed with version, ABI, channels"
 like "$out" "badabi.so +REFUSED: .*badabi.so: refused: plugin ABI version 99, this herald speaks version 1" "other ABI refused, both versions named"
 like "$out" "noentry.so +REFUSED: .*noentry.so: refused: no entry point herald_plugin_entry" "missing entry point refused"
