@@ -1,9 +1,12 @@
 # etc/etc.mk: sample configuration, campaigns, templates, data, man page.
 heraldconfdir = $(sysconfdir)/herald
-dist_heraldconf_DATA = etc/herald.ini
 heraldcampaignsdir = $(heraldconfdir)/campaigns
-dist_heraldcampaigns_DATA = etc/campaigns/welcome.ini etc/campaigns/winback.ini \
+# The gateway and the sample campaigns are configuration a user edits:
+# installed by install-samples below, never over an edited file.
+HERALD_CONF_SAMPLES = etc/herald.ini
+HERALD_CAMPAIGN_SAMPLES = etc/campaigns/welcome.ini etc/campaigns/winback.ini \
 	etc/campaigns/cart.ini
+EXTRA_DIST += $(HERALD_CONF_SAMPLES) $(HERALD_CAMPAIGN_SAMPLES)
 samplesdir = $(pkgdatadir)/samples
 dist_samples_DATA = etc/customers.jsonl etc/events.jsonl
 tmplwelcomedir = $(pkgdatadir)/templates/welcome
@@ -36,14 +39,56 @@ EXTRA_DIST += scripts/gen-customers.py scripts/install-deps.sh scripts/quickstar
 # The samples work from where they are installed: the campaigns' templates
 # from $(pkgdatadir), the gateway's store and outbox under
 # $(localstatedir)/lib/herald (the checkout's relative paths would point
-# into etc/ once installed).
-install-data-hook: install-samples-paths
-install-samples-paths:
-	for f in $(dist_heraldcampaigns_DATA); do \
-	  sed -i -e 's|^\(templates *= *\)\.\./\.\./templates/|\1$(pkgdatadir)/templates/|' \
-	    "$(DESTDIR)$(heraldcampaignsdir)/$$(basename $$f)" || exit 1; \
+# into etc/ once installed).  An installed file that differs from the new
+# sample (the user edited it) is kept; the new sample goes beside it as
+# NAME.new.  Uninstall removes a sample only when it is still as
+# installed.
+HERALD_SAMPLE_SED = \
+	-e 's|^\(templates *= *\)\.\./\.\./templates/|\1$(pkgdatadir)/templates/|' \
+	-e 's|^\(path *= *\)\.\./var/|\1$(localstatedir)/lib/herald/|' \
+	-e 's|^\(dir *= *\)\.\./var/|\1$(localstatedir)/lib/herald/|'
+
+install-data-local: install-samples
+install-samples:
+	$(MKDIR_P) "$(DESTDIR)$(heraldconfdir)" "$(DESTDIR)$(heraldcampaignsdir)"
+	@for f in $(HERALD_CONF_SAMPLES) $(HERALD_CAMPAIGN_SAMPLES); do \
+	  case $$f in etc/campaigns/*) d="$(DESTDIR)$(heraldcampaignsdir)";; \
+	    *) d="$(DESTDIR)$(heraldconfdir)";; esac; \
+	  b=$$(basename $$f); \
+	  sed $(HERALD_SAMPLE_SED) "$(srcdir)/$$f" > "$$d/$$b.tmp" || exit 1; \
+	  if [ -f "$$d/$$b" ] && ! cmp -s "$$d/$$b" "$$d/$$b.tmp"; then \
+	    mv -f "$$d/$$b.tmp" "$$d/$$b.new"; chmod 644 "$$d/$$b.new"; \
+	    echo "herald: kept your $$d/$$b; the new sample is $$d/$$b.new"; \
+	  else \
+	    mv -f "$$d/$$b.tmp" "$$d/$$b"; chmod 644 "$$d/$$b"; \
+	  fi; \
 	done
-	sed -i -e 's|^\(path *= *\)\.\./var/|\1$(localstatedir)/lib/herald/|' \
-	  -e 's|^\(dir *= *\)\.\./var/|\1$(localstatedir)/lib/herald/|' \
-	  "$(DESTDIR)$(heraldconfdir)/herald.ini"
-.PHONY: install-samples-paths
+
+uninstall-local: uninstall-samples
+uninstall-samples:
+	@for f in $(HERALD_CONF_SAMPLES) $(HERALD_CAMPAIGN_SAMPLES); do \
+	  case $$f in etc/campaigns/*) d="$(DESTDIR)$(heraldcampaignsdir)";; \
+	    *) d="$(DESTDIR)$(heraldconfdir)";; esac; \
+	  b=$$(basename $$f); \
+	  rm -f "$$d/$$b.new"; \
+	  if [ -f "$$d/$$b" ] && sed $(HERALD_SAMPLE_SED) "$(srcdir)/$$f" | cmp -s - "$$d/$$b"; then \
+	    rm -f "$$d/$$b"; \
+	  elif [ -f "$$d/$$b" ]; then \
+	    echo "herald: kept your edited $$d/$$b"; \
+	  fi; \
+	done
+
+# The plugins are dlopen'ed by file name: libtool's .la files have no use
+# in the plugin folder (and name the build tree).  Uninstall then removes
+# the plugins by name, as libtool would have from the .la.
+install-exec-hook: remove-plugin-la
+remove-plugin-la:
+	@for f in $(pkglib_LTLIBRARIES); do \
+	  rm -f "$(DESTDIR)$(pkglibdir)/$$(basename $$f)"; \
+	done
+uninstall-hook: uninstall-plugin-so
+uninstall-plugin-so:
+	@for f in $(pkglib_LTLIBRARIES); do \
+	  rm -f "$(DESTDIR)$(pkglibdir)/$$(basename $$f .la).so"; \
+	done
+.PHONY: install-samples uninstall-samples remove-plugin-la uninstall-plugin-so

@@ -35,6 +35,19 @@ pc=$(PKG_CONFIG_PATH="$I/lib/pkgconfig" pkg-config --define-prefix \
 is "$pc" "$I/lib/herald" "pkg-config's pluginlibdir is the plugin folder"
 [ -f "$pc/outbox.so" ]
 is "$?" 0 "... which holds the plugins"
+is "$(ls "$I/lib/herald" | grep -c '\.la$')" 0 "no libtool .la files in the plugin folder"
+# An edited gateway file survives a new install; the new sample goes beside.
+echo "; edited by the user" >> "$G"
+cp "$G" "$T/edited.ini"
+make -C "$HERALD_BUILDDIR" install prefix="$I" > "$T/install2.log" 2>&1
+is "$?" 0 "make install again"
+cmp -s "$G" "$T/edited.ini"
+is "$?" 0 "the edited herald.ini is kept"
+[ -f "$G.new" ]
+is "$?" 0 "... the new sample beside it, herald.ini.new"
+like "$(cat "$T/install2.log")" "kept your .*herald.ini; the new sample is .*herald.ini.new" "... and make install says so"
 make -C "$HERALD_BUILDDIR" uninstall prefix="$I" > "$T/uninstall.log" 2>&1
 is "$?" 0 "make uninstall"
+is "$(find "$I" -type f -not -path "$I/var/*" | sed "s|^$I/||" | sort | tr '\n' ' ')" \
+  "etc/herald/herald.ini " "uninstall leaves only the edited gateway file (and the state in var/)"
 done_testing
