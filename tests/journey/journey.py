@@ -239,7 +239,7 @@ t.ok("Alice: red shoes (cart_abandoned at %s" % iso(query(
      "event.type and event.at (RFC 3339) in the body", a["parts"]["email.html"])
 sent1 = query("SELECT sent_at FROM outbox WHERE key = 'cart:1:alice:1'")[0][0]
 ent = query("SELECT at FROM events WHERE customer = 'alice' AND type = 'cart_abandoned'")[0][0]
-t.ok(ent + 1 <= sent1 <= ent + 4, "step 1 sent 1 s (delay) after the event, within a second or two",
+t.ok(ent + 1 <= sent1 <= ent + 8, "step 1 sent 1 s (delay) after the event, not before (and within seconds)",
      (ent, sent1))
 
 

@@ -184,7 +184,7 @@ out, err = out.decode(), err.decode()
 t.ok(p.returncode == 0, "serve: SIGTERM, exit 0", err)
 t.ok(early in (0, None), "serve: nothing sent before the start", early)
 t.eq((sent("sale"), sent("flash")), (4, 4), "serve: both campaigns sent at their start")
-t.ok(finished < start + 3, "serve: within seconds of the start (%.1f s)" % (finished - start))
+t.ok(finished < start + 10, "serve: within seconds of the start (%.1f s)" % (finished - start))
 t.ok("campaign flash: 4 customers planned for its start" in out,
      "serve: it planned the campaign nobody ran", out)
 
