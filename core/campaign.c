@@ -40,7 +40,9 @@ problem (struct strbuf *pb, const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (buf, sizeof buf, fmt, ap);
   va_end (ap);
-  strbuf_adds (pb, buf);
+  /* One problem is one line: what it quotes from the campaign or a
+   * template is escaped. */
+  strbuf_add_escaped (pb, buf, strlen (buf));
   strbuf_addc (pb, '\n');
 }
 

@@ -201,6 +201,8 @@ ini_load (const char *path, char *err, size_t errlen)
   return ini;
 
 fail:
+  /* The message quotes what the file holds. */
+  escape_in_place (err, errlen);
   for (i = 0; i < rd.n_heads; i++)
     free (rd.heads[i].name);
   free (rd.heads);
@@ -507,6 +509,7 @@ config_gateway_load (const char *path, char *err, size_t errlen)
   return gw;
 
 fail:
+  escape_in_place (err, errlen);    /* it may quote the file's values */
   config_gateway_free (gw);
   return NULL;
 }

@@ -72,8 +72,22 @@ import_store_path (const char *opt_store)
 
 /* ---- messages ----------------------------------------------------- */
 
+/* How much of S[0..N) an error message shows: at most 60 bytes, cut
+ * between two UTF-8 characters. */
+static size_t
+shown_length (const char *s, size_t n)
+{
+  if (n <= 60)
+    return n;
+  n = 60;
+  while (n > 57 && ((unsigned char) s[n] & 0xc0) == 0x80)
+    n--;
+  return n;
+}
+
 /* Append V for an error message: strings quoted '...', anything else as
- * compact JSON; long values are cut. */
+ * compact JSON; long values are cut.  The caller's report escapes it
+ * (report_bad). */
 static void
 show (struct strbuf *b, json_t *v)
 {
@@ -83,16 +97,16 @@ show (struct strbuf *b, json_t *v)
 
   if (json_is_string (v)) {
     s = json_string_value (v);
-    n = strlen (s);
+    n = json_string_length (v);
     strbuf_addc (b, '\'');
-    strbuf_add (b, s, n > 60 ? 60 : n);
+    strbuf_add (b, s, shown_length (s, n));
     strbuf_adds (b, n > 60 ? "...'" : "'");
     return;
   }
   t = json_dumps (v, JSON_COMPACT | JSON_ENCODE_ANY);
   s = t ? t : "?";
   n = strlen (s);
-  strbuf_add (b, s, n > 60 ? 60 : n);
+  strbuf_add (b, s, shown_length (s, n));
   if (n > 60)
     strbuf_adds (b, "...");
   free (t);
@@ -670,15 +684,21 @@ struct import {
   struct strbuf *report;     /* bad lines go here, else to stderr */
 };
 
+/* MSG quotes the line's values, and jansson's messages its bytes: escaped
+ * here, once for all, so that a crafted file cannot write its own lines
+ * into a terminal, a log or an HTTP answer. */
 static void
 report_bad (struct import *im, int line, const char *msg)
 {
   im->bad++;
   if (im->bad <= MAX_LISTED) {
+    struct strbuf b = STRBUF_INIT;
+    strbuf_add_escaped (&b, msg, strlen (msg));
     if (im->report)
-      strbuf_addf (im->report, "%s:%d: %s\n", im->file, line, msg);
+      strbuf_addf (im->report, "%s:%d: %s\n", im->file, line, b.s);
     else
-      fprintf (stderr, "%s:%d: %s\n", im->file, line, msg);
+      fprintf (stderr, "%s:%d: %s\n", im->file, line, b.s);
+    strbuf_free (&b);
   }
   if (!im->skip_bad)
     im->writing = 0;
@@ -904,10 +924,19 @@ import_csv (struct import *im, FILE *fp)
       r = -2;
       goto out;
     }
+    if (utf8_check (cols[i], strlen (cols[i])) != strlen (cols[i])) {
+      fprintf (stderr, "%s:%d: column %zu: its name is not UTF-8 text\n",
+               im->file, line, i + 1);
+      r = -2;
+      goto out;
+    }
     for (j = 0; j < i; j++)
       if (strcmp (cols[i], cols[j]) == 0) {
+        struct strbuf b = STRBUF_INIT;
+        strbuf_add_escaped (&b, cols[i], strlen (cols[i]));
         fprintf (stderr, "%s:%d: column '%s' appears twice\n", im->file, line,
-                 cols[i]);
+                 b.s);
+        strbuf_free (&b);
         r = -2;
         goto out;
       }
@@ -954,6 +983,17 @@ import_csv (struct import *im, FILE *fp)
 
       if (!*cell)
         continue;               /* an empty cell is an absent field */
+      /* JSON text is UTF-8 (RFC 8259 section 8.1), and jansson would
+       * refuse the string: say so, instead of dropping the field. */
+      if (utf8_check (cell, strlen (cell)) != strlen (cell)) {
+        strbuf_reset (&im->err);
+        strbuf_addf (&im->err, "%s: '", cols[i]);
+        strbuf_add (&im->err, cell, shown_length (cell, strlen (cell)));
+        strbuf_adds (&im->err, strlen (cell) > 60 ? "...' is not UTF-8 text"
+                                                  : "' is not UTF-8 text");
+        bad = 1;
+        break;
+      }
       if (in_list (json_columns, cols[i])) {
         v = json_loads (cell, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
         if (!v) {

@@ -241,17 +241,22 @@ host_log (void *data, int level, const char *fmt, ...)
   static const char *const names[] = { "error", "warning", "info", "debug" };
   struct channel *ch = data;
   const char *v = getenv ("HERALD_DEBUG");
+  struct strbuf msg = STRBUF_INIT, line = STRBUF_INIT;
   va_list ap;
 
   if (level >= HERALD_LOG_DEBUG && !(v && *v))
     return;
   if (level < 0 || level > 3)
     level = HERALD_LOG_ERROR;
-  fprintf (stderr, "herald: channel %s: %s: ", ch->name, names[level]);
   va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
+  strbuf_vaddf (&msg, fmt, ap);
   va_end (ap);
-  fputc ('\n', stderr);
+  /* One log line, whatever a provider's answer quoted in it holds. */
+  strbuf_add_escaped (&line, msg.s ? msg.s : "", msg.len);
+  fprintf (stderr, "herald: channel %s: %s: %s\n", ch->name, names[level],
+           line.s ? line.s : "");
+  strbuf_free (&msg);
+  strbuf_free (&line);
 }
 
 static int
@@ -309,7 +314,10 @@ channel_open (struct plugin *pl, const char *name, const char *kind,
   ch->host.log = host_log;
   ch->host.tracking_base_url = tracking_base_url;
   if (pl->p.open && pl->p.open (&ch->host, &ch->state, perr, sizeof perr) < 0) {
+    /* A plugin quotes its values as they are: escape them here, for
+     * every plugin at once. */
     snprintf (err, errlen, "%s", *perr ? perr : "plugin open failed");
+    escape_in_place (err, errlen);
     free (ch->name);
     free (ch->kind);
     free (ch);

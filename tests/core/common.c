@@ -6,7 +6,10 @@
  *  - jsoncheck on RFC 8259 texts and non-texts, with the offset and the
  *    line and column of the first error;
  *  - jsonw against json_dumps (JSON_COMPACT | JSON_ENCODE_ANY) on random
- *    trees: byte for byte the same text. */
+ *    trees: byte for byte the same text;
+ *  - strbuf_add_escaped and escape_in_place, what every error message
+ *    shows of a value: controls, bytes that are not UTF-8, C1 and bidi
+ *    controls escaped, everything else kept, idempotent. */
 #include <config.h>
 
 #include <stdint.h>
@@ -19,6 +22,7 @@
 #include "../../plugins/common/hmac256.h"
 #include "../../plugins/common/jsoncheck.h"
 #include "jsonw.h"
+#include "util.h"
 #include "../tap.h"
 
 static void
@@ -300,13 +304,65 @@ test_json_load (void)
   json_decref (v);
 }
 
+/* What an error message shows of a value (strbuf_add_escaped). */
+static char *
+escaped (const char *s)
+{
+  static struct strbuf b;
+  strbuf_reset (&b);
+  strbuf_add_escaped (&b, s, strlen (s));
+  return b.s ? b.s : (char *) "";
+}
+
+static void
+test_escape (void)
+{
+  static const char forged[] = "x\nherald: imported 1 customer\r\x1b[2K";
+  char buf[16], *once;
+
+  tap_is (escaped ("+33612345678\n"), "+33612345678\\n",
+          "escape: LF shows as \\n");
+  tap_is (escaped ("a\rb\tc"), "a\\rb\\tc", "escape: CR and tab");
+  tap_is (escaped ("\x1b[31mred\x1b[0m\x7f\x01"),
+          "\\x1b[31mred\\x1b[0m\\x7f\\x01",
+          "escape: ESC, DEL and other C0 controls as \\xNN");
+  tap_is (escaped ("ab\xff\xfe\xc3" "cd\xe2\x82"),
+          "ab\\xff\\xfe\\xc3cd\\xe2\\x82",
+          "escape: bytes that are not UTF-8 (a cut sequence too) as \\xNN");
+  tap_is (escaped ("\xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80"),
+          "\\xc0\\xaf \\xed\\xa0\\x80 \\xf4\\x90\\x80\\x80",
+          "escape: overlong, surrogate, beyond U+10FFFF are not UTF-8");
+  tap_is (escaped ("\xc2\x9b" "2J \xe2\x80\xae \xe2\x80\xa8 \xe2\x81\xa6"),
+          "\\u009b2J \\u202e \\u2028 \\u2066",
+          "escape: C1 controls, bidi controls, line separator as \\uNNNN");
+  tap_is (escaped ("Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x98\x80 a\\n"),
+          "Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x98\x80 a\\n",
+          "escape: other UTF-8 and backslashes are kept");
+  once = xstrdup (escaped (forged));
+  tap_ok (!strpbrk (once, "\r\n\x1b") && strcmp (escaped (once), once) == 0,
+          "escape: a forged line stays on one line; escaping twice changes "
+          "nothing");
+  free (once);
+  snprintf (buf, sizeof buf, "abcdefghijk\n\xc3\xa9");
+  escape_in_place (buf, sizeof buf);
+  tap_is (buf, "abcdefghijk\\n\xc3\xa9", "escape_in_place: what fits is kept");
+  snprintf (buf, sizeof buf, "abcdefghijkl\n\xc3\xa9");
+  escape_in_place (buf, sizeof buf);
+  tap_is (buf, "abcdefghijkl\\n", "escape_in_place: cut before a character "
+          "that does not fit, not inside it");
+  tap_ok (utf8_check ("Zo\xc3\xab", 4) == 4 && utf8_check ("ab\xff", 3) == 2
+          && utf8_check ("a\xe2\x82", 3) == 1 && utf8_check ("", 0) == 0,
+          "utf8_check: the offset of the first bad byte");
+}
+
 int
 main (void)
 {
-  tap_plan (13);
+  tap_plan (24);
   test_hmac ();
   test_json ();
   test_jsonw ();
   test_json_load ();
+  test_escape ();
   return tap_failed ? 1 : 0;
 }

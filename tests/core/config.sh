@@ -94,6 +94,35 @@ is "$rc" 1 "template errors: exit 1"
 like "$out" "tpl2/email.text.liquid:2:[0-9]+: .*no_such_filter" "unknown filter: file:line:col"
 like "$out" "tpl2/email.footer.liquid:1: unknown template part 'email.footer'" "unknown part named"
 
+# What a message quotes is escaped: a file name with a terminal escape and
+# a line break stays one line of text.
+mkdir -p "$T/tpl4"
+cp "$T"/tpl/*.liquid "$T/tpl4/"
+printf 'x' > "$T/tpl4/$(printf 'email.sub\033[2J\nject').liquid"
+sed 's/^templates = tpl$/templates = tpl4/' "$T/c.ini" > "$T/c5.ini"
+out=$("$HERALD" -c "$G" lint "$T/c5.ini" 2>&1); rc=$?
+is "$rc" 1 "odd template file name: exit 1"
+is "$(printf '%s\n' "$out" | grep -F 'unknown template part')" \
+   "$T/tpl4/email.sub\\x1b[2J\\nject.liquid:1: unknown template part 'email.sub\\x1b[2J\\nject' (expected one of email.subject, email.html, email.text, sms.body, push.title, push.body, push.data, webhook.body)" \
+   "odd template file name: escaped, on one line"
+is "$(printf '%s\n' "$out" | grep -c "$(printf '\033')")" 0 "odd template file name: no escape character printed"
+# A plugin's own message quoting a value (testplug: "mode: '...' is not a
+# mode") is escaped by the core: here a right-to-left override, U+202E.
+cat > "$T/g6.ini" <<INI
+[store]
+path = $T/herald6.db
+[plugins]
+dir = $PLUGINS
+[channel.email]
+plugin = testplug
+mode = $(printf 'se\342\200\256nt')
+INI
+sed 's/^channels = email, sms$/channels = email/' "$T/c.ini" > "$T/c6.ini"
+out=$("$HERALD" -c "$T/g6.ini" run "$T/c6.ini" 2>&1); rc=$?
+is "$rc" 1 "a plugin's error: exit 1"
+is "$out" "herald: $T/g6.ini:7: [channel.email] mode: 'se\\u202ent' is not a mode" \
+   "a plugin's error: the value escaped"
+
 # A channel without its parts.
 mkdir -p "$T/tpl3"
 printf 'Hi' > "$T/tpl3/sms.body.liquid"
