@@ -59,6 +59,35 @@ check_gateway "track_links without base_url" "bad.ini:3: \[channel.sms\] track_l
 printf '[channel.sms]\nplugin = outbox\ntrack_links = perhaps\n' > "$T/bad.ini"
 check_gateway "bad track_links" "bad.ini:3: \[channel.sms\] track_links: 'perhaps' is not yes or no"
 
+# INI files are UTF-8 text: a value that is not is refused, the message
+# naming file, line and key and showing the value escaped.  A value may
+# hold control characters; a message that quotes one escapes it.  A
+# section name or key may not hold any.
+printf '[tracking]\nbase_url = https://t.example.com/\377\376x\n' > "$T/bad.ini"
+check_gateway "gateway value not UTF-8" "bad.ini:2: \[tracking\] base_url: 'https://t.example.com/\\\\xff\\\\xfex' is not UTF-8 text$"
+printf '[tracking]\ntext_links = ma\033[2Jybe\n' > "$T/bad.ini"
+check_gateway "gateway value with ESC, quoted" "bad.ini:2: \[tracking\] text_links: 'ma\\\\x1b\[2Jybe' is not yes or no$"
+printf '[channel.email]\nplugin = outbox\nkind = fa\rherald: ok\n' > "$T/bad.ini"
+check_gateway "gateway value with CR, quoted" "bad.ini:3: \[channel.email\] kind: 'fa\\\\rherald: ok' is not one of"
+printf '[channel.email]\nplugin = outbox\nlanes = 1\302\233\n' > "$T/bad.ini"
+check_gateway "gateway value with a C1 control, quoted" "bad.ini:3: \[channel.email\] lanes: '1\\\\u009b' is not a number"
+printf '[store]\np\377th = a.db\n' > "$T/bad.ini"
+check_gateway "gateway key not UTF-8" "bad.ini:2: \[store\] key 'p\\\\xffth' is not UTF-8 text$"
+printf '[channel.e\033[8mmail]\nplugin = outbox\nkind = email\n' > "$T/bad.ini"
+check_gateway "section name with ESC" "bad.ini:1: section name 'channel.e\\\\x1b\[8mmail' holds a control character$"
+printf '[campaign]\nid = c1\nname = ab\377\376cd\ntemplates = tpl\nchannels = email\n' > "$T/u.ini"
+out=$("$HERALD" -c "$G" lint "$T/u.ini" 2>&1); rc=$?
+is "$rc" 1 "campaign value not UTF-8: exit 1"
+is "$out" "$T/u.ini:3: [campaign] name: 'ab\\xff\\xfecd' is not UTF-8 text" \
+   "campaign value not UTF-8: file, line, key, the value escaped"
+printf '[campaign]\nid = c1\ntemplates = tpl\nchannels = email\ntrack_opens = so\033[1Ametimes\n' > "$T/u.ini"
+out=$("$HERALD" -c "$G" lint "$T/u.ini" 2>&1); rc=$?
+is "$out" "$T/u.ini:5: [campaign] track_opens: 'so\\x1b[1Ametimes' is not yes or no" \
+   "campaign value with ESC: quoted escaped"
+printf '[campaign]\nid = c1\nname = Caf\303\251 \342\202\254\ntemplates = tpl\nchannels = email,\tsms\n' > "$T/u.ini"
+out=$("$HERALD" -c "$G" lint "$T/u.ini" 2>&1); rc=$?
+is "$rc" 0 "UTF-8 values and a tab between list items lint clean"
+
 # Campaign errors, all reported at once.
 cat > "$T/bad-c.ini" <<'INI'
 [campaign]
