@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <jansson.h>
 
+#include "../plugins/common/address.h"
 #include "config.h"
 #include "import.h"
 #include "main.h"
@@ -131,55 +132,6 @@ bad_type (struct strbuf *err, const char *field, json_t *v, const char *want)
 }
 
 /* ---- field syntax ------------------------------------------------- */
-
-/* One @, something on each side, no white space or control characters. */
-static int
-email_valid (const char *s)
-{
-  const char *at = strchr (s, '@');
-  const unsigned char *p;
-
-  if (!at || at == s || !at[1] || strchr (at + 1, '@'))
-    return 0;
-  for (p = (const unsigned char *) s; *p; p++)
-    if (*p <= ' ' || *p == 0x7f)
-      return 0;
-  return 1;
-}
-
-/* E.164: '+' then 8 to 15 digits (ITU-T E.164 section 6: at most 15). */
-static int
-e164_valid (const char *s)
-{
-  size_t n = 0;
-  if (*s++ != '+')
-    return 0;
-  for (; *s; s++, n++)
-    if (!isdigit ((unsigned char) *s))
-      return 0;
-  return n >= 8 && n <= 15;
-}
-
-/* An absolute http or https URL with a host, no white space. */
-static int
-url_valid (const char *s)
-{
-  const char *h;
-  const unsigned char *p;
-
-  if (strncmp (s, "https://", 8) == 0)
-    h = s + 8;
-  else if (strncmp (s, "http://", 7) == 0)
-    h = s + 7;
-  else
-    return 0;
-  if (!*h || *h == '/' || *h == ':' || *h == '?' || *h == '#')
-    return 0;
-  for (p = (const unsigned char *) s; *p; p++)
-    if (*p <= ' ' || *p == 0x7f)
-      return 0;
-  return 1;
-}
 
 /* A BCP 47 shaped tag: 2-3 letters, then -/_ subtags of 1-8 alphanumerics
  * ("en", "pt-BR", "zh-Hant-TW", "en_US"). */
@@ -307,20 +259,23 @@ check_preferred (json_t *v, struct strbuf *err)
   return 0;
 }
 
-/* The customer fields that are strings with a syntax of their own. */
+/* The customer fields that are strings with a syntax of their own.  The
+ * addresses are checked by the plugins' own checks (address.h): what is
+ * imported here is what the channel's plugin will take at send time. */
 struct string_field {
   const char *name;
   int (*valid) (const char *s);
+  int (*address) (const char *s, char *why, size_t whylen);
   const char *expected;       /* the message after the quoted value */
 };
 
 static const struct string_field string_fields[] = {
-  { "email", email_valid, "is not an email address (one @, no spaces)" },
-  { "phone", e164_valid, "is not E.164 (+ and 8 to 15 digits)" },
-  { "webhook", url_valid, "is not an http or https URL" },
-  { "timezone", tz_valid,
+  { "email", NULL, address_email_ok, "is not an email address" },
+  { "phone", NULL, address_e164_ok, "is not E.164 (+ and 8 to 15 digits)" },
+  { "webhook", NULL, address_url_ok, "is not an http or https URL" },
+  { "timezone", tz_valid, NULL,
     "is not an IANA time zone (like Europe/Paris or UTC)" },
-  { "locale", locale_valid, "is not a locale tag (like en or pt-BR)" },
+  { "locale", locale_valid, NULL, "is not a locale tag (like en or pt-BR)" },
 };
 
 static const struct string_field *
@@ -344,6 +299,7 @@ customer_validate (json_t *in, struct strbuf *err)
   json_t *out, *v;
   const char *k, *s;
   const struct string_field *sf;
+  char why[128];
 
   if (!json_is_object (in)) {
     strbuf_reset (err);
@@ -375,8 +331,10 @@ customer_validate (json_t *in, struct strbuf *err)
         bad_type (err, k, v, "a string");
         return NULL;
       }
-      if (!sf->valid (s)) {
+      if (sf->address ? !sf->address (s, why, sizeof why) : !sf->valid (s)) {
         bad_value (err, k, v, sf->expected);
+        if (sf->address)
+          strbuf_addf (err, ": %s", why);
         return NULL;
       }
     }

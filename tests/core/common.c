@@ -9,7 +9,8 @@
  *    trees: byte for byte the same text;
  *  - strbuf_add_escaped and escape_in_place, what every error message
  *    shows of a value: controls, bytes that are not UTF-8, C1 and bidi
- *    controls escaped, everything else kept, idempotent. */
+ *    controls escaped, everything else kept, idempotent;
+ *  - the address checks (address.h): verdicts and reasons. */
 #include <config.h>
 
 #include <stdint.h>
@@ -19,6 +20,7 @@
 
 #include <openssl/hmac.h>
 
+#include "../../plugins/common/address.h"
 #include "../../plugins/common/hmac256.h"
 #include "../../plugins/common/jsoncheck.h"
 #include "jsonw.h"
@@ -355,14 +357,59 @@ test_escape (void)
           "utf8_check: the offset of the first bad byte");
 }
 
+/* The address checks shared by import and the plugins: the reasons, and
+ * that a reason never carries a byte of the address that is not
+ * printable ASCII. */
+static void
+test_address (void)
+{
+  static const struct {
+    int (*check) (const char *, char *, size_t);
+    const char *in, *why;       /* why NULL: accepted */
+  } cases[] = {
+    { address_email_ok, "zoe@example.com", NULL },
+    { address_email_ok, "a>b@example.com", "'>' is not allowed" },
+    { address_email_ok, "a\x1b@example.com", "a control character" },
+    { address_email_ok, "zo\xc3\xab@example.com",
+      "a character outside ASCII (SMTPUTF8 is not supported)" },
+    { address_email_ok, "a@b@c", "more than one @" },
+    { address_email_ok, "", "it is empty" },
+    { address_e164_ok, "+33612345678", NULL },
+    { address_e164_ok, "+0123456789", "the first digit is 0 (no country code "
+      "starts with 0)" },
+    { address_e164_ok, "+1234567", "7 digits (at least 8)" },
+    { address_e164_ok, "+1234567890123456", "16 digits (at most 15)" },
+    { address_e164_ok, "+3361234567\xff", "a character outside ASCII" },
+    { address_url_ok, "HTTPS://example.com/h", NULL },
+    { address_url_ok, "https://?q", "no host" },
+    { address_url_ok, "https://a\rb/", "a control character" },
+  };
+  size_t i, good = 0;
+  char why[128];
+
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int ok;
+    why[0] = '\0';
+    ok = cases[i].check (cases[i].in, why, sizeof why);
+    if (cases[i].why ? !ok && strcmp (why, cases[i].why) == 0 : ok)
+      good++;
+    else
+      printf ("# '%s': %s, '%s'\n", cases[i].in, ok ? "accepted" : "refused",
+              why);
+  }
+  tap_ok (good == sizeof cases / sizeof cases[0],
+          "address checks: each verdict, with its reason");
+}
+
 int
 main (void)
 {
-  tap_plan (24);
+  tap_plan (25);
   test_hmac ();
   test_json ();
   test_jsonw ();
   test_json_load ();
   test_escape ();
+  test_address ();
   return tap_failed ? 1 : 0;
 }
