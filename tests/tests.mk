@@ -38,6 +38,6 @@ CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
 	tests/core/failures.sh tests/core/crash.sh tests/core/email-run.py \
 	tests/core/routing.sh tests/core/lanes.sh tests/core/serve.py \
 	tests/core/modes.sh tests/core/slow-clients.py tests/core/faults.py \
-	tests/core/addresses.py
+	tests/core/addresses.py tests/core/retries.sh
 TESTS += $(CORE_TESTS)
 EXTRA_DIST += $(CORE_TESTS) tests/core/lib.sh tests/tap.h
