@@ -174,6 +174,45 @@ sed 's/^channels = email, sms$/channels = email/' "$T/c.ini" > "$T/c4.ini"
 out=$("$HERALD" -c "$T/g2.ini" run "$T/c4.ini" 2>&1); rc=$?
 is "$rc" 1 "unknown plugin key: exit 1"
 like "$out" "g2.ini:8: \[channel.email\] colour: unknown key for plugin outbox" "unknown plugin key: file and line"
+# lint finds it too, before run does: it loads each channel's plugin and
+# checks the keys against the plugin's own list, opening nothing (the
+# outbox would create its folder).
+out=$("$HERALD" -c "$T/g2.ini" lint "$T/c4.ini" 2>&1); rc=$?
+is "$rc" 1 "lint, unknown plugin key: exit 1"
+is "$(printf '%s\n' "$out" | grep -v ': ok (campaign')" \
+   "$T/g2.ini:8: [channel.email] colour: unknown key for plugin outbox" \
+   "lint, unknown plugin key: file, line and key, as run says it"
+ok "$([ ! -e "$T/out/email" ]; echo $?)" "lint opened no channel (no outbox folder)"
+# Every channel of the gateway, every problem: a channel the campaign does
+# not use (herald serve loads them all), a plugin that does not carry the
+# kind, a plugin that is not there.
+cat > "$T/g3.ini" <<INI
+[store]
+path = $T/herald.db
+[plugins]
+dir = $HERALD_BUILDDIR/plugins/.libs
+[channel.email]
+plugin = outbox
+dir = $T/out/email
+colour = blue
+size = 3
+[channel.sms]
+plugin = email
+server = 127.0.0.1:25
+[channel.push]
+plugin = no_such_plugin
+INI
+out=$("$HERALD" -c "$T/g3.ini" lint "$T/c4.ini" 2>&1); rc=$?
+is "$rc" 1 "lint, gateway problems: exit 1"
+is "$(printf '%s\n' "$out" | grep "^$T/g3.ini:" | cut -d: -f2-3)" "8: [channel.email] colour
+9: [channel.email] size
+10: [channel.sms]
+14: [channel.push] plugin" "lint, gateway problems: each named with its line"
+like "$out" "g3.ini:10: \[channel.sms\]: plugin email does not carry sms messages" \
+  "lint: a plugin that does not carry the channel's kind"
+like "$out" "g3.ini:14: \[channel.push\] plugin: plugin 'no_such_plugin' not found" \
+  "lint: a plugin that cannot be loaded"
+like "$out" "c4.ini: ok \(campaign c1" "lint: the campaign itself is still checked"
 
 # The configured store's folder is created on first use.
 printf '[store]\npath = %s/deep/er/h.db\n' "$T" > "$T/g5.ini"
