@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "campaign.h"
+#include "loader.h"
 #include "main.h"
 #include "tz.h"
 
@@ -40,7 +41,9 @@ problem (struct strbuf *pb, const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (buf, sizeof buf, fmt, ap);
   va_end (ap);
-  strbuf_adds (pb, buf);
+  /* One problem is one line: what it quotes from the campaign or a
+   * template is escaped. */
+  strbuf_add_escaped (pb, buf, strlen (buf));
   strbuf_addc (pb, '\n');
 }
 
@@ -851,15 +854,23 @@ cmd_lint (int argc, char **argv)
   if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
     fprintf (argc < 2 ? stderr : stdout,
              "Usage: herald [-c GATEWAY.ini] lint CAMPAIGN.ini...\n\n"
-             "Parses each campaign and all its templates; prints every "
-             "problem as\nfile:line[:col]: message.  Exit 0 when there is "
-             "none, 1 otherwise.\n");
+             "Checks the gateway (each channel's plugin loads, carries its "
+             "kind and\nknows its keys), then parses each campaign and all "
+             "its templates;\nprints every problem as "
+             "file:line[:col]: message.  Exit 0 when there is\nnone, 1 "
+             "otherwise.\n");
     return argc < 2 ? EXIT_USAGE : 0;
   }
   gw = config_gateway_load (main_config_path, err, sizeof err);
   if (!gw) {
     fprintf (stderr, "%s\n", err);
     return 1;
+  }
+  /* The gateway as run and serve will use it: every channel's plugin
+   * loads, carries its kind and knows its keys.  Nothing is opened. */
+  if (channel_check_gateway (gw, &pb) < 0) {
+    fputs (pb.s, stderr);
+    rc = 1;
   }
   for (i = 1; i < argc; i++) {
     strbuf_reset (&pb);

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include "liquid/liquid.h"
 #include "tz.h"
+#include "util.h"
 
 int cmd_render(int argc, char **argv);
 
@@ -129,6 +130,7 @@ static void render_report(const struct liquid_error *err)
 	char msg[1024];
 
 	liquid_error_format(err, msg, sizeof(msg));
+	escape_in_place(msg, sizeof(msg));	/* it may quote the input */
 	fprintf(stderr, "%s\n", msg);
 }
 
@@ -147,9 +149,14 @@ static int render_line(const liquid_template *t, const char *line, size_t n,
 	 * measured bottleneck of --each) */
 	liquid_buf_reset(out);
 	if (liquid_render_json(t, line, n, ro, out, &err)) {
-		if (!strcmp(err.filename, "<context>"))
+		if (!strcmp(err.filename, "<context>")) {
+			char msg[sizeof err.message];
+
+			snprintf(msg, sizeof msg, "%s", err.message);
+			escape_in_place(msg, sizeof msg);
 			fprintf(stderr, "%s:%ld:%d: %s\n", each_path, lineno,
-				err.column, err.message);
+				err.column, msg);
+		}
 		else
 			render_report(&err);
 		return -1;

@@ -76,6 +76,62 @@ ini_read_line (char *str, int num, void *stream)
   return str;
 }
 
+/* Why TEXT cannot be a section name or key (NAME), or a value, or NULL
+ * when it can.  An INI file is UTF-8 text: a value that is not would
+ * reach a template, a header or a terminal as bytes nobody wrote on
+ * purpose.  A name is also printed as it is (a channel's name in run's
+ * summary and in logs): it holds no control character either.  A value
+ * may (a plugin must cope with a CR in a From line), and every message
+ * that quotes one escapes it. */
+static const char *
+ini_text_problem (const char *text, int name)
+{
+  size_t len = strlen (text), i;
+  const unsigned char *p = (const unsigned char *) text;
+
+  if (utf8_check (text, len) != len)
+    return "is not UTF-8 text";
+  for (i = 0; name && i < len; i++)
+    if (p[i] < 0x20 || p[i] == 0x7f
+        /* C1 controls, U+0080..U+009F: C2 80..C2 9F in UTF-8. */
+        || (p[i] == 0xc2 && i + 1 < len && p[i + 1] <= 0x9f))
+      return "holds a control character";
+  return NULL;
+}
+
+/* The first section name, key or value of INI that is not UTF-8 text,
+ * or name that holds a control character, as "FILE:LINE: ..." in ERR.
+ * 0 or -1. */
+static int
+ini_check_text (const struct ini *ini, char *err, size_t errlen)
+{
+  const char *why;
+  size_t i, j;
+
+  for (i = 0; i < ini->n; i++) {
+    const struct ini_section *sec = &ini->sec[i];
+    if ((why = ini_text_problem (sec->name, 1))) {
+      snprintf (err, errlen, "%s:%d: section name '%s' %s", ini->path,
+                sec->line, sec->name, why);
+      return -1;
+    }
+    for (j = 0; j < sec->n; j++) {
+      const struct ini_kv *kv = &sec->kv[j];
+      if ((why = ini_text_problem (kv->key, 1))) {
+        snprintf (err, errlen, "%s:%d: [%s] key '%s' %s", ini->path,
+                  kv->line, sec->name, kv->key, why);
+        return -1;
+      }
+      if ((why = ini_text_problem (kv->value, 0))) {
+        snprintf (err, errlen, "%s:%d: [%s] %s: '%s' %s", ini->path, kv->line,
+                  sec->name, kv->key, kv->value, why);
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
+
 static struct ini_section *
 ini_add_section (struct ini *ini, const char *name, int line)
 {
@@ -194,6 +250,8 @@ ini_load (const char *path, char *err, size_t errlen)
     if (j == ini->n)
       ini_add_section (ini, rd.heads[i].name, rd.heads[i].line);
   }
+  if (ini_check_text (ini, err, errlen) < 0)
+    goto fail;
   for (i = 0; i < rd.n_heads; i++)
     free (rd.heads[i].name);
   free (rd.heads);
@@ -201,6 +259,8 @@ ini_load (const char *path, char *err, size_t errlen)
   return ini;
 
 fail:
+  /* The message quotes what the file holds. */
+  escape_in_place (err, errlen);
   for (i = 0; i < rd.n_heads; i++)
     free (rd.heads[i].name);
   free (rd.heads);
@@ -507,6 +567,7 @@ config_gateway_load (const char *path, char *err, size_t errlen)
   return gw;
 
 fail:
+  escape_in_place (err, errlen);    /* it may quote the file's values */
   config_gateway_free (gw);
   return NULL;
 }

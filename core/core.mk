@@ -8,7 +8,8 @@ herald_SOURCES += \
 	core/jsonw.c core/jsonw.h \
 	core/token.c core/token.h core/serve.c core/serve.h \
 	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
-	plugins/common/hmac256.c plugins/common/hmac256.h
+	plugins/common/hmac256.c plugins/common/hmac256.h \
+	plugins/common/address.c plugins/common/address.h
 
 # Journeys: triggered campaigns and follow-up steps through herald serve,
 # end to end in real time.

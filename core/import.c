@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <jansson.h>
 
+#include "../plugins/common/address.h"
 #include "config.h"
 #include "import.h"
 #include "main.h"
@@ -72,8 +73,22 @@ import_store_path (const char *opt_store)
 
 /* ---- messages ----------------------------------------------------- */
 
+/* How much of S[0..N) an error message shows: at most 60 bytes, cut
+ * between two UTF-8 characters. */
+static size_t
+shown_length (const char *s, size_t n)
+{
+  if (n <= 60)
+    return n;
+  n = 60;
+  while (n > 57 && ((unsigned char) s[n] & 0xc0) == 0x80)
+    n--;
+  return n;
+}
+
 /* Append V for an error message: strings quoted '...', anything else as
- * compact JSON; long values are cut. */
+ * compact JSON; long values are cut.  The caller's report escapes it
+ * (report_bad). */
 static void
 show (struct strbuf *b, json_t *v)
 {
@@ -83,16 +98,16 @@ show (struct strbuf *b, json_t *v)
 
   if (json_is_string (v)) {
     s = json_string_value (v);
-    n = strlen (s);
+    n = json_string_length (v);
     strbuf_addc (b, '\'');
-    strbuf_add (b, s, n > 60 ? 60 : n);
+    strbuf_add (b, s, shown_length (s, n));
     strbuf_adds (b, n > 60 ? "...'" : "'");
     return;
   }
   t = json_dumps (v, JSON_COMPACT | JSON_ENCODE_ANY);
   s = t ? t : "?";
   n = strlen (s);
-  strbuf_add (b, s, n > 60 ? 60 : n);
+  strbuf_add (b, s, shown_length (s, n));
   if (n > 60)
     strbuf_adds (b, "...");
   free (t);
@@ -117,55 +132,6 @@ bad_type (struct strbuf *err, const char *field, json_t *v, const char *want)
 }
 
 /* ---- field syntax ------------------------------------------------- */
-
-/* One @, something on each side, no white space or control characters. */
-static int
-email_valid (const char *s)
-{
-  const char *at = strchr (s, '@');
-  const unsigned char *p;
-
-  if (!at || at == s || !at[1] || strchr (at + 1, '@'))
-    return 0;
-  for (p = (const unsigned char *) s; *p; p++)
-    if (*p <= ' ' || *p == 0x7f)
-      return 0;
-  return 1;
-}
-
-/* E.164: '+' then 8 to 15 digits (ITU-T E.164 section 6: at most 15). */
-static int
-e164_valid (const char *s)
-{
-  size_t n = 0;
-  if (*s++ != '+')
-    return 0;
-  for (; *s; s++, n++)
-    if (!isdigit ((unsigned char) *s))
-      return 0;
-  return n >= 8 && n <= 15;
-}
-
-/* An absolute http or https URL with a host, no white space. */
-static int
-url_valid (const char *s)
-{
-  const char *h;
-  const unsigned char *p;
-
-  if (strncmp (s, "https://", 8) == 0)
-    h = s + 8;
-  else if (strncmp (s, "http://", 7) == 0)
-    h = s + 7;
-  else
-    return 0;
-  if (!*h || *h == '/' || *h == ':' || *h == '?' || *h == '#')
-    return 0;
-  for (p = (const unsigned char *) s; *p; p++)
-    if (*p <= ' ' || *p == 0x7f)
-      return 0;
-  return 1;
-}
 
 /* A BCP 47 shaped tag: 2-3 letters, then -/_ subtags of 1-8 alphanumerics
  * ("en", "pt-BR", "zh-Hant-TW", "en_US"). */
@@ -293,20 +259,23 @@ check_preferred (json_t *v, struct strbuf *err)
   return 0;
 }
 
-/* The customer fields that are strings with a syntax of their own. */
+/* The customer fields that are strings with a syntax of their own.  The
+ * addresses are checked by the plugins' own checks (address.h): what is
+ * imported here is what the channel's plugin will take at send time. */
 struct string_field {
   const char *name;
   int (*valid) (const char *s);
+  int (*address) (const char *s, char *why, size_t whylen);
   const char *expected;       /* the message after the quoted value */
 };
 
 static const struct string_field string_fields[] = {
-  { "email", email_valid, "is not an email address (one @, no spaces)" },
-  { "phone", e164_valid, "is not E.164 (+ and 8 to 15 digits)" },
-  { "webhook", url_valid, "is not an http or https URL" },
-  { "timezone", tz_valid,
+  { "email", NULL, address_email_ok, "is not an email address" },
+  { "phone", NULL, address_e164_ok, "is not E.164 (+ and 8 to 15 digits)" },
+  { "webhook", NULL, address_url_ok, "is not an http or https URL" },
+  { "timezone", tz_valid, NULL,
     "is not an IANA time zone (like Europe/Paris or UTC)" },
-  { "locale", locale_valid, "is not a locale tag (like en or pt-BR)" },
+  { "locale", locale_valid, NULL, "is not a locale tag (like en or pt-BR)" },
 };
 
 static const struct string_field *
@@ -330,6 +299,7 @@ customer_validate (json_t *in, struct strbuf *err)
   json_t *out, *v;
   const char *k, *s;
   const struct string_field *sf;
+  char why[128];
 
   if (!json_is_object (in)) {
     strbuf_reset (err);
@@ -361,8 +331,10 @@ customer_validate (json_t *in, struct strbuf *err)
         bad_type (err, k, v, "a string");
         return NULL;
       }
-      if (!sf->valid (s)) {
+      if (sf->address ? !sf->address (s, why, sizeof why) : !sf->valid (s)) {
         bad_value (err, k, v, sf->expected);
+        if (sf->address)
+          strbuf_addf (err, ": %s", why);
         return NULL;
       }
     }
@@ -670,15 +642,21 @@ struct import {
   struct strbuf *report;     /* bad lines go here, else to stderr */
 };
 
+/* MSG quotes the line's values, and jansson's messages its bytes: escaped
+ * here, once for all, so that a crafted file cannot write its own lines
+ * into a terminal, a log or an HTTP answer. */
 static void
 report_bad (struct import *im, int line, const char *msg)
 {
   im->bad++;
   if (im->bad <= MAX_LISTED) {
+    struct strbuf b = STRBUF_INIT;
+    strbuf_add_escaped (&b, msg, strlen (msg));
     if (im->report)
-      strbuf_addf (im->report, "%s:%d: %s\n", im->file, line, msg);
+      strbuf_addf (im->report, "%s:%d: %s\n", im->file, line, b.s);
     else
-      fprintf (stderr, "%s:%d: %s\n", im->file, line, msg);
+      fprintf (stderr, "%s:%d: %s\n", im->file, line, b.s);
+    strbuf_free (&b);
   }
   if (!im->skip_bad)
     im->writing = 0;
@@ -904,10 +882,19 @@ import_csv (struct import *im, FILE *fp)
       r = -2;
       goto out;
     }
+    if (utf8_check (cols[i], strlen (cols[i])) != strlen (cols[i])) {
+      fprintf (stderr, "%s:%d: column %zu: its name is not UTF-8 text\n",
+               im->file, line, i + 1);
+      r = -2;
+      goto out;
+    }
     for (j = 0; j < i; j++)
       if (strcmp (cols[i], cols[j]) == 0) {
+        struct strbuf b = STRBUF_INIT;
+        strbuf_add_escaped (&b, cols[i], strlen (cols[i]));
         fprintf (stderr, "%s:%d: column '%s' appears twice\n", im->file, line,
-                 cols[i]);
+                 b.s);
+        strbuf_free (&b);
         r = -2;
         goto out;
       }
@@ -954,6 +941,17 @@ import_csv (struct import *im, FILE *fp)
 
       if (!*cell)
         continue;               /* an empty cell is an absent field */
+      /* JSON text is UTF-8 (RFC 8259 section 8.1), and jansson would
+       * refuse the string: say so, instead of dropping the field. */
+      if (utf8_check (cell, strlen (cell)) != strlen (cell)) {
+        strbuf_reset (&im->err);
+        strbuf_addf (&im->err, "%s: '", cols[i]);
+        strbuf_add (&im->err, cell, shown_length (cell, strlen (cell)));
+        strbuf_adds (&im->err, strlen (cell) > 60 ? "...' is not UTF-8 text"
+                                                  : "' is not UTF-8 text");
+        bad = 1;
+        break;
+      }
       if (in_list (json_columns, cols[i])) {
         v = json_loads (cell, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
         if (!v) {

@@ -308,7 +308,7 @@ host_log (void *data, int level, const char *fmt, ...)
   static const char *const names[] = { "error", "warning", "info", "debug" };
   struct channel *ch = data;
   const char *v = getenv ("HERALD_DEBUG");
-  struct strbuf b = STRBUF_INIT;
+  struct strbuf b = STRBUF_INIT, msg = STRBUF_INIT;
   va_list ap;
   size_t off = 0;
 
@@ -316,15 +316,17 @@ host_log (void *data, int level, const char *fmt, ...)
     return;
   if (level < 0 || level > 3)
     level = HERALD_LOG_ERROR;
+  va_start (ap, fmt);
+  strbuf_vaddf (&msg, fmt, ap);
+  va_end (ap);
   /* Plugins log from the sender threads: the line is built whole and
    * written with one write, so lines never interleave, and it starts on a
-   * line of its own when run's progress line is on the terminal. */
+   * line of its own when run's progress line is on the terminal.  One log
+   * line, whatever a provider's answer quoted in it holds: escaped. */
   if (__atomic_load_n (&loader_progress, __ATOMIC_RELAXED))
     strbuf_addc (&b, '\n');
   strbuf_addf (&b, "herald: channel %s: %s: ", ch->name, names[level]);
-  va_start (ap, fmt);
-  strbuf_vaddf (&b, fmt, ap);
-  va_end (ap);
+  strbuf_add_escaped (&b, msg.s ? msg.s : "", msg.len);
   strbuf_addc (&b, '\n');
   while (off < b.len) {
     ssize_t w = write (STDERR_FILENO, b.s + off, b.len - off);
@@ -335,6 +337,7 @@ host_log (void *data, int level, const char *fmt, ...)
     off += (size_t) w;
   }
   strbuf_free (&b);
+  strbuf_free (&msg);
 }
 
 static int
@@ -350,33 +353,95 @@ key_listed (const char *const *list, const char *key)
   return 0;
 }
 
+/* Append one problem, a line, to PB: what it quotes is escaped. */
+static void __attribute__ ((format (printf, 2, 3)))
+channel_problem (struct strbuf *pb, const char *fmt, ...)
+{
+  struct strbuf line = STRBUF_INIT;
+  va_list ap;
+
+  va_start (ap, fmt);
+  strbuf_vaddf (&line, fmt, ap);
+  va_end (ap);
+  strbuf_add_escaped (pb, line.s ? line.s : "", line.len);
+  strbuf_addc (pb, '\n');
+  strbuf_free (&line);
+}
+
+/* The keys of [channel.NAME] that are the core's own, not the plugin's. */
+static const char *const core_channel_keys[] = { "plugin", "kind", "lanes",
+                                                 "track_links", NULL };
+
+int
+channel_check (const struct plugin *pl, const char *name, const char *kind,
+               const struct ini_section *sec, const char *ini_path,
+               struct strbuf *problems)
+{
+  size_t i;
+  int bad = 0;
+
+  if (pl->p.channels && !key_listed (pl->p.channels, kind)) {
+    channel_problem (problems, "%s:%d: [channel.%s]: plugin %s does not "
+                     "carry %s messages", ini_path, sec ? sec->line : 0, name,
+                     pl->p.name, kind);
+    bad = 1;
+  }
+  for (i = 0; sec && i < sec->n; i++) {
+    const char *k = sec->kv[i].key;
+    if (key_listed (core_channel_keys, k))
+      continue;
+    if (!key_listed (pl->p.config_keys, k)) {
+      channel_problem (problems, "%s:%d: [channel.%s] %s: unknown key for "
+                       "plugin %s", ini_path, sec->kv[i].line, name, k,
+                       pl->p.name);
+      bad = 1;
+    }
+  }
+  return bad ? -1 : 0;
+}
+
+int
+channel_check_gateway (const struct gateway *gw, struct strbuf *problems)
+{
+  char err[2048];
+  size_t i;
+  int bad = 0;
+
+  for (i = 0; i < gw->n_channels; i++) {
+    const struct channel_conf *cc = &gw->channels[i];
+    struct plugin *pl = loader_get (gw->plugin_dir, cc->plugin, err,
+                                    sizeof err);
+    if (!pl) {
+      /* What herald run and serve say when they cannot load it. */
+      channel_problem (problems, "%s:%d: [channel.%s] plugin: %s",
+                       gw->ini->path, ini_line (cc->sec, "plugin"), cc->name,
+                       err);
+      bad = 1;
+      continue;
+    }
+    if (channel_check (pl, cc->name, cc->kind, cc->sec, gw->ini->path,
+                       problems) < 0)
+      bad = 1;
+  }
+  return bad ? -1 : 0;
+}
+
 struct channel *
 channel_open (struct plugin *pl, const char *name, const char *kind,
               const struct ini_section *sec, const char *ini_path,
               const char *tracking_base_url, char *err, size_t errlen)
 {
   struct channel *ch;
-  size_t i;
+  struct strbuf pb = STRBUF_INIT;
   char perr[1024] = "";
 
-  if (pl->p.channels && !key_listed (pl->p.channels, kind)) {
-    snprintf (err, errlen, "%s:%d: [channel.%s]: plugin %s does not carry "
-              "%s messages", ini_path, sec ? sec->line : 0, name, pl->p.name,
-              kind);
+  if (channel_check (pl, name, kind, sec, ini_path, &pb) < 0) {
+    /* The first problem, without its line break. */
+    snprintf (err, errlen, "%.*s", (int) (strchr (pb.s, '\n') - pb.s), pb.s);
+    strbuf_free (&pb);
     return NULL;
   }
-  for (i = 0; sec && i < sec->n; i++) {
-    const char *k = sec->kv[i].key;
-    /* The core's own keys, not the plugin's. */
-    if (strcmp (k, "plugin") == 0 || strcmp (k, "kind") == 0
-        || strcmp (k, "lanes") == 0 || strcmp (k, "track_links") == 0)
-      continue;
-    if (!key_listed (pl->p.config_keys, k)) {
-      snprintf (err, errlen, "%s:%d: [channel.%s] %s: unknown key for plugin "
-                "%s", ini_path, sec->kv[i].line, name, k, pl->p.name);
-      return NULL;
-    }
-  }
+  strbuf_free (&pb);
   ch = xcalloc (1, sizeof *ch);
   ch->name = xstrdup (name);
   ch->kind = xstrdup (kind);
@@ -392,7 +457,10 @@ channel_open (struct plugin *pl, const char *name, const char *kind,
   ch->host.log = host_log;
   ch->host.tracking_base_url = tracking_base_url;
   if (pl->p.open && pl->p.open (&ch->host, &ch->state, perr, sizeof perr) < 0) {
+    /* A plugin quotes its values as they are: escape them here, for
+     * every plugin at once. */
     snprintf (err, errlen, "%s", *perr ? perr : "plugin open failed");
+    escape_in_place (err, errlen);
     free (ch->name);
     free (ch->kind);
     free (ch);

@@ -44,9 +44,28 @@ struct channel {
   char broken_reason[512];
 };
 
+/* Whether PL can carry the channel [channel.NAME] of kind KIND with the
+ * keys of SEC, without opening it: the plugin carries KIND, and every key
+ * is the core's (plugin, kind, lanes, track_links) or one the plugin
+ * declares in config_keys.  0, or -1 with each problem appended to
+ * PROBLEMS as a line: "INI:LINE: [channel.NAME] KEY: unknown key for
+ * plugin P".  It cannot judge the values of the plugin's keys: only the
+ * plugin's open does, and open has effects (the outbox creates its
+ * folders, the email plugin reads its password file). */
+struct strbuf;
+int channel_check (const struct plugin *pl, const char *name,
+                   const char *kind, const struct ini_section *sec,
+                   const char *ini_path, struct strbuf *problems);
+
+/* channel_check for every [channel.NAME] of GW, after loading its plugin
+ * (a plugin that cannot be loaded is a problem naming [channel.NAME]
+ * plugin).  What herald lint checks of the gateway; nothing is opened or
+ * connected.  0, or -1 with the problems appended to PROBLEMS. */
+int channel_check_gateway (const struct gateway *gw, struct strbuf *problems);
+
 /* Open an instance of PL with the keys of SEC (which must stay alive
- * until channel_close).  Keys the plugin does not declare are refused with
- * "INI:LINE: [channel.NAME] KEY: unknown key for plugin P".  NULL + err. */
+ * until channel_close).  channel_check first: its first problem is the
+ * error.  NULL + err. */
 struct channel *channel_open (struct plugin *pl, const char *name,
                               const char *kind, const struct ini_section *sec,
                               const char *ini_path,

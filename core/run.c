@@ -111,6 +111,8 @@ struct run {
   struct liquid_buf buf;
   struct counts per[ROUTER_MAX_CHANNELS];
   struct counts total;
+  json_t *retried;             /* message key -> channel index, for the
+                                  messages counted in retry by this run */
   struct reason_count *reasons;
   size_t n_reasons;
   json_t *variants;            /* dry-run: variant -> count */
@@ -1338,6 +1340,35 @@ batch_prepare (struct run *r, int cidx, struct due **ds, size_t n,
   }
 }
 
+/* The summary counts messages, not attempts: a message waiting for a
+ * retry is counted once in "retry", and leaves it when this run attempts
+ * it again (whatever comes of that attempt: sent, failed, dead, or in
+ * "retry" again, once).  Five messages tried three times while their
+ * server was down are "retry 5", not 15.  So the keys counted in retry
+ * are kept, with the channel they were counted on: as many as there are
+ * messages waiting, for this run.  herald serve prints no summary and
+ * keeps none. */
+static void
+retry_uncount (struct run *r, const char *key)
+{
+  json_t *was;
+
+  if (!r->retried || !(was = json_object_get (r->retried, key)))
+    return;
+  r->per[(int) json_integer_value (was)].retry--;
+  r->total.retry--;
+  json_object_del (r->retried, key);
+}
+
+static void
+retry_count (struct run *r, const char *key, int cidx)
+{
+  r->per[cidx].retry++;
+  r->total.retry++;
+  if (r->retried)
+    json_object_set_new_nocheck (r->retried, key, json_integer (cidx));
+}
+
 /* Record every result of B in one transaction.  0, or -1 on a store
  * failure (then r->store_error is set). */
 static int
@@ -1365,6 +1396,7 @@ batch_record (struct run *r, struct batch *b)
           && store_suppress (r->st, d->channel, to[k].value,
                              x->error[0] ? x->error : "invalid address") < 0)
         goto store_fail;
+    retry_uncount (r, d->key);
     switch (status) {
     case HERALD_SENT:
       /* The router sees this send through store_customer_events. */
@@ -1456,8 +1488,7 @@ batch_record (struct run *r, struct batch *b)
                                                    : "temporary failure",
                                  detail) < 0)
           goto store_fail;
-        r->per[cidx].retry++;
-        r->total.retry++;
+        retry_count (r, d->key, cidx);
       }
       break;
     }
@@ -2352,6 +2383,7 @@ close_run (struct run *r)
   free (r->reasons);
   json_decref (r->pop);
   json_decref (r->variants);
+  json_decref (r->retried);
   json_decref (r->campaign_j);
   json_decref (r->event);
   liquid_buf_free (&r->buf);
@@ -2431,6 +2463,7 @@ cmd_run (int argc, char **argv)
       r.variants = json_object ();
   }
   else {
+    r.retried = json_object ();
     if (store_outbox_recover (r.st, r.c->id, r.c->at_least_once,
                               r.c->max_attempts, &recovered) < 0
         || store_campaign_start (r.st, r.c->id, r.c->name, r.now) < 0) {

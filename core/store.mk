@@ -16,6 +16,7 @@ tests_store_test_store_LDADD = $(herald_LDADD)
 check_PROGRAMS += tests/store/store-cli
 tests_store_store_cli_SOURCES = tests/store/store-cli.c \
 	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
+	plugins/common/address.c plugins/common/address.h \
 	core/store.c core/import.c core/report.c core/config.c core/router.c \
 	core/util.c core/tz.c
 tests_store_store_cli_CPPFLAGS = $(herald_CPPFLAGS)

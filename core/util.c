@@ -411,3 +411,130 @@ strlcpy_ (char *dst, const char *src, size_t size)
   }
   return n;
 }
+
+/* The length of the UTF-8 sequence at S[0..LEN) (RFC 3629 section 4: no
+ * overlong forms, no surrogates, nothing above U+10FFFF) with its code
+ * point in *CP_R, or 0 when S does not start one. */
+static size_t
+utf8_seq (const unsigned char *s, size_t len, unsigned *cp_r)
+{
+  unsigned c = s[0], cp;
+  size_t n, k;
+
+  if (c < 0x80) {
+    *cp_r = c;
+    return 1;
+  }
+  if (c >= 0xc2 && c <= 0xdf)
+    n = 2, cp = c & 0x1f;
+  else if ((c & 0xf0) == 0xe0)
+    n = 3, cp = c & 0x0f;
+  else if (c >= 0xf0 && c <= 0xf4)
+    n = 4, cp = c & 0x07;
+  else
+    return 0;
+  if (len < n)
+    return 0;
+  for (k = 1; k < n; k++) {
+    if ((s[k] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[k] & 0x3f);
+  }
+  if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0)
+      || (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
+    return 0;
+  *cp_r = cp;
+  return n;
+}
+
+size_t
+utf8_check (const char *s, size_t len)
+{
+  const unsigned char *p = (const unsigned char *) s;
+  size_t i = 0, n;
+  unsigned cp;
+
+  while (i < len) {
+    if (p[i] < 0x80) {         /* the common case, without the call */
+      i++;
+      continue;
+    }
+    n = utf8_seq (p + i, len - i, &cp);
+    if (!n)
+      return i;
+    i += n;
+  }
+  return len;
+}
+
+/* Code points shown as \uXXXX: the C1 controls (U+0085 ends a line for
+ * some readers, U+009B starts a terminal escape), the line and paragraph
+ * separators, and the bidirectional controls that can make a line read
+ * in another order than its bytes ("Trojan Source", CVE-2021-42574). */
+static int
+escaped_cp (unsigned cp)
+{
+  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x200e || cp == 0x200f
+         || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+void
+strbuf_add_escaped (struct strbuf *b, const char *s, size_t len)
+{
+  const unsigned char *p = (const unsigned char *) s;
+  size_t i = 0, start = 0, n;
+  unsigned cp;
+
+  while (i < len) {
+    unsigned c = p[i];
+    if (c >= 0x20 && c < 0x7f) {
+      i++;
+      continue;
+    }
+    n = c < 0x80 ? 1 : utf8_seq (p + i, len - i, &cp);
+    if (n > 1 && !escaped_cp (cp)) {
+      i += n;
+      continue;
+    }
+    strbuf_add (b, s + start, i - start);
+    if (c == '\n')
+      strbuf_adds (b, "\\n");
+    else if (c == '\r')
+      strbuf_adds (b, "\\r");
+    else if (c == '\t')
+      strbuf_adds (b, "\\t");
+    else if (n > 1)
+      strbuf_addf (b, "\\u%04x", cp);
+    else
+      strbuf_addf (b, "\\x%02x", c);  /* a control, DEL, or not UTF-8 */
+    i += n ? n : 1;
+    start = i;
+  }
+  strbuf_add (b, s + start, i - start);
+}
+
+void
+escape_in_place (char *buf, size_t size)
+{
+  struct strbuf b = STRBUF_INIT;
+  size_t len;
+
+  if (!buf || !size)
+    return;
+  strbuf_add_escaped (&b, buf, strlen (buf));
+  len = strlcpy_ (buf, b.s ? b.s : "", size);
+  if (len >= size) {
+    /* Cut: never end on a piece of a UTF-8 sequence (the escaped text is
+     * valid UTF-8, so its last lead byte says how long it should be). */
+    size_t k = len = size - 1;
+    while (k > 0 && len - k < 3 && ((unsigned char) buf[k - 1] & 0xc0) == 0x80)
+      k--;
+    if (k > 0 && (unsigned char) buf[k - 1] >= 0xc0) {
+      unsigned lead = (unsigned char) buf[k - 1];
+      size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+      if (len - (k - 1) < need)
+        buf[k - 1] = '\0';
+    }
+  }
+  strbuf_free (&b);
+}

@@ -67,4 +67,22 @@ int64_t now_ms (void);
 /* Copy at most size-1 bytes and NUL-terminate; returns strlen (src). */
 size_t strlcpy_ (char *dst, const char *src, size_t size);
 
+/* The length of the longest well-formed UTF-8 prefix of S[0..LEN) (RFC
+ * 3629: no overlong forms, surrogates or code points above U+10FFFF):
+ * LEN when all of it is, else the offset of the first bad byte. */
+size_t utf8_check (const char *s, size_t len);
+
+/* Append S[0..LEN) to B as text that cannot act on a terminal or split a
+ * log line: LF, CR and tab as \n, \r, \t; other C0 controls, DEL and
+ * bytes that are not UTF-8 as \xNN; C1 controls, U+2028, U+2029 and the
+ * bidirectional controls as \uNNNN.  Everything else, backslashes
+ * included, is copied: escaping escaped text changes nothing, so a
+ * message may pass through it at several levels.  Use it for every value
+ * from an input file or a request that goes into a message. */
+void strbuf_add_escaped (struct strbuf *b, const char *s, size_t len);
+
+/* The same for the NUL-terminated message in BUF (SIZE bytes), rewritten
+ * in place; cut to fit, never inside a UTF-8 sequence. */
+void escape_in_place (char *buf, size_t size);
+
 #endif

@@ -8,7 +8,8 @@ HTTP_LAYER = plugins/http/http.c plugins/http/http.h
 pkglib_LTLIBRARIES += plugins/webhook.la
 plugins_webhook_la_SOURCES = plugins/webhook/webhook.c $(HTTP_LAYER) \
 	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
-	plugins/common/hmac256.c plugins/common/hmac256.h
+	plugins/common/hmac256.c plugins/common/hmac256.h \
+	plugins/common/address.c plugins/common/address.h
 plugins_webhook_la_CFLAGS = $(HTTP_PLUGIN_CFLAGS)
 plugins_webhook_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
 plugins_webhook_la_LIBADD = $(HTTP_PLUGIN_LIBS)
@@ -19,7 +20,8 @@ TESTS += tests/http/webhook-plugin.py
 EXTRA_DIST += $(HTTP_TEST_LIBS) tests/http/webhook-plugin.py
 
 pkglib_LTLIBRARIES += plugins/sms.la
-plugins_sms_la_SOURCES = plugins/sms/sms.c $(HTTP_LAYER)
+plugins_sms_la_SOURCES = plugins/sms/sms.c $(HTTP_LAYER) \
+	plugins/common/address.c plugins/common/address.h
 plugins_sms_la_CFLAGS = $(HTTP_PLUGIN_CFLAGS)
 plugins_sms_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
 plugins_sms_la_LIBADD = $(HTTP_PLUGIN_LIBS)

@@ -28,6 +28,7 @@ check_PROGRAMS += tests/core/common
 tests_core_common_SOURCES = tests/core/common.c \
 	plugins/common/hmac256.c plugins/common/hmac256.h \
 	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
+	plugins/common/address.c plugins/common/address.h \
 	core/jsonw.c core/jsonw.h core/util.c core/util.h
 tests_core_common_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS) $(JANSSON_CFLAGS)
 tests_core_common_LDADD = $(OPENSSL_LIBS) $(JANSSON_LIBS)
@@ -37,6 +38,7 @@ CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
 	tests/core/failures.sh tests/core/crash.sh tests/core/email-run.py \
 	tests/core/routing.sh tests/core/lanes.sh tests/core/serve.py \
 	tests/core/modes.sh tests/core/slow-clients.py tests/core/faults.py \
-	tests/core/partials.sh tests/core/install.sh tests/core/poison.sh
+	tests/core/partials.sh tests/core/install.sh tests/core/poison.sh \
+	tests/core/addresses.py tests/core/retries.sh
 TESTS += $(CORE_TESTS)
 EXTRA_DIST += $(CORE_TESTS) tests/core/lib.sh tests/tap.h

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "address.h"
 #include "mime.h"
 
 /* RFC 5322 section 2.1.1: lines SHOULD be at most 78 characters and MUST
@@ -206,32 +207,6 @@ mime_hexify (const unsigned char *p, size_t n, char *out)
 /* ------------------------------------------------------------------ */
 /* Addresses.                                                          */
 
-int
-mime_address_ok (const char *addr)
-{
-  const char *at = NULL, *p;
-
-  if (addr == NULL || addr[0] == '\0' || strlen (addr) >= MIME_ADDR_MAX)
-    return 0;
-  for (p = addr; *p; p++) {
-    unsigned char c = (unsigned char) *p;
-    /* No SMTPUTF8 (RFC 6531): libESMTP does not negotiate it. */
-    if (c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == ','
-        || c == '(' || c == ')' || c == ';' || c == '\\' || c == '"'
-        || c == '[' || c == ']')
-      return 0;
-    if (c == '@') {
-      if (at != NULL)
-        return 0;
-      at = p;
-    }
-  }
-  if (at == NULL || at == addr || at[1] == '\0' || at[1] == '.'
-      || p[-1] == '.')
-    return 0;
-  return 1;
-}
-
 static void
 mime_seterr (char *err, size_t errlen, const char *a, const char *b,
              const char *c)
@@ -291,7 +266,7 @@ mime_parse_mailbox (const char *s, struct mime_mailbox *mb,
     goto bad;
   memcpy (mb->addr, start, n);
   mb->addr[n] = '\0';
-  if (!mime_address_ok (mb->addr))
+  if (!address_email_ok (mb->addr, NULL, 0))
     goto bad;
   return MIME_OK;
 bad:
@@ -820,9 +795,11 @@ mime_build (const struct herald_message *m, const char *from,
     goto out;
   }
   for (i = 0; i < m->n_to; i++) {
-    if (!mime_address_ok (m->to[i].value)) {
-      mime_seterr (err, errlen, "'", m->to[i].value ? m->to[i].value : "",
-                   "' is not an e-mail address");
+    char why[128];
+    if (!address_email_ok (m->to[i].value, why, sizeof why)) {
+      if (err != NULL && errlen > 0)
+        snprintf (err, errlen, "'%s' is not an e-mail address: %s",
+                  m->to[i].value ? m->to[i].value : "", why);
       r = MIME_EADDRESS;
       goto out;
     }

@@ -71,13 +71,10 @@ struct mime_mailbox {
 
 /* Parse "Name <local@domain>", "\"Name\" <local@domain>", "<local@domain>"
  * or "local@domain" into mb.  Returns MIME_OK, or MIME_EFROM after writing
- * a message into err.  The address must have one '@', a non-empty local
- * part and domain, and no space, control character, '<', '>' or ','. */
+ * a message into err.  The address must pass address_email_ok
+ * (address.h), as every recipient must. */
 int mime_parse_mailbox (const char *s, struct mime_mailbox *mb,
                         char *err, size_t errlen);
-
-/* Non-zero when addr is acceptable as an addr-spec (see above). */
-int mime_address_ok (const char *addr);
 
 /* Write the Message-ID mime_build would use for (key, from_addr), with
  * its angle brackets, into buf (at least 128 bytes are enough for domains

@@ -30,6 +30,7 @@
 #include <libesmtp.h>
 
 #include <herald/plugin.h>
+#include "../common/address.h"
 #include "../common/mime.h"
 
 #define EMAIL_DEFAULT_TIMEOUT_MS 30000L
@@ -810,19 +811,25 @@ email_send_session (struct email_state *st,
     const struct herald_message *m = &messages[i];
     struct email_item *it = &items[i];
     size_t bad = 0;
+    char why[128] = "";
     int r;
 
     it->st = st;
     mime_buf_init (&it->buf);
     for (j = 0; j < m->n_to; j++)
-      if (!mime_address_ok (m->to[j].value)) {
+      if (!address_email_ok (m->to[j].value, why, sizeof why)) {
         bad++;
         if (results[i].to_invalid != NULL)
           results[i].to_invalid[j] = 1;
       }
     if (m->n_to == 0 || bad > 0) {
-      snprintf (err, sizeof err, "%s", m->n_to == 0 ? "no recipient"
-                : "recipient address is not an e-mail address");
+      /* The check herald customers import makes: an address refused here
+       * can only come from an older store. */
+      if (m->n_to == 0)
+        snprintf (err, sizeof err, "no recipient");
+      else
+        snprintf (err, sizeof err, "recipient address is not an e-mail "
+                  "address: %s", why);
       email_set (&results[i], m->n_to == 0 ? HERALD_REJECTED
                  : HERALD_INVALID_ADDRESS, err);
       continue;

@@ -2,7 +2,8 @@
 # and its tests; included by the top-level Makefile.am (appends only).
 pkglib_LTLIBRARIES += plugins/email.la
 plugins_email_la_SOURCES = plugins/email/email.c \
-	plugins/common/mime.c plugins/common/mime.h
+	plugins/common/mime.c plugins/common/mime.h \
+	plugins/common/address.c plugins/common/address.h
 plugins_email_la_CFLAGS = $(AM_CFLAGS) $(ESMTP_CFLAGS) $(OPENSSL_CFLAGS)
 plugins_email_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
 plugins_email_la_LIBADD = $(ESMTP_LIBS) $(OPENSSL_LIBS)

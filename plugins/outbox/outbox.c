@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <herald/plugin.h>
+#include "../common/address.h"
 #include "../common/mime.h"
 
 #define OUTBOX_VERSION "1.0"
@@ -321,6 +322,29 @@ outbox_fail (struct herald_result *r, int status, const char *msg)
   r->error[n] = '\0';
 }
 
+/* 1 when the first address of M is not one its kind's plugin would take
+ * (an e-mail address, an E.164 number, a webhook URL; push tokens are the
+ * push service's to judge), with the message in ERR. */
+static int
+outbox_address_bad (const struct herald_message *m, char *err, size_t errlen)
+{
+  const char *a = m->to[0].value, *what;
+  char why[128];
+  int ok;
+
+  if (strcmp (m->channel, "email") == 0)
+    ok = address_email_ok (a, why, sizeof why), what = "an e-mail address";
+  else if (strcmp (m->channel, "sms") == 0)
+    ok = address_e164_ok (a, why, sizeof why), what = "an E.164 number";
+  else if (strcmp (m->channel, "webhook") == 0)
+    ok = address_url_ok (a, why, sizeof why), what = "an http:// or https:// URL";
+  else
+    return 0;
+  if (!ok)
+    snprintf (err, errlen, "'%.200s' is not %s: %s", a, what, why);
+  return !ok;
+}
+
 static int
 outbox_send (void *state, const struct herald_message *msgs, size_t n,
              struct herald_result *results)
@@ -343,15 +367,15 @@ outbox_send (void *state, const struct herald_message *msgs, size_t n,
       outbox_fail (&results[i], HERALD_INVALID_ADDRESS, "no address");
       continue;
     }
+    /* It stands in for the channel's plugin: it refuses what that
+     * plugin refuses, with the same check (address.h). */
+    if (outbox_address_bad (m, err, sizeof err)) {
+      outbox_fail (&results[i], HERALD_INVALID_ADDRESS, err);
+      if (results[i].to_invalid)
+        results[i].to_invalid[0] = 1;
+      continue;
+    }
     if (strcmp (m->channel, "email") == 0) {
-      if (!mime_address_ok (m->to[0].value)) {
-        snprintf (err, sizeof err, "'%s' is not an e-mail address",
-                  m->to[0].value);
-        outbox_fail (&results[i], HERALD_INVALID_ADDRESS, err);
-        if (results[i].to_invalid)
-          results[i].to_invalid[0] = 1;
-        continue;
-      }
       if (outbox_maildir (ob, m, err, sizeof err) < 0) {
         /* A message the MIME builder refuses will never build: permanent.
          * An I/O error may pass: retry. */

@@ -17,6 +17,7 @@
 #include <openssl/hmac.h>
 
 #include <herald/plugin.h>
+#include "../common/address.h"
 #include "../http/http.h"
 
 enum sms_provider { SMS_TWILIO, SMS_VONAGE };
@@ -436,6 +437,7 @@ sms_send (void *vs, const struct herald_message *msgs, size_t n,
     struct sms_item *it = &items[i];
     const struct herald_part *body = herald_message_part (m, "sms.body");
     const char *to = m->n_to ? m->to[0].value : NULL;
+    char why[128];
 
     http_req_init (&it->req);
     http_buf_init (&it->form);
@@ -457,10 +459,11 @@ sms_send (void *vs, const struct herald_message *msgs, size_t n,
                        it->seg.chars);
       continue;
     }
-    if (!to || to[0] != '+' || strlen (to) < 8 || strlen (to) > 16
-        || strspn (to + 1, "0123456789") != strlen (to) - 1) {
+    /* The check herald customers import makes (address.h). */
+    if (!address_e164_ok (to, why, sizeof why)) {
       http_result_set (res, HERALD_INVALID_ADDRESS,
-                       "sms: '%.40s' is not an E.164 number", to ? to : "");
+                       "sms: '%.40s' is not an E.164 number: %s", to ? to : "",
+                       why);
       continue;
     }
     if (s->provider == SMS_TWILIO) {

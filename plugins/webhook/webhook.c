@@ -17,6 +17,7 @@
 
 #include <herald/plugin.h>
 #include "../http/http.h"
+#include "../common/address.h"
 #include "../common/hmac256.h"
 #include "../common/jsoncheck.h"
 
@@ -66,18 +67,6 @@ wh_close (void *vs)
   for (i = 0; i < s->n_secrets; i++)
     hmac256_free (&s->secrets[i]);
   free (s);
-}
-
-static int
-wh_url_ok (const char *u)
-{
-  size_t i;
-  if (strncasecmp (u, "http://", 7) != 0 && strncasecmp (u, "https://", 8) != 0)
-    return 0;
-  for (i = 0; u[i]; i++)
-    if ((unsigned char) u[i] <= 0x20 || u[i] == 0x7f)
-      return 0;
-  return 1;
 }
 
 /* Parse "whsec_BASE64 [whsec_BASE64...]" (several during rotation) into
@@ -151,7 +140,7 @@ wh_open (const struct herald_host *host, void **state_r, char *err,
   struct wh_state *s = http_xcalloc (1, sizeof *s);
   struct http_opts o = { .rate = 0, .concurrency = 32, .timeout_ms = 15000 };
   const char *url = host->config_get (host->data, "url");
-  char *secret = NULL;
+  char *secret = NULL, why[128];
   int ret = -1;
 
   s->host = host;
@@ -160,9 +149,9 @@ wh_open (const struct herald_host *host, void **state_r, char *err,
                          errlen) < 0)
     goto out;
   if (url && *url) {
-    if (!wh_url_ok (url)) {
+    if (!address_url_ok (url, why, sizeof why)) {
       http_conf_error (host, "url", err, errlen,
-                       "'%s' is not an http:// or https:// URL", url);
+                       "'%s' is not an http:// or https:// URL: %s", url, why);
       goto out;
     }
     s->url = http_strdup (url);
@@ -290,6 +279,7 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
     struct wh_item *it = &items[i];
     const struct herald_part *body = herald_message_part (m, "webhook.body");
     const char *url, *why;
+    char bad[128];
     size_t off;
 
     http_req_init (&it->req);
@@ -317,10 +307,11 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
       it->fixed_url = 1;
     } else if (m->n_to > 0 && m->to[0].value && *m->to[0].value) {
       url = m->to[0].value;
-      if (!wh_url_ok (url)) {
+      /* The check herald customers import makes (address.h). */
+      if (!address_url_ok (url, bad, sizeof bad)) {
         http_result_set (res, HERALD_INVALID_ADDRESS,
-                         "webhook: '%.200s' is not an http:// or https:// URL",
-                         url);
+                         "webhook: '%.200s' is not an http:// or https:// "
+                         "URL: %s", url, bad);
         continue;
       }
     } else {

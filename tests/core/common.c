@@ -6,7 +6,11 @@
  *  - jsoncheck on RFC 8259 texts and non-texts, with the offset and the
  *    line and column of the first error;
  *  - jsonw against json_dumps (JSON_COMPACT | JSON_ENCODE_ANY) on random
- *    trees: byte for byte the same text. */
+ *    trees: byte for byte the same text;
+ *  - strbuf_add_escaped and escape_in_place, what every error message
+ *    shows of a value: controls, bytes that are not UTF-8, C1 and bidi
+ *    controls escaped, everything else kept, idempotent;
+ *  - the address checks (address.h): verdicts and reasons. */
 #include <config.h>
 
 #include <stdint.h>
@@ -16,9 +20,11 @@
 
 #include <openssl/hmac.h>
 
+#include "../../plugins/common/address.h"
 #include "../../plugins/common/hmac256.h"
 #include "../../plugins/common/jsoncheck.h"
 #include "jsonw.h"
+#include "util.h"
 #include "../tap.h"
 
 static void
@@ -300,13 +306,110 @@ test_json_load (void)
   json_decref (v);
 }
 
+/* What an error message shows of a value (strbuf_add_escaped). */
+static char *
+escaped (const char *s)
+{
+  static struct strbuf b;
+  strbuf_reset (&b);
+  strbuf_add_escaped (&b, s, strlen (s));
+  return b.s ? b.s : (char *) "";
+}
+
+static void
+test_escape (void)
+{
+  static const char forged[] = "x\nherald: imported 1 customer\r\x1b[2K";
+  char buf[16], *once;
+
+  tap_is (escaped ("+33612345678\n"), "+33612345678\\n",
+          "escape: LF shows as \\n");
+  tap_is (escaped ("a\rb\tc"), "a\\rb\\tc", "escape: CR and tab");
+  tap_is (escaped ("\x1b[31mred\x1b[0m\x7f\x01"),
+          "\\x1b[31mred\\x1b[0m\\x7f\\x01",
+          "escape: ESC, DEL and other C0 controls as \\xNN");
+  tap_is (escaped ("ab\xff\xfe\xc3" "cd\xe2\x82"),
+          "ab\\xff\\xfe\\xc3cd\\xe2\\x82",
+          "escape: bytes that are not UTF-8 (a cut sequence too) as \\xNN");
+  tap_is (escaped ("\xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80"),
+          "\\xc0\\xaf \\xed\\xa0\\x80 \\xf4\\x90\\x80\\x80",
+          "escape: overlong, surrogate, beyond U+10FFFF are not UTF-8");
+  tap_is (escaped ("\xc2\x9b" "2J \xe2\x80\xae \xe2\x80\xa8 \xe2\x81\xa6"),
+          "\\u009b2J \\u202e \\u2028 \\u2066",
+          "escape: C1 controls, bidi controls, line separator as \\uNNNN");
+  tap_is (escaped ("Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x98\x80 a\\n"),
+          "Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x98\x80 a\\n",
+          "escape: other UTF-8 and backslashes are kept");
+  once = xstrdup (escaped (forged));
+  tap_ok (!strpbrk (once, "\r\n\x1b") && strcmp (escaped (once), once) == 0,
+          "escape: a forged line stays on one line; escaping twice changes "
+          "nothing");
+  free (once);
+  snprintf (buf, sizeof buf, "abcdefghijk\n\xc3\xa9");
+  escape_in_place (buf, sizeof buf);
+  tap_is (buf, "abcdefghijk\\n\xc3\xa9", "escape_in_place: what fits is kept");
+  snprintf (buf, sizeof buf, "abcdefghijkl\n\xc3\xa9");
+  escape_in_place (buf, sizeof buf);
+  tap_is (buf, "abcdefghijkl\\n", "escape_in_place: cut before a character "
+          "that does not fit, not inside it");
+  tap_ok (utf8_check ("Zo\xc3\xab", 4) == 4 && utf8_check ("ab\xff", 3) == 2
+          && utf8_check ("a\xe2\x82", 3) == 1 && utf8_check ("", 0) == 0,
+          "utf8_check: the offset of the first bad byte");
+}
+
+/* The address checks shared by import and the plugins: the reasons, and
+ * that a reason never carries a byte of the address that is not
+ * printable ASCII. */
+static void
+test_address (void)
+{
+  static const struct {
+    int (*check) (const char *, char *, size_t);
+    const char *in, *why;       /* why NULL: accepted */
+  } cases[] = {
+    { address_email_ok, "zoe@example.com", NULL },
+    { address_email_ok, "a>b@example.com", "'>' is not allowed" },
+    { address_email_ok, "a\x1b@example.com", "a control character" },
+    { address_email_ok, "zo\xc3\xab@example.com",
+      "a character outside ASCII (SMTPUTF8 is not supported)" },
+    { address_email_ok, "a@b@c", "more than one @" },
+    { address_email_ok, "", "it is empty" },
+    { address_e164_ok, "+33612345678", NULL },
+    { address_e164_ok, "+0123456789", "the first digit is 0 (no country code "
+      "starts with 0)" },
+    { address_e164_ok, "+1234567", "7 digits (at least 8)" },
+    { address_e164_ok, "+1234567890123456", "16 digits (at most 15)" },
+    { address_e164_ok, "+3361234567\xff", "a character outside ASCII" },
+    { address_url_ok, "HTTPS://example.com/h", NULL },
+    { address_url_ok, "https://?q", "no host" },
+    { address_url_ok, "https://a\rb/", "a control character" },
+  };
+  size_t i, good = 0;
+  char why[128];
+
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int ok;
+    why[0] = '\0';
+    ok = cases[i].check (cases[i].in, why, sizeof why);
+    if (cases[i].why ? !ok && strcmp (why, cases[i].why) == 0 : ok)
+      good++;
+    else
+      printf ("# '%s': %s, '%s'\n", cases[i].in, ok ? "accepted" : "refused",
+              why);
+  }
+  tap_ok (good == sizeof cases / sizeof cases[0],
+          "address checks: each verdict, with its reason");
+}
+
 int
 main (void)
 {
-  tap_plan (13);
+  tap_plan (25);
   test_hmac ();
   test_json ();
   test_jsonw ();
   test_json_load ();
+  test_escape ();
+  test_address ();
   return tap_failed ? 1 : 0;
 }

@@ -59,6 +59,35 @@ check_gateway "track_links without base_url" "bad.ini:3: \[channel.sms\] track_l
 printf '[channel.sms]\nplugin = outbox\ntrack_links = perhaps\n' > "$T/bad.ini"
 check_gateway "bad track_links" "bad.ini:3: \[channel.sms\] track_links: 'perhaps' is not yes or no"
 
+# INI files are UTF-8 text: a value that is not is refused, the message
+# naming file, line and key and showing the value escaped.  A value may
+# hold control characters; a message that quotes one escapes it.  A
+# section name or key may not hold any.
+printf '[tracking]\nbase_url = https://t.example.com/\377\376x\n' > "$T/bad.ini"
+check_gateway "gateway value not UTF-8" "bad.ini:2: \[tracking\] base_url: 'https://t.example.com/\\\\xff\\\\xfex' is not UTF-8 text$"
+printf '[tracking]\ntext_links = ma\033[2Jybe\n' > "$T/bad.ini"
+check_gateway "gateway value with ESC, quoted" "bad.ini:2: \[tracking\] text_links: 'ma\\\\x1b\[2Jybe' is not yes or no$"
+printf '[channel.email]\nplugin = outbox\nkind = fa\rherald: ok\n' > "$T/bad.ini"
+check_gateway "gateway value with CR, quoted" "bad.ini:3: \[channel.email\] kind: 'fa\\\\rherald: ok' is not one of"
+printf '[channel.email]\nplugin = outbox\nlanes = 1\302\233\n' > "$T/bad.ini"
+check_gateway "gateway value with a C1 control, quoted" "bad.ini:3: \[channel.email\] lanes: '1\\\\u009b' is not a number"
+printf '[store]\np\377th = a.db\n' > "$T/bad.ini"
+check_gateway "gateway key not UTF-8" "bad.ini:2: \[store\] key 'p\\\\xffth' is not UTF-8 text$"
+printf '[channel.e\033[8mmail]\nplugin = outbox\nkind = email\n' > "$T/bad.ini"
+check_gateway "section name with ESC" "bad.ini:1: section name 'channel.e\\\\x1b\[8mmail' holds a control character$"
+printf '[campaign]\nid = c1\nname = ab\377\376cd\ntemplates = tpl\nchannels = email\n' > "$T/u.ini"
+out=$("$HERALD" -c "$G" lint "$T/u.ini" 2>&1); rc=$?
+is "$rc" 1 "campaign value not UTF-8: exit 1"
+is "$out" "$T/u.ini:3: [campaign] name: 'ab\\xff\\xfecd' is not UTF-8 text" \
+   "campaign value not UTF-8: file, line, key, the value escaped"
+printf '[campaign]\nid = c1\ntemplates = tpl\nchannels = email\ntrack_opens = so\033[1Ametimes\n' > "$T/u.ini"
+out=$("$HERALD" -c "$G" lint "$T/u.ini" 2>&1); rc=$?
+is "$out" "$T/u.ini:5: [campaign] track_opens: 'so\\x1b[1Ametimes' is not yes or no" \
+   "campaign value with ESC: quoted escaped"
+printf '[campaign]\nid = c1\nname = Caf\303\251 \342\202\254\ntemplates = tpl\nchannels = email,\tsms\n' > "$T/u.ini"
+out=$("$HERALD" -c "$G" lint "$T/u.ini" 2>&1); rc=$?
+is "$rc" 0 "UTF-8 values and a tab between list items lint clean"
+
 # Campaign errors, all reported at once.
 cat > "$T/bad-c.ini" <<'INI'
 [campaign]
@@ -94,6 +123,35 @@ is "$rc" 1 "template errors: exit 1"
 like "$out" "tpl2/email.text.liquid:2:[0-9]+: .*no_such_filter" "unknown filter: file:line:col"
 like "$out" "tpl2/email.footer.liquid:1: unknown template part 'email.footer'" "unknown part named"
 
+# What a message quotes is escaped: a file name with a terminal escape and
+# a line break stays one line of text.
+mkdir -p "$T/tpl4"
+cp "$T"/tpl/*.liquid "$T/tpl4/"
+printf 'x' > "$T/tpl4/$(printf 'email.sub\033[2J\nject').liquid"
+sed 's/^templates = tpl$/templates = tpl4/' "$T/c.ini" > "$T/c5.ini"
+out=$("$HERALD" -c "$G" lint "$T/c5.ini" 2>&1); rc=$?
+is "$rc" 1 "odd template file name: exit 1"
+is "$(printf '%s\n' "$out" | grep -F 'unknown template part')" \
+   "$T/tpl4/email.sub\\x1b[2J\\nject.liquid:1: unknown template part 'email.sub\\x1b[2J\\nject' (expected one of email.subject, email.html, email.text, sms.body, push.title, push.body, push.data, webhook.body)" \
+   "odd template file name: escaped, on one line"
+is "$(printf '%s\n' "$out" | grep -c "$(printf '\033')")" 0 "odd template file name: no escape character printed"
+# A plugin's own message quoting a value (testplug: "mode: '...' is not a
+# mode") is escaped by the core: here a right-to-left override, U+202E.
+cat > "$T/g6.ini" <<INI
+[store]
+path = $T/herald6.db
+[plugins]
+dir = $PLUGINS
+[channel.email]
+plugin = testplug
+mode = $(printf 'se\342\200\256nt')
+INI
+sed 's/^channels = email, sms$/channels = email/' "$T/c.ini" > "$T/c6.ini"
+out=$("$HERALD" -c "$T/g6.ini" run "$T/c6.ini" 2>&1); rc=$?
+is "$rc" 1 "a plugin's error: exit 1"
+is "$out" "herald: $T/g6.ini:7: [channel.email] mode: 'se\\u202ent' is not a mode" \
+   "a plugin's error: the value escaped"
+
 # A channel without its parts.
 mkdir -p "$T/tpl3"
 printf 'Hi' > "$T/tpl3/sms.body.liquid"
@@ -116,6 +174,45 @@ sed 's/^channels = email, sms$/channels = email/' "$T/c.ini" > "$T/c4.ini"
 out=$("$HERALD" -c "$T/g2.ini" run "$T/c4.ini" 2>&1); rc=$?
 is "$rc" 1 "unknown plugin key: exit 1"
 like "$out" "g2.ini:8: \[channel.email\] colour: unknown key for plugin outbox" "unknown plugin key: file and line"
+# lint finds it too, before run does: it loads each channel's plugin and
+# checks the keys against the plugin's own list, opening nothing (the
+# outbox would create its folder).
+out=$("$HERALD" -c "$T/g2.ini" lint "$T/c4.ini" 2>&1); rc=$?
+is "$rc" 1 "lint, unknown plugin key: exit 1"
+is "$(printf '%s\n' "$out" | grep -v ': ok (campaign')" \
+   "$T/g2.ini:8: [channel.email] colour: unknown key for plugin outbox" \
+   "lint, unknown plugin key: file, line and key, as run says it"
+ok "$([ ! -e "$T/out/email" ]; echo $?)" "lint opened no channel (no outbox folder)"
+# Every channel of the gateway, every problem: a channel the campaign does
+# not use (herald serve loads them all), a plugin that does not carry the
+# kind, a plugin that is not there.
+cat > "$T/g3.ini" <<INI
+[store]
+path = $T/herald.db
+[plugins]
+dir = $HERALD_BUILDDIR/plugins/.libs
+[channel.email]
+plugin = outbox
+dir = $T/out/email
+colour = blue
+size = 3
+[channel.sms]
+plugin = email
+server = 127.0.0.1:25
+[channel.push]
+plugin = no_such_plugin
+INI
+out=$("$HERALD" -c "$T/g3.ini" lint "$T/c4.ini" 2>&1); rc=$?
+is "$rc" 1 "lint, gateway problems: exit 1"
+is "$(printf '%s\n' "$out" | grep "^$T/g3.ini:" | cut -d: -f2-3)" "8: [channel.email] colour
+9: [channel.email] size
+10: [channel.sms]
+14: [channel.push] plugin" "lint, gateway problems: each named with its line"
+like "$out" "g3.ini:10: \[channel.sms\]: plugin email does not carry sms messages" \
+  "lint: a plugin that does not carry the channel's kind"
+like "$out" "g3.ini:14: \[channel.push\] plugin: plugin 'no_such_plugin' not found" \
+  "lint: a plugin that cannot be loaded"
+like "$out" "c4.ini: ok \(campaign c1" "lint: the campaign itself is still checked"
 
 # The configured store's folder is created on first use.
 printf '[store]\npath = %s/deep/er/h.db\n' "$T" > "$T/g5.ini"

@@ -3,7 +3,9 @@ each bad field's exact message with nothing imported, --skip-bad, upsert,
 usage and exit codes.  A JSON line or CSV record over 1 MiB is a bad line
 named FILE:LINE with the limit, at the byte: exactly 1 MiB imports (with
 LF or CRLF), one byte more does not; a 30 MB line is refused without
-being held (the import's peak RSS stays under the line's size)."""
+being held (the import's peak RSS stays under the line's size).  A
+message shows a value's line breaks, control characters and bytes that are
+not UTF-8 escaped, on one line."""
 import json
 import resource
 import subprocess
@@ -79,16 +81,21 @@ bad_cases = [
     ('{"id": ""}', "id: must be a non-empty string, not ''"),
     ('{"id": 17}', "id: must be a non-empty string, not 17"),
     ('{"id": "b", "email": "no-at.example.com"}',
-     "email: 'no-at.example.com' is not an email address (one @, no spaces)"),
+     "email: 'no-at.example.com' is not an email address: no @"),
     ('{"id": "b", "email": "a b@example.com"}',
-     "email: 'a b@example.com' is not an email address (one @, no spaces)"),
+     "email: 'a b@example.com' is not an email address: a space"),
     ('{"id": "b", "email": "a@b@example.com"}',
-     "email: 'a@b@example.com' is not an email address (one @, no spaces)"),
-    ('{"id": "b", "phone": "12345"}', "phone: '12345' is not E.164 (+ and 8 to 15 digits)"),
+     "email: 'a@b@example.com' is not an email address: more than one @"),
+    ('{"id": "b", "phone": "12345"}', "phone: '12345' is not E.164 (+ and 8 to 15 digits): no + at the start"),
     ('{"id": "b", "phone": "+1234567890123456"}',
-     "phone: '+1234567890123456' is not E.164 (+ and 8 to 15 digits)"),
+     "phone: '+1234567890123456' is not E.164 (+ and 8 to 15 digits): 16 digits (at most 15)"),
     ('{"id": "b", "phone": "+33 6 12 34 56 78"}',
-     "phone: '+33 6 12 34 56 78' is not E.164 (+ and 8 to 15 digits)"),
+     "phone: '+33 6 12 34 56 78' is not E.164 (+ and 8 to 15 digits): a space"),
+    ('{"id": "b", "phone": "+0123456789"}',
+     "phone: '+0123456789' is not E.164 (+ and 8 to 15 digits): the first digit is 0 "
+     "(no country code starts with 0)"),
+    ('{"id": "b", "email": "a>b@example.com"}',
+     "email: 'a>b@example.com' is not an email address: '>' is not allowed"),
     ('{"id": "b", "phone": 33612345678}', "phone: must be a string, not 33612345678"),
     ('{"id": "b", "timezone": "Mars/Olympus_Mons"}',
      "timezone: 'Mars/Olympus_Mons' is not an IANA time zone (like Europe/Paris or UTC)"),
@@ -114,8 +121,8 @@ bad_cases = [
     ('{"id": "b", "push": [{"platform": "ios", "token": "t", "badge": 1}]}',
      "push[0]: unknown field 'badge' (expected platform, token)"),
     ('{"id": "b", "webhook": "ftp://example.com/x"}',
-     "webhook: 'ftp://example.com/x' is not an http or https URL"),
-    ('{"id": "b", "webhook": "https://"}', "webhook: 'https://' is not an http or https URL"),
+     "webhook: 'ftp://example.com/x' is not an http or https URL: not http:// or https://"),
+    ('{"id": "b", "webhook": "https://"}', "webhook: 'https://' is not an http or https URL: no host"),
     ('{"id": "b", "attributes": [1, 2]}',
      "attributes: must be an object (of any JSON values), not [1,2]"),
     ('{"id": "b", "nickname": "Bo"}', "nickname: unknown field (expected %s)" % EXPECTED),
@@ -141,7 +148,7 @@ for i, (line, msg) in enumerate(bad_cases):
 p = write("many-bad.jsonl", GOOD + '{"id": "b", "phone": "1"}\n{"id": "c"}\n{"id": ""}\n')
 rc, out, err = run("customers", "import", "--store", tmp("many.db"), "many-bad.jsonl")
 eq(err.splitlines(), [
-    "many-bad.jsonl:3: phone: '1' is not E.164 (+ and 8 to 15 digits)",
+    "many-bad.jsonl:3: phone: '1' is not E.164 (+ and 8 to 15 digits): no + at the start",
     "many-bad.jsonl:5: id: must be a non-empty string, not ''",
     "herald: nothing imported from many-bad.jsonl: 2 bad lines (--skip-bad imports the others)",
 ], "every bad line listed, then 'nothing imported'")
@@ -156,7 +163,7 @@ rc, out, err = run("customers", "import", "--store", tmp("skip.db"), "--skip-bad
 eq(rc, 0, "--skip-bad: exit 0")
 eq(out, "imported 3 customers from many-bad.jsonl (2 bad lines skipped)\n", "--skip-bad summary")
 eq(err.splitlines(), [
-    "many-bad.jsonl:3: phone: '1' is not E.164 (+ and 8 to 15 digits)",
+    "many-bad.jsonl:3: phone: '1' is not E.164 (+ and 8 to 15 digits): no + at the start",
     "many-bad.jsonl:5: id: must be a non-empty string, not ''",
 ], "--skip-bad lists the bad lines")
 eq(sorted(r[0] for r in query(tmp("skip.db"), "SELECT id FROM customers")), ["c", "ok-1", "ok-2"],
@@ -172,7 +179,7 @@ csv_cases = [
     ('id,email\nx1,a@example.com,extra\n', "2: 3 fields, but the header has 2"),
     ('id,note\nx1,"two\nlines"\nx2,ok\nx3,"a","b"\n', "5: 3 fields, but the header has 2"),
     ('id,phone\nx1,+33612345678\nx2,0612345678\n',
-     "3: phone: '0612345678' is not E.164 (+ and 8 to 15 digits)"),
+     "3: phone: '0612345678' is not E.164 (+ and 8 to 15 digits): no + at the start"),
     ('id,consent\nx1,"{""email"": maybe}"\n', None),
     ('id,consent\nx1,"{""fax"": true}"\n',
      "2: consent: unknown channel 'fax' (expected email, sms, push, webhook)"),
@@ -192,6 +199,49 @@ for i, (text, msg) in enumerate(csv_cases):
     else:
         eq(first, "%s:%s" % (name, msg), "bad CSV: %s" % msg)
     eq((rc, count(bdb, "customers")), (1, 0), "  ... exit 1, nothing imported")
+
+# ---- what a message shows of a value: escaped, one line each -----------
+# A value can hold a line break, a carriage return or a terminal escape
+# (JSON escapes them; a quoted CSV cell holds them raw), or, in CSV, bytes
+# that are not UTF-8: a message shows them as \n, \r, \xNN, \uNNNN, so a
+# crafted file cannot write lines of its own into a terminal or a log.
+ESC_CASES = [
+    ("esc-lf.jsonl", GOOD + '{"id": "b", "locale": "en\\nherald: imported 9 customers from x"}\n',
+     "esc-lf.jsonl:3: locale: 'en\\nherald: imported 9 customers from x' is not a locale tag "
+     "(like en or pt-BR)"),
+    ("esc-cr.jsonl", GOOD + '{"id": "b", "locale": "en\\r"}\n',
+     "esc-cr.jsonl:3: locale: 'en\\r' is not a locale tag (like en or pt-BR)"),
+    ("esc-esc.jsonl", GOOD + '{"id": "b", "timezone": "\\u001b[2J\\u001b[1;1HUTC"}\n',
+     "esc-esc.jsonl:3: timezone: '\\x1b[2J\\x1b[1;1HUTC' is not an IANA time zone "
+     "(like Europe/Paris or UTC)"),
+    ("esc-c1.jsonl", GOOD + '{"id": "b", "locale": "\\u009b2J\\u202een"}\n',
+     "esc-c1.jsonl:3: locale: '\\u009b2J\\u202een' is not a locale tag (like en or pt-BR)"),
+    ("esc-key.jsonl", GOOD + '{"id": "b", "\\u001b[31mnick\\n": 1}\n',
+     "esc-key.jsonl:3: \\x1b[31mnick\\n: unknown field (expected %s)" % EXPECTED),
+    ("esc-cell.csv", 'id,locale\nx1,en\nx2,"en\r\nherald: \x1b[32mok"\n',
+     "esc-cell.csv:3: locale: 'en\\r\\nherald: \\x1b[32mok' is not a locale tag "
+     "(like en or pt-BR)"),
+    ("esc-bytes.csv", b'id,locale\nx1,en\nx2,ab\xff\xfecd\n',
+     "esc-bytes.csv:3: locale: 'ab\\xff\\xfecd' is not UTF-8 text"),
+    ("esc-column.csv", 'id,n\x1b[8mote,n\x1b[8mote\nx1,a,b\n',
+     "esc-column.csv:1: column 'n\\x1b[8mote' appears twice"),
+]
+for name, text, want in ESC_CASES:
+    if isinstance(text, bytes):
+        write(name, text, "wb")
+    else:
+        write(name, text)
+    rc, out, err = run("customers", "import", "--store", tmp("esc.db"), name)
+    eq((rc, err.splitlines()[0] if err else ""), (1, want), "escaped in the message: %s" % name)
+    ok(not any(c in err for c in "\r\x1b\x9b\u202e") and len(err.splitlines()) == 2,
+       "  ... one line, then 'nothing imported': no control character gets through", err)
+# Bytes that are not UTF-8 in a JSON line: jansson's message quotes them.
+write("esc-bytes.jsonl", GOOD.encode() + b'{"id": "b", "locale": "a\x1b\xff\xfe"}\n', "wb")
+rc, out, err = run("customers", "import", "--store", tmp("esc.db"), "esc-bytes.jsonl")
+ok(rc == 1 and err.startswith("esc-bytes.jsonl:3: invalid JSON at column ")
+   and all(32 <= ord(c) < 127 for c in err.replace("\n", "")),
+   "bytes that are not UTF-8 in a JSON line: refused, shown as text", err)
+eq(count(tmp("esc.db"), "customers"), 0, "  ... nothing imported from any of them")
 
 # ---- a line or record over the limit (1 MiB) --------------------------
 LIMIT = 1024 * 1024
