@@ -4,9 +4,15 @@
  * "log" names a file that gets one line per message it was handed;
  * "calls" names a file that gets one line per send call, "STATE N START
  * END" (STATE tells the instances apart, times in ns, CLOCK_MONOTONIC);
- * "sleep_ms" makes every send take that long.  A callback (herald
+ * "sleep_ms" makes every send take that long; "ready" names a file that
+ * the send call number "ready_after" (default 1) of the instance appends
+ * "send N" to once its messages are logged, before it stays "hold_ms" in
+ * the plugin and then appends "return N": a test waits for the first line
+ * to know a batch is in flight (sent, not yet recorded) and can signal the
+ * run then; the second says the batch came back.  A callback (herald
  * serve's /inbound/NAME/PATH) to PATH "/refuse" is answered 400, "/crash"
  * 500, "/fail" fails (-1); anything else gets 200 and reports nothing. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +26,14 @@ struct tp_state {
   int sleep_ms;
   FILE *log;
   int calls;                 /* fd, O_APPEND, or -1 */
+  char *ready;               /* the "ready" file, or NULL */
+  long ready_after;          /* the send call that signals and holds */
+  long hold_ms;
+  long n_calls;              /* send calls so far */
 };
 
 static const char *const tp_keys[] = { "mode", "log", "calls", "sleep_ms",
+                                       "ready", "ready_after", "hold_ms",
                                        NULL };
 
 static long long
@@ -43,6 +54,9 @@ tp_open (const struct herald_host *host, void **state_r, char *err,
   const char *log = host->config_get (host->data, "log");
   const char *sl = host->config_get (host->data, "sleep_ms");
   const char *calls = host->config_get (host->data, "calls");
+  const char *ready = host->config_get (host->data, "ready");
+  const char *ra = host->config_get (host->data, "ready_after");
+  const char *hold = host->config_get (host->data, "hold_ms");
   struct tp_state *s = calloc (1, sizeof *s);
   int i;
 
@@ -70,10 +84,14 @@ tp_open (const struct herald_host *host, void **state_r, char *err,
     return -1;
   }
   s->sleep_ms = sl ? (int) strtol (sl, NULL, 10) : 0;
-  if (log && !(s->log = fopen (log, "a"))) {
-    snprintf (err, errlen, "%s: cannot open", log);
+  s->ready_after = ra ? strtol (ra, NULL, 10) : 1;
+  s->hold_ms = hold ? strtol (hold, NULL, 10) : 0;
+  if ((ready && !(s->ready = strdup (ready)))
+      || (log && !(s->log = fopen (log, "a")))) {
+    snprintf (err, errlen, "%s: cannot open", log ? log : "ready");
     if (s->calls >= 0)
       close (s->calls);
+    free (s->ready);
     free (s);
     return -1;
   }
@@ -92,7 +110,35 @@ tp_close (void *state)
     fclose (s->log);
   if (s->calls >= 0)
     close (s->calls);
+  free (s->ready);
   free (s);
+}
+
+/* Append LINE to the "ready" file in one write: the test polls it. */
+static void
+tp_ready_say (const struct tp_state *s, const char *what)
+{
+  char line[64];
+  int fd, len;
+
+  len = snprintf (line, sizeof line, "%s %ld\n", what, s->n_calls);
+  fd = open (s->ready, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return;
+  if (write (fd, line, (size_t) len) != len)
+    fprintf (stderr, "testplug: %s: short write\n", s->ready);
+  close (fd);
+}
+
+/* Stay MS milliseconds, whatever signals arrive (a send on the main
+ * thread sees SIGTERM's handler interrupt nanosleep). */
+static void
+tp_hold (long ms)
+{
+  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+  while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
+    ;
 }
 
 static int
@@ -124,6 +170,12 @@ tp_send (void *state, const struct herald_message *m, size_t n,
   }
   if (s->log)
     fflush (s->log);
+  s->n_calls++;
+  if (s->ready && s->n_calls == s->ready_after) {
+    tp_ready_say (s, "send");
+    tp_hold (s->hold_ms);
+    tp_ready_say (s, "return");
+  }
   if (s->calls >= 0) {
     /* One write per line: lines of several instances never interleave. */
     char line[128];
