@@ -548,6 +548,67 @@ col_strdup (sqlite3_stmt *s, int i)
   return t ? xstrdup ((const char *) t) : NULL;
 }
 
+/* Read a page, then hand it out: step S (bound, from q) until it is done
+ * or LIMIT rows are read (0: no limit), COPY each row into an element of
+ * SIZE bytes, reset S; then give the elements in order to EACH (0: go on,
+ * 1: stop here, -1: fail), and DROP (which frees what COPY allocated, not
+ * the element) and free them all.  Copying first lets EACH write to the
+ * store: SQLite leaves undefined whether a running SELECT sees rows
+ * written under it, and a statement of q is reused by the next call.
+ * Returns the number of elements handed to EACH (the one that stopped
+ * included), or -1 after a read error (store_error names WHAT; EACH is
+ * never called) or when EACH failed. */
+static int
+page_each (struct store *st, sqlite3_stmt *s, int limit, size_t size,
+           void (*copy) (sqlite3_stmt *s, void *elem),
+           void (*drop) (void *elem),
+           int (*each) (void *ctx, void *elem), void *ctx, const char *what)
+{
+  char *rows = NULL;
+  size_t n = 0, cap = 0, i;
+  int rc = SQLITE_DONE, r = 0;
+
+  while ((limit <= 0 || n < (size_t) limit)
+         && (rc = sqlite3_step (s)) == SQLITE_ROW) {
+    if (n == cap)
+      rows = xrealloc (rows, (cap = cap ? 2 * cap : 8) * size);
+    memset (rows + n * size, 0, size);
+    copy (s, rows + n * size);
+    n++;
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    r = db_fail (st, what);
+  for (i = 0; r >= 0 && i < n; i++) {
+    int e = each (ctx, rows + i * size);
+
+    if (e < 0)
+      r = -1;
+    else {
+      r++;
+      if (e > 0)
+        break;
+    }
+  }
+  for (i = 0; i < n; i++)
+    drop (rows + i * size);
+  free (rows);
+  return r;
+}
+
+/* A page of one string column (column 0): copy and drop for page_each. */
+static void
+copy_str0 (sqlite3_stmt *s, void *elem)
+{
+  *(char **) elem = col_strdup (s, 0);
+}
+
+static void
+drop_str (void *elem)
+{
+  free (*(char **) elem);
+}
+
 /* ---- transactions ------------------------------------------------- */
 
 int
@@ -1025,15 +1086,26 @@ store_customer_exists (struct store *st, const char *id)
   return db_fail (st, "looking up a customer");
 }
 
+struct find_ctx {
+  int (*cb) (void *data, const char *id);
+  void *data;
+};
+
+static int
+find_each (void *ctx, void *elem)
+{
+  struct find_ctx *c = ctx;
+  return c->cb (c->data, *(char **) elem) ? 1 : 0;
+}
+
 int
 store_customer_find (struct store *st, const char *channel,
                      const char *address,
                      int (*cb) (void *data, const char *id), void *data)
 {
+  struct find_ctx c = { cb, data };
   sqlite3_stmt *s;
-  char **ids = NULL;
-  size_t n = 0, cap = 0, i;
-  int id, rc, delivered = 0;
+  int id;
 
   if (strcmp (channel, "email") == 0)
     id = Q_FIND_EMAIL;
@@ -1050,25 +1122,8 @@ store_customer_find (struct store *st, const char *channel,
     return -1;
   bind_text (s, 1, address);
   /* Read all first: the callback (an SMS STOP) writes consent. */
-  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
-    if (n == cap)
-      ids = xrealloc (ids, (cap = cap ? 2 * cap : 4) * sizeof *ids);
-    ids[n++] = col_strdup (s, 0);
-  }
-  sqlite3_reset (s);
-  if (rc != SQLITE_DONE) {
-    db_fail (st, "looking up customers by address");
-    delivered = -1;
-  }
-  for (i = 0; delivered >= 0 && i < n; i++) {
-    delivered++;
-    if (cb (data, ids[i]))
-      break;
-  }
-  for (i = 0; i < n; i++)
-    free (ids[i]);
-  free (ids);
-  return delivered;
+  return page_each (st, s, 0, sizeof (char *), copy_str0, drop_str,
+                    find_each, &c, "looking up customers by address");
 }
 
 int64_t
@@ -1089,58 +1144,66 @@ store_customer_count (struct store *st)
   return n;
 }
 
+struct audience_row {
+  char *id, *text;
+};
+
+static void
+audience_copy (sqlite3_stmt *s, void *elem)
+{
+  struct audience_row *a = elem;
+  a->id = col_strdup (s, 0);
+  a->text = col_strdup (s, 1);
+}
+
+static void
+audience_drop (void *elem)
+{
+  struct audience_row *a = elem;
+  free (a->id);
+  free (a->text);
+}
+
+struct audience_ctx {
+  struct store *st;
+  int (*cb) (void *data, json_t *customer);
+  void *data;
+};
+
+static int
+audience_each (void *ctx, void *elem)
+{
+  struct audience_ctx *c = ctx;
+  struct audience_row *a = elem;
+  json_t *rec = load_record (c->st, a->id, a->text ? a->text : "");
+  int stop;
+
+  if (!rec)
+    return -1;
+  stop = c->cb (c->data, rec);
+  json_decref (rec);
+  return stop ? 1 : 0;
+}
+
 int
 store_audience_next (struct store *st, const char *campaign, int step,
                      const char *after_id, int limit,
                      int (*cb) (void *data, json_t *customer), void *data)
 {
   sqlite3_stmt *s = q (st, Q_AUDIENCE);
-  char **ids = NULL, **texts = NULL;
-  int n = 0, i, rc = SQLITE_DONE, delivered = 0, r = -1;
+  struct audience_ctx c = { st, cb, data };
 
   if (!s)
     return -1;
   if (limit <= 0)
     limit = 1000;
-  ids = xcalloc ((size_t) limit, sizeof *ids);
-  texts = xcalloc ((size_t) limit, sizeof *texts);
   bind_text (s, 1, after_id ? after_id : "");
   bind_text (s, 2, campaign);
   sqlite3_bind_int (s, 3, step);
   sqlite3_bind_int (s, 4, limit);
-  /* Read the page first: the callback will write outbox rows, and SQLite
-   * leaves undefined whether a running SELECT sees rows written under it. */
-  while (n < limit && (rc = sqlite3_step (s)) == SQLITE_ROW) {
-    ids[n] = col_strdup (s, 0);
-    texts[n] = col_strdup (s, 1);
-    n++;
-  }
-  if (n < limit && rc != SQLITE_DONE) {
-    db_fail (st, "reading the audience");
-    sqlite3_reset (s);
-    goto out;
-  }
-  sqlite3_reset (s);
-  for (i = 0; i < n; i++) {
-    json_t *rec = load_record (st, ids[i], texts[i] ? texts[i] : "");
-    int stop;
-    if (!rec)
-      goto out;
-    stop = cb (data, rec);
-    json_decref (rec);
-    delivered++;
-    if (stop)
-      break;
-  }
-  r = delivered;
-out:
-  for (i = 0; i < n; i++) {
-    free (ids[i]);
-    free (texts[i]);
-  }
-  free (ids);
-  free (texts);
-  return r;
+  /* Read the page first: the callback will write outbox rows. */
+  return page_each (st, s, limit, sizeof (struct audience_row), audience_copy,
+                    audience_drop, audience_each, &c, "reading the audience");
 }
 
 /* ---- consent and suppressions ------------------------------------- */
@@ -1391,6 +1454,43 @@ out:
   return tx_leave (st, owned, r);
 }
 
+struct msg_event {
+  int64_t id, at_ms;
+  char *detail, *machine;
+};
+
+static void
+msg_event_copy (sqlite3_stmt *s, void *elem)
+{
+  struct msg_event *e = elem;
+  e->id = sqlite3_column_int64 (s, 0);
+  e->at_ms = sqlite3_column_int64 (s, 1);
+  e->detail = col_strdup (s, 2);
+  e->machine = col_strdup (s, 3);
+}
+
+static void
+msg_event_drop (void *elem)
+{
+  struct msg_event *e = elem;
+  free (e->detail);
+  free (e->machine);
+}
+
+struct msg_events_ctx {
+  int (*cb) (void *data, int64_t id, int64_t at_ms, const char *detail,
+             const char *machine);
+  void *data;
+};
+
+static int
+msg_events_each (void *ctx, void *elem)
+{
+  struct msg_events_ctx *c = ctx;
+  struct msg_event *e = elem;
+  return c->cb (c->data, e->id, e->at_ms, e->detail, e->machine) ? 1 : 0;
+}
+
 int
 store_message_events (struct store *st, const char *key, const char *type,
                       int64_t from_ms, int64_t to_ms,
@@ -1412,9 +1512,7 @@ store_message_events_except (struct store *st, const char *key,
                              void *data)
 {
   sqlite3_stmt *s = q (st, Q_MSG_EVENTS);
-  struct msg_event { int64_t id, at_ms; char *detail, *machine; } *ev = NULL;
-  size_t n = 0, cap = 0, i;
-  int rc, delivered = 0;
+  struct msg_events_ctx c = { cb, data };
 
   if (!s)
     return -1;
@@ -1424,31 +1522,9 @@ store_message_events_except (struct store *st, const char *key,
   sqlite3_bind_int64 (s, 4, to_ms);
   bind_text (s, 5, except_detail);
   /* Read all first: the callback may flag them (store_event_set_machine). */
-  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
-    if (n == cap)
-      ev = xrealloc (ev, (cap = cap ? 2 * cap : 8) * sizeof *ev);
-    ev[n].id = sqlite3_column_int64 (s, 0);
-    ev[n].at_ms = sqlite3_column_int64 (s, 1);
-    ev[n].detail = col_strdup (s, 2);
-    ev[n].machine = col_strdup (s, 3);
-    n++;
-  }
-  sqlite3_reset (s);
-  if (rc != SQLITE_DONE) {
-    db_fail (st, "reading a message's events");
-    delivered = -1;
-  }
-  for (i = 0; delivered >= 0 && i < n; i++) {
-    delivered++;
-    if (cb (data, ev[i].id, ev[i].at_ms, ev[i].detail, ev[i].machine))
-      break;
-  }
-  for (i = 0; i < n; i++) {
-    free (ev[i].detail);
-    free (ev[i].machine);
-  }
-  free (ev);
-  return delivered;
+  return page_each (st, s, 0, sizeof (struct msg_event), msg_event_copy,
+                    msg_event_drop, msg_events_each, &c,
+                    "reading a message's events");
 }
 
 int
@@ -1802,6 +1878,30 @@ store_outbox_reroute_none (struct store *st, const char *key)
   return sqlite3_changes (st->db) == 0 ? 1 : 0;
 }
 
+static void
+due_copy (sqlite3_stmt *s, void *elem)
+{
+  *(struct outbox_row **) elem = row_from (s);
+}
+
+static void
+due_drop (void *elem)
+{
+  store_row_free (*(struct outbox_row **) elem);
+}
+
+struct due_ctx {
+  int (*cb) (void *data, const struct outbox_row *row);
+  void *data;
+};
+
+static int
+due_each (void *ctx, void *elem)
+{
+  struct due_ctx *c = ctx;
+  return c->cb (c->data, *(struct outbox_row **) elem) ? 1 : 0;
+}
+
 int
 store_outbox_due (struct store *st, const char *campaign, int64_t now,
                   int limit,
@@ -1820,35 +1920,18 @@ store_outbox_due (struct store *st, const char *campaign, int64_t now,
   return outbox_page (st, s, limit, cb, data);
 }
 
-/* Up to LIMIT rows of the bound statement S (selecting OUTBOX_COLS),
- * read into memory first (the callback updates these rows), then handed
- * to CB until it returns non-zero.  The count handed, or -1. */
+/* Up to LIMIT rows of the bound statement S (selecting OUTBOX_COLS), read
+ * into memory first (the callback updates these rows), then handed to CB
+ * until it returns non-zero.  The count handed, or -1. */
 static int
 outbox_page (struct store *st, sqlite3_stmt *s, int limit,
              int (*cb) (void *data, const struct outbox_row *row),
              void *data)
 {
-  struct outbox_row **rows;
-  int n = 0, i, rc = SQLITE_DONE, delivered = 0;
+  struct due_ctx c = { cb, data };
 
-  rows = xcalloc ((size_t) limit, sizeof *rows);
-  /* Page into memory: the callback updates these rows. */
-  while (n < limit && (rc = sqlite3_step (s)) == SQLITE_ROW)
-    rows[n++] = row_from (s);
-  sqlite3_reset (s);
-  if (n < limit && rc != SQLITE_DONE) {
-    db_fail (st, "reading outbox rows");
-    delivered = -1;
-  }
-  for (i = 0; delivered >= 0 && i < n; i++) {
-    delivered++;
-    if (cb (data, rows[i]))
-      break;
-  }
-  for (i = 0; i < n; i++)
-    store_row_free (rows[i]);
-  free (rows);
-  return delivered;
+  return page_each (st, s, limit, sizeof (struct outbox_row *), due_copy,
+                    due_drop, due_each, &c, "reading outbox rows");
 }
 
 int
@@ -2161,6 +2244,42 @@ store_timer_add (struct store *st, const struct store_timer *t)
   return sqlite3_changes (st->db) == 0 ? 1 : 0;
 }
 
+static void
+timer_copy (sqlite3_stmt *s, void *elem)
+{
+  struct store_timer *t = elem;
+  t->id = sqlite3_column_int64 (s, 0);
+  t->campaign = col_strdup (s, 1);
+  t->customer = col_strdup (s, 2);
+  t->instance = sqlite3_column_int64 (s, 3);
+  t->step = sqlite3_column_int (s, 4);
+  t->due = sqlite3_column_int64 (s, 5);
+  t->entered = sqlite3_column_int64 (s, 6);
+  t->event = col_strdup (s, 7);
+}
+
+static void
+timer_drop (void *elem)
+{
+  struct store_timer *t = elem;
+  free ((char *) t->campaign);
+  free ((char *) t->customer);
+  free ((char *) t->event);
+}
+
+struct timers_ctx {
+  int (*cb) (void *data, const struct store_timer *t);
+  void *data;
+};
+
+/* Only -1 from the callback stops (an error); any other value goes on. */
+static int
+timers_each (void *ctx, void *elem)
+{
+  struct timers_ctx *c = ctx;
+  return c->cb (c->data, elem) < 0 ? -1 : 0;
+}
+
 int
 store_timers_due (struct store *st, const char *campaign, int64_t now,
                   int limit,
@@ -2168,47 +2287,18 @@ store_timers_due (struct store *st, const char *campaign, int64_t now,
                   void *data)
 {
   sqlite3_stmt *s = q (st, Q_TIMERS_DUE);
-  struct store_timer *ts = NULL;
-  size_t n = 0, i;
-  int rc, r = 0;
+  struct timers_ctx c = { cb, data };
 
   if (!s)
     return -1;
   bind_text (s, 1, campaign);
   sqlite3_bind_int64 (s, 2, now);
   sqlite3_bind_int (s, 3, limit);
-  /* Copied out first: the callback may write to the store. */
-  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
-    struct store_timer *t;
-    ts = xrealloc (ts, (n + 1) * sizeof *ts);
-    t = &ts[n++];
-    memset (t, 0, sizeof *t);
-    t->id = sqlite3_column_int64 (s, 0);
-    t->campaign = col_strdup (s, 1);
-    t->customer = col_strdup (s, 2);
-    t->instance = sqlite3_column_int64 (s, 3);
-    t->step = sqlite3_column_int (s, 4);
-    t->due = sqlite3_column_int64 (s, 5);
-    t->entered = sqlite3_column_int64 (s, 6);
-    t->event = col_strdup (s, 7);
-  }
-  sqlite3_reset (s);
-  if (rc != SQLITE_DONE)
-    r = db_fail (st, "reading the due journey steps");
-  for (i = 0; i < n; i++) {
-    if (r >= 0) {
-      int c = cb (data, &ts[i]);
-      if (c < 0)
-        r = -1;
-      else
-        r++;
-    }
-    free ((char *) ts[i].campaign);
-    free ((char *) ts[i].customer);
-    free ((char *) ts[i].event);
-  }
-  free (ts);
-  return r;
+  /* Copied out first: the callback may write to the store.  LIMIT is the
+   * query's. */
+  return page_each (st, s, 0, sizeof (struct store_timer), timer_copy,
+                    timer_drop, timers_each, &c,
+                    "reading the due journey steps");
 }
 
 int
@@ -2271,54 +2361,63 @@ store_journey_last (struct store *st, const char *campaign,
   return 0;
 }
 
+static void
+event_row_copy (sqlite3_stmt *s, void *elem)
+{
+  struct store_event_row *e = elem;
+  e->id = sqlite3_column_int64 (s, 0);
+  e->customer = col_strdup (s, 1);
+  e->channel = col_strdup (s, 2);
+  e->type = col_strdup (s, 3);
+  e->at = sqlite3_column_int64 (s, 4);
+  e->campaign = col_strdup (s, 5);
+  e->message_key = col_strdup (s, 6);
+  e->detail = col_strdup (s, 7);
+  e->machine = col_strdup (s, 8);
+}
+
+static void
+event_row_drop (void *elem)
+{
+  struct store_event_row *e = elem;
+  free (e->customer);
+  free (e->channel);
+  free (e->type);
+  free (e->campaign);
+  free (e->message_key);
+  free (e->detail);
+  free (e->machine);
+}
+
+struct events_after_ctx {
+  int (*cb) (void *data, const struct store_event_row *e);
+  void *data;
+};
+
+/* Only -1 from the callback stops (an error); any other value goes on. */
+static int
+events_after_each (void *ctx, void *elem)
+{
+  struct events_after_ctx *c = ctx;
+  return c->cb (c->data, elem) < 0 ? -1 : 0;
+}
+
 int
 store_events_after (struct store *st, int64_t after_id, int limit,
                     int (*cb) (void *data, const struct store_event_row *e),
                     void *data)
 {
   sqlite3_stmt *s = q (st, Q_EVENTS_AFTER);
-  struct store_event_row *es = NULL;
-  size_t n = 0, i;
-  int rc, r = 0;
+  struct events_after_ctx c = { cb, data };
 
   if (!s)
     return -1;
   sqlite3_bind_int64 (s, 1, after_id);
   sqlite3_bind_int (s, 2, limit);
-  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
-    struct store_event_row *e;
-    es = xrealloc (es, (n + 1) * sizeof *es);
-    e = &es[n++];
-    e->id = sqlite3_column_int64 (s, 0);
-    e->customer = col_strdup (s, 1);
-    e->channel = col_strdup (s, 2);
-    e->type = col_strdup (s, 3);
-    e->at = sqlite3_column_int64 (s, 4);
-    e->campaign = col_strdup (s, 5);
-    e->message_key = col_strdup (s, 6);
-    e->detail = col_strdup (s, 7);
-    e->machine = col_strdup (s, 8);
-  }
-  sqlite3_reset (s);
-  if (rc != SQLITE_DONE)
-    r = db_fail (st, "reading new events");
-  for (i = 0; i < n; i++) {
-    if (r >= 0) {
-      if (cb (data, &es[i]) < 0)
-        r = -1;
-      else
-        r++;
-    }
-    free (es[i].customer);
-    free (es[i].channel);
-    free (es[i].type);
-    free (es[i].campaign);
-    free (es[i].message_key);
-    free (es[i].detail);
-    free (es[i].machine);
-  }
-  free (es);
-  return r;
+  /* LIMIT is the query's. */
+  return page_each (st, s, 0, sizeof (struct store_event_row), event_row_copy,
+                    event_row_drop, events_after_each, &c,
+                    "reading new events");
 }
 
 int

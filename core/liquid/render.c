@@ -604,23 +604,20 @@ static struct lv seq_at(struct rstate *st, struct seq *s, size_t i)
 	}
 }
 
-static int render_for(struct rstate *st, const struct node *n)
+/* The slice [*from_r, *to_r) of a LEN-item collection that a for or
+ * tablerow loop's offset and limit select; START is where offset:continue
+ * begins (for only: the parser accepts it on tablerow, which starts at 0).
+ * One reading for both tags, Ruby's for: a nil offset is 0, a nil limit is
+ * no limit; both are clamped to the collection.  0, or R_ERR (error set)
+ * when offset or limit is not an integer. */
+static int loop_slice(struct rstate *st, const struct node *n, int64_t len,
+		      int64_t start, int64_t *from_r, int64_t *to_r)
 {
-	struct lv c, v;
-	struct seq s;
-	int64_t from = 0, to, len, i;
-	struct forloop fl;
-	struct var *offv = NULL;
-	size_t lbase = st->locals.n;
-	int r = R_OK;
+	struct lv v;
+	int64_t from = 0, to = len;
 
-	if (eval(st, n->loop.coll, &c))
-		return R_ERR;
-	seq_init(&s, &c);
-	len = (int64_t)s.n;
 	if (n->loop.offset_continue) {
-		offv = vv_find(&st->offsets, 0, n->loop.key, n->loop.keylen);
-		from = offv ? offv->val.i : 0;
+		from = start;
 	} else if (n->loop.offset) {
 		if (eval(st, n->loop.offset, &v) ||
 		    to_int_strict(st, &v, n->loop.offset->pos, &from))
@@ -628,7 +625,6 @@ static int render_for(struct rstate *st, const struct node *n)
 	}
 	if (from < 0)
 		from = 0;
-	to = len;
 	if (n->loop.limit) {
 		int64_t lim;
 
@@ -644,6 +640,29 @@ static int render_for(struct rstate *st, const struct node *n)
 		from = len;
 	if (to < from)
 		to = from;
+	*from_r = from;
+	*to_r = to;
+	return 0;
+}
+
+static int render_for(struct rstate *st, const struct node *n)
+{
+	struct lv c;
+	struct seq s;
+	int64_t from, to, len, i;
+	struct forloop fl;
+	struct var *offv = NULL;
+	size_t lbase = st->locals.n;
+	int r = R_OK;
+
+	if (eval(st, n->loop.coll, &c))
+		return R_ERR;
+	seq_init(&s, &c);
+	len = (int64_t)s.n;
+	if (n->loop.offset_continue)
+		offv = vv_find(&st->offsets, 0, n->loop.key, n->loop.keylen);
+	if (loop_slice(st, n, len, offv ? offv->val.i : 0, &from, &to))
+		return R_ERR;
 	vv_set(st, &st->offsets, n->loop.key, n->loop.keylen, lv_int(to));
 	if (to == from)
 		return render_block(st, &n->loop.els);
@@ -688,7 +707,7 @@ static int render_tablerow(struct rstate *st, const struct node *n)
 {
 	struct lv c, v;
 	struct seq s;
-	int64_t from = 0, to, len, i, cols = 0;
+	int64_t from, to, len, i, cols = 0;
 	struct forloop fl;
 	size_t lbase = st->locals.n;
 	char tmp[64];
@@ -700,27 +719,8 @@ static int render_tablerow(struct rstate *st, const struct node *n)
 		return R_OK;
 	seq_init(&s, &c);
 	len = (int64_t)s.n;
-	if (n->loop.offset && (eval(st, n->loop.offset, &v) ||
-			       to_int_strict(st, &v, n->loop.offset->pos, &from)))
+	if (loop_slice(st, n, len, 0, &from, &to))
 		return R_ERR;
-	if (from < 0)
-		from = 0;
-	to = len;
-	if (n->loop.limit) {
-		int64_t lim;
-
-		if (eval(st, n->loop.limit, &v) ||
-		    to_int_strict(st, &v, n->loop.limit->pos, &lim))
-			return R_ERR;
-		if (lim < 0)
-			lim = 0;
-		if (from + lim < to)
-			to = from + lim;
-	}
-	if (from > len)
-		from = len;
-	if (to < from)
-		to = from;
 	if (n->loop.cols && (eval(st, n->loop.cols, &v) ||
 			     to_int(st, &v, n->loop.cols->pos, &cols)))
 		return R_ERR;

@@ -139,17 +139,22 @@ is "$(state x f1)" "sent=2" "channel fixed: both sent"
 like "$(sed -n 3p "$T/email.log")" " 1$" "channel error did not count as an attempt"
 
 # 5. One run per campaign at a time: a second one is refused, not raced.
-rm -f "$T/herald.db"* "$T/email.log"; rm -rf "$T/out"
+rm -f "$T/herald.db"* "$T/email.log" "$T/ready"; rm -rf "$T/out"
 gateway_with_email_mode "$T/g.ini" sent
-# every e-mail batch takes 1.5 s, so the first run is still going
-sed -i 's/^\[channel.sms\]$/sleep_ms = 1500\n[channel.sms]/' "$T/g.ini"
+# The first run's e-mail batch stays in the plugin (it says so in
+# $T/ready) until the test removes $T/ready.
+sed -i "s|^\[channel.sms\]\$|ready = $T/ready\nhold_ms = 120000\n[channel.sms]|" "$T/g.ini"
 "$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
 "$HERALD" -c "$T/g.ini" run "$T/c.ini" > "$T/first.out" 2>&1 &
 pid=$!
-sleep 0.5
+held_or_gone () { grep -q '^send ' "$T/ready" 2>/dev/null || ! alive "$pid"; }
+wait_until 60 held_or_gone
+grep -q '^send ' "$T/ready"
+is "$?" 0 "the first run has a batch in the plugin"
 out=$("$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1); rc=$?
 is "$rc" 1 "a second run of a running campaign: exit 1"
 like "$out" "campaign f1 is already running" "a second run says why"
+rm -f "$T/ready"
 wait "$pid"
 is "$?" 0 "the first run finishes"
 is "$(state x f1)" "sent=2" "each message sent once"

@@ -8,7 +8,7 @@
 PY=/usr/bin/python3
 N=1800
 
-gateway () {   # gateway FILE EMAIL-MODE SLEEP-MS
+gateway () {   # gateway FILE EMAIL-MODE SLEEP-MS [READY-FILE]
   cat > "$1" <<INI
 [store]
 path = $T/herald.db
@@ -21,6 +21,8 @@ mode = $2
 sleep_ms = $3
 log = $T/email.log
 calls = $T/calls.log
+${4:+ready = $4
+hold_ms = 120000}
 [channel.sms]
 plugin = outbox
 lanes = 2
@@ -82,13 +84,22 @@ is "$(states)" "sent=$N" "lanes, channel fixed: everything sent"
 is "$(grep -c ' 1$' "$T/email.log")/$(wc -l < "$T/email.log" | tr -d ' ')" 1200/1200 "lanes, channel fixed: each e-mail once, on its first counted attempt"
 
 # 3. SIGTERM: the batches in flight finish and are recorded; a second run
-# sends the rest, nobody twice.
-gateway "$T/g.ini" sent 300
+# sends the rest, nobody twice.  Each e-mail lane's first batch stays in
+# the plugin (and says so in $T/ready) until the test removes $T/ready.
+gateway "$T/g.ini" sent 0 "$T/ready"
 fresh
+rm -f "$T/ready"
 timeout 120 "$HERALD" -c "$T/g.ini" run "$T/c.ini" > "$T/term.out" 2>&1 &
 pid=$!
-sleep 0.5
+held_or_gone () { grep -q '^send ' "$T/ready" 2>/dev/null || ! alive "$pid"; }
+wait_until 60 held_or_gone
+grep -q '^send ' "$T/ready"
+is "$?" 0 "lanes, SIGTERM: a batch is in the plugin"
 kill -TERM "$pid"
+# Release the held batches, and any other lane's first one, until the run
+# has finished.
+released () { rm -f "$T/ready"; ! alive "$pid"; }
+wait_until 60 released
 wait "$pid"; rc=$?
 is "$rc" 1 "lanes, SIGTERM: exit 1"
 like "$(cat "$T/term.out")" "interrupted" "lanes, SIGTERM: says it was interrupted"

@@ -115,3 +115,27 @@ PYEOF
 }
 
 count_lines () { if [ -f "$1" ]; then wc -l < "$1" | tr -d ' '; else echo 0; fi; }
+
+# wait_until SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds
+# (0), or give up when SECONDS have passed (1).  Tests wait on a condition
+# with a generous deadline, never on a sleep that guesses how long
+# something takes on a loaded machine.
+wait_until () {
+  _wu_end=$(( $(date +%s) + $1 ))
+  shift
+  until "$@"; do
+    [ "$(date +%s)" -ge "$_wu_end" ] && return 1
+    sleep 0.05
+  done
+  return 0
+}
+
+# alive PID: the process runs (not exited; a zombie not yet waited for
+# counts as exited).
+alive () {
+  kill -0 "$1" 2>/dev/null || return 1
+  case "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null)" in
+    Z*) return 1 ;;
+  esac
+  return 0
+}

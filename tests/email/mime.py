@@ -155,13 +155,10 @@ def check(case, rec):
     hdrs = raw_headers(data)
     names = [k.lower() for k, _ in hdrs]
     t.ok('bcc' not in names, '%s: no Bcc' % name)
-    for h in ('date', 'from', 'to', 'subject', 'message-id', 'mime-version'):
-        if names.count(h) != 1:
-            t.ok(False, '%s: exactly one %s' % (name, h), names)
-            break
-    else:
-        t.ok(True, '%s: exactly one Date, From, To, Subject, Message-ID, '
-             'MIME-Version' % name)
+    t.ok(all(names.count(h) == 1 for h in ('date', 'from', 'to', 'subject',
+                                           'message-id', 'mime-version')),
+         '%s: exactly one Date, From, To, Subject, Message-ID, '
+         'MIME-Version' % name, names)
 
     # Date from message->created, Message-ID from the key: byte for byte.
     want_date = email.utils.format_datetime(

@@ -2,7 +2,8 @@
 # servers on loopback: 2xx sent, 4xx retry, 5xx rejected, 5.1.1 invalid
 # address, 530 on MAIL FROM a channel error (also after a failed AUTH),
 # a dropped connection and a server that never answers give retry in
-# time; batch opens one session per `batch` messages; rate paces.
+# time; batch opens one session per `batch` messages; rate paces.  Time is
+# only bounded below (a wait the code promises) or by a generous deadline.
 import os
 import signal
 import sys
@@ -143,12 +144,16 @@ s = ScriptedSMTP()
 try:
     msgs = [msg('d:1', 'x1@example.com'), msg('d:2', 'drop@example.com'),
             msg('d:3', 'x3@example.com')]
-    t0 = time.monotonic()
-    rc, res, err, dt = plugin_run(keys_for(s.port), msgs)
+    # timeout_ms far above the deadline: a plugin that waited for the
+    # timeout instead of noticing the hang-up fails, however slow the
+    # machine is.
+    rc, res, err, dt = plugin_run(keys_for(s.port, timeout_ms=120000), msgs,
+                                  timeout=90)
     st = [x['status'] for x in res]
     t.ok(st == ['sent', 'retry', 'retry'], 'dropped connection mid-session: '
          'sent, retry, retry', (err, res))
-    t.ok(dt < 4.5, 'dropped connection noticed at once (%.2fs)' % dt)
+    t.ok(dt < 60, 'dropped connection noticed at once, not after '
+         'timeout_ms=120000 (%.2fs)' % dt)
     t.ok(len(s.messages) == 1 and len(s.dropped) == 1,
          'server got the first message and the dropped one\'s data')
 finally:
@@ -163,8 +168,11 @@ try:
                                    msg('s:2', 'q2@example.com')], timeout=30)
     t.ok([x['status'] for x in res] == ['retry', 'retry'],
          'silent server: retry', (err, res))
-    t.ok(0.9 <= dt < 4.0, 'silent server: gave up after about timeout_ms '
-         '(%.2fs for 1000 ms)' % dt)
+    # At least timeout_ms: a property of the code.  Above, only a generous
+    # deadline, still below the plugin's default of 30 s: the key counted
+    # and nothing hung.
+    t.ok(0.9 <= dt < 25, 'silent server: gave up after timeout_ms, not '
+         'before (%.2fs for 1000 ms)' % dt)
     t.ok(res and res[0]['error'] != '', 'silent server: error says why',
          res)
 finally:
@@ -180,11 +188,15 @@ t.ok(res and res[0]['status'] == 'retry' and 'refused' in
 s = ScriptedSMTP()
 try:
     msgs = [msg('p:%d' % i, 'p%d@example.com' % i) for i in range(6)]
-    rc, res, err, dt = plugin_run(keys_for(s.port, rate=10), msgs)
-    t.ok([x['status'] for x in res] == ['sent'] * 6 and dt >= 0.45,
-         'rate=10: 6 messages take at least 0.5 s (%.2fs)' % dt)
+    rc, res, err, dt = plugin_run(keys_for(s.port, rate=2), msgs)
+    t.ok([x['status'] for x in res] == ['sent'] * 6 and dt >= 2.4,
+         'rate=2: 6 messages take at least 2.5 s (%.2fs)' % dt)
+    # Unpaced, the same six take no time to speak of: the bound is the
+    # paced run's 2.5 s, far above what six messages on loopback take
+    # even on a loaded machine.
     rc, res, err, dt2 = plugin_run(keys_for(s.port), msgs)
-    t.ok(dt2 < dt, 'without rate it is faster (%.2fs)' % dt2)
+    t.ok([x['status'] for x in res] == ['sent'] * 6 and dt2 < 2.4,
+         'without rate: not paced (%.2fs)' % dt2)
 finally:
     s.stop()
 

@@ -66,12 +66,21 @@ if [ "$ids" = 3000 ]; then
 else
   echo "not ok 2 - 3000 distinct Message-IDs ($ids)"
 fi
-sleep 0.3
+# The counter line is rewritten with CRs; the last value is the total.
+# Wait (30 s at most) for the sink to have counted all of them before
+# stopping it: it counts after it has answered.
+counted () {
+  tr '\r' '\n' <"$tmp/sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -n 1
+}
+i=0
+while [ "$(counted)" != 3000 ] && [ $i -lt 600 ]; do
+  i=$((i + 1))
+  sleep 0.05
+done
 kill "$sinkpid" 2>/dev/null
 wait "$sinkpid" 2>/dev/null
 sinkpid=
-# The counter line is rewritten with CRs; the last value is the total.
-got=$(tr '\r' '\n' <"$tmp/sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -n 1)
+got=$(counted)
 if [ "$got" = 3000 ]; then
   echo "ok 3 - smtp-sink counted 3000 messages in 3 sessions"
 else

@@ -95,8 +95,17 @@ http {
                                  "topic": "com.example.h2", "concurrency": "8"}, msgs, batch=20)
     t.eq([o["status"] for o in out], ["sent"] * 20, "20 APNs pushes sent over TLS", )
     t.ok(all(o["provider_id"] for o in out), "apns-id echoed back")
-    time.sleep(0.2)
-    lines = [l.split() for l in open(log).read().splitlines() if "/3/device/" in l]
+    # nginx writes its access log after it has answered: wait (30 s at
+    # most) for the 20 lines instead of guessing how long that takes.
+    def device_lines():
+        try:
+            return [l.split() for l in open(log).read().splitlines() if "/3/device/" in l]
+        except OSError:
+            return []
+    end = time.monotonic() + 30
+    while len(device_lines()) < 20 and time.monotonic() < end:
+        time.sleep(0.05)
+    lines = device_lines()
     t.eq(len(lines), 20, "20 requests reached nginx")
     t.eq(set(l[1] for l in lines), {"HTTP/2.0"}, "every request was HTTP/2")
     t.eq(len(set(l[0] for l in lines)), 1, "multiplexed on one connection")

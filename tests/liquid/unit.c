@@ -115,12 +115,25 @@ int main(void)
 			"customer", "tier", "gold", "orders", 5, "id", "c42",
 			"tags", "vip", "new", "html", "<a href=\"x\">T&C</a>",
 			"nums", 1, 2, 3, "name", "élan ßtraße Ğ");
-	tap_plan(61);
+	tap_plan(65);
 
 	/* API basics */
 	tap_is(rr("Hi {{ customer.id }}!", NULL), "Hi c42!", "output");
 	tap_is(rr("{% for n in nums %}{{ n | times: 2 }}{% unless forloop.last %},{% endunless %}{% endfor %}",
 		  NULL), "2,4,6", "for, filters, forloop");
+	/* for and tablerow read offset and limit the same way (loop_slice):
+	 * nil offset is 0, nil limit is no limit; a limit of 0 is none. */
+	tap_is(rr("{% for i in (1..3) offset: nothing limit: nothing %}{{ i }}{% endfor %}",
+		  NULL), "123", "for: nil offset and limit take everything");
+	tap_is(rr("{% tablerow i in (1..3) offset: nothing limit: nothing %}{{ i }}{% endtablerow %}",
+		  NULL),
+	       "<tr class=\"row1\">\n<td class=\"col1\">1</td><td class=\"col2\">2</td>"
+	       "<td class=\"col3\">3</td></tr>\n",
+	       "tablerow: nil offset and limit take everything, as for");
+	tap_is(rr("{% for i in (1..3) limit: 0 %}{{ i }}{% endfor %}", NULL), "",
+	       "for: limit 0 takes nothing");
+	tap_is(rr("{% tablerow i in (1..3) limit: 0 %}{{ i }}{% endtablerow %}", NULL),
+	       "<tr class=\"row1\">\n</tr>\n", "tablerow: limit 0 takes nothing, as for");
 	liquid_buf_init(&out);
 	s = "a{{ customer.orders }}";
 	t = liquid_parse(s, strlen(s), "x", NULL, &err);

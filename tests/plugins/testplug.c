@@ -6,8 +6,14 @@
  * "log" names a file that gets one line per message it was handed;
  * "calls" names a file that gets one line per send call, "STATE N START
  * END" (STATE tells the instances apart, times in ns, CLOCK_MONOTONIC);
- * "sleep_ms" makes every send take that long; "crash_on" names a message
- * key whose send raises SIGSEGV (a poison message).  A callback (herald
+ * "sleep_ms" makes every send take that long; "ready" names a file that
+ * the send call number "ready_after" (default 1) of the instance appends
+ * "send N" to once its messages are logged, before it stays "hold_ms" in
+ * the plugin (less if the test removes the file) and then appends "return
+ * N": a test waits for the first line to know a batch is in flight (sent,
+ * not yet recorded) and can signal the run then; the second says the
+ * batch came back; "crash_on" names a message key whose send crashes
+ * (SIGSEGV: a poison message).  A callback (herald
  * serve's /inbound/NAME/PATH) to PATH "/refuse" is answered 400, "/crash"
  * 500, "/fail" fails (-1); anything else gets 200 and reports nothing. */
 #include <fcntl.h>
@@ -24,9 +30,14 @@ struct tp_state {
   char *crash_on;            /* a message key that crashes send (SIGSEGV) */
   FILE *log;
   int calls;                 /* fd, O_APPEND, or -1 */
+  char *ready;               /* the "ready" file, or NULL */
+  long ready_after;          /* the send call that signals and holds */
+  long hold_ms;
+  long n_calls;              /* send calls so far */
 };
 
 static const char *const tp_keys[] = { "mode", "log", "calls", "sleep_ms",
+                                       "ready", "ready_after", "hold_ms",
                                        "crash_on", NULL };
 
 static long long
@@ -48,6 +59,9 @@ tp_open (const struct herald_host *host, void **state_r, char *err,
   const char *log = host->config_get (host->data, "log");
   const char *sl = host->config_get (host->data, "sleep_ms");
   const char *calls = host->config_get (host->data, "calls");
+  const char *ready = host->config_get (host->data, "ready");
+  const char *ra = host->config_get (host->data, "ready_after");
+  const char *hold = host->config_get (host->data, "hold_ms");
   struct tp_state *s = calloc (1, sizeof *s);
   int i;
 
@@ -77,10 +91,15 @@ tp_open (const struct herald_host *host, void **state_r, char *err,
   s->sleep_ms = sl ? (int) strtol (sl, NULL, 10) : 0;
   if (host->config_get (host->data, "crash_on"))
     s->crash_on = strdup (host->config_get (host->data, "crash_on"));
-  if (log && !(s->log = fopen (log, "a"))) {
-    snprintf (err, errlen, "%s: cannot open", log);
+  s->ready_after = ra ? strtol (ra, NULL, 10) : 1;
+  s->hold_ms = hold ? strtol (hold, NULL, 10) : 0;
+  if ((ready && !(s->ready = strdup (ready)))
+      || (log && !(s->log = fopen (log, "a")))) {
+    snprintf (err, errlen, "%s: cannot open", log ? log : "ready");
     if (s->calls >= 0)
       close (s->calls);
+    free (s->ready);
+    free (s->crash_on);
     free (s);
     return -1;
   }
@@ -100,7 +119,41 @@ tp_close (void *state)
   if (s->calls >= 0)
     close (s->calls);
   free (s->crash_on);
+  free (s->ready);
   free (s);
+}
+
+/* Append LINE to the "ready" file in one write: the test polls it. */
+static void
+tp_ready_say (const struct tp_state *s, const char *what)
+{
+  char line[64];
+  int fd, len;
+
+  len = snprintf (line, sizeof line, "%s %ld\n", what, s->n_calls);
+  fd = open (s->ready, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return;
+  if (write (fd, line, (size_t) len) != len)
+    fprintf (stderr, "testplug: %s: short write\n", s->ready);
+  close (fd);
+}
+
+/* Stay MS milliseconds in the plugin, or until the test removes the
+ * ready file (it has done what it needed a batch in flight for).  Polled,
+ * so signals (a send on the main thread sees SIGTERM's handler) change
+ * nothing. */
+static void
+tp_hold (const struct tp_state *s)
+{
+  struct timespec tick = { 0, 10 * 1000000L };
+  long waited;
+
+  for (waited = 0; waited < s->hold_ms; waited += 10) {
+    if (access (s->ready, F_OK) < 0)
+      break;
+    nanosleep (&tick, NULL);
+  }
 }
 
 static int
@@ -143,6 +196,12 @@ tp_send (void *state, const struct herald_message *m, size_t n,
   }
   if (s->log)
     fflush (s->log);
+  s->n_calls++;
+  if (s->ready && s->n_calls == s->ready_after) {
+    tp_ready_say (s, "send");
+    tp_hold (s);
+    tp_ready_say (s, "return");
+  }
   if (s->calls >= 0) {
     /* One write per line: lines of several instances never interleave. */
     char line[128];

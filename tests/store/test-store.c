@@ -747,6 +747,97 @@ test_journeys (struct store *st)
   strbuf_free (&b);
 }
 
+/* ---- paging: read a page, then hand it out (page_each) ---------- */
+
+/* Callbacks that count their calls in *DATA and answer by the count:
+ * stop (non-zero) or fail (-1) on the second. */
+static int
+stop_second_row (void *data, const struct outbox_row *r)
+{
+  int *calls = data;
+  (void) r;
+  return ++*calls == 2;
+}
+
+static int
+fail_second_timer (void *data, const struct store_timer *t)
+{
+  int *calls = data;
+  (void) t;
+  return ++*calls == 2 ? -1 : 0;
+}
+
+static int
+positive_timer (void *data, const struct store_timer *t)
+{
+  int *calls = data;
+  (void) t;
+  ++*calls;
+  return 1;
+}
+
+static int
+fail_second_event (void *data, const struct store_event_row *e)
+{
+  int *calls = data;
+  (void) e;
+  return ++*calls == 2 ? -1 : 0;
+}
+
+static void
+test_pages (struct store *st)
+{
+  static const char *const who[] = { "p1", "p2", "p3" };
+  struct outbox_row r;
+  struct store_timer t;
+  int i, n, calls;
+  int64_t last = 0;
+
+  memset (&t, 0, sizeof t);
+  t.campaign = "pages";
+  t.instance = 1;
+  t.step = 1;
+  t.entered = 100;
+  for (i = 0; i < 3; i++) {
+    char key[32];
+
+    snprintf (key, sizeof key, "pages:0:%s", who[i]);
+    r = row (key, "pages", 0, who[i], "email", "pending");
+    store_outbox_insert (st, &r);
+    t.customer = who[i];
+    t.due = 200 + i;
+    store_timer_add (st, &t);
+  }
+  calls = 0;
+  n = store_outbox_due (st, "pages", 2000000, 10, stop_second_row, &calls);
+  tap_ok (n == 2 && calls == 2, "page: a callback that stops is counted, "
+          "and the next is not called (%d, %d calls)", n, calls);
+  calls = 0;
+  n = store_timers_due (st, "pages", 1000, 10, fail_second_timer, &calls);
+  tap_ok (n == -1 && calls == 2, "page: a callback that fails makes -1 and "
+          "is not called again (%d, %d calls)", n, calls);
+  calls = 0;
+  n = store_timers_due (st, "pages", 1000, 10, positive_timer, &calls);
+  tap_ok (n == 3 && calls == 3, "page: timers go on after a positive answer "
+          "(%d, %d calls)", n, calls);
+  calls = 0;
+  n = store_timers_due (st, "pages", 1000, 2, positive_timer, &calls);
+  tap_ok (n == 2 && calls == 2, "page: the limit holds (%d)", n);
+  store_events_last_id (st, &last);
+  calls = 0;
+  n = store_events_after (st, 0, 10, fail_second_event, &calls);
+  tap_ok (last >= 2 && n == -1 && calls == 2, "page: an event callback "
+          "that fails makes -1 (%d, %d calls of %lld events)", n, calls,
+          (long long) last);
+}
+
+/* store_close as a tap_returns callback. */
+static void
+call_store_close (void *st)
+{
+  store_close (st);
+}
+
 static void
 test_files (void)
 {
@@ -947,8 +1038,8 @@ test_files (void)
     store_close (st);
     free (nd);
   }
-  store_close (NULL);
-  tap_ok (1, "store_close (NULL) is a no-op");
+  tap_ok (tap_returns (call_store_close, NULL),
+          "store_close (NULL) is a no-op");
   free (p);
   free (q);
 }
@@ -976,6 +1067,7 @@ main (void)
   test_transactions (st);
   test_journeys (st);
   test_links (st);
+  test_pages (st);
   store_close (st);
   test_files ();
   free (p);
