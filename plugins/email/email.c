@@ -1,6 +1,7 @@
 /* email.c: Herald's email channel plugin, SMTP through libESMTP.
  *
  * send() turns each message into RFC 5322/MIME bytes (plugins/common/mime.c),
+ * signs them with DKIM when configured (dkimsign.c, libopendkim),
  * opens one SMTP session per `batch` messages (STARTTLS, AUTH, timeouts),
  * and classifies every message by the replies to its own MAIL, RCPT and
  * DATA.  All libESMTP calls live in this file.  It must never share a
@@ -31,6 +32,7 @@
 
 #include <herald/plugin.h>
 #include "../common/mime.h"
+#include "dkimsign.h"
 
 #define EMAIL_DEFAULT_TIMEOUT_MS 30000L
 #define EMAIL_DEFAULT_BATCH 100UL
@@ -55,6 +57,7 @@ struct email_state {
   SSL_CTX *ssl_ctx;              /* NULL when starttls = no */
   auth_context_t auth;           /* NULL without username */
   struct timespec next_slot;     /* rate pacing: earliest next DATA */
+  struct dkimsign *dkim;         /* NULL: messages are not signed */
 };
 
 /* One message of a session: its bytes and its libESMTP handles.  The
@@ -75,7 +78,8 @@ struct email_session_info {
 static const char *const email_channels[] = { "email", NULL };
 static const char *const email_keys[] = {
   "server", "from", "starttls", "username", "password", "password_file",
-  "timeout_ms", "rate", "batch", "tls_ca_file", "tls_verify", NULL
+  "timeout_ms", "rate", "batch", "tls_ca_file", "tls_verify",
+  "dkim_domain", "dkim_selector", "dkim_key_file", NULL
 };
 static const char *const email_secret_keys[] = { "password", NULL };
 
@@ -96,7 +100,7 @@ static void __attribute__ ((format (printf, 5, 6)))
 email_config_error (const struct herald_host *host, const char *key,
                     char *err, size_t errlen, const char *fmt, ...)
 {
-  char msg[384];
+  char msg[512];
   va_list ap;
   int line = host->config_line ? host->config_line (host->data, key) : 0;
 
@@ -237,6 +241,7 @@ email_close (void *state)
     return;
   if (st->auth != NULL)
     auth_destroy_context (st->auth);
+  dkimsign_free (st->dkim);
   SSL_CTX_free (st->ssl_ctx);
   free (st->server);
   free (st->from);
@@ -254,7 +259,7 @@ email_open (const struct herald_host *host, void **state_r, char *err,
 {
   struct email_state *st;
   const char *v, *pw, *pwfile;
-  char merr[256];
+  char merr[512];
   long n;
   int r = -1;
 
@@ -417,6 +422,17 @@ email_open (const struct herald_host *host, void **state_r, char *err,
     email_config_error (host, pwfile ? "password_file" : "password", err,
                         errlen, "set, but username is not");
     goto out;
+  }
+
+  {
+    const char *key = NULL;
+    if (dkimsign_new (email_get (host, "dkim_domain"),
+                      email_get (host, "dkim_selector"),
+                      email_get (host, "dkim_key_file"), &st->dkim, &key,
+                      merr, sizeof merr) < 0) {
+      email_config_error (host, key, err, errlen, "%s", merr);
+      goto out;
+    }
   }
 
   if (st->starttls != EMAIL_TLS_NO) {
@@ -832,6 +848,17 @@ email_send_session (struct email_state *st,
       email_set (&results[i], r == MIME_EADDRESS ? HERALD_INVALID_ADDRESS
                  : r == MIME_EFROM ? HERALD_CHANNEL_ERROR : HERALD_REJECTED,
                  err);
+      continue;
+    }
+    /* Never send unsigned what should be signed: a signer that fails
+     * stops the channel (the messages are kept); a message the library
+     * refuses is rejected; no memory is worth another try. */
+    if (st->dkim != NULL
+        && (r = dkimsign_message (st->dkim, m->key, &it->buf, err,
+                                  sizeof err)) != DKIMSIGN_OK) {
+      email_set (&results[i], r == DKIMSIGN_NOMEM ? HERALD_RETRY
+                 : r == DKIMSIGN_MESSAGE ? HERALD_REJECTED
+                 : HERALD_CHANNEL_ERROR, err);
       continue;
     }
     it->rcpt = calloc (m->n_to, sizeof *it->rcpt);
