@@ -845,7 +845,9 @@ cmd_lint (int argc, char **argv)
              "Usage: herald [-c GATEWAY.ini] lint CAMPAIGN.ini...\n\n"
              "Parses each campaign and all its templates; prints every "
              "problem as\nfile:line[:col]: message.  Exit 0 when there is "
-             "none, 1 otherwise.\n");
+             "none, 1 otherwise.\nWarnings about the gateway (file:line: "
+             "warning: ...), such as a channel's\ndkim_domain not aligned "
+             "with its From domain, do not change the exit status.\n");
     return argc < 2 ? EXIT_USAGE : 0;
   }
   gw = config_gateway_load (main_config_path, err, sizeof err);
@@ -853,6 +855,9 @@ cmd_lint (int argc, char **argv)
     fprintf (stderr, "%s\n", err);
     return 1;
   }
+  /* Warnings about the gateway: printed, never failing the lint. */
+  if (config_gateway_warnings (gw, &pb) > 0)
+    fputs (pb.s, stderr);
   for (i = 1; i < argc; i++) {
     strbuf_reset (&pb);
     c = campaign_load (argv[i], gw, &pb);

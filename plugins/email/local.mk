@@ -13,7 +13,7 @@ plugins_email_la_LIBADD = $(ESMTP_LIBS) $(OPENDKIM_LIBS) $(OPENSSL_LIBS)
 # driven through tests/plugin-run; DKIM signatures checked with python3-dkim.  The benchmark (bench/email/run.sh) is
 # never run by make check.
 EMAIL_TESTS = tests/email/mime.py tests/email/results.py tests/email/tls.py \
-	tests/email/headers.py tests/email/signing.py \
+	tests/email/headers.py tests/email/signing.py tests/email/lint.sh \
 	tests/email/config.sh tests/email/sink.sh
 TESTS += $(EMAIL_TESTS)
 dist_check_SCRIPTS += $(EMAIL_TESTS)
