@@ -858,7 +858,9 @@ cmd_lint (int argc, char **argv)
              "kind and\nknows its keys), then parses each campaign and all "
              "its templates;\nprints every problem as "
              "file:line[:col]: message.  Exit 0 when there is\nnone, 1 "
-             "otherwise.\n");
+             "otherwise.  Warnings about the gateway (file:line: warning:\n"
+             "...), such as a channel's dkim_domain not aligned with its "
+             "From\ndomain, do not change the exit status.\n");
     return argc < 2 ? EXIT_USAGE : 0;
   }
   gw = config_gateway_load (main_config_path, err, sizeof err);
@@ -872,6 +874,10 @@ cmd_lint (int argc, char **argv)
     fputs (pb.s, stderr);
     rc = 1;
   }
+  /* Warnings about the gateway: printed, never failing the lint. */
+  strbuf_reset (&pb);
+  if (config_gateway_warnings (gw, &pb) > 0)
+    fputs (pb.s, stderr);
   for (i = 1; i < argc; i++) {
     strbuf_reset (&pb);
     c = campaign_load (argv[i], gw, &pb);

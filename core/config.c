@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -593,6 +594,90 @@ config_gateway_free (struct gateway *gw)
   free (gw->tracking_metrics_token);
   ini_free (gw->ini);
   free (gw);
+}
+
+/* The domain of the address in a From value ("Name <local@domain>",
+ * "<local@domain>" or "local@domain"): a pointer into FROM and its length
+ * in *LEN_R, or NULL when there is none. */
+static const char *
+from_domain (const char *from, size_t *len_r)
+{
+  const char *lt = strrchr (from, '<'), *at, *end;
+
+  if (lt) {
+    end = strchr (lt, '>');
+    if (!end)
+      return NULL;
+  } else {
+    lt = from;
+    end = from + strlen (from);
+  }
+  at = NULL;
+  for (const char *p = lt; p < end; p++)
+    if (*p == '@')
+      at = p;
+  if (!at)
+    return NULL;
+  at++;
+  while (end > at && (end[-1] == ' ' || end[-1] == '\t'))
+    end--;
+  if (end == at)
+    return NULL;
+  *len_r = (size_t) (end - at);
+  return at;
+}
+
+/* Relaxed alignment without the Public Suffix List: A[0..ALEN) equals B,
+ * or ends in "." B, or the reverse; ASCII case is ignored (RFC 1035
+ * section 2.3.3).  Two sibling subdomains (a.example.com, b.example.com)
+ * share an organisational domain under DMARC but are not aligned here:
+ * the warning then errs on the side of saying something. */
+static int
+domains_aligned (const char *a, size_t alen, const char *b, size_t blen)
+{
+  if (alen < blen) {
+    const char *t = a;
+    size_t tl = alen;
+    a = b;
+    alen = blen;
+    b = t;
+    blen = tl;
+  }
+  if (strncasecmp (a + alen - blen, b, blen) != 0)
+    return 0;
+  return alen == blen || a[alen - blen - 1] == '.';
+}
+
+size_t
+config_gateway_warnings (const struct gateway *gw, struct strbuf *out)
+{
+  size_t i, n = 0;
+
+  for (i = 0; i < gw->n_channels; i++) {
+    const struct ini_section *sec = gw->channels[i].sec;
+    const char *d = ini_get (sec, "dkim_domain"), *from = ini_get (sec, "from");
+    const char *fd;
+    size_t fdlen = 0, dlen;
+
+    if (!d || !*d || !from)
+      continue;
+    fd = from_domain (from, &fdlen);
+    if (!fd)
+      continue;            /* the plugin refuses such a from at open */
+    dlen = strlen (d);
+    while (dlen > 0 && d[dlen - 1] == '.')
+      dlen--;
+    if (domains_aligned (d, dlen, fd, fdlen))
+      continue;
+    strbuf_addf (out, "%s:%d: warning: [%s] dkim_domain: '%s' is not aligned "
+                 "with the From domain '%.*s' of line %d: DMARC receivers "
+                 "will not count this DKIM signature for the From domain "
+                 "(relaxed alignment: one must be the other or a subdomain "
+                 "of it)\n", gw->ini->path, ini_line (sec, "dkim_domain"),
+                 sec->name, d, (int) fdlen, fd, ini_line (sec, "from"));
+    n++;
+  }
+  return n;
 }
 
 const struct channel_conf *

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct strbuf;
+
 struct ini_kv {
   char *key;
   char *value;
@@ -76,6 +78,13 @@ struct gateway *config_gateway_load (const char *path, char *err, size_t errlen)
 void config_gateway_free (struct gateway *gw);
 const struct channel_conf *config_channel (const struct gateway *gw,
                                            const char *name);
+
+/* Append to OUT one line "FILE:LINE: warning: ..." for each thing in GW
+ * that works but hurts deliverability; returns how many.  Today: a channel
+ * whose dkim_domain is not aligned with the domain of its from address
+ * (DMARC relaxed alignment, RFC 7489 section 3.1.1: one is the other or a
+ * subdomain of it). */
+size_t config_gateway_warnings (const struct gateway *gw, struct strbuf *out);
 
 /* Channel kinds Herald knows, and the template parts each requires. */
 int config_kind_valid (const char *kind);

@@ -13,5 +13,6 @@ apt-get install -y -qq --no-install-recommends \
   build-essential autoconf automake libtool pkg-config \
   libcurl4-openssl-dev libesmtp-dev libinih-dev libsqlite3-dev \
   libjansson-dev libssl-dev libmicrohttpd-dev libicu-dev libutf8proc-dev \
-  openssl ca-certificates python3 python3-aiosmtpd postfix sqlite3 nginx-light strace \
+  libopendkim-dev \
+  openssl ca-certificates python3 python3-aiosmtpd python3-dkim postfix sqlite3 nginx-light strace \
   clang libclang-rt-14-dev prometheus >/dev/null

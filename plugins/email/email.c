@@ -1,6 +1,8 @@
 /* email.c: Herald's email channel plugin, SMTP through libESMTP.
  *
  * send() turns each message into RFC 5322/MIME bytes (plugins/common/mime.c),
+ * signs them with DKIM when configured (dkimsign.c, libopendkim), gives
+ * each its own signed envelope sender with bounce_domain (VERP, verp.c),
  * opens one SMTP session per `batch` messages (STARTTLS, AUTH, timeouts),
  * and classifies every message by the replies to its own MAIL, RCPT and
  * DATA.  All libESMTP calls live in this file.  It must never share a
@@ -32,6 +34,8 @@
 #include <herald/plugin.h>
 #include "../common/address.h"
 #include "../common/mime.h"
+#include "../common/verp.h"
+#include "dkimsign.h"
 
 #define EMAIL_DEFAULT_TIMEOUT_MS 30000L
 #define EMAIL_DEFAULT_BATCH 100UL
@@ -56,6 +60,9 @@ struct email_state {
   SSL_CTX *ssl_ctx;              /* NULL when starttls = no */
   auth_context_t auth;           /* NULL without username */
   struct timespec next_slot;     /* rate pacing: earliest next DATA */
+  struct dkimsign *dkim;         /* NULL: messages are not signed */
+  char *bounce_domain;           /* NULL: MAIL FROM is the From address */
+  struct verp_key verp;          /* set when bounce_domain is */
 };
 
 /* One message of a session: its bytes and its libESMTP handles.  The
@@ -64,6 +71,7 @@ struct email_item {
   struct email_state *st;
   struct mime_buf buf;
   int sent_once;                 /* message callback: chunk handed out */
+  char reverse[VERP_ADDRESS_MAX]; /* MAIL FROM with bounce_domain */
   smtp_message_t msg;
   smtp_recipient_t *rcpt;        /* n_to entries, NULL for skipped ones */
 };
@@ -76,9 +84,14 @@ struct email_session_info {
 static const char *const email_channels[] = { "email", NULL };
 static const char *const email_keys[] = {
   "server", "from", "starttls", "username", "password", "password_file",
-  "timeout_ms", "rate", "batch", "tls_ca_file", "tls_verify", NULL
+  "timeout_ms", "rate", "batch", "tls_ca_file", "tls_verify",
+  "dkim_domain", "dkim_selector", "dkim_key_file", "bounce_domain",
+  "verp_secret", NULL
 };
-static const char *const email_secret_keys[] = { "password", NULL };
+static const char *const email_secret_keys[] = { "password", "verp_secret",
+                                                 NULL };
+/* Like [tracking] secret (core/config.c). */
+#define EMAIL_VERP_SECRET_MIN 16
 
 static pthread_once_t email_once = PTHREAD_ONCE_INIT;
 
@@ -97,7 +110,7 @@ static void __attribute__ ((format (printf, 5, 6)))
 email_config_error (const struct herald_host *host, const char *key,
                     char *err, size_t errlen, const char *fmt, ...)
 {
-  char msg[384];
+  char msg[512];
   va_list ap;
   int line = host->config_line ? host->config_line (host->data, key) : 0;
 
@@ -238,6 +251,11 @@ email_close (void *state)
     return;
   if (st->auth != NULL)
     auth_destroy_context (st->auth);
+  dkimsign_free (st->dkim);
+  if (st->bounce_domain != NULL) {
+    verp_key_free (&st->verp);
+    free (st->bounce_domain);
+  }
   SSL_CTX_free (st->ssl_ctx);
   free (st->server);
   free (st->from);
@@ -255,7 +273,7 @@ email_open (const struct herald_host *host, void **state_r, char *err,
 {
   struct email_state *st;
   const char *v, *pw, *pwfile;
-  char merr[256];
+  char merr[512];
   long n;
   int r = -1;
 
@@ -417,6 +435,57 @@ email_open (const struct herald_host *host, void **state_r, char *err,
   } else if (st->password != NULL) {
     email_config_error (host, pwfile ? "password_file" : "password", err,
                         errlen, "set, but username is not");
+    goto out;
+  }
+
+  {
+    const char *key = NULL;
+    if (dkimsign_new (email_get (host, "dkim_domain"),
+                      email_get (host, "dkim_selector"),
+                      email_get (host, "dkim_key_file"), &st->dkim, &key,
+                      merr, sizeof merr) < 0) {
+      email_config_error (host, key, err, errlen, "%s", merr);
+      goto out;
+    }
+  }
+
+  /* VERP: the plugin sees only its own section (herald_host.config_get),
+   * so the secret is a key of its own; verp.h derives the MAC key from it
+   * with a label, so it may be the [tracking] secret. */
+  v = email_get (host, "bounce_domain");
+  pw = email_get (host, "verp_secret");
+  if (v != NULL && v[0] != '\0') {
+    if (!verp_domain_ok (v)) {
+      email_config_error (host, "bounce_domain", err, errlen,
+                          "'%s' is not a domain name of at most %d octets",
+                          v, VERP_DOMAIN_MAX);
+      goto out;
+    }
+    if (pw == NULL || pw[0] == '\0') {
+      email_config_error (host, "bounce_domain", err, errlen,
+                          "set, but verp_secret is not (it signs the "
+                          "envelope senders)");
+      goto out;
+    }
+    if (strlen (pw) < EMAIL_VERP_SECRET_MIN) {
+      email_config_error (host, "verp_secret", err, errlen,
+                          "too short (at least %d characters)",
+                          EMAIL_VERP_SECRET_MIN);
+      goto out;
+    }
+    if (verp_key_init (&st->verp, pw) < 0) {
+      snprintf (err, errlen, "cannot derive the VERP key (OpenSSL)");
+      goto out;
+    }
+    st->bounce_domain = strdup (v);
+    if (st->bounce_domain == NULL) {
+      verp_key_free (&st->verp);
+      snprintf (err, errlen, "out of memory");
+      goto out;
+    }
+  } else if (pw != NULL) {
+    email_config_error (host, "verp_secret", err, errlen,
+                        "set, but bounce_domain is not");
     goto out;
   }
 
@@ -841,6 +910,25 @@ email_send_session (struct email_state *st,
                  err);
       continue;
     }
+    /* Never send unsigned what should be signed: a signer that fails
+     * stops the channel (the messages are kept); a message the library
+     * refuses is rejected; no memory is worth another try. */
+    if (st->dkim != NULL
+        && (r = dkimsign_message (st->dkim, m->key, &it->buf, err,
+                                  sizeof err)) != DKIMSIGN_OK) {
+      email_set (&results[i], r == DKIMSIGN_NOMEM ? HERALD_RETRY
+                 : r == DKIMSIGN_MESSAGE ? HERALD_REJECTED
+                 : HERALD_CHANNEL_ERROR, err);
+      continue;
+    }
+    /* VERP: bounces come back to an address that names the message. */
+    if (st->bounce_domain != NULL
+        && verp_address (&st->verp, m->key, st->bounce_domain, it->reverse,
+                         sizeof it->reverse) < 0) {
+      email_set (&results[i], HERALD_RETRY,
+                 "cannot make the VERP envelope sender (OpenSSL)");
+      continue;
+    }
     it->rcpt = calloc (m->n_to, sizeof *it->rcpt);
     it->msg = smtp_add_message (session);
     if (it->rcpt == NULL || it->msg == NULL) {
@@ -848,7 +936,8 @@ email_send_session (struct email_state *st,
       it->msg = NULL;
       continue;
     }
-    smtp_set_reverse_path (it->msg, st->from_mb.addr);
+    smtp_set_reverse_path (it->msg, st->bounce_domain != NULL ? it->reverse
+                           : st->from_mb.addr);
     smtp_set_messagecb (it->msg, email_message_cb, it);
     for (j = 0; j < m->n_to; j++)
       it->rcpt[j] = smtp_add_recipient (it->msg, m->to[j].value);

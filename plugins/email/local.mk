@@ -2,18 +2,32 @@
 # and its tests; included by the top-level Makefile.am (appends only).
 pkglib_LTLIBRARIES += plugins/email.la
 plugins_email_la_SOURCES = plugins/email/email.c \
+	plugins/email/dkimsign.c plugins/email/dkimsign.h \
 	plugins/common/mime.c plugins/common/mime.h \
-	plugins/common/address.c plugins/common/address.h
-plugins_email_la_CFLAGS = $(AM_CFLAGS) $(ESMTP_CFLAGS) $(OPENSSL_CFLAGS)
+	plugins/common/address.c plugins/common/address.h \
+	plugins/common/verp.c plugins/common/verp.h \
+	plugins/common/hmac256.c plugins/common/hmac256.h
+plugins_email_la_CFLAGS = $(AM_CFLAGS) $(ESMTP_CFLAGS) $(OPENDKIM_CFLAGS) \
+	$(OPENSSL_CFLAGS)
 plugins_email_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
-plugins_email_la_LIBADD = $(ESMTP_LIBS) $(OPENSSL_LIBS)
+plugins_email_la_LIBADD = $(ESMTP_LIBS) $(OPENDKIM_LIBS) $(OPENSSL_LIBS)
 
 # Tests: scripted aiosmtpd servers and Postfix's smtp-sink on loopback,
-# driven through tests/plugin-run.  The benchmark (bench/email/run.sh) is
+# driven through tests/plugin-run; DKIM signatures checked with python3-dkim.  The benchmark (bench/email/run.sh) is
 # never run by make check.
 EMAIL_TESTS = tests/email/mime.py tests/email/results.py tests/email/tls.py \
-	tests/email/headers.py \
+	tests/email/headers.py tests/email/signing.py tests/email/lint.sh \
+	tests/email/verp.py \
 	tests/email/config.sh tests/email/sink.sh
 TESTS += $(EMAIL_TESTS)
+
+# The VERP tokens (plugins/common/verp.c), known answers and refusals.
+check_PROGRAMS += tests/email/verp-check
+tests_email_verp_check_SOURCES = tests/email/verp-check.c \
+	plugins/common/verp.c plugins/common/verp.h \
+	plugins/common/hmac256.c plugins/common/hmac256.h
+tests_email_verp_check_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS)
+tests_email_verp_check_LDADD = $(OPENSSL_LIBS)
+TESTS += tests/email/verp-check
 dist_check_SCRIPTS += $(EMAIL_TESTS)
 EXTRA_DIST += tests/email/smtpserver.py bench/email/run.sh
