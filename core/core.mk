@@ -7,9 +7,9 @@ herald_SOURCES += \
 	core/run.c core/run.h core/journey.c core/journey.h \
 	core/jsonw.c core/jsonw.h \
 	core/token.c core/token.h core/serve.c core/serve.h \
-	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
-	plugins/common/hmac256.c plugins/common/hmac256.h \
-	plugins/common/address.c plugins/common/address.h
+	lib/jsoncheck.c lib/jsoncheck.h \
+	lib/hmac256.c lib/hmac256.h \
+	lib/address.c lib/address.h
 
 # Journeys: triggered campaigns and follow-up steps through herald serve,
 # end to end in real time.

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <jansson.h>
 
-#include "../plugins/common/address.h"
+#include "../lib/address.h"
 #include "config.h"
 #include "import.h"
 #include "main.h"

@@ -25,7 +25,7 @@
 #include "campaign.h"
 #include "jsonw.h"
 #include "linkrewrite.h"
-#include "../plugins/common/jsoncheck.h"
+#include "../lib/jsoncheck.h"
 #include "loader.h"
 #include "main.h"
 #include "run.h"

@@ -15,7 +15,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
-#include "../plugins/common/jsoncheck.h"
+#include "../lib/jsoncheck.h"
 #include "util.h"
 
 /* Prepared statements, prepared on first use and kept for the life of the

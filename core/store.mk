@@ -7,7 +7,7 @@ herald_SOURCES += core/store.c core/store.h core/import.c core/import.h \
 check_PROGRAMS += tests/store/test-store
 tests_store_test_store_SOURCES = tests/store/test-store.c \
 	core/store.c core/store.h core/util.c core/util.h \
-	plugins/common/jsoncheck.c plugins/common/jsoncheck.h
+	lib/jsoncheck.c lib/jsoncheck.h
 tests_store_test_store_CPPFLAGS = $(herald_CPPFLAGS) -I$(top_srcdir)/tests
 tests_store_test_store_LDADD = $(herald_LDADD)
 
@@ -15,8 +15,8 @@ tests_store_test_store_LDADD = $(herald_LDADD)
 # the same functions herald's command table calls).
 check_PROGRAMS += tests/store/store-cli
 tests_store_store_cli_SOURCES = tests/store/store-cli.c \
-	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
-	plugins/common/address.c plugins/common/address.h \
+	lib/jsoncheck.c lib/jsoncheck.h \
+	lib/address.c lib/address.h \
 	core/store.c core/import.c core/report.c core/config.c core/router.c \
 	core/util.c core/tz.c
 tests_store_store_cli_CPPFLAGS = $(herald_CPPFLAGS)

@@ -44,7 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../plugins/common/hmac256.h"
+#include "../lib/hmac256.h"
 
 struct token_key {
   struct hmac256 h;

@@ -15,7 +15,7 @@ EXTRA_DIST += scripts/gen-htmlentities.py
 check_PROGRAMS += tests/track/test-token
 tests_track_test_token_SOURCES = tests/track/test-token.c \
 	core/token.c core/token.h core/util.c core/util.h \
-	plugins/common/hmac256.c plugins/common/hmac256.h
+	lib/hmac256.c lib/hmac256.h
 tests_track_test_token_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS)
 tests_track_test_token_LDADD = $(OPENSSL_LIBS)
 TESTS += tests/track/test-token
@@ -23,7 +23,7 @@ TESTS += tests/track/test-token
 check_PROGRAMS += tests/track/test-track
 tests_track_test_track_SOURCES = tests/track/test-track.c \
 	core/track.c core/track.h core/token.c core/token.h core/store.c \
-	core/util.c plugins/common/hmac256.c plugins/common/jsoncheck.c
+	core/util.c lib/hmac256.c lib/jsoncheck.c
 tests_track_test_track_CPPFLAGS = $(herald_CPPFLAGS)
 tests_track_test_track_LDADD = $(herald_LDADD)
 TESTS += tests/track/test-track

@@ -7,9 +7,9 @@ HTTP_LAYER = plugins/http/http.c plugins/http/http.h
 
 pkglib_LTLIBRARIES += plugins/webhook.la
 plugins_webhook_la_SOURCES = plugins/webhook/webhook.c $(HTTP_LAYER) \
-	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
-	plugins/common/hmac256.c plugins/common/hmac256.h \
-	plugins/common/address.c plugins/common/address.h
+	lib/jsoncheck.c lib/jsoncheck.h \
+	lib/hmac256.c lib/hmac256.h \
+	lib/address.c lib/address.h
 plugins_webhook_la_CFLAGS = $(HTTP_PLUGIN_CFLAGS)
 plugins_webhook_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
 plugins_webhook_la_LIBADD = $(HTTP_PLUGIN_LIBS)
@@ -21,7 +21,7 @@ EXTRA_DIST += $(HTTP_TEST_LIBS) tests/http/webhook-plugin.py
 
 pkglib_LTLIBRARIES += plugins/sms.la
 plugins_sms_la_SOURCES = plugins/sms/sms.c $(HTTP_LAYER) \
-	plugins/common/address.c plugins/common/address.h
+	lib/address.c lib/address.h
 plugins_sms_la_CFLAGS = $(HTTP_PLUGIN_CFLAGS)
 plugins_sms_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
 plugins_sms_la_LIBADD = $(HTTP_PLUGIN_LIBS)

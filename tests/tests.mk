@@ -26,9 +26,9 @@ tests_plugins_nosend_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
 # The small encoders and checkers (HMAC, JSON check and writer).
 check_PROGRAMS += tests/core/common
 tests_core_common_SOURCES = tests/core/common.c \
-	plugins/common/hmac256.c plugins/common/hmac256.h \
-	plugins/common/jsoncheck.c plugins/common/jsoncheck.h \
-	plugins/common/address.c plugins/common/address.h \
+	lib/hmac256.c lib/hmac256.h \
+	lib/jsoncheck.c lib/jsoncheck.h \
+	lib/address.c lib/address.h \
 	core/jsonw.c core/jsonw.h core/util.c core/util.h
 tests_core_common_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS) $(JANSSON_CFLAGS)
 tests_core_common_LDADD = $(OPENSSL_LIBS) $(JANSSON_LIBS)

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "address.h"
+#include "../../lib/address.h"
 #include "mime.h"
 
 /* RFC 5322 section 2.1.1: lines SHOULD be at most 78 characters and MUST

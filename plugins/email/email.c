@@ -32,7 +32,7 @@
 #include <libesmtp.h>
 
 #include <herald/plugin.h>
-#include "../common/address.h"
+#include "../../lib/address.h"
 #include "../common/mime.h"
 #include "../common/verp.h"
 #include "dkimsign.h"

@@ -4,9 +4,9 @@ pkglib_LTLIBRARIES += plugins/email.la
 plugins_email_la_SOURCES = plugins/email/email.c \
 	plugins/email/dkimsign.c plugins/email/dkimsign.h \
 	plugins/common/mime.c plugins/common/mime.h \
-	plugins/common/address.c plugins/common/address.h \
+	lib/address.c lib/address.h \
 	plugins/common/verp.c plugins/common/verp.h \
-	plugins/common/hmac256.c plugins/common/hmac256.h
+	lib/hmac256.c lib/hmac256.h
 plugins_email_la_CFLAGS = $(AM_CFLAGS) $(ESMTP_CFLAGS) $(OPENDKIM_CFLAGS) \
 	$(OPENSSL_CFLAGS)
 plugins_email_la_LDFLAGS = $(HERALD_PLUGIN_FLAGS)
@@ -25,7 +25,7 @@ TESTS += $(EMAIL_TESTS)
 check_PROGRAMS += tests/email/verp-check
 tests_email_verp_check_SOURCES = tests/email/verp-check.c \
 	plugins/common/verp.c plugins/common/verp.h \
-	plugins/common/hmac256.c plugins/common/hmac256.h
+	lib/hmac256.c lib/hmac256.h
 tests_email_verp_check_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS)
 tests_email_verp_check_LDADD = $(OPENSSL_LIBS)
 TESTS += tests/email/verp-check

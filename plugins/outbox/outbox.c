@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include <herald/plugin.h>
-#include "../common/address.h"
+#include "../../lib/address.h"
 #include "../common/mime.h"
 
 #define OUTBOX_VERSION "1.0"

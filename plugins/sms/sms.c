@@ -17,7 +17,7 @@
 #include <openssl/hmac.h>
 
 #include <herald/plugin.h>
-#include "../common/address.h"
+#include "../../lib/address.h"
 #include "../http/http.h"
 
 enum sms_provider { SMS_TWILIO, SMS_VONAGE };

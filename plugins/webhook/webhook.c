@@ -17,9 +17,9 @@
 
 #include <herald/plugin.h>
 #include "../http/http.h"
-#include "../common/address.h"
-#include "../common/hmac256.h"
-#include "../common/jsoncheck.h"
+#include "../../lib/address.h"
+#include "../../lib/hmac256.h"
+#include "../../lib/jsoncheck.h"
 
 #define WH_MAX_SECRETS 8
 

@@ -1,5 +1,5 @@
 """tests/core/addresses.py: herald customers import and the plugins judge
-an address with the same check (plugins/common/address.c), so an address
+an address with the same check (lib/address.c), so an address
 import takes is one send takes, and one import refuses is one send calls
 invalid_address.
 

@@ -20,9 +20,9 @@
 
 #include <openssl/hmac.h>
 
-#include "../../plugins/common/address.h"
-#include "../../plugins/common/hmac256.h"
-#include "../../plugins/common/jsoncheck.h"
+#include "../../lib/address.h"
+#include "../../lib/hmac256.h"
+#include "../../lib/jsoncheck.h"
 #include "jsonw.h"
 #include "util.h"
 #include "../tap.h"

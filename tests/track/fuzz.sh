@@ -51,7 +51,7 @@ flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefine
 if ! "$CLANG" $flags "$here/fuzz_linkrewrite.c" "$top/core/linkrewrite.c" "$top/core/util.c" \
 	-o "$work/fuzz_linkrewrite" 2> "$work/build.log" ||
    ! "$CLANG" $flags $(pkg-config --cflags libcrypto) "$here/fuzz_token.c" "$top/core/token.c" \
-	"$top/core/util.c" "$top/plugins/common/hmac256.c" $(pkg-config --libs libcrypto) \
+	"$top/core/util.c" "$top/lib/hmac256.c" $(pkg-config --libs libcrypto) \
 	-o "$work/fuzz_token" 2>> "$work/build.log"; then
 	if grep -qi "fuzzer" "$work/build.log"; then
 		echo "fuzz.sh: SKIP: libFuzzer not available"
