@@ -43,7 +43,10 @@ states () {   # states N: the outbox states of store N, via report --json
 }
 
 is "$rc1" 0 "server down: run exits 0"
-is "$(count_lines "$T/email1.log")" 10 "server down: each message attempted twice in the run"
+# Twice, or three times when the jitter of the backoffs brings a third
+# attempt within the horizon too: the summary must say 5 either way.
+n1=$(count_lines "$T/email1.log")
+is "$([ "$n1" = 10 ] || [ "$n1" = 15 ]; echo $?)" 0 "server down: each message attempted two or three times in the run ($n1 attempts)"
 is "$(states 1)" "retry=5" "server down: five messages wait for a retry"
 like "$(cat "$T/out1")" "^  email +0 +5 +0 +0 +0 +0$" \
   "server down: the summary says retry 5 (messages), not 10 (attempts)"
