@@ -4,7 +4,9 @@ herald_SOURCES += \
 	core/loader.c core/loader.h
 herald_SOURCES += \
 	core/campaign.c core/campaign.h \
-	core/run.c core/run.h core/journey.c core/journey.h \
+	core/run.h core/run/internal.h core/plan.c core/compose.c \
+	core/dispatch.c core/lane.c core/fire.c core/cmd_run.c \
+	core/journey.c core/journey.h \
 	core/jsonw.c core/jsonw.h \
 	core/token.c core/token.h core/serve.c core/serve.h \
 	lib/jsoncheck.c lib/jsoncheck.h \

@@ -11,7 +11,7 @@
 . "$HERALD_SRCDIR/tests/core/lib.sh"
 PY=/usr/bin/python3
 N=10000
-BATCH=500          # messages per plugin call (core/run.c, README)
+BATCH=500          # messages per plugin call (core/run/internal.h, README)
 LANES=1            # lanes of each channel in the gateway below
 
 # gateway FILE [CHANNEL CALL HOLD-MS]: e-mail and SMS through testplug,
