@@ -241,6 +241,8 @@ struct inbound {
 struct inbound_one {
   struct inbound *in;
   const struct herald_event *ev;
+  const char *campaign;        /* the message's, when its provider id */
+  const char *message_key;     /* named it; else NULL */
 };
 
 static int
@@ -255,10 +257,26 @@ inbound_customer (void *data, const char *customer)
     if (store_consent_set (st, customer, o->in->kind, 1, at, "resubscribed") < 0)
       o->in->failed = 1;
   }
-  else if (store_event_put (st, customer, o->in->kind, ev->type, at, NULL,
-                            NULL, ev->detail) < 0)
+  else if (store_event_put (st, customer, o->in->kind, ev->type, at,
+                            o->campaign, o->message_key, ev->detail) < 0)
     o->in->failed = 1;
   return o->in->failed;
+}
+
+/* The event types a plugin may report (plugin.h). */
+static int
+inbound_type_known (const char *type)
+{
+  static const char *const types[] = { "delivered", "failed", "opened",
+                                       "clicked", "replied", "unsubscribed",
+                                       "resubscribed", "bounced",
+                                       "complained", NULL };
+  size_t i;
+
+  for (i = 0; types[i]; i++)
+    if (strcmp (types[i], type) == 0)
+      return 1;
+  return 0;
 }
 
 /* The plugin's sink: an event about ADDRESS applies to every customer
@@ -267,10 +285,36 @@ static int
 inbound_event (void *data, const struct herald_event *ev)
 {
   struct inbound *in = data;
-  struct inbound_one o = { in, ev };
+  struct inbound_one o = { in, ev, NULL, NULL };
+  struct outbox_row *row = NULL;
 
   if (!ev->type)
     return 0;
+  /* Loudly: a plugin that reports what Herald does not know is a bug to
+   * fix (the callback is answered, so the provider does not retry it). */
+  if (!inbound_type_known (ev->type)) {
+    struct strbuf t = STRBUF_INIT;
+    strbuf_add_escaped (&t, ev->type, strlen (ev->type));
+    fprintf (stderr, "herald serve: channel %s: the plugin reported an event "
+             "of unknown type '%s': not recorded\n", in->kind,
+             t.s ? t.s : "");
+    strbuf_free (&t);
+    return 0;
+  }
+  /* The provider's message id first: the event is that message's (its
+   * customer, campaign and key); else every customer with the address. */
+  if (ev->provider_id && *ev->provider_id) {
+    if (store_outbox_by_provider (in->sv->st, in->kind, ev->provider_id,
+                                  &row) < 0)
+      return -1;
+    if (row) {
+      o.campaign = row->campaign;
+      o.message_key = row->key;
+      inbound_customer (&o, row->customer);
+      store_row_free (row);
+      return in->failed ? -1 : 0;
+    }
+  }
   if (!ev->address || !*ev->address)
     return 0;                  /* nobody to attach it to */
   if (store_customer_find (in->sv->st, in->kind, ev->address,

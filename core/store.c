@@ -40,6 +40,7 @@ enum {
   Q_EVENTS_AFTER, Q_META_GET, Q_META_SET, Q_JOURNEY_ENGAGED, Q_TIMER_NEXT,
   Q_TIMER_STATS, Q_STEP_FUNNEL, Q_STEP_OUTBOX, Q_STEP_ENGAGED,
   Q_JOURNEY_EVENT, Q_EVENTS_LAST, Q_OB_REROUTES, Q_OB_REROUTE_NONE,
+  Q_OB_BY_PROVIDER,
   Q_LINK_ADD, Q_LINK_GET,
   Q_N
 };
@@ -176,6 +177,10 @@ static const char *const sql_text[Q_N] = {
     "SELECT min(next_at) FROM outbox WHERE campaign = ?1 "
     "AND state IN ('retry', 'deferred')",
   [Q_OB_ADDRESS] = "SELECT address FROM outbox WHERE key = ?1",
+  [Q_OB_BY_PROVIDER] =
+    "SELECT " OUTBOX_COLS " FROM outbox WHERE provider_id = ?1 "
+    "AND provider_id IS NOT NULL AND (?2 IS NULL OR channel = ?2) "
+    "ORDER BY updated DESC LIMIT 1",
   /* Permanent failures waiting for the planning pass to re-route them. */
   [Q_OB_REROUTES] =
     "SELECT " OUTBOX_COLS " FROM outbox WHERE campaign = ?1 "
@@ -409,6 +414,11 @@ static const char *const migrations[] = {
    * every click the message ever had (a hot link's cost grew with its
    * history: 377 clicks/s on one link in bench/serve/clicks.sh). */
   "CREATE INDEX events_message_ms ON events (message_key, type, at_ms);",
+  /* 5 -> 6: a provider's callback names the message by the provider's id
+   * (Twilio's MessageSid, a push service's id): found by it, the event is
+   * the message's, with its campaign and key, not only the address's. */
+  "CREATE INDEX outbox_provider ON outbox (provider_id) "
+  "WHERE provider_id IS NOT NULL;",
 };
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))
 _Static_assert (sizeof migrations / sizeof migrations[0]
@@ -2719,5 +2729,26 @@ store_link_get (struct store *st, int64_t id, char **key_r, char **url_r,
              (long long) id);
     return -1;
   }
+  return 0;
+}
+
+int
+store_outbox_by_provider (struct store *st, const char *channel,
+                          const char *provider_id, struct outbox_row **row_r)
+{
+  sqlite3_stmt *s = q (st, Q_OB_BY_PROVIDER);
+  int rc;
+
+  *row_r = NULL;
+  if (!s)
+    return -1;
+  bind_text (s, 1, provider_id);
+  bind_text (s, 2, channel);
+  rc = sqlite3_step (s);
+  if (rc == SQLITE_ROW)
+    *row_r = row_from (s);
+  sqlite3_reset (s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return db_fail (st, "finding a message by its provider id");
   return 0;
 }

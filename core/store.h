@@ -34,7 +34,7 @@ struct store;
 
 /* The schema version this build writes; store_open migrates older files
  * and refuses newer ones. */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Open (creating if missing) the store at PATH.  The parent directory must
  * exist: the error then names PATH.  Returns a store to pass to
@@ -284,6 +284,13 @@ int store_outbox_get (struct store *st, const char *key,
                       struct outbox_row **row_r);
 /* Free a row from store_outbox_get; NULL is a no-op. */
 void store_row_free (struct outbox_row *row);
+
+/* The message the provider knows as PROVIDER_ID on CHANNEL (a kind, or
+ * NULL for any) into *ROW_R (free with store_row_free), or NULL when
+ * none; the latest if the provider reused an id.  0 or -1. */
+int store_outbox_by_provider (struct store *st, const char *channel,
+                              const char *provider_id,
+                              struct outbox_row **row_r);
 
 /* Rows of CAMPAIGN in state "reroute" (a permanent failure that the
  * planning pass re-routes), at most LIMIT, as store_outbox_due hands

@@ -263,7 +263,25 @@ try:
     surl = BASE + "/inbound/sms/status"
     st, _ = http("POST", surl, status.encode(), dict(hdr, **{"X-Twilio-Signature": twilio_sig(surl, status)}))
     t.ok(st == 200 and ("b", "sms", None) in events("delivered"),
-         "a delivered status callback is recorded for b", (st, events("delivered")))
+         "a delivered status callback (an id Herald never sent) is recorded for b, by number",
+         (st, events("delivered")))
+    # A message Herald sent, known to Twilio as SM77: its callback is the
+    # message's (customer, campaign and key), whatever number it names.
+    db = sqlite3.connect(os.path.join(T, "herald.db"))
+    db.execute("INSERT INTO outbox (key, campaign, step, customer, channel, instance, state, "
+               "created, updated, sent_at, provider_id) VALUES ('promo:1:a', 'promo', 1, 'a', "
+               "'sms', 'sms', 'sent', 1, 1, 1, 'SM77')")
+    db.commit()
+    db.close()
+    status = status.replace("SM1", "SM77").replace("delivered", "undelivered")
+    st, _ = http("POST", surl, status.encode(), dict(hdr, **{"X-Twilio-Signature": twilio_sig(surl, status)}))
+    db = sqlite3.connect(os.path.join(T, "herald.db"))
+    got = db.execute("SELECT customer, channel, campaign, message_key FROM events "
+                     "WHERE message_key = 'promo:1:a'").fetchall()
+    db.close()
+    t.ok(st == 200 and len(got) == 1 and got[0][:3] == ("a", "sms", "promo"),
+         "a callback naming a message Herald sent (MessageSid) is that message's: customer a, "
+         "campaign promo, its key", (st, got))
     t.eq(http("POST", BASE + "/inbound/nosuch/x", b"")[0], 404, "an unknown channel is 404")
 
     # 4. The events API.

@@ -599,6 +599,8 @@ test_links (struct store *st)
 /* SQL that takes a version-5 file back to version 4 (as migration 4 -> 5
  * found it). */
 #define UNDO_5 "DROP INDEX events_message_ms; DROP TABLE links;"
+/* And 6 -> 5: the index on provider ids. */
+#define UNDO_6 "DROP INDEX outbox_provider;"
 
 /* SQL that takes a version-3 file back to version 2 (as migration 2 -> 3
  * found it). */
@@ -884,7 +886,7 @@ test_files (void)
   /* A version-1 file (outbox_customer on customer, sent_at) with a
    * message in it: migrated to 2, the message kept, the index on customer
    * alone and still used by the caps query. */
-  sqlite3_exec (db, UNDO_5 UNDO_4 UNDO_3 "DROP INDEX outbox_customer;"
+  sqlite3_exec (db, UNDO_6 UNDO_5 UNDO_4 UNDO_3 "DROP INDEX outbox_customer;"
                 "CREATE INDEX outbox_customer ON outbox (customer, sent_at);"
                 "INSERT INTO outbox (key, campaign, step, customer, channel, state,"
                 " created, updated, sent_at) VALUES ('c:1:z', 'c', 1, 'z',"
@@ -924,7 +926,7 @@ test_files (void)
   /* A version-2 file (events without machine and at_ms, the once-only
    * index without at_ms) with a click in it: migrated to 3, the click
    * kept as a person's, and two clicks in one second now two events. */
-  sqlite3_exec (db, UNDO_5 UNDO_4 UNDO_3 "INSERT INTO events (customer, channel, type, at, campaign,"
+  sqlite3_exec (db, UNDO_6 UNDO_5 UNDO_4 UNDO_3 "INSERT INTO events (customer, channel, type, at, campaign,"
                 " message_key) VALUES ('z', 'email', 'clicked', 20, 'c', 'c:1:z');"
                 "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
                 NULL, NULL, NULL);
@@ -960,7 +962,7 @@ test_files (void)
   /* A version-3 file (no timer queue, no outbox.journey) with a message:
    * migrated to 4, the message kept with journey 0, the queue usable. */
   sqlite3_open (p, &db);
-  sqlite3_exec (db, UNDO_5 UNDO_4 "UPDATE meta SET value = '3' WHERE key = "
+  sqlite3_exec (db, UNDO_6 UNDO_5 UNDO_4 "UPDATE meta SET value = '3' WHERE key = "
                 "'schema_version'", NULL, NULL, NULL);
   sqlite3_close (db);
   st = store_open (p, err, sizeof err);
@@ -985,12 +987,12 @@ test_files (void)
   sqlite3_open (p, &db);
   /* A version-4 file (no links table): migrated to 5, its messages and
    * events kept, and it takes short links. */
-  sqlite3_exec (db, UNDO_5 "UPDATE meta SET value = '4' WHERE key = "
+  sqlite3_exec (db, UNDO_6 UNDO_5 "UPDATE meta SET value = '4' WHERE key = "
                 "'schema_version'", NULL, NULL, NULL);
   sqlite3_close (db);
   st = store_open (p, err, sizeof err);
   tap_ok (st && store_schema_version (st) == STORE_SCHEMA_VERSION
-          && STORE_SCHEMA_VERSION == 5, "a version-4 file is migrated to 5: %s",
+          && STORE_SCHEMA_VERSION == 6, "a version-4 file is migrated to 6: %s",
           st ? "ok" : err);
   {
     struct strbuf ev = STRBUF_INIT;
