@@ -27,6 +27,8 @@
  * does not enter: importing last year's events must not message anyone
  * about them now. */
 #define JOURNEY_STALE (24 * 3600)
+/* How long a campaign waits after a channel or store error. */
+#define JOURNEY_PAUSE 60
 /* Events read, and steps fired, per statement. */
 #define JOURNEY_PAGE 500
 
@@ -41,6 +43,8 @@ struct jcampaign {
   int64_t plan_until;          /* a campaign with a start: plan its new
                                   customers until then */
   int64_t planned_at;          /* when it last planned */
+  int64_t pause_until;         /* a channel or store error: the campaign
+                                  waits until then (not 5 tries a second) */
   long entered, cancelled, stale;
 };
 
@@ -217,7 +221,11 @@ static void
 tick_one (struct jcampaign *jc)
 {
   char err[1024];
-  int lk = run_serve_lock (jc->r);
+  int lk;
+
+  if (jc->pause_until && now_seconds () < jc->pause_until)
+    return;
+  lk = run_serve_lock (jc->r);
 
   if (lk <= 0) {
     if (!jc->busy_said)
@@ -264,9 +272,15 @@ tick_one (struct jcampaign *jc)
   if (fire_due (jc) < 0)
     fprintf (stderr, "herald serve: campaign %s: %s\n", jc->c->id,
              store_error (jc->st));
-  if (run_serve_dispatch (jc->r, err, sizeof err) < 0 || *err)
-    fprintf (stderr, "herald serve: campaign %s: %s\n", jc->c->id,
-             *err ? err : "sending stopped");
+  if (run_serve_dispatch (jc->r, err, sizeof err) < 0 || *err) {
+    /* A misconfigured channel or a failing store does not mend itself
+     * in 200 ms: say it, and leave the campaign (its messages kept) for
+     * a minute instead of calling the plugin five times a second. */
+    jc->pause_until = now_seconds () + JOURNEY_PAUSE;
+    fprintf (stderr, "herald serve: campaign %s: %s; trying again in %d s "
+             "(the messages wait)\n", jc->c->id,
+             *err ? err : "sending stopped", JOURNEY_PAUSE);
+  }
   fflush (stdout);
   run_serve_unlock (jc->r);
 }
