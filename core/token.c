@@ -131,19 +131,7 @@ token_check (struct token_key *k, const char *token, size_t *len_r)
 int
 token_track_key_init (struct token_key *k, const char *secret)
 {
-  static const char label[] = "herald tracking links v1";
-  unsigned char derived[HMAC256_LEN];
-  struct hmac256 h;
-  int rc;
-
-  if (hmac256_init (&h, secret, strlen (secret)) < 0)
-    return -1;
-  rc = hmac256 (&h, label, sizeof label - 1, derived);
-  hmac256_free (&h);
-  if (rc == 0)
-    rc = hmac256_init (&k->h, derived, sizeof derived);
-  OPENSSL_cleanse (derived, sizeof derived);
-  return rc;
+  return hmac256_init_derived (&k->h, secret, "herald tracking links v1");
 }
 
 char *

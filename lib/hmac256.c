@@ -88,3 +88,21 @@ hmac256_free (struct hmac256 *h)
   EVP_MD_CTX_free (h->work);
   memset (h, 0, sizeof *h);
 }
+
+int
+hmac256_init_derived (struct hmac256 *h, const char *secret,
+                      const char *label)
+{
+  unsigned char derived[HMAC256_LEN];
+  struct hmac256 outer;
+  int rc;
+
+  if (hmac256_init (&outer, secret, strlen (secret)) < 0)
+    return -1;
+  rc = hmac256 (&outer, label, strlen (label), derived);
+  hmac256_free (&outer);
+  if (rc == 0)
+    rc = hmac256_init (h, derived, sizeof derived);
+  OPENSSL_cleanse (derived, sizeof derived);
+  return rc;
+}

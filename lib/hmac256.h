@@ -39,4 +39,10 @@ int hmac256 (struct hmac256 *h, const void *data, size_t len,
 
 void hmac256_free (struct hmac256 *h);
 
+/* Key H with a key of its own derived from SECRET: HMAC-SHA256 (SECRET,
+ * LABEL), so that the MACs of one use (LABEL) are never those of another
+ * made with the same secret.  0, or -1 when OpenSSL failed. */
+int hmac256_init_derived (struct hmac256 *h, const char *secret,
+                          const char *label);
+
 #endif

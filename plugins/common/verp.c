@@ -43,19 +43,7 @@ verp_domain_ok (const char *d)
 int
 verp_key_init (struct verp_key *k, const char *secret)
 {
-  static const char label[] = "herald verp v1";
-  unsigned char derived[HMAC256_LEN];
-  struct hmac256 h;
-  int rc;
-
-  if (hmac256_init (&h, secret, strlen (secret)) < 0)
-    return -1;
-  rc = hmac256 (&h, label, sizeof label - 1, derived);
-  hmac256_free (&h);
-  if (rc == 0)
-    rc = hmac256_init (&k->h, derived, sizeof derived);
-  OPENSSL_cleanse (derived, sizeof derived);
-  return rc;
+  return hmac256_init_derived (&k->h, secret, "herald verp v1");
 }
 
 void
