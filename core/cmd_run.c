@@ -37,16 +37,6 @@ on_signal (int sig)
 }
 
 static void
-fmt_time (int64_t t, char *buf, size_t len)
-{
-  time_t tt = (time_t) t;
-  struct tm tm;
-
-  gmtime_r (&tt, &tm);
-  strftime (buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static void
 print_summary (struct run *r, FILE *fp)
 {
   size_t i;
@@ -84,8 +74,8 @@ print_summary (struct run *r, FILE *fp)
       fprintf (fp, "    %-20s %lld\n", k, (long long) json_integer_value (v));
   }
   if (r->total.deferred) {
-    fmt_time (r->deferred_until_min, t1, sizeof t1);
-    fmt_time (r->deferred_until_max, t2, sizeof t2);
+    format_utc (r->deferred_until_min, t1, sizeof t1);
+    format_utc (r->deferred_until_max, t2, sizeof t2);
     if (!r->scheduled)
       fprintf (fp, "  deferred by quiet hours: %ld, due from %s to %s\n",
                r->total.deferred, t1, t2);
@@ -376,7 +366,7 @@ cmd_run (int argc, char **argv)
    * bookkeeping. */
   if ((later = store_outbox_next_due (r.st, r.c->id, &next)) == 1) {
     char t[64];
-    fmt_time (next, t, sizeof t);
+    format_utc (next, t, sizeof t);
     printf ("  messages scheduled for later (retries, quiet hours or the "
             "campaign's start): next due %s; run again then to send them, or "
             "let herald serve %s send them when due\n", t, path);
@@ -441,7 +431,7 @@ preview_print (struct run *r, const struct plan *p)
     printf (" (%s)", p->d.reason);
   if (p->d.outcome == ROUTER_DEFER) {
     char t[64];
-    fmt_time (p->d.until, t, sizeof t);
+    format_utc (p->d.until, t, sizeof t);
     printf (" until %s", t);
   }
   printf ("\nreason: %s\n", p->d.trace);
@@ -519,8 +509,6 @@ cmd_preview (int argc, char **argv)
   if (r.c->trigger.event || event) {
     json_error_t jerr;
     char at[32];
-    time_t t = (time_t) r.now;
-    struct tm tm;
 
     r.event = event ? json_loads (event, 0, &jerr) : json_object ();
     if (!json_is_object (r.event)) {
@@ -529,8 +517,7 @@ cmd_preview (int argc, char **argv)
       rc = EXIT_USAGE;
       goto out;
     }
-    gmtime_r (&t, &tm);
-    strftime (at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    format_utc (r.now, at, sizeof at);
     if (r.c->trigger.event)
       json_object_set_new (r.event, "type", json_string (r.c->trigger.event));
     json_object_set_new (r.event, "at", json_string (at));

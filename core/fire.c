@@ -77,18 +77,6 @@ run_serve_unlock (struct run *r)
   flock (r->lock_fd, LOCK_UN);
 }
 
-/* The key of step STEP of the journey into BUF. */
-static void
-journey_key (const struct run *r, int step, const char *customer,
-             int64_t journey, char *buf, size_t len)
-{
-  if (journey)
-    snprintf (buf, len, "%s:%d:%s:%lld", r->c->id, step, customer,
-              (long long) journey);
-  else
-    snprintf (buf, len, "%s:%d:%s", r->c->id, step, customer);
-}
-
 /* The channel mask of a follow-up: which channels the step must not use,
  * from the channel the previous step's message went on. */
 void
@@ -146,10 +134,10 @@ fire_one (struct run *r, const struct store_timer *t, struct due_list *fresh,
     int64_t since;
     int e;
 
-    journey_key (r, 1, t->customer, t->instance, key, sizeof key);
+    message_key (r, 1, t->customer, t->instance, key, sizeof key);
     if (store_outbox_get (r->st, key, &first) < 0)
       goto out;
-    journey_key (r, t->step - 1, t->customer, t->instance, key, sizeof key);
+    message_key (r, t->step - 1, t->customer, t->instance, key, sizeof key);
     if (store_outbox_get (r->st, key, &prev) < 0)
       goto out;
     since = first && first->sent_at ? first->sent_at : t->entered;

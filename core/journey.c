@@ -62,15 +62,12 @@ event_json (const struct store_event_row *e)
   json_t *ev = json_object (), *d = NULL;
   json_error_t jerr;
   char at[32], *s;
-  time_t t = (time_t) e->at;
-  struct tm tm;
 
   if (e->detail && (d = json_loads (e->detail, 0, &jerr))
       && json_is_object (json_object_get (d, "properties")))
     json_object_update (ev, json_object_get (d, "properties"));
   json_decref (d);
-  gmtime_r (&t, &tm);
-  strftime (at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  format_utc (e->at, at, sizeof at);
   json_object_set_new (ev, "type", json_string (e->type));
   json_object_set_new (ev, "at", json_string (at));
   s = json_dumps (ev, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -206,6 +206,20 @@ population_rate (struct run *r, const char *kind)
                                  (long) json_integer_value (json_object_get (s, "converted")));
 }
 
+/* The key of step STEP of CUSTOMER's message in journey JOURNEY (0: a
+ * campaign herald run sends) into BUF: campaign:step:customer, with
+ * :instance for a journey. */
+void
+message_key (const struct run *r, int step, const char *customer,
+             int64_t journey, char *buf, size_t len)
+{
+  if (journey)
+    snprintf (buf, len, "%s:%d:%s:%lld", r->c->id, step, customer,
+              (long long) journey);
+  else
+    snprintf (buf, len, "%s:%d:%s", r->c->id, step, customer);
+}
+
 /* Decide (and render) for one customer.  FAILED lists channel indexes that
  * already failed permanently for this message (fallback), or NULL.
  * Returns 0; -1 when the customer cannot be planned (no id, a router
@@ -233,11 +247,7 @@ plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p)
   p->cidx = -1;
   if (!id)
     return -1;
-  if (r->journey)
-    snprintf (p->key, sizeof p->key, "%s:%d:%s:%lld", r->c->id, r->step, id,
-              (long long) r->journey);
-  else
-    snprintf (p->key, sizeof p->key, "%s:%d:%s", r->c->id, r->step, id);
+  message_key (r, r->step, id, r->journey, p->key, sizeof p->key);
 
   if (r->c->segment_expr) {
     struct liquid_error lerr;

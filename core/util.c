@@ -376,6 +376,16 @@ parse_rfc3339 (const char *s, int64_t *t_r)
   return 0;
 }
 
+void
+format_utc (int64_t t, char *buf, size_t len)
+{
+  time_t tt = (time_t) t;
+  struct tm tm;
+
+  gmtime_r (&tt, &tm);
+  strftime (buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 int64_t
 now_seconds (void)
 {

@@ -62,6 +62,9 @@ int parse_rfc3339 (const char *s, int64_t *t_r);
 /* Wall clock in seconds and milliseconds.  HERALD_NOW (unix seconds)
  * overrides it, so tests can run at a fixed instant. */
 int64_t now_seconds (void);
+/* T (unix seconds) as RFC 3339 in UTC, "2026-12-06T10:00:00Z", into BUF
+ * (21 bytes and its NUL). */
+void format_utc (int64_t t, char *buf, size_t len);
 int64_t now_ms (void);
 
 /* Copy at most size-1 bytes and NUL-terminate; returns strlen (src). */

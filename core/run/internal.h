@@ -173,6 +173,8 @@ char *dupn (const char *s);
 char *dumps (json_t *j);
 
 /* plan.c */
+void message_key (const struct run *r, int step, const char *customer,
+                  int64_t journey, char *buf, size_t len);
 void plan_clear (struct plan *p);
 void count_reason (struct run *r, const char *reason);
 int plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p);
