@@ -5,7 +5,7 @@ herald_SOURCES += core/metrics.c core/metrics.h
 # The exposition built from a small store, byte for byte.
 check_PROGRAMS += tests/core/test-metrics
 tests_core_test_metrics_SOURCES = tests/core/test-metrics.c \
-	core/metrics.c core/metrics.h core/store.c core/store.h \
+	core/metrics.c core/metrics.h $(STORE_SOURCES) \
 	core/util.c core/util.h lib/jsoncheck.c
 tests_core_test_metrics_CPPFLAGS = $(herald_CPPFLAGS)
 tests_core_test_metrics_LDADD = $(herald_LDADD)

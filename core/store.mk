@@ -1,12 +1,16 @@
 # core/store.mk: automake fragment included by the top-level Makefile.am (appends only).
-# The store (SQLite), the customers/events import commands and the report.
-herald_SOURCES += core/store.c core/store.h core/import.c core/import.h \
+# The store (its interface, store.h, over two backends: SQLite, the
+# embedded default, and PostgreSQL), the customers/events import commands
+# and the report.
+STORE_SOURCES = core/store.h core/store/backend.h core/store/store.c \
+	core/store/sqlite.c
+herald_SOURCES += $(STORE_SOURCES) core/import.c core/import.h \
 	core/report.c
 
 # Unit tests of the store interface.
 check_PROGRAMS += tests/store/test-store
 tests_store_test_store_SOURCES = tests/store/test-store.c \
-	core/store.c core/store.h core/util.c core/util.h \
+	$(STORE_SOURCES) core/util.c core/util.h \
 	lib/jsoncheck.c lib/jsoncheck.h
 tests_store_test_store_CPPFLAGS = $(herald_CPPFLAGS) -I$(top_srcdir)/tests
 tests_store_test_store_LDADD = $(herald_LDADD)
@@ -17,7 +21,7 @@ check_PROGRAMS += tests/store/store-cli
 tests_store_store_cli_SOURCES = tests/store/store-cli.c \
 	lib/jsoncheck.c lib/jsoncheck.h \
 	lib/address.c lib/address.h \
-	core/store.c core/import.c core/report.c core/config.c core/router.c \
+	$(STORE_SOURCES) core/import.c core/report.c core/config.c core/router.c \
 	core/util.c core/tz.c
 tests_store_store_cli_CPPFLAGS = $(herald_CPPFLAGS)
 tests_store_store_cli_LDADD = $(herald_LDADD)

@@ -22,7 +22,7 @@ TESTS += tests/track/test-token
 
 check_PROGRAMS += tests/track/test-track
 tests_track_test_track_SOURCES = tests/track/test-track.c \
-	core/track.c core/track.h core/token.c core/token.h core/store.c \
+	core/track.c core/track.h core/token.c core/token.h $(STORE_SOURCES) \
 	core/util.c lib/hmac256.c lib/jsoncheck.c
 tests_track_test_track_CPPFLAGS = $(herald_CPPFLAGS)
 tests_track_test_track_LDADD = $(herald_LDADD)

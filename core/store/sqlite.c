@@ -1,4 +1,5 @@
-/* store: Herald's state in one SQLite file (see store.h for the contract).
+/* sqlite.c: the embedded store, Herald's state in one SQLite file (the
+ * contract is store.h's; backend.h says how a backend plugs in).
  * Every durable state change of the system is one of these functions; this
  * file must never print, never decide policy (who gets what), and never
  * leave a transaction open after returning an error from a call it began. */
@@ -14,9 +15,10 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
-#include "store.h"
-#include "../lib/jsoncheck.h"
-#include "util.h"
+#include "../store.h"
+#include "backend.h"
+#include "../../lib/jsoncheck.h"
+#include "../util.h"
 
 /* Prepared statements, prepared on first use and kept for the life of the
  * store (SQLITE_PREPARE_PERSISTENT): the import loop runs the same few
@@ -425,7 +427,8 @@ _Static_assert (sizeof migrations / sizeof migrations[0]
                 == STORE_SCHEMA_VERSION,
                 "one migration per schema version: bump STORE_SCHEMA_VERSION");
 
-struct store {
+struct sqlite_store {
+  struct store base;         /* first: the interface (backend.h) */
   sqlite3 *db;
   char *path;
   int in_tx;                 /* inside store_begin .. commit/rollback */
@@ -434,10 +437,74 @@ struct store {
   char err[512];
 };
 
+static void sq_close (struct store *st);
+static const char *sq_error (const struct store *st);
+static int sq_schema_version (struct store *st);
+static const struct store_ops sqlite_ops;
+static int sq_begin (struct store *st);
+static int sq_commit (struct store *st);
+static int sq_rollback (struct store *st);
+static int sq_customer_put (struct store *st, const char *id, json_t *record);
+static int sq_customer_put_text (struct store *st, const char *id, json_t *record, const char *text);
+static json_t *sq_customer_get (struct store *st, const char *id);
+static int sq_audience_next (struct store *st, const char *campaign, int step, const char *after_id, int limit, int (*cb) (void *data, json_t *customer), void *data);
+static int sq_customer_exists (struct store *st, const char *id);
+static int sq_bulk_customers (struct store *st, int64_t expected);
+static int sq_customer_find (struct store *st, const char *channel, const char *address, int (*cb) (void *data, const char *id), void *data);
+static int64_t sq_customer_count (struct store *st);
+static int sq_consent_set (struct store *st, const char *customer, const char *channel, int granted, int64_t at, const char *source);
+static int sq_consent_get (struct store *st, const char *customer, const char *channel);
+static int sq_suppress (struct store *st, const char *channel, const char *address, const char *reason);
+static int sq_is_suppressed (struct store *st, const char *channel, const char *address);
+static int sq_event_put (struct store *st, const char *customer, const char *channel, const char *type, int64_t at, const char *campaign, const char *message_key, const char *detail_json);
+static int sq_event_record (struct store *st, const struct store_event *ev);
+static int sq_message_events (struct store *st, const char *key, const char *type, int64_t from_ms, int64_t to_ms, int (*cb) (void *data, int64_t id, int64_t at_ms, const char *detail, const char *machine), void *data);
+static int sq_message_events_except (struct store *st, const char *key, const char *type, const char *except_detail, int64_t from_ms, int64_t to_ms, int (*cb) (void *data, int64_t id, int64_t at_ms, const char *detail, const char *machine), void *data);
+static int sq_event_set_machine (struct store *st, int64_t id, const char *reason);
+static int sq_customer_events (struct store *st, const char *customer, int64_t since, int (*cb) (void *data, const char *channel, const char *type, int64_t at), void *data);
+static int sq_channel_stats (struct store *st, int64_t since, json_t **stats_r);
+static int sq_outbox_insert (struct store *st, const struct outbox_row *row);
+static int sq_outbox_update (struct store *st, const char *key, const char *state, int attempts, int64_t next_at, const char *provider_id, const char *error, const char *detail);
+static int sq_outbox_update_reason (struct store *st, const char *key, const char *state, const char *reason, int attempts, int64_t next_at, const char *provider_id, const char *error, const char *detail);
+static int sq_outbox_reroute (struct store *st, const struct outbox_row *row);
+static int sq_outbox_get (struct store *st, const char *key, struct outbox_row **row_r);
+static int sq_outbox_by_provider (struct store *st, const char *channel, const char *provider_id, struct outbox_row **row_r);
+static int sq_outbox_reroutes (struct store *st, const char *campaign, int limit, int (*cb) (void *data, const struct outbox_row *row), void *data);
+static int sq_outbox_reroute_none (struct store *st, const char *key);
+static int sq_outbox_due (struct store *st, const char *campaign, int64_t now, int limit, int (*cb) (void *data, const struct outbox_row *row), void *data);
+static int sq_outbox_recover (struct store *st, const char *campaign, int at_least_once, int max_attempts, int *n_r);
+static int sq_outbox_next_due (struct store *st, const char *campaign, int64_t *next_r);
+static int sq_sent_count (struct store *st, const char *customer, const char *channel, int64_t since);
+static int sq_campaign_counts (struct store *st, const char *campaign, json_t **r);
+static int sq_campaign_engagement (struct store *st, const char *campaign, json_t **r);
+static int sq_campaign_conversions (struct store *st, const char *campaign, json_t **r);
+static int sq_outbox_state_counts (struct store *st, json_t **r);
+static int sq_event_counts (struct store *st, json_t **r);
+static int sq_due_summary (struct store *st, int64_t now, struct store_due *r);
+static int sq_campaign_start (struct store *st, const char *id, const char *name, int64_t now);
+static int sq_campaign_finish (struct store *st, const char *id, const char *status, int64_t now);
+static int sq_campaign_get (struct store *st, const char *id, json_t **r);
+static int sq_timer_add (struct store *st, const struct store_timer *t);
+static int sq_timers_due (struct store *st, const char *campaign, int64_t now, int limit, int (*cb) (void *data, const struct store_timer *t), void *data);
+static int sq_timer_done (struct store *st, int64_t id, const char *state, const char *reason);
+static int sq_timer_cancel (struct store *st, const char *campaign, const char *customer, int64_t at, const char *reason);
+static int sq_journey_last (struct store *st, const char *campaign, const char *customer, int64_t *instance_r, int64_t *entered_r);
+static int sq_journey_event (struct store *st, const char *campaign, const char *customer, int64_t instance, char **event_r);
+static int sq_events_after (struct store *st, int64_t after_id, int limit, int (*cb) (void *data, const struct store_event_row *e), void *data);
+static int sq_events_last_id (struct store *st, int64_t *id_r);
+static int sq_meta_get_int (struct store *st, const char *key, int64_t *v_r);
+static int sq_meta_set_int (struct store *st, const char *key, int64_t v);
+static int sq_journey_engaged (struct store *st, const char *campaign, const char *customer, int64_t instance, int64_t since, const char *const *types, char *type_r, size_t len);
+static int sq_timer_next (struct store *st, const char *campaign, int64_t *due_r);
+static int sq_timer_stats (struct store *st, int64_t now, int64_t *due_r, int64_t *oldest_r);
+static int sq_step_funnel (struct store *st, const char *campaign, json_t **r);
+static int sq_link_add (struct store *st, const char *key, const char *url, size_t len, int64_t *id_r);
+static int sq_link_get (struct store *st, int64_t id, char **key_r, char **url_r, size_t *len_r);
+
 /* ---- errors ------------------------------------------------------- */
 
 static void __attribute__ ((format (printf, 2, 3)))
-set_err (struct store *st, const char *fmt, ...)
+set_err (struct sqlite_store *st, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -447,15 +514,16 @@ set_err (struct store *st, const char *fmt, ...)
 
 /* Record an SQLite failure while doing WHAT. */
 static int
-db_fail (struct store *st, const char *what)
+db_fail (struct sqlite_store *st, const char *what)
 {
   set_err (st, "%s: %s: %s", st->path, what, sqlite3_errmsg (st->db));
   return -1;
 }
 
-const char *
-store_error (const struct store *st)
+static const char *
+sq_error (const struct store *st_)
 {
+  const struct sqlite_store *st = (const struct sqlite_store *) st_;
   return st ? st->err : "no store";
 }
 
@@ -505,7 +573,7 @@ fault_now (void)
 
 /* The cached statement ID, reset and unbound, or NULL (error set). */
 static sqlite3_stmt *
-q (struct store *st, int id)
+q (struct sqlite_store *st, int id)
 {
   sqlite3_stmt *s = st->q[id];
 
@@ -539,7 +607,7 @@ bind_text (sqlite3_stmt *s, int i, const char *v)
 
 /* Run a statement that returns no rows.  0 or -1. */
 static int
-run (struct store *st, sqlite3_stmt *s, const char *what)
+run (struct sqlite_store *st, sqlite3_stmt *s, const char *what)
 {
   int rc = sqlite3_step (s);
   if (rc != SQLITE_DONE) {
@@ -569,7 +637,7 @@ col_strdup (sqlite3_stmt *s, int i)
  * included), or -1 after a read error (store_error names WHAT; EACH is
  * never called) or when EACH failed. */
 static int
-page_each (struct store *st, sqlite3_stmt *s, int limit, size_t size,
+page_each (struct sqlite_store *st, sqlite3_stmt *s, int limit, size_t size,
            void (*copy) (sqlite3_stmt *s, void *elem),
            void (*drop) (void *elem),
            int (*each) (void *ctx, void *elem), void *ctx, const char *what)
@@ -621,9 +689,10 @@ drop_str (void *elem)
 
 /* ---- transactions ------------------------------------------------- */
 
-int
-store_begin (struct store *st)
+static int
+sq_begin (struct store *st_)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s;
   if (st->in_tx) {
     set_err (st, "%s: a transaction is already open", st->path);
@@ -635,9 +704,10 @@ store_begin (struct store *st)
   return 0;
 }
 
-int
-store_commit (struct store *st)
+static int
+sq_commit (struct store *st_)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s;
   if (!st->in_tx) {
     set_err (st, "%s: commit without a transaction", st->path);
@@ -669,9 +739,10 @@ store_commit (struct store *st)
   return 0;
 }
 
-int
-store_rollback (struct store *st)
+static int
+sq_rollback (struct store *st_)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   int r = 0;
   if (!sqlite3_get_autocommit (st->db)) {
     sqlite3_stmt *s = q (st, Q_ROLLBACK);
@@ -686,34 +757,34 @@ store_rollback (struct store *st)
  * the caller has one.  Returns 1 when it started one (pass to tx_leave),
  * 0 when the caller's is used, -1 on error. */
 static int
-tx_enter (struct store *st)
+tx_enter (struct sqlite_store *st)
 {
   if (st->in_tx)
     return 0;
-  return store_begin (st) < 0 ? -1 : 1;
+  return sq_begin (&st->base) < 0 ? -1 : 1;
 }
 
 /* Finish what tx_enter started: commit when R >= 0, else roll back
  * (keeping the first error).  Returns R, or -1 when the commit fails. */
 static int
-tx_leave (struct store *st, int owned, int r)
+tx_leave (struct sqlite_store *st, int owned, int r)
 {
   if (owned != 1)
     return r;
   if (r < 0) {
     char saved[sizeof st->err];
     memcpy (saved, st->err, sizeof saved);
-    store_rollback (st);
+    sq_rollback (&st->base);
     memcpy (st->err, saved, sizeof saved);
     return r;
   }
-  return store_commit (st) < 0 ? -1 : r;
+  return sq_commit (&st->base) < 0 ? -1 : r;
 }
 
 /* ---- open / close / migrate --------------------------------------- */
 
 static int
-read_version (struct store *st, int *v_r)
+read_version (struct sqlite_store *st, int *v_r)
 {
   sqlite3_stmt *s = NULL;
   int rc;
@@ -753,7 +824,7 @@ read_version (struct store *st, int *v_r)
  * the write lock (WAL lets readers through), so the lock is taken only
  * when there is something to migrate. */
 static int
-migrate (struct store *st)
+migrate (struct sqlite_store *st)
 {
   int v, r = -1;
   char *sql;
@@ -810,12 +881,14 @@ out:
 }
 
 struct store *
-store_open (const char *path, char *err, size_t errlen)
+sqlite_store_open (const char *path, char *err, size_t errlen)
 {
-  struct store *st = xcalloc (1, sizeof *st);
+  struct sqlite_store *st = xcalloc (1, sizeof *st);
   char *mode = NULL;
   sqlite3_stmt *s = NULL;
   struct stat sb;
+
+  st->base.ops = &sqlite_ops;
 
   st->path = xstrdup (path);
   /* SQLite's own message for a missing folder is "unable to open database
@@ -900,19 +973,20 @@ store_open (const char *path, char *err, size_t errlen)
   }
   free (mode);
   st->err[0] = '\0';
-  return st;
+  return &st->base;
 
 fail:
   if (s)
     sqlite3_finalize (s);
   free (mode);
-  store_close (st);
+  sq_close (&st->base);
   return NULL;
 }
 
-void
-store_close (struct store *st)
+static void
+sq_close (struct store *st_)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   int i;
   if (!st)
     return;
@@ -926,9 +1000,10 @@ store_close (struct store *st)
   free (st);
 }
 
-int
-store_schema_version (struct store *st)
+static int
+sq_schema_version (struct store *st_)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   int v;
   return read_version (st, &v) < 0 ? -1 : v;
 }
@@ -941,16 +1016,18 @@ jstr (json_t *o, const char *k)
   return json_string_value (json_object_get (o, k));
 }
 
-int
-store_customer_put (struct store *st, const char *id, json_t *record)
+static int
+sq_customer_put (struct store *st_, const char *id, json_t *record)
 {
-  return store_customer_put_text (st, id, record, NULL);
+  struct sqlite_store *st = (struct sqlite_store *) st_;
+  return sq_customer_put_text (&st->base, id, record, NULL);
 }
 
-int
-store_customer_put_text (struct store *st, const char *id, json_t *record,
+static int
+sq_customer_put_text (struct store *st_, const char *id, json_t *record,
                          const char *text)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s;
   char *dumped = NULL;
   int r = -1;
@@ -981,9 +1058,10 @@ out:
   return r;
 }
 
-int
-store_bulk_customers (struct store *st, int64_t expected)
+static int
+sq_bulk_customers (struct store *st_, int64_t expected)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   int64_t have = 0;
 
   if (!st->in_tx) {
@@ -994,7 +1072,7 @@ store_bulk_customers (struct store *st, int64_t expected)
     return 1;
   /* Rebuilding costs a sort of the whole table: worth it only when the
    * import is large and at least as big as what is already there. */
-  if (expected < 20000 || (have = store_customer_count (st)) < 0
+  if (expected < 20000 || (have = sq_customer_count (&st->base)) < 0
       || expected < have)
     return have < 0 ? -1 : 0;
   if (sqlite3_exec (st->db, DROP_CUSTOMER_INDEXES, NULL, NULL, NULL)
@@ -1007,7 +1085,7 @@ store_bulk_customers (struct store *st, int64_t expected)
 /* Overlay ID's explicit consent changes on RECORD's "consent" (which
  * becomes an object when absent): the effective consent. */
 static int
-merge_consent (struct store *st, const char *id, json_t *record)
+merge_consent (struct sqlite_store *st, const char *id, json_t *record)
 {
   sqlite3_stmt *s = q (st, Q_CONSENT_ALL);
   json_t *c;
@@ -1031,7 +1109,7 @@ merge_consent (struct store *st, const char *id, json_t *record)
 }
 
 static json_t *
-load_record (struct store *st, const char *id, const char *text)
+load_record (struct sqlite_store *st, const char *id, const char *text)
 {
   const char *why;
   size_t off;
@@ -1050,9 +1128,10 @@ load_record (struct store *st, const char *id, const char *text)
   return rec;
 }
 
-json_t *
-store_customer_get (struct store *st, const char *id)
+static json_t *
+sq_customer_get (struct store *st_, const char *id)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_CUST_GET);
   char *text;
   json_t *rec;
@@ -1078,9 +1157,10 @@ store_customer_get (struct store *st, const char *id)
   return rec;
 }
 
-int
-store_customer_exists (struct store *st, const char *id)
+static int
+sq_customer_exists (struct store *st_, const char *id)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_CUST_EXISTS);
   int rc;
 
@@ -1108,11 +1188,12 @@ find_each (void *ctx, void *elem)
   return c->cb (c->data, *(char **) elem) ? 1 : 0;
 }
 
-int
-store_customer_find (struct store *st, const char *channel,
+static int
+sq_customer_find (struct store *st_, const char *channel,
                      const char *address,
                      int (*cb) (void *data, const char *id), void *data)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   struct find_ctx c = { cb, data };
   sqlite3_stmt *s;
   int id;
@@ -1136,9 +1217,10 @@ store_customer_find (struct store *st, const char *channel,
                     find_each, &c, "looking up customers by address");
 }
 
-int64_t
-store_customer_count (struct store *st)
+static int64_t
+sq_customer_count (struct store *st_)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_CUST_COUNT);
   int64_t n;
 
@@ -1175,7 +1257,7 @@ audience_drop (void *elem)
 }
 
 struct audience_ctx {
-  struct store *st;
+  struct sqlite_store *st;
   int (*cb) (void *data, json_t *customer);
   void *data;
 };
@@ -1195,11 +1277,12 @@ audience_each (void *ctx, void *elem)
   return stop ? 1 : 0;
 }
 
-int
-store_audience_next (struct store *st, const char *campaign, int step,
+static int
+sq_audience_next (struct store *st_, const char *campaign, int step,
                      const char *after_id, int limit,
                      int (*cb) (void *data, json_t *customer), void *data)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_AUDIENCE);
   struct audience_ctx c = { st, cb, data };
 
@@ -1218,10 +1301,11 @@ store_audience_next (struct store *st, const char *campaign, int step,
 
 /* ---- consent and suppressions ------------------------------------- */
 
-int
-store_consent_set (struct store *st, const char *customer, const char *channel,
+static int
+sq_consent_set (struct store *st_, const char *customer, const char *channel,
                    int granted, int64_t at, const char *source)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_CONSENT_SET);
   if (!s)
     return -1;
@@ -1233,9 +1317,10 @@ store_consent_set (struct store *st, const char *customer, const char *channel,
   return run (st, s, "recording a consent change");
 }
 
-int
-store_consent_get (struct store *st, const char *customer, const char *channel)
+static int
+sq_consent_get (struct store *st_, const char *customer, const char *channel)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_CONSENT_GET);
   json_t *rec, *v;
   int rc, r = -1;
@@ -1253,7 +1338,7 @@ store_consent_get (struct store *st, const char *customer, const char *channel)
   if (rc != SQLITE_DONE)
     return r;
   /* No explicit change: what the imported record says. */
-  if (!(rec = store_customer_get (st, customer)))
+  if (!(rec = sq_customer_get (&st->base, customer)))
     return -1;
   v = json_object_get (json_object_get (rec, "consent"), channel);
   if (json_is_boolean (v))
@@ -1262,10 +1347,11 @@ store_consent_get (struct store *st, const char *customer, const char *channel)
   return r;
 }
 
-int
-store_suppress (struct store *st, const char *channel, const char *address,
+static int
+sq_suppress (struct store *st_, const char *channel, const char *address,
                 const char *reason)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_SUPPRESS);
   if (!s)
     return -1;
@@ -1276,10 +1362,11 @@ store_suppress (struct store *st, const char *channel, const char *address,
   return run (st, s, "suppressing an address");
 }
 
-int
-store_is_suppressed (struct store *st, const char *channel,
+static int
+sq_is_suppressed (struct store *st_, const char *channel,
                      const char *address)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_IS_SUPPRESSED);
   int rc;
 
@@ -1300,20 +1387,20 @@ store_is_suppressed (struct store *st, const char *channel,
 
 /* Suppress each string of the JSON list (or the single string) ADDR. */
 static int
-suppress_json (struct store *st, const char *channel, json_t *addr,
+suppress_json (struct sqlite_store *st, const char *channel, json_t *addr,
                const char *reason)
 {
   size_t i;
   json_t *v;
 
   if (json_is_string (addr))
-    return store_suppress (st, channel, json_string_value (addr), reason);
+    return sq_suppress (&st->base, channel, json_string_value (addr), reason);
   json_array_foreach (addr, i, v) {
     const char *a = json_string_value (v);
     /* push addresses may be {platform, token} objects */
     if (!a && json_is_object (v))
       a = jstr (v, "token");
-    if (a && store_suppress (st, channel, a, reason) < 0)
+    if (a && sq_suppress (&st->base, channel, a, reason) < 0)
       return -1;
   }
   return 0;
@@ -1324,7 +1411,7 @@ suppress_json (struct store *st, const char *channel, json_t *addr,
  * CHANNEL.  Nothing to suppress is not an error (an event about a
  * customer the store does not know). */
 static int
-suppress_for_event (struct store *st, const char *customer,
+suppress_for_event (struct sqlite_store *st, const char *customer,
                     const char *channel, const char *type,
                     const char *message_key, const char *detail_json)
 {
@@ -1396,11 +1483,12 @@ out:
   return r;
 }
 
-int
-store_event_put (struct store *st, const char *customer, const char *channel,
+static int
+sq_event_put (struct store *st_, const char *customer, const char *channel,
                  const char *type, int64_t at, const char *campaign,
                  const char *message_key, const char *detail_json)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   struct store_event ev;
 
   memset (&ev, 0, sizeof ev);
@@ -1411,12 +1499,13 @@ store_event_put (struct store *st, const char *customer, const char *channel,
   ev.campaign = campaign;
   ev.message_key = message_key;
   ev.detail_json = detail_json;
-  return store_event_record (st, &ev);
+  return sq_event_record (&st->base, &ev);
 }
 
-int
-store_event_record (struct store *st, const struct store_event *ev)
+static int
+sq_event_record (struct store *st_, const struct store_event *ev)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   const char *customer = ev->customer, *channel = ev->channel;
   const char *type = ev->type, *message_key = ev->message_key;
   const char *detail_json = ev->detail_json;
@@ -1449,7 +1538,7 @@ store_event_record (struct store *st, const struct store_event *ev)
   /* An unsubscribe is an explicit withdrawal of consent for that channel:
    * it wins over the imported consent (and over older explicit grants). */
   if (strcmp (type, "unsubscribed") == 0 && channel
-      && store_consent_set (st, customer, channel, 0, at, "unsubscribed event")
+      && sq_consent_set (&st->base, customer, channel, 0, at, "unsubscribed event")
          < 0)
     goto out;
   /* A hard bounce or a spam complaint: sending again to that address hurts
@@ -1501,19 +1590,20 @@ msg_events_each (void *ctx, void *elem)
   return c->cb (c->data, e->id, e->at_ms, e->detail, e->machine) ? 1 : 0;
 }
 
-int
-store_message_events (struct store *st, const char *key, const char *type,
+static int
+sq_message_events (struct store *st_, const char *key, const char *type,
                       int64_t from_ms, int64_t to_ms,
                       int (*cb) (void *data, int64_t id, int64_t at_ms,
                                  const char *detail, const char *machine),
                       void *data)
 {
-  return store_message_events_except (st, key, type, NULL, from_ms, to_ms, cb,
+  struct sqlite_store *st = (struct sqlite_store *) st_;
+  return sq_message_events_except (&st->base, key, type, NULL, from_ms, to_ms, cb,
                                       data);
 }
 
-int
-store_message_events_except (struct store *st, const char *key,
+static int
+sq_message_events_except (struct store *st_, const char *key,
                              const char *type, const char *except_detail,
                              int64_t from_ms, int64_t to_ms,
                              int (*cb) (void *data, int64_t id, int64_t at_ms,
@@ -1521,6 +1611,7 @@ store_message_events_except (struct store *st, const char *key,
                                         const char *machine),
                              void *data)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_MSG_EVENTS);
   struct msg_events_ctx c = { cb, data };
 
@@ -1537,9 +1628,10 @@ store_message_events_except (struct store *st, const char *key,
                     "reading a message's events");
 }
 
-int
-store_event_set_machine (struct store *st, int64_t id, const char *reason)
+static int
+sq_event_set_machine (struct store *st_, int64_t id, const char *reason)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_EVENT_MACHINE);
 
   if (!s)
@@ -1551,12 +1643,13 @@ store_event_set_machine (struct store *st, int64_t id, const char *reason)
   return sqlite3_changes (st->db) == 0 ? 1 : 0;
 }
 
-int
-store_customer_events (struct store *st, const char *customer, int64_t since,
+static int
+sq_customer_events (struct store *st_, const char *customer, int64_t since,
                        int (*cb) (void *data, const char *channel,
                                   const char *type, int64_t at),
                        void *data)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_CUST_EVENTS);
   int rc, n = 0;
 
@@ -1601,9 +1694,10 @@ stats_channel (json_t *stats, const char *channel)
   return c;
 }
 
-int
-store_channel_stats (struct store *st, int64_t since, json_t **stats_r)
+static int
+sq_channel_stats (struct store *st_, int64_t since, json_t **stats_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s;
   json_t *stats = json_object ();
   int rc;
@@ -1643,24 +1737,11 @@ fail:
 
 /* ---- outbox ------------------------------------------------------- */
 
-static const char *const states[] = {
-  "pending", "sending", "sent", "retry", "failed", "dead", "skipped",
-  "held_out", "deferred", "reroute", NULL
-};
 
-int
-store_state_valid (const char *state)
+static int
+sq_outbox_insert (struct store *st_, const struct outbox_row *row)
 {
-  int i;
-  for (i = 0; state && states[i]; i++)
-    if (strcmp (state, states[i]) == 0)
-      return 1;
-  return 0;
-}
-
-int
-store_outbox_insert (struct store *st, const struct outbox_row *row)
-{
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s;
   int64_t now = now_seconds ();
 
@@ -1707,7 +1788,7 @@ store_outbox_insert (struct store *st, const struct outbox_row *row)
 }
 
 static int
-outbox_update (struct store *st, int id, const char *key, const char *state,
+outbox_update (struct sqlite_store *st, int id, const char *key, const char *state,
                const char *reason, int attempts, int64_t next_at,
                const char *provider_id, const char *error, const char *detail)
 {
@@ -1735,29 +1816,32 @@ outbox_update (struct store *st, int id, const char *key, const char *state,
   return sqlite3_changes (st->db) == 0 ? 1 : 0;
 }
 
-int
-store_outbox_update (struct store *st, const char *key, const char *state,
+static int
+sq_outbox_update (struct store *st_, const char *key, const char *state,
                      int attempts, int64_t next_at, const char *provider_id,
                      const char *error, const char *detail)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   return outbox_update (st, Q_OB_UPDATE, key, state, NULL, attempts, next_at,
                         provider_id, error, detail);
 }
 
-int
-store_outbox_update_reason (struct store *st, const char *key,
+static int
+sq_outbox_update_reason (struct store *st_, const char *key,
                             const char *state, const char *reason,
                             int attempts, int64_t next_at,
                             const char *provider_id, const char *error,
                             const char *detail)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   return outbox_update (st, Q_OB_UPDATE_REASON, key, state, reason, attempts,
                         next_at, provider_id, error, detail);
 }
 
-int
-store_outbox_reroute (struct store *st, const struct outbox_row *row)
+static int
+sq_outbox_reroute (struct store *st_, const struct outbox_row *row)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s;
 
   if (!row->key || !store_state_valid (row->state)) {
@@ -1813,31 +1897,11 @@ row_from (sqlite3_stmt *s)
   return r;
 }
 
-void
-store_row_free (struct outbox_row *r)
-{
-  if (!r)
-    return;
-  free ((char *) r->key);
-  free ((char *) r->campaign);
-  free ((char *) r->customer);
-  free ((char *) r->channel);
-  free ((char *) r->instance);
-  free ((char *) r->variant);
-  free ((char *) r->state);
-  free ((char *) r->reason);
-  free ((char *) r->provider_id);
-  free ((char *) r->error);
-  free ((char *) r->detail);
-  free ((char *) r->address);
-  free ((char *) r->parts);
-  free ((char *) r->trace);
-  free (r);
-}
 
-int
-store_outbox_get (struct store *st, const char *key, struct outbox_row **row_r)
+static int
+sq_outbox_get (struct store *st_, const char *key, struct outbox_row **row_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_OB_GET);
   int rc;
 
@@ -1854,15 +1918,16 @@ store_outbox_get (struct store *st, const char *key, struct outbox_row **row_r)
   return 0;
 }
 
-static int outbox_page (struct store *st, sqlite3_stmt *s, int limit,
+static int outbox_page (struct sqlite_store *st, sqlite3_stmt *s, int limit,
                         int (*cb) (void *data, const struct outbox_row *row),
                         void *data);
 
-int
-store_outbox_reroutes (struct store *st, const char *campaign, int limit,
+static int
+sq_outbox_reroutes (struct store *st_, const char *campaign, int limit,
                        int (*cb) (void *data, const struct outbox_row *row),
                        void *data)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_OB_REROUTES);
 
   if (!s)
@@ -1874,9 +1939,10 @@ store_outbox_reroutes (struct store *st, const char *campaign, int limit,
   return outbox_page (st, s, limit, cb, data);
 }
 
-int
-store_outbox_reroute_none (struct store *st, const char *key)
+static int
+sq_outbox_reroute_none (struct store *st_, const char *key)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_OB_REROUTE_NONE);
 
   if (!s)
@@ -1912,12 +1978,13 @@ due_each (void *ctx, void *elem)
   return c->cb (c->data, *(struct outbox_row **) elem) ? 1 : 0;
 }
 
-int
-store_outbox_due (struct store *st, const char *campaign, int64_t now,
+static int
+sq_outbox_due (struct store *st_, const char *campaign, int64_t now,
                   int limit,
                   int (*cb) (void *data, const struct outbox_row *row),
                   void *data)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_OB_DUE);
 
   if (!s)
@@ -1934,7 +2001,7 @@ store_outbox_due (struct store *st, const char *campaign, int64_t now,
  * into memory first (the callback updates these rows), then handed to CB
  * until it returns non-zero.  The count handed, or -1. */
 static int
-outbox_page (struct store *st, sqlite3_stmt *s, int limit,
+outbox_page (struct sqlite_store *st, sqlite3_stmt *s, int limit,
              int (*cb) (void *data, const struct outbox_row *row),
              void *data)
 {
@@ -1944,10 +2011,11 @@ outbox_page (struct store *st, sqlite3_stmt *s, int limit,
                     due_drop, due_each, &c, "reading outbox rows");
 }
 
-int
-store_outbox_recover (struct store *st, const char *campaign,
+static int
+sq_outbox_recover (struct store *st_, const char *campaign,
                       int at_least_once, int max_attempts, int *n_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, at_least_once ? Q_OB_RECOVER_PENDING
                                          : Q_OB_RECOVER_FAILED);
   if (n_r)
@@ -1965,9 +2033,10 @@ store_outbox_recover (struct store *st, const char *campaign,
   return 0;
 }
 
-int
-store_outbox_next_due (struct store *st, const char *campaign, int64_t *next_r)
+static int
+sq_outbox_next_due (struct store *st_, const char *campaign, int64_t *next_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_OB_NEXT_DUE);
   int rc, r = 0;
 
@@ -1986,10 +2055,11 @@ store_outbox_next_due (struct store *st, const char *campaign, int64_t *next_r)
   return r;
 }
 
-int
-store_sent_count (struct store *st, const char *customer, const char *channel,
+static int
+sq_sent_count (struct store *st_, const char *customer, const char *channel,
                   int64_t since)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_SENT_COUNT);
   int n = -1;
 
@@ -2022,9 +2092,10 @@ col_json_raw (sqlite3_stmt *s, int i)
   return t ? json_string_nocheck ((const char *) t) : json_null ();
 }
 
-int
-store_campaign_counts (struct store *st, const char *campaign, json_t **r)
+static int
+sq_campaign_counts (struct store *st_, const char *campaign, json_t **r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_CAMP_COUNTS);
   json_t *o, *rows, *bystate;
   json_int_t total = 0;
@@ -2070,7 +2141,7 @@ store_campaign_counts (struct store *st, const char *campaign, json_t **r)
  * same with the bytes as they are, even when not UTF-8, 'i' integer, 'b'
  * boolean). */
 static int
-campaign_rows (struct store *st, int id, const char *campaign,
+campaign_rows (struct sqlite_store *st, int id, const char *campaign,
                const char *const *names, const char *types, const char *what,
                json_t **r)
 {
@@ -2104,18 +2175,20 @@ campaign_rows (struct store *st, int id, const char *campaign,
   return 0;
 }
 
-int
-store_campaign_conversions (struct store *st, const char *campaign, json_t **r)
+static int
+sq_campaign_conversions (struct store *st_, const char *campaign, json_t **r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   static const char *const names[] = { "variant", "held_out", "customers",
                                        "converted", NULL };
   return campaign_rows (st, Q_CAMP_CONVERSIONS, campaign, names, "sbii",
                         "counting a campaign's conversions", r);
 }
 
-int
-store_campaign_engagement (struct store *st, const char *campaign, json_t **r)
+static int
+sq_campaign_engagement (struct store *st_, const char *campaign, json_t **r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   static const char *const names[] = { "channel", "variant", "type", "count",
                                        "messages", "machine", NULL };
   return campaign_rows (st, Q_CAMP_ENGAGEMENT, campaign, names, "sssiib",
@@ -2124,26 +2197,29 @@ store_campaign_engagement (struct store *st, const char *campaign, json_t **r)
 
 /* ---- monitoring -------------------------------------------------- */
 
-int
-store_outbox_state_counts (struct store *st, json_t **r)
+static int
+sq_outbox_state_counts (struct store *st_, json_t **r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   static const char *const names[] = { "campaign", "channel", "state",
                                        "count", NULL };
   return campaign_rows (st, Q_OB_STATES, NULL, names, "rrri",
                         "counting the outbox's messages", r);
 }
 
-int
-store_event_counts (struct store *st, json_t **r)
+static int
+sq_event_counts (struct store *st_, json_t **r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   static const char *const names[] = { "type", "machine", "count", NULL };
   return campaign_rows (st, Q_EVENT_COUNTS, NULL, names, "rbi",
                         "counting the events", r);
 }
 
-int
-store_due_summary (struct store *st, int64_t now, struct store_due *r)
+static int
+sq_due_summary (struct store *st_, int64_t now, struct store_due *r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_OB_DUE_SUMMARY);
   int rc;
 
@@ -2160,8 +2236,8 @@ store_due_summary (struct store *st, int64_t now, struct store_due *r)
   if (rc != SQLITE_ROW)
     return db_fail (st, "counting the due messages");
   /* The timer queue: the steps due, and all that wait. */
-  if (store_timer_stats (st, now, &r->steps, &r->oldest_step_due) < 0
-      || store_timer_stats (st, INT64_MAX, &r->steps_waiting, &(int64_t) { 0 })
+  if (sq_timer_stats (&st->base, now, &r->steps, &r->oldest_step_due) < 0
+      || sq_timer_stats (&st->base, INT64_MAX, &r->steps_waiting, &(int64_t) { 0 })
          < 0)
     return -1;
   return 0;
@@ -2169,10 +2245,11 @@ store_due_summary (struct store *st, int64_t now, struct store_due *r)
 
 /* ---- campaign state ----------------------------------------------- */
 
-int
-store_campaign_start (struct store *st, const char *id, const char *name,
+static int
+sq_campaign_start (struct store *st_, const char *id, const char *name,
                       int64_t now)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_CAMP_START);
   if (!s)
     return -1;
@@ -2182,10 +2259,11 @@ store_campaign_start (struct store *st, const char *id, const char *name,
   return run (st, s, "recording a campaign start");
 }
 
-int
-store_campaign_finish (struct store *st, const char *id, const char *status,
+static int
+sq_campaign_finish (struct store *st_, const char *id, const char *status,
                        int64_t now)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_CAMP_FINISH);
   if (!s)
     return -1;
@@ -2195,9 +2273,10 @@ store_campaign_finish (struct store *st, const char *id, const char *status,
   return run (st, s, "recording a campaign end");
 }
 
-int
-store_campaign_get (struct store *st, const char *id, json_t **r)
+static int
+sq_campaign_get (struct store *st_, const char *id, json_t **r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_CAMP_GET);
   json_t *o;
   int rc;
@@ -2233,9 +2312,10 @@ store_campaign_get (struct store *st, const char *id, json_t **r)
 
 /* ---- journeys: the timer queue ------------------------------------ */
 
-int
-store_timer_add (struct store *st, const struct store_timer *t)
+static int
+sq_timer_add (struct store *st_, const struct store_timer *t)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_TIMER_ADD);
 
   if (!s)
@@ -2290,12 +2370,13 @@ timers_each (void *ctx, void *elem)
   return c->cb (c->data, elem) < 0 ? -1 : 0;
 }
 
-int
-store_timers_due (struct store *st, const char *campaign, int64_t now,
+static int
+sq_timers_due (struct store *st_, const char *campaign, int64_t now,
                   int limit,
                   int (*cb) (void *data, const struct store_timer *t),
                   void *data)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_TIMERS_DUE);
   struct timers_ctx c = { cb, data };
 
@@ -2311,10 +2392,11 @@ store_timers_due (struct store *st, const char *campaign, int64_t now,
                     "reading the due journey steps");
 }
 
-int
-store_timer_done (struct store *st, int64_t id, const char *state,
+static int
+sq_timer_done (struct store *st_, int64_t id, const char *state,
                   const char *reason)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_TIMER_DONE);
 
   if (!s)
@@ -2328,10 +2410,11 @@ store_timer_done (struct store *st, int64_t id, const char *state,
   return sqlite3_changes (st->db) == 0 ? 1 : 0;
 }
 
-int
-store_timer_cancel (struct store *st, const char *campaign,
+static int
+sq_timer_cancel (struct store *st_, const char *campaign,
                     const char *customer, int64_t at, const char *reason)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_TIMER_CANCEL);
 
   if (!s)
@@ -2346,11 +2429,12 @@ store_timer_cancel (struct store *st, const char *campaign,
   return sqlite3_changes (st->db);
 }
 
-int
-store_journey_last (struct store *st, const char *campaign,
+static int
+sq_journey_last (struct store *st_, const char *campaign,
                     const char *customer, int64_t *instance_r,
                     int64_t *entered_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_JOURNEY_LAST);
   int rc;
 
@@ -2412,11 +2496,12 @@ events_after_each (void *ctx, void *elem)
   return c->cb (c->data, elem) < 0 ? -1 : 0;
 }
 
-int
-store_events_after (struct store *st, int64_t after_id, int limit,
+static int
+sq_events_after (struct store *st_, int64_t after_id, int limit,
                     int (*cb) (void *data, const struct store_event_row *e),
                     void *data)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_EVENTS_AFTER);
   struct events_after_ctx c = { cb, data };
 
@@ -2430,9 +2515,10 @@ store_events_after (struct store *st, int64_t after_id, int limit,
                     "reading new events");
 }
 
-int
-store_meta_get_int (struct store *st, const char *key, int64_t *v_r)
+static int
+sq_meta_get_int (struct store *st_, const char *key, int64_t *v_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_META_GET);
   int rc;
 
@@ -2451,9 +2537,10 @@ store_meta_get_int (struct store *st, const char *key, int64_t *v_r)
   return 0;
 }
 
-int
-store_meta_set_int (struct store *st, const char *key, int64_t v)
+static int
+sq_meta_set_int (struct store *st_, const char *key, int64_t v)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_META_SET);
 
   if (!s)
@@ -2463,11 +2550,12 @@ store_meta_set_int (struct store *st, const char *key, int64_t v)
   return run (st, s, "writing the meta table");
 }
 
-int
-store_journey_engaged (struct store *st, const char *campaign,
+static int
+sq_journey_engaged (struct store *st_, const char *campaign,
                        const char *customer, int64_t instance, int64_t since,
                        const char *const *types, char *type_r, size_t len)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_JOURNEY_ENGAGED);
   int rc, i;
 
@@ -2497,9 +2585,10 @@ store_journey_engaged (struct store *st, const char *campaign,
   return 0;
 }
 
-int
-store_timer_next (struct store *st, const char *campaign, int64_t *due_r)
+static int
+sq_timer_next (struct store *st_, const char *campaign, int64_t *due_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_TIMER_NEXT);
   int rc, r = 0;
 
@@ -2517,10 +2606,11 @@ store_timer_next (struct store *st, const char *campaign, int64_t *due_r)
   return r;
 }
 
-int
-store_timer_stats (struct store *st, int64_t now, int64_t *due_r,
+static int
+sq_timer_stats (struct store *st_, int64_t now, int64_t *due_r,
                    int64_t *oldest_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_TIMER_STATS);
   int rc;
 
@@ -2571,9 +2661,10 @@ step_add (json_t *e, const char *k, json_int_t n)
                                            (json_object_get (e, k)) + n));
 }
 
-int
-store_step_funnel (struct store *st, const char *campaign, json_t **r)
+static int
+sq_step_funnel (struct store *st_, const char *campaign, json_t **r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   json_t *steps = json_array ();
   sqlite3_stmt *s;
   int rc;
@@ -2635,10 +2726,11 @@ fail:
   return -1;
 }
 
-int
-store_journey_event (struct store *st, const char *campaign,
+static int
+sq_journey_event (struct store *st_, const char *campaign,
                      const char *customer, int64_t instance, char **event_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_JOURNEY_EVENT);
   int rc;
 
@@ -2657,9 +2749,10 @@ store_journey_event (struct store *st, const char *campaign,
   return 0;
 }
 
-int
-store_events_last_id (struct store *st, int64_t *id_r)
+static int
+sq_events_last_id (struct store *st_, int64_t *id_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_EVENTS_LAST);
   int rc;
 
@@ -2674,10 +2767,11 @@ store_events_last_id (struct store *st, int64_t *id_r)
 
 /* ---- short links -------------------------------------------------- */
 
-int
-store_link_add (struct store *st, const char *key, const char *url,
+static int
+sq_link_add (struct store *st_, const char *key, const char *url,
                 size_t len, int64_t *id_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_LINK_ADD);
 
   *id_r = 0;
@@ -2691,10 +2785,11 @@ store_link_add (struct store *st, const char *key, const char *url,
   return 0;
 }
 
-int
-store_link_get (struct store *st, int64_t id, char **key_r, char **url_r,
+static int
+sq_link_get (struct store *st_, int64_t id, char **key_r, char **url_r,
                 size_t *len_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_LINK_GET);
   int rc;
 
@@ -2732,10 +2827,11 @@ store_link_get (struct store *st, int64_t id, char **key_r, char **url_r,
   return 0;
 }
 
-int
-store_outbox_by_provider (struct store *st, const char *channel,
+static int
+sq_outbox_by_provider (struct store *st_, const char *channel,
                           const char *provider_id, struct outbox_row **row_r)
 {
+  struct sqlite_store *st = (struct sqlite_store *) st_;
   sqlite3_stmt *s = q (st, Q_OB_BY_PROVIDER);
   int rc;
 
@@ -2752,3 +2848,68 @@ store_outbox_by_provider (struct store *st, const char *channel,
     return db_fail (st, "finding a message by its provider id");
   return 0;
 }
+
+static const struct store_ops sqlite_ops = {
+  .close = sq_close,
+  .error = sq_error,
+  .schema_version = sq_schema_version,
+  .begin = sq_begin,
+  .commit = sq_commit,
+  .rollback = sq_rollback,
+  .customer_put = sq_customer_put,
+  .customer_put_text = sq_customer_put_text,
+  .customer_get = sq_customer_get,
+  .audience_next = sq_audience_next,
+  .customer_exists = sq_customer_exists,
+  .bulk_customers = sq_bulk_customers,
+  .customer_find = sq_customer_find,
+  .customer_count = sq_customer_count,
+  .consent_set = sq_consent_set,
+  .consent_get = sq_consent_get,
+  .suppress = sq_suppress,
+  .is_suppressed = sq_is_suppressed,
+  .event_put = sq_event_put,
+  .event_record = sq_event_record,
+  .message_events = sq_message_events,
+  .message_events_except = sq_message_events_except,
+  .event_set_machine = sq_event_set_machine,
+  .customer_events = sq_customer_events,
+  .channel_stats = sq_channel_stats,
+  .outbox_insert = sq_outbox_insert,
+  .outbox_update = sq_outbox_update,
+  .outbox_update_reason = sq_outbox_update_reason,
+  .outbox_reroute = sq_outbox_reroute,
+  .outbox_get = sq_outbox_get,
+  .outbox_by_provider = sq_outbox_by_provider,
+  .outbox_reroutes = sq_outbox_reroutes,
+  .outbox_reroute_none = sq_outbox_reroute_none,
+  .outbox_due = sq_outbox_due,
+  .outbox_recover = sq_outbox_recover,
+  .outbox_next_due = sq_outbox_next_due,
+  .sent_count = sq_sent_count,
+  .campaign_counts = sq_campaign_counts,
+  .campaign_engagement = sq_campaign_engagement,
+  .campaign_conversions = sq_campaign_conversions,
+  .outbox_state_counts = sq_outbox_state_counts,
+  .event_counts = sq_event_counts,
+  .due_summary = sq_due_summary,
+  .campaign_start = sq_campaign_start,
+  .campaign_finish = sq_campaign_finish,
+  .campaign_get = sq_campaign_get,
+  .timer_add = sq_timer_add,
+  .timers_due = sq_timers_due,
+  .timer_done = sq_timer_done,
+  .timer_cancel = sq_timer_cancel,
+  .journey_last = sq_journey_last,
+  .journey_event = sq_journey_event,
+  .events_after = sq_events_after,
+  .events_last_id = sq_events_last_id,
+  .meta_get_int = sq_meta_get_int,
+  .meta_set_int = sq_meta_set_int,
+  .journey_engaged = sq_journey_engaged,
+  .timer_next = sq_timer_next,
+  .timer_stats = sq_timer_stats,
+  .step_funnel = sq_step_funnel,
+  .link_add = sq_link_add,
+  .link_get = sq_link_get,
+};
