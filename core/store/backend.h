@@ -136,6 +136,11 @@ struct store {
   const struct store_ops *ops;
 };
 
+/* Fault injection (HERALD_STORE_FAULT, see store.c): a backend calls it
+ * before each statement it runs, except a rollback.  Returns 0, or the
+ * number of the statement that must fail as a failing disk's would. */
+long store_fault_now (void);
+
 /* The backends' open functions: a store, or NULL with ERR set. */
 struct store *sqlite_store_open (const char *path, char *err, size_t errlen);
 

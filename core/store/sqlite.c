@@ -529,58 +529,18 @@ sq_error (const struct store *st_)
 
 /* ---- statements --------------------------------------------------- */
 
-/* Fault injection for the tests: with HERALD_STORE_FAULT=N, the Nth
- * statement this process asks for (over all its stores, counting from 1)
- * fails as a statement of a failing disk would, with "injected fault";
- * and with HERALD_STORE_FAULT=N+ every statement from the Nth on.  With
- * HERALD_STORE_FAULT=count nothing fails, and the process says at exit
- * how many statements it asked for (the range of N to sweep).
- * Rollbacks never fail: a failing store must still be able to undo.
- * tests/core/faults.py sweeps N over whole runs.  Unset, it costs one
- * branch. */
-static long fault_at = -1;           /* -1: not read yet; 0: off */
-static int fault_sticky, fault_count;
-static long fault_calls;
-
-static void
-fault_report (void)
-{
-  fprintf (stderr, "herald: store statements: %ld\n", fault_calls);
-}
-
-static int
-fault_now (void)
-{
-  if (fault_at < 0) {
-    const char *e = getenv ("HERALD_STORE_FAULT");
-    char *end = NULL;
-    long v = e ? strtol (e, &end, 10) : 0;
-    fault_at = v > 0 ? v : 0;
-    fault_sticky = fault_at && end && *end == '+';
-    if (e && strcmp (e, "count") == 0) {
-      fault_count = 1;
-      fault_at = LONG_MAX;
-      atexit (fault_report);
-    }
-  }
-  if (!fault_at)
-    return 0;
-  {
-    long n = __atomic_add_fetch (&fault_calls, 1, __ATOMIC_RELAXED);
-    return !fault_count && (n == fault_at || (fault_sticky && n > fault_at));
-  }
-}
-
 /* The cached statement ID, reset and unbound, or NULL (error set). */
 static sqlite3_stmt *
 q (struct sqlite_store *st, int id)
 {
   sqlite3_stmt *s = st->q[id];
 
+  long fault;
+
   st->err[0] = '\0';
-  if (id != Q_ROLLBACK && fault_now ()) {
+  if (id != Q_ROLLBACK && (fault = store_fault_now ())) {
     set_err (st, "%s: injected fault (HERALD_STORE_FAULT, statement %ld)",
-             st->path, fault_calls);
+             st->path, fault);
     return NULL;
   }
   if (!s) {

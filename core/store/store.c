@@ -2,6 +2,8 @@
  * picks one, and every other call goes through its table of functions
  * (backend.h).  What needs no SQL lives here, once for both. */
 #include <config.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +14,49 @@ struct store *
 store_open (const char *path, char *err, size_t errlen)
 {
   return sqlite_store_open (path, err, errlen);
+}
+
+/* Fault injection for the tests: with HERALD_STORE_FAULT=N, the Nth
+ * statement this process asks for (over all its stores, counting from 1)
+ * fails as a statement of a failing disk would, with "injected fault";
+ * and with HERALD_STORE_FAULT=N+ every statement from the Nth on.  With
+ * HERALD_STORE_FAULT=count nothing fails, and the process says at exit
+ * how many statements it asked for (the range of N to sweep).
+ * Rollbacks never fail: a failing store must still be able to undo.
+ * tests/core/faults.py sweeps N over whole runs.  Unset, it costs one
+ * branch. */
+static long fault_at = -1;           /* -1: not read yet; 0: off */
+static int fault_sticky, fault_count;
+static long fault_calls;
+
+static void
+fault_report (void)
+{
+  fprintf (stderr, "herald: store statements: %ld\n", fault_calls);
+}
+
+long
+store_fault_now (void)
+{
+  if (fault_at < 0) {
+    const char *e = getenv ("HERALD_STORE_FAULT");
+    char *end = NULL;
+    long v = e ? strtol (e, &end, 10) : 0;
+    fault_at = v > 0 ? v : 0;
+    fault_sticky = fault_at && end && *end == '+';
+    if (e && strcmp (e, "count") == 0) {
+      fault_count = 1;
+      fault_at = LONG_MAX;
+      atexit (fault_report);
+    }
+  }
+  if (!fault_at)
+    return 0;
+  {
+    long n = __atomic_add_fetch (&fault_calls, 1, __ATOMIC_RELAXED);
+    return !fault_count && (n == fault_at || (fault_sticky && n > fault_at))
+           ? n : 0;
+  }
 }
 
 static const char *const states[] = {
