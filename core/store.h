@@ -1,14 +1,15 @@
-/* store: Herald's durable state in one SQLite file (WAL mode).
+/* store: Herald's durable state, in one SQLite file (WAL mode) or in a
+ * PostgreSQL database (core/store/: one interface, two backends).
  *
  * Customers, consent, suppressions, events, the outbox (one row per
  * message) and campaign state.  Every state change of the system goes
- * through these functions, so another backend (PostgreSQL) can replace
- * this file without touching the scheduler.
+ * through these functions, so a backend can replace another without
+ * touching the scheduler.
  *
  * Contract, for every function below unless it says otherwise:
  *  - Returns 0 on success and -1 on error; the error message (naming the
- *    store file and what failed) is then available from store_error() until
- *    the next call.  The store never prints: the caller reports it once.
+ *    store file, or its URL without a password, and what failed) is then
+ *    available from store_error() until the next call.  The store never prints: the caller reports it once.
  *  - Strings and json_t arguments are borrowed: the store copies what it
  *    keeps.  Rows and records handed to a callback are lent for the
  *    duration of that call: json_incref / strdup what you keep.
@@ -20,7 +21,8 @@
  *  - One struct store is used by one thread at a time.
  *
  * Durability: the file runs with journal_mode=WAL and synchronous=FULL,
- * so a committed state change survives a power loss.  The scheduler's rule
+ * PostgreSQL with synchronous_commit on (at least), so a committed state
+ * change survives a power loss.  The scheduler's rule
  * ("a row is committed as sending before the plugin is called; a message
  * counts as sent only after its state is committed") relies on that.
  */
@@ -28,33 +30,65 @@
 #define HERALD_STORE_H
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <jansson.h>
 
 struct store;
 
 /* The schema version this build writes; store_open migrates older files
- * and refuses newer ones. */
+ * and refuses newer ones (PostgreSQL: see store_open).  One numbering for
+ * both backends: a version's PostgreSQL schema has the same tables and
+ * columns (and may have more: the leases of shared stores). */
 #define STORE_SCHEMA_VERSION 6
 
-/* Open (creating if missing) the store at PATH.  The parent directory must
- * exist: the error then names PATH.  Returns a store to pass to
+/* Open the store at LOCATION: a PostgreSQL connection URI
+ * (postgresql://... or postgres://..., see libpq's "Connection URIs"), or
+ * else the path of an SQLite file.  A file is created when missing (its
+ * folder must exist: the error then names it) and migrated.  A
+ * PostgreSQL database must already be at this herald's schema version
+ * (an empty or older one is refused with a hint to run 'herald store
+ * migrate'; a newer one too): many herald processes share it, and only
+ * store_open_migrate changes its schema.  Returns a store to pass to
  * store_close, or NULL with a message in ERR. */
-struct store *store_open (const char *path, char *err, size_t errlen);
+struct store *store_open (const char *location, char *err, size_t errlen);
+/* The same, also creating or migrating a PostgreSQL database's schema
+ * (one transaction, under a lock: two herald migrating at once is
+ * harmless).  For a file, the same as store_open. */
+struct store *store_open_migrate (const char *location, char *err,
+                                  size_t errlen);
+/* 1 when LOCATION names a PostgreSQL database (a URI in either of
+ * libpq's spellings), 0 for a file.  Inline: the configuration reads it
+ * in programs that do not link the store. */
+static inline int
+store_location_is_url (const char *location)
+{
+  return strncmp (location, "postgresql://", 13) == 0
+         || strncmp (location, "postgres://", 11) == 0;
+}
+/* 1 for a store that many processes on many machines may share
+ * (PostgreSQL), 0 for one machine's file (SQLite). */
+int store_shared (struct store *st);
 /* Close and free; store_close (NULL) is a no-op.  An open transaction is
  * rolled back. */
 void store_close (struct store *st);
 /* The last error message (owned by the store, valid until the next call). */
 const char *store_error (const struct store *st);
-/* The schema version of the open file (after migrations). */
+/* The schema version of the open store (after migrations). */
 int store_schema_version (struct store *st);
 
-/* Transactions (BEGIN IMMEDIATE: the write lock is taken at once, so two
- * herald processes serialise instead of failing mid-transaction).
- * Not nestable: store_begin inside a transaction is an error.
- * Locking: readers never wait (WAL); a writer waits up to 10 s for another
+/* Transactions.  Not nestable: store_begin inside a transaction is an
+ * error.  After an error inside one, roll it back: on PostgreSQL a failed
+ * statement aborts the transaction (a commit then fails too).
+ * SQLite: BEGIN IMMEDIATE, the write lock is taken at once, so two
+ * herald processes serialise instead of failing mid-transaction.
+ * Readers never wait (WAL); a writer waits up to 10 s for another
  * process's write lock, then fails with "database is locked".  A bulk
  * import holds the lock for its whole file (about 25 s for a million
- * customers). */
+ * customers).
+ * PostgreSQL: READ COMMITTED, row locks; writers of different rows do
+ * not wait for each other.  Outside a transaction, a call that finds the
+ * connection lost reconnects and runs again (for up to about 30 s);
+ * inside one it fails, and the caller rolls back. */
 int store_begin (struct store *st);
 int store_commit (struct store *st);
 int store_rollback (struct store *st);

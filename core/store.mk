@@ -3,11 +3,12 @@
 # embedded default, and PostgreSQL), the customers/events import commands
 # and the report.
 STORE_SOURCES = core/store.h core/store/backend.h core/store/store.c \
-	core/store/sqlite.c
+	core/store/sqlite.c core/store/pg.c
 herald_SOURCES += $(STORE_SOURCES) core/import.c core/import.h \
 	core/report.c
 
-# Unit tests of the store interface.
+# Unit tests of the store interface (with HERALD_TEST_PG_URL, against
+# that PostgreSQL database).
 check_PROGRAMS += tests/store/test-store
 tests_store_test_store_SOURCES = tests/store/test-store.c \
 	$(STORE_SOURCES) core/util.c core/util.h \

@@ -8,11 +8,13 @@ export DEBIAN_FRONTEND=noninteractive
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 apt-get update -qq
 # prometheus is there for promtool, which checks herald serve's /metrics in
-# the tests; Debian ships it only with the server itself.
+# the tests; Debian ships it only with the server itself.  postgresql-15:
+# initdb and pg_ctl for tests/pgserver.py (each test runs a server of its
+# own; the cluster Debian creates is not used), psql for the tests' checks.
 apt-get install -y -qq --no-install-recommends \
   build-essential autoconf automake libtool pkg-config \
   libcurl4-openssl-dev libesmtp-dev libinih-dev libsqlite3-dev \
   libjansson-dev libssl-dev libmicrohttpd-dev libicu-dev libutf8proc-dev \
-  libopendkim-dev \
-  openssl ca-certificates python3 python3-aiosmtpd python3-dkim postfix sqlite3 nginx-light strace \
+  libopendkim-dev libpq-dev \
+  openssl ca-certificates python3 python3-aiosmtpd python3-dkim postfix sqlite3 postgresql-15 postgresql-client-15 nginx-light strace \
   clang libclang-rt-14-dev prometheus >/dev/null

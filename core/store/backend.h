@@ -11,6 +11,9 @@
 #include "../store.h"
 
 struct store_ops {
+  /* 1: a store that many herald processes on many machines may share
+   * (a database server); 0: one machine's (a file).  store_shared. */
+  int shared;
   void (*close) (struct store *st);
   const char *(*error) (const struct store *st);
   int (*schema_version) (struct store *st);
@@ -143,5 +146,10 @@ long store_fault_now (void);
 
 /* The backends' open functions: a store, or NULL with ERR set. */
 struct store *sqlite_store_open (const char *path, char *err, size_t errlen);
+/* URL is a libpq connection URI (postgresql://...).  MIGRATE: bring the
+ * database's schema up to date (creating it in an empty database); else
+ * a database whose schema is not this herald's is refused. */
+struct store *pg_store_open (const char *url, int migrate, char *err,
+                             size_t errlen);
 
 #endif

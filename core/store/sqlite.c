@@ -2810,6 +2810,7 @@ sq_outbox_by_provider (struct store *st_, const char *channel,
 }
 
 static const struct store_ops sqlite_ops = {
+  .shared = 0,
   .close = sq_close,
   .error = sq_error,
   .schema_version = sq_schema_version,

@@ -11,9 +11,25 @@
 #include "backend.h"
 
 struct store *
-store_open (const char *path, char *err, size_t errlen)
+store_open (const char *location, char *err, size_t errlen)
 {
-  return sqlite_store_open (path, err, errlen);
+  if (store_location_is_url (location))
+    return pg_store_open (location, 0, err, errlen);
+  return sqlite_store_open (location, err, errlen);
+}
+
+struct store *
+store_open_migrate (const char *location, char *err, size_t errlen)
+{
+  if (store_location_is_url (location))
+    return pg_store_open (location, 1, err, errlen);
+  return sqlite_store_open (location, err, errlen);
+}
+
+int
+store_shared (struct store *st)
+{
+  return st->ops->shared;
 }
 
 /* Fault injection for the tests: with HERALD_STORE_FAULT=N, the Nth

@@ -1,11 +1,15 @@
 /* test-store: the store interface against a fresh SQLite file: outbox
  * life cycle, duplicate keys, due rows, crash recovery, caps, consent,
- * suppressions, events and their side effects, migrations, WAL. */
+ * suppressions, events and their side effects, migrations, WAL.
+ * With HERALD_TEST_PG_URL set (tests/store/pg.sh), the same suite against
+ * that PostgreSQL database, emptied first (its public schema dropped),
+ * and PostgreSQL's own cases: reconnection, schema versions, URLs. */
 #include <config.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "store.h"
@@ -1046,11 +1050,181 @@ test_files (void)
   free (q);
 }
 
+/* ---- PostgreSQL ---------------------------------------------------- */
+
+static void
+pg_quiet (void *arg, const char *message)
+{
+  (void) arg;
+  (void) message;
+}
+
+/* A connection of the test's own to the database at URL (not herald's:
+ * its application_name tells them apart), or to DB on the same server
+ * (not NULL), or bail out. */
+static PGconn *
+pg_admin (const char *url, const char *db)
+{
+  static const char *const keys[] = { "dbname", "application_name",
+                                      "dbname", NULL };
+  const char *values[] = { url, "herald-test", db, NULL };
+  PGconn *c = PQconnectdbParams (keys, values, 1);
+
+  if (PQstatus (c) != CONNECTION_OK) {
+    printf ("Bail out! %s: %s\n", url, PQerrorMessage (c));
+    exit (1);
+  }
+  PQsetNoticeProcessor (c, pg_quiet, NULL);
+  return c;
+}
+
+/* Run SQL on the test's connection; 0 or -1 (printed as a comment). */
+static int
+pg_sql (PGconn *c, const char *sql)
+{
+  PGresult *res = PQexec (c, sql);
+  ExecStatusType s = PQresultStatus (res);
+  int r = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : -1;
+
+  if (r < 0)
+    printf ("# %s: %s", sql, PQerrorMessage (c));
+  PQclear (res);
+  return r;
+}
+
+/* End herald's connections to the database (the store's), waiting until
+ * they are gone. */
+static int
+pg_kill_herald (PGconn *c)
+{
+  return pg_sql (c, "SELECT pg_terminate_backend (pid, 5000) "
+                 "FROM pg_stat_activity WHERE application_name = 'herald' "
+                 "AND datname = current_database ()");
+}
+
+/* An empty database: the suite starts from nothing, as from a new file. */
+static void
+pg_empty (const char *url)
+{
+  PGconn *c = pg_admin (url, NULL);
+
+  if (pg_sql (c, "DROP SCHEMA IF EXISTS public CASCADE") < 0
+      || pg_sql (c, "CREATE SCHEMA public") < 0) {
+    printf ("Bail out! cannot empty %s\n", url);
+    exit (1);
+  }
+  PQfinish (c);
+}
+
+/* What only a database server has: the schema's versions, connections
+ * lost and found again, transactions that a failed statement aborts,
+ * URLs and their passwords. */
+static void
+test_pg (const char *url, struct store *st)
+{
+  PGconn *c = pg_admin (url, NULL), *other = pg_admin (url, "postgres");
+  struct store *st2;
+  struct outbox_row r;
+  struct outbox_row *got = NULL;
+  char err[512], *bad, *sql;
+
+  tap_ok (store_shared (st) == 1, "a PostgreSQL store is shared");
+  st2 = store_open (url, err, sizeof err);
+  tap_ok (st2 && store_schema_version (st2) == STORE_SCHEMA_VERSION,
+          "store_open takes a database at this herald's version: %s",
+          st2 ? "ok" : err);
+  store_close (st2);
+  st2 = store_open_migrate (url, err, sizeof err);
+  tap_ok (st2 && store_schema_version (st2) == STORE_SCHEMA_VERSION,
+          "migrating a migrated database is harmless: %s", st2 ? "ok" : err);
+  store_close (st2);
+
+  /* A newer schema is refused, migrating or not, and left alone. */
+  pg_sql (c, "UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+  st2 = store_open (url, err, sizeof err);
+  tap_ok (!st2 && strstr (err, "schema version 99, newer than this herald's"),
+          "a newer schema is refused: %s", st2 ? "opened" : err);
+  store_close (st2);
+  st2 = store_open_migrate (url, err, sizeof err);
+  tap_ok (!st2 && strstr (err, "schema version 99"),
+          "and not migrated: %s", st2 ? "opened" : err);
+  store_close (st2);
+  pg_sql (c, "UPDATE meta SET value = '6' WHERE key = 'schema_version'");
+
+  /* A statement that fails inside a transaction aborts it: the commit
+   * says so, and no transaction is left open. */
+  r = row ("pgtx:0:a", "pgtx", 0, "a", "email", "pending");
+  store_begin (st);
+  tap_ok (store_outbox_insert (st, &r) == 0, "an insert in a transaction");
+  r = row ("pgtx:0:\xff", "pgtx", 0, "\xff", "email", "pending");
+  tap_ok (store_outbox_insert (st, &r) == -1 && strstr (store_error (st),
+                                                        "outbox row"),
+          "a key that is not UTF-8 is refused (TEXT): %s", store_error (st));
+  tap_ok (store_commit (st) == -1
+          && strstr (store_error (st), "rolled back"),
+          "the commit fails: %s", store_error (st));
+  tap_ok (store_outbox_get (st, "pgtx:0:a", &got) == 0 && !got,
+          "the transaction's insert is gone");
+  tap_ok (store_begin (st) == 0 && store_rollback (st) == 0,
+          "no transaction was left open");
+
+  /* The server ends the connection (a restart, a fail-over): outside a
+   * transaction the next call reconnects; inside one it fails. */
+  tap_ok (pg_kill_herald (c) == 0, "the server drops herald's connections");
+  tap_ok (store_customer_count (st) >= 0,
+          "outside a transaction, a call reconnects: %s", store_error (st));
+  tap_ok (store_outbox_get (st, "c1:0:alice", &got) == 0 && got,
+          "and prepares its statements again: %s", store_error (st));
+  store_row_free (got);
+  store_begin (st);
+  pg_kill_herald (c);
+  tap_ok (store_customer_count (st) == -1 && *store_error (st),
+          "inside a transaction, the call fails: %s", store_error (st));
+  tap_ok (store_rollback (st) == 0, "and the rollback is quiet");
+  tap_ok (store_customer_count (st) >= 0, "then the store works again: %s",
+          store_error (st));
+
+  /* The server stays away: the call gives up after the retries (30 s,
+   * shortened here) and says why. */
+  setenv ("HERALD_PG_RETRY_MS", "700", 1);
+  sql = xasprintf ("ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false", PQdb (c));
+  pg_sql (other, sql);
+  free (sql);
+  pg_kill_herald (c);
+  tap_ok (store_customer_count (st) == -1
+          && strstr (store_error (st), "counting customers: the connection "
+                     "to the server was lost, and reconnecting failed"),
+          "a server that stays away: %s", store_error (st));
+  sql = xasprintf ("ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", PQdb (c));
+  pg_sql (other, sql);
+  free (sql);
+  tap_ok (store_customer_count (st) >= 0, "it is back: %s", store_error (st));
+  unsetenv ("HERALD_PG_RETRY_MS");
+
+  /* Messages name the store by its URL, never with its password. */
+  st2 = store_open ("postgresql://herald:s3cret@/nosuchdb?host=/nonexistent"
+                    "&password=s3cret&connect_timeout=2", err, sizeof err);
+  tap_ok (!st2 && strstr (err, "postgresql://herald@/nosuchdb?host="
+                          "/nonexistent&connect_timeout=2: cannot connect")
+          && !strstr (err, "s3cret"),
+          "a URL's password is left out of messages: %s", err);
+  store_close (st2);
+  bad = xasprintf ("%s&sslmode=bogus", url);
+  st2 = store_open (bad, err, sizeof err);
+  tap_ok (!st2 && strstr (err, "cannot connect to the store")
+          && strstr (err, "sslmode"), "a bad parameter is named: %s", err);
+  store_close (st2);
+  free (bad);
+  PQfinish (other);
+  PQfinish (c);
+}
+
 int
 main (void)
 {
   struct store *st;
   char *p, *cmd;
+  const char *pg = getenv ("HERALD_TEST_PG_URL");
 
   setenv ("HERALD_NOW", "1000000", 1);
   if (!mkdtemp (dir)) {
@@ -1058,9 +1232,22 @@ main (void)
     return 1;
   }
   p = path_in ("herald.db");
-  st = open_or_die (p);
+  if (pg && *pg) {
+    char err[512];
+
+    pg_empty (pg);
+    if (!(st = store_open_migrate (pg, err, sizeof err))) {
+      printf ("Bail out! %s\n", err);
+      return 1;
+    }
+    printf ("# PostgreSQL: %s\n", pg);
+  }
+  else {
+    st = open_or_die (p);
+    tap_ok (store_shared (st) == 0, "an SQLite store is not shared");
+  }
   tap_ok (store_schema_version (st) == STORE_SCHEMA_VERSION,
-          "a new file is at schema version %d", STORE_SCHEMA_VERSION);
+          "a new store is at schema version %d", STORE_SCHEMA_VERSION);
   test_outbox (st);
   test_customers (st);
   test_events (st);
@@ -1070,8 +1257,14 @@ main (void)
   test_journeys (st);
   test_links (st);
   test_pages (st);
+  if (pg && *pg)
+    test_pg (pg, st);
   store_close (st);
-  test_files ();
+  if (pg && *pg)
+    printf ("# test_files skipped: SQLite files (versions, WAL, folders) "
+            "only\n");
+  else
+    test_files ();
   free (p);
   cmd = xasprintf ("rm -rf '%s'", dir);
   if (system (cmd) != 0)
