@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "main.h"
+#include "store.h"
 #include "util.h"
 
 /* Longest line we accept.  inih's default (200) would cut provider URLs. */
@@ -481,7 +482,10 @@ config_gateway_load (const char *path, char *err, size_t errlen)
 
   sec = ini_section (gw->ini, "store");
   v = ini_get (sec, "path");
-  gw->store_path = ini_path (gw->ini, v && *v ? v : "var/herald.db");
+  /* A file is relative to this file; a PostgreSQL URL is not a path. */
+  gw->store_path = v && store_location_is_url (v)
+                   ? xstrdup (v)
+                   : ini_path (gw->ini, v && *v ? v : "var/herald.db");
   sec = ini_section (gw->ini, "plugins");
   v = ini_get (sec, "dir");
   if (v && *v)

@@ -12,6 +12,8 @@ int cmd_customers (int argc, char **argv);
 int cmd_events (int argc, char **argv);
 /* herald report [--store PATH] CAMPAIGN_ID [--json]  (core/report.c). */
 int cmd_report (int argc, char **argv);
+/* herald store migrate [--store LOCATION]  (core/cmd_store.c). */
+int cmd_store (int argc, char **argv);
 
 /* Import the JSON-lines events of BUF[0..LEN) into ST (what herald events
  * import does with a file; NAME stands for the file in messages), all or
@@ -24,8 +26,9 @@ int import_events_buffer (struct store *st, const char *name, const char *buf,
                           size_t len, struct strbuf *report, long *imported_r,
                           long *duplicates_r);
 
-/* The store path for a command: --store PATH if given, else the gateway
- * configuration's [store] path.  Returns a string to free, or NULL after
+/* The store location for a command: --store PATH if given, else the
+ * gateway configuration's [store] path (a file, whose folder is created,
+ * or a postgresql:// URL).  Returns a string to free, or NULL after
  * printing why (exit 1). */
 char *import_store_path (const char *opt_store);
 

@@ -5,10 +5,10 @@
 STORE_SOURCES = core/store.h core/store/backend.h core/store/store.c \
 	core/store/sqlite.c core/store/pg.c
 herald_SOURCES += $(STORE_SOURCES) core/import.c core/import.h \
-	core/report.c
+	core/report.c core/cmd_store.c
 
-# Unit tests of the store interface (with HERALD_TEST_PG_URL, against
-# that PostgreSQL database).
+# Unit tests of the store interface (tests/store/pg.sh runs them again
+# against a PostgreSQL server of its own).
 check_PROGRAMS += tests/store/test-store
 tests_store_test_store_SOURCES = tests/store/test-store.c \
 	$(STORE_SOURCES) core/util.c core/util.h \
@@ -29,7 +29,8 @@ tests_store_store_cli_LDADD = $(herald_LDADD)
 
 TESTS += tests/store/test-store
 STORE_SCRIPT_TESTS = tests/store/import.py tests/store/events.py \
-	tests/store/report.py tests/store/crash.py tests/store/locks.py
+	tests/store/report.py tests/store/crash.py tests/store/locks.py \
+	tests/store/pg.sh
 TESTS += $(STORE_SCRIPT_TESTS)
 EXTRA_DIST += $(STORE_SCRIPT_TESTS) tests/store/storetest.py tests/store/customers-good.jsonl \
 	tests/store/customers-good.csv tests/store/customers-crlf.csv \
