@@ -33,6 +33,7 @@ STORE_SCRIPT_TESTS = tests/store/import.py tests/store/events.py \
 	tests/store/pg.sh
 TESTS += $(STORE_SCRIPT_TESTS)
 EXTRA_DIST += $(STORE_SCRIPT_TESTS) tests/store/storetest.py tests/store/customers-good.jsonl \
+	tests/pgserver.py \
 	tests/store/customers-good.csv tests/store/customers-crlf.csv \
 	tests/store/customers-bom.csv tests/store/events-good.jsonl \
 	bench/import/run.sh bench/import/gen.py
