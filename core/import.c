@@ -62,7 +62,7 @@ import_store_path (const char *opt_store)
   config_gateway_free (gw);
   /* The configured store's folder (var/ in the demo) is created on first
    * use; a --store path given by hand must exist. */
-  if (mkdir_parents (p) < 0) {
+  if (!store_location_is_url (p) && mkdir_parents (p) < 0) {
     fprintf (stderr, "herald: %s: cannot create its folder: %s\n", p,
              strerror (errno));
     free (p);

@@ -497,8 +497,8 @@ plan_page (struct run *r, char *after, size_t afterlen, int limit,
     free (pg.cust);
     return -1;
   }
-  n = store_audience_next (r->st, r->c->id, r->c->step, after, limit,
-                           page_add, &pg);
+  n = store_audience_chunk (r->st, r->c->id, r->c->step, r->chunk, after,
+                            limit, page_add, &pg);
   if (n <= 0) {
     if (n < 0)
       fprintf (stderr, "herald: %s\n", store_error (r->st));

@@ -952,7 +952,8 @@ cmd_serve (int argc, char **argv)
     goto out;
   }
   sv.key_ready = 1;
-  if (mkdir_parents (sv.gw->store_path) < 0) {
+  if (!store_location_is_url (sv.gw->store_path)
+      && mkdir_parents (sv.gw->store_path) < 0) {
     fprintf (stderr, "herald: %s: cannot create its folder: %s\n",
              sv.gw->store_path, strerror (errno));
     goto out;

@@ -121,6 +121,11 @@ struct run {
   char channel_error_msg[1024];
   int store_error;
   int lock_fd;                 /* the campaign's run lock, or -1 */
+  int chunk;                   /* the audience chunk being planned (a
+                                  shared store), -1: all of it */
+  char worker[300];            /* this worker's name in a shared store's
+                                  leases, "" when not shared */
+  int64_t renewed;             /* when its leases were last renewed */
   struct token_key unsub_key;  /* [tracking] secret, for unsubscribe links */
   int unsub_key_ready;
   struct token_key track_key;  /* derived from it: click and open links */
@@ -180,6 +185,9 @@ void count_reason (struct run *r, const char *reason);
 int plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p);
 int record_plan (struct run *r, json_t *cust, struct plan *p, int fresh);
 void count_plan (struct run *r, struct plan *p);
+/* A shared store's leases: renewed when a quarter of the lease has gone
+ * by since the last time.  0, or -1 (store error said, r->store_error). */
+int lease_tick (struct run *r);
 int plan_page (struct run *r, char *after, size_t afterlen, int limit,
            struct due_list *fresh_r);
 int journey_enter (struct run *r, const char *customer, int step, int64_t journey);
