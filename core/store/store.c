@@ -2,6 +2,7 @@
  * picks one, and every other call goes through its table of functions
  * (backend.h).  What needs no SQL lives here, once for both. */
 #include <config.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,11 @@
 struct store *
 store_open (const char *path, char *err, size_t errlen)
 {
+  if (store_location_is_url (path)) {
+    snprintf (err, errlen, "%s: this herald has no PostgreSQL backend yet",
+              path);
+    return NULL;
+  }
   return sqlite_store_open (path, err, errlen);
 }
 
