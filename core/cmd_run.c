@@ -108,7 +108,7 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
   struct strbuf pb = STRBUF_INIT;
   char err[2048];
   size_t i;
-  int k;
+  int k, shared;
 
   r->gw = config_gateway_load (main_config_path, err, sizeof err);
   if (!r->gw) {
@@ -126,15 +126,17 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
     fprintf (stderr, "herald: %s: too many channels\n", campaign_path);
     return -1;
   }
-  if (open_channels && mkdir_parents (r->gw->store_path) < 0) {
+  shared = store_location_is_url (r->gw->store_path);
+  if (open_channels && !shared && mkdir_parents (r->gw->store_path) < 0) {
     fprintf (stderr, "herald: %s: cannot create its folder: %s\n",
              r->gw->store_path, strerror (errno));
     return -1;
   }
-  /* One herald run per campaign and store at a time: two would race for
-   * the same due rows.  The lock lives beside the store and dies with the
-   * process, so a crash never leaves it behind. */
-  if (open_channels) {
+  /* One herald run per campaign and SQLite store at a time: two would
+   * race for the same due rows.  The lock lives beside the store and dies
+   * with the process, so a crash never leaves it behind.  A shared store
+   * (PostgreSQL) needs none: its workers claim their work (leases). */
+  if (open_channels && !shared) {
     char *lock = xasprintf ("%s.%s.lock", r->gw->store_path, r->c->id);
     r->lock_fd = open_private (lock, O_RDWR | O_CLOEXEC);
     /* herald serve (OPEN_CHANNELS 2) takes it tick by tick: run_serve_lock. */
@@ -152,6 +154,19 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
   if (!r->st) {
     fprintf (stderr, "herald: %s\n", err);
     return -1;
+  }
+  r->chunk = -1;
+  if (open_channels && store_shared (r->st)) {
+    char host[256] = "";
+
+    gethostname (host, sizeof host - 1);
+    snprintf (r->worker, sizeof r->worker, "%s:%ld:%08x", host,
+              (long) getpid (), (unsigned) rand ());
+    if (store_set_worker (r->st, r->worker, (int) r->gw->store_lease) < 0) {
+      fprintf (stderr, "herald: %s\n", store_error (r->st));
+      return -1;
+    }
+    r->renewed = now_seconds ();
   }
   for (i = 0; i < r->c->n_channels; i++) {
     const struct channel_conf *cc = r->c->channels[i].conf;
@@ -235,6 +250,103 @@ sleep_until (int64_t t)
   }
 }
 
+
+/* Plan the audience a page at a time, sending as it goes, until it is
+ * all planned or LIMIT customers were.  A shared store's workers split it
+ * by chunks they claim (each chunk leased while planned).  0, or -1 when
+ * the run must stop at once (a store error while planning: said). */
+static int
+plan_all (struct run *r, char *after, size_t afterlen, int64_t limit,
+          int64_t *planned)
+{
+  while (!run_stop && (limit < 0 || *planned < limit)) {
+    int want = PAGE, n;
+    struct due_list fresh = { 0 };
+
+    if (limit >= 0 && limit - *planned < want)
+      want = (int) (limit - *planned);
+    if (r->worker[0] && r->chunk < 0) {
+      int c = store_chunk_claim (r->st, r->c->id, r->c->step, &r->chunk);
+      if (c < 0) {
+        fprintf (stderr, "herald: %s\n", store_error (r->st));
+        r->store_error = 1;
+        return -1;
+      }
+      if (c == 0)
+        return 0;
+      after[0] = '\0';
+    }
+    n = plan_page (r, after, afterlen, want, &fresh);
+    if (n > 0)
+      send_fresh (r, &fresh);
+    due_free (&fresh);
+    if (n < 0)
+      return -1;
+    if (n == 0) {
+      if (!r->worker[0])
+        return 0;
+      if (store_chunk_done (r->st, r->c->id, r->c->step, r->chunk) < 0) {
+        fprintf (stderr, "herald: %s\n", store_error (r->st));
+        r->store_error = 1;
+        return -1;
+      }
+      r->chunk = -1;
+      continue;
+    }
+    *planned += n;
+    if (!r->dry_run && dispatch_due (r) < 0)
+      break;
+    if (r->dry_run && r->verbose_progress)
+      fprintf (stderr, "\rherald: %ld customers planned   ", r->total.planned);
+  }
+  return 0;
+}
+
+/* A shared store, this worker's share done: until no other worker holds
+ * any of the campaign's work, take back what a dead worker's expired
+ * leases left (its rows in flight, its chunks), plan and send it, and
+ * wait a moment between looks. */
+static void
+wait_for_workers (struct run *r, char *after, size_t afterlen, int64_t limit,
+                  int64_t *planned)
+{
+  while (!run_stop && !r->channel_error && !r->store_error) {
+    int64_t held = 0, until = 0;
+    int back = 0;
+
+    if (lease_tick (r) < 0)
+      return;
+    if (store_outbox_recover (r->st, r->c->id, r->c->at_least_once,
+                              r->c->max_attempts, &back) < 0) {
+      fprintf (stderr, "herald: %s\n", store_error (r->st));
+      r->store_error = 1;
+      return;
+    }
+    if (back)
+      fprintf (stderr, "herald: %d message(s) were in flight at a worker "
+               "whose lease expired: %s\n", back,
+               r->c->at_least_once ? "sending them again"
+                                   : "marked failed (at-most-once)");
+    if (plan_all (r, after, afterlen, limit, planned) < 0)
+      return;
+    if (dispatch_due (r) < 0)
+      return;
+    land_all (r);
+    if (store_work_held (r->st, r->c->id, r->c->step, now_seconds (), &held,
+                         &until) < 0) {
+      fprintf (stderr, "herald: %s\n", store_error (r->st));
+      r->store_error = 1;
+      return;
+    }
+    if (held == 0)
+      return;
+    {
+      struct timespec ts = { 0, 250 * 1000 * 1000 };
+      nanosleep (&ts, NULL);
+    }
+  }
+}
+
 int
 cmd_run (int argc, char **argv)
 {
@@ -307,26 +419,8 @@ cmd_run (int argc, char **argv)
 
   /* Plan a page, send what is due, repeat: memory stays flat however large
    * the audience, and sending starts at once. */
-  while (!run_stop && (limit < 0 || planned < limit)) {
-    int want = PAGE, n;
-    if (limit >= 0 && limit - planned < want)
-      want = (int) (limit - planned);
-    struct due_list fresh = { 0 };
-
-    n = plan_page (&r, after, sizeof after, want, &fresh);
-    if (n > 0)
-      send_fresh (&r, &fresh);
-    due_free (&fresh);
-    if (n < 0)
-      goto out;
-    if (n == 0)
-      break;
-    planned += n;
-    if (!r.dry_run && dispatch_due (&r) < 0)
-      break;
-    if (r.dry_run && r.verbose_progress)
-      fprintf (stderr, "\rherald: %ld customers planned   ", r.total.planned);
-  }
+  if (plan_all (&r, after, sizeof after, limit, &planned) < 0)
+    goto out;
   land_all (&r);
   if (!r.dry_run && !run_stop && !r.channel_error && !r.store_error) {
     /* What is due now, and what the landed batches left to re-route (a
@@ -335,6 +429,10 @@ cmd_run (int argc, char **argv)
       dispatch_due (&r);
       land_all (&r);
     } while (r.rerouting && !run_stop && !r.channel_error && !r.store_error);
+    /* A shared store: other workers' share is theirs while they renew
+     * its leases; what a dead worker held comes back at expiry. */
+    if (r.worker[0])
+      wait_for_workers (&r, after, sizeof after, limit, &planned);
     /* Then retries that fall due within the horizon (not with a frozen
      * clock: HERALD_NOW would never reach them). */
     while (!getenv ("HERALD_NOW") && !run_stop && !r.channel_error && !r.store_error

@@ -1,29 +1,19 @@
 /* compose.c: a message for one customer: the render context, the parts, the
- * unsubscribe and tracking links. */
+ * unsubscribe and tracking links.  It never touches the store: the short
+ * links of an SMS are recorded through the caller's link_sink, in the
+ * caller's transaction (tests/core/test-compose links it without one). */
 #include <config.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <math.h>
-#include <openssl/evp.h>
-#include <pthread.h>
-#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "run/internal.h"
 #include "campaign.h"
 #include "jsonw.h"
 #include "linkrewrite.h"
 #include "../lib/jsoncheck.h"
-#include "loader.h"
-#include "main.h"
-#include "run.h"
-#include "store.h"
 #include "token.h"
 #include "tz.h"
 
@@ -85,7 +75,10 @@ unsubscribe_url (struct run *r, const char *customer, const char *kind)
 struct track_msg {
   struct run *r;
   const char *key;
-  int store_failed;            /* track_short_url: store_link_add failed */
+  const struct link_sink *links;
+  int record_failed;           /* track_short_url: links->record failed */
+  char *err;                   /* why: track_part's ERR, ERRLEN bytes */
+  size_t errlen;
 };
 
 /* linkrewrite's track function: base_url/c/TOKEN naming the message and
@@ -104,19 +97,22 @@ track_click_url (void *data, const char *url, size_t len)
 }
 
 /* linkrewrite's track function of an SMS channel with track_links:
- * base_url/s/TOKEN, a short link (token.h).  The link is recorded in the
- * store's links table in the caller's transaction (plan_page's, or
- * batch_record's for a fallback), so it is kept exactly when the message
- * is; a dry run's and a preview's are rolled back with theirs. */
+ * base_url/s/TOKEN, a short link (token.h).  The link is recorded through
+ * the caller's sink: plan.c's puts it in the store's links table in the
+ * caller's transaction (plan_page's, or batch_record's for a fallback), so
+ * it is kept exactly when the message is; a dry run's and a preview's are
+ * rolled back with theirs. */
 static char *
 track_short_url (void *data, const char *url, size_t len)
 {
   struct track_msg *t = data;
-  int64_t id;
+  int64_t id = 0;
   char *tok, *u;
 
-  if (store_link_add (t->r->st, t->key, url, len, &id) < 0) {
-    t->store_failed = 1;
+  t->err[0] = '\0';
+  if (t->links->record (t->links->data, t->key, url, len, &id, t->err,
+                        t->errlen) < 0) {
+    t->record_failed = 1;
     return NULL;
   }
   tok = token_short_make (&t->r->track_key, id, t->key, url, len);
@@ -135,14 +131,16 @@ track_short_url (void *data, const char *url, size_t len)
  * (SHORT_LINKS).
  * Returns 1 when OUT holds the part, 0 when the part is not tracked
  * (r->buf is it), -1 when the links could not be signed, -2 when the
- * short links could not be recorded (store_error says why). */
+ * short links could not be recorded (ERR, ERRLEN bytes, says why). */
 static int
 track_part (struct run *r, const char *part, const char *key,
-            const char *unsub, int short_links, struct strbuf *out)
+            const char *unsub, int short_links,
+            const struct link_sink *links, struct strbuf *out, char *err,
+            size_t errlen)
 {
   int html = strcmp (part, "email.html") == 0;
   int sms = short_links && strcmp (part, "sms.body") == 0;
-  struct track_msg tm = { r, key, 0 };
+  struct track_msg tm;
   struct linkrewrite o;
   char *pixel = NULL, *tok;
   long n;
@@ -156,6 +154,12 @@ track_part (struct run *r, const char *part, const char *key,
       return -1;
     r->track_key_ready = 1;
   }
+  memset (&tm, 0, sizeof tm);
+  tm.r = r;
+  tm.key = key;
+  tm.links = links;
+  tm.err = err;
+  tm.errlen = errlen;
   memset (&o, 0, sizeof o);
   o.base_url = r->gw->tracking_base_url;
   o.unsubscribe_url = unsub;
@@ -171,7 +175,7 @@ track_part (struct run *r, const char *part, const char *key,
   n = html ? linkrewrite_html (&o, r->buf.data, r->buf.len, out)
            : linkrewrite_text (&o, r->buf.data, r->buf.len, out);
   free (pixel);
-  return n >= 0 ? 1 : tm.store_failed ? -2 : -1;
+  return n >= 0 ? 1 : tm.record_failed ? -2 : -1;
 }
 
 /* Templates see customer.* = the attributes plus id, email, phone,
@@ -211,10 +215,15 @@ customer_zone (struct run *r, json_t *cust)
   return r->c->policy->timezone;
 }
 
-/* Render every part of KIND for the customer into p->parts. */
+/* Render every part of KIND for the customer into p->parts (the caller
+ * frees it, plan_clear).  LINKS records the short links of sms.body when
+ * the channel p->cidx has track_links; it is not used otherwise.  Returns
+ * 0; -1 when a part cannot be rendered or signed (p->render_error says
+ * why); PLAN_STORE_ERROR when LINKS failed (p->render_error says why). */
 int
 render_parts (struct run *r, json_t *cust, const char *kind,
-              const char *variant, const char *key, struct plan *p)
+              const char *variant, const char *key,
+              const struct link_sink *links, struct plan *p)
 {
   static const char *const parts[] = {
     "email.subject", "email.html", "email.text", "sms.body", "push.title",
@@ -280,15 +289,16 @@ render_parts (struct run *r, json_t *cust, const char *kind,
     }
     {
       struct strbuf tracked = STRBUF_INIT;
+      char why[512];
       int t = track_part (r, parts[i], key, unsub,
                           p->cidx >= 0
                           && r->c->channels[p->cidx].conf->track_links,
-                          &tracked);
+                          links, &tracked, why, sizeof why);
 
       if (t < 0) {
         p->render_error = t == -2
           ? xasprintf ("%s: cannot record its short links: %s", tp->path,
-                       store_error (r->st))
+                       why)
           : xasprintf ("%s: cannot sign its tracking links (OpenSSL "
                        "failed)", tp->path);
         strbuf_free (&tracked);

@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "main.h"
 #include "store.h"
+#include "main.h"
 #include "util.h"
 
 /* Longest line we accept.  inih's default (200) would cut provider URLs. */
@@ -380,7 +380,8 @@ check_keys (const struct ini *ini, const struct ini_section *sec,
 struct gateway *
 config_gateway_load (const char *path, char *err, size_t errlen)
 {
-  static const char *const store_keys[] = { "path", NULL };
+  static const char *const store_keys[] = { "path", "url", "password_file",
+                                            "lease", NULL };
   static const char *const plugins_keys[] = { "dir", NULL };
   static const char *const tracking_keys[] = { "base_url", "secret",
                                                "unsubscribe_mailto", "listen",
@@ -481,11 +482,56 @@ config_gateway_load (const char *path, char *err, size_t errlen)
   }
 
   sec = ini_section (gw->ini, "store");
-  v = ini_get (sec, "path");
-  /* A file is relative to this file; a PostgreSQL URL is not a path. */
-  gw->store_path = v && store_location_is_url (v)
-                   ? xstrdup (v)
-                   : ini_path (gw->ini, v && *v ? v : "var/herald.db");
+  v = ini_get (sec, "url");
+  if (v && *v) {
+    /* PostgreSQL: a URL, or a libpq keyword=value string. */
+    if (ini_get (sec, "path")) {
+      snprintf (err, errlen, "%s:%d: [store] url: give url or path, not "
+                "both (url is PostgreSQL, path an SQLite file)", path,
+                ini_line (sec, "url"));
+      goto fail;
+    }
+    if (!store_location_is_url (v) && !strchr (v, '=')) {
+      snprintf (err, errlen, "%s:%d: [store] url: '%s' is neither a "
+                "postgresql:// URL nor a libpq connection string "
+                "(host=... dbname=...)", path, ini_line (sec, "url"), v);
+      goto fail;
+    }
+    gw->store_path = store_location_is_url (v)
+                     ? xstrdup (v) : xasprintf ("pg:%s", v);
+  }
+  else {
+    v = ini_get (sec, "path");
+    gw->store_path = ini_path (gw->ini, v && *v ? v : "var/herald.db");
+  }
+  v = ini_get (sec, "password_file");
+  if (v && *v) {
+    char *pf = ini_path (gw->ini, v), line[1024];
+    FILE *fp = fopen (pf, "re");
+    if (!fp || !fgets (line, sizeof line, fp)) {
+      snprintf (err, errlen, "%s:%d: [store] password_file: cannot read "
+                "'%s': %s", path, ini_line (sec, "password_file"), pf,
+                fp ? "it is empty" : strerror (errno));
+      if (fp)
+        fclose (fp);
+      free (pf);
+      goto fail;
+    }
+    fclose (fp);
+    free (pf);
+    line[strcspn (line, "\r\n")] = '\0';
+    /* libpq reads it from the environment when the URL has none. */
+    setenv ("PGPASSWORD", line, 1);
+    explicit_bzero (line, sizeof line);
+  }
+  gw->store_lease = 60;
+  v = ini_get (sec, "lease");
+  if (v && (parse_duration (v, &gw->store_lease) < 0 || gw->store_lease < 2
+            || gw->store_lease > 3600)) {
+    snprintf (err, errlen, "%s:%d: [store] lease: '%s' is not a duration "
+              "from 2s to 1h (e.g. 60s)", path, ini_line (sec, "lease"), v);
+    goto fail;
+  }
   sec = ini_section (gw->ini, "plugins");
   v = ini_get (sec, "dir");
   if (v && *v)

@@ -55,7 +55,10 @@ struct channel_conf {
 
 struct gateway {
   struct ini *ini;
-  char *store_path;          /* absolute or relative to cwd */
+  char *store_path;          /* SQLite: a file, absolute or relative to
+                                cwd; PostgreSQL: a URL ([store] url; a
+                                libpq keyword string as "pg:...") */
+  int64_t store_lease;       /* [store] lease, seconds (shared stores) */
   char *plugin_dir;          /* [plugins] dir, or NULL */
   char *tracking_base_url;   /* no trailing slash, or NULL */
   char *tracking_secret;

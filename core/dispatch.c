@@ -535,11 +535,14 @@ fail:
   r->store_error = 1;
 }
 
-/* Send fresh rows DS[0..N) (all for channel CIDX, committed as "sending"
- * by plan_page; moved out) on the channel's next lane.  1 when handed to
- * the plugin. */
+/* Send rows DS[0..N) (all for channel CIDX, committed as "sending": by
+ * plan_page, or claimed by dispatch_due; moved out) on the channel's next
+ * lane.  Fresh rows are the batch in flight, sent even after SIGTERM;
+ * claimed ones (CLAIMED) go back to "pending" instead when the run is
+ * stopping, as do both after a channel or store failure.  1 when handed
+ * to the plugin. */
 static int
-send_claimed (struct run *r, int cidx, struct due **ds, size_t n)
+send_claimed (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
 {
   struct batch next, landed;
   struct lane *l;
@@ -549,7 +552,7 @@ send_claimed (struct run *r, int cidx, struct due **ds, size_t n)
   next.lane = (int) (r->next_lane[cidx]++ % (unsigned) r->n_lanes[cidx]);
   l = &r->lanes[cidx][next.lane];
   had = lane_wait (l, &landed);
-  if (r->channel_error || r->store_error
+  if (r->channel_error || r->store_error || (claimed && run_stop)
       || (had && batch_channel_error (&landed))) {
     /* The run stops, or this channel is broken: these stay unsent. */
     if (had)
@@ -568,15 +571,16 @@ send_claimed (struct run *r, int cidx, struct due **ds, size_t n)
   return 1;
 }
 
-/* Send rows DS[0..N) that are due (all for channel CIDX; moved out) here,
- * on the channel's next lane: marked "sending" (attempt counted) in one
- * transaction, then handed over as send_claimed does.  0, or -1 when they
- * were not handed to the plugin (a store failure, the run stopping). */
+/* Send rows DS[0..N) that dispatch_due claimed (all for channel CIDX;
+ * moved out): their attempt counted in one transaction, then handed over
+ * as send_claimed does.  1 when handed to the plugin. */
 static int
 send_due (struct run *r, int cidx, struct due **ds, size_t n)
 {
   size_t i;
 
+  if (r->channel_error || r->store_error || run_stop)
+    goto unclaimed;
   if (store_begin (r->st) < 0)
     goto store_fail;
   for (i = 0; i < n; i++)
@@ -585,24 +589,20 @@ send_due (struct run *r, int cidx, struct due **ds, size_t n)
       goto store_fail;
   if (store_commit (r->st) < 0)
     goto store_fail;
-  /* On the channel's lanes, as fresh batches go: retries and at-most-once
-   * batches overlap with the store's work too. */
-  return send_claimed (r, cidx, ds, n) ? 0 : -1;
+  return send_claimed (r, cidx, ds, n, 1);
 
 store_fail:
   fprintf (stderr, "herald: %s\n", store_error (r->st));
   store_rollback (r->st);
   r->store_error = 1;
-  return -1;
+unclaimed:
+  /* Back to "pending" (no attempt counted), as send_claimed does. */
+  return send_claimed (r, cidx, ds, n, 1);
 }
 
-/* Send DS[0..N) in batches, grouped by channel.  CLAIMED: the rows were
- * committed as "sending" by plan_page, so they are the batch in flight:
- * sent even after SIGTERM, and after a channel or store failure the ones
- * not handed to a plugin go back to "pending" (never sent: no attempt
- * counted).  Otherwise a signal or a failure stops before the next batch
- * and the rows simply stay due.  Returns the number of rows handed to a
- * plugin. */
+/* Send DS[0..N) (committed as "sending"; CLAIMED: by dispatch_due, else
+ * fresh from plan_page) in batches, grouped by channel, on the channels'
+ * lanes (send_claimed).  Returns the number of rows handed to a plugin. */
 static long
 send_by_channel (struct run *r, struct due **ds, size_t n, int claimed)
 {
@@ -630,27 +630,21 @@ send_by_channel (struct run *r, struct due **ds, size_t n, int claimed)
         by[k][i] = t;
       }
     for (i = 0; i < nrec; i++)
-      if (!(r->channel_error || r->store_error || run_stop)
-          && send_due (r, (int) k, by[k] + i, 1) == 0)
+      if (claimed ? send_due (r, (int) k, by[k] + i, 1)
+                  : send_claimed (r, (int) k, by[k] + i, 1, 0))
         handled++;
     memmove (by[k], by[k] + nrec, (nby[k] - nrec) * sizeof *by[k]);
     nby[k] -= nrec;
   }
+  /* send_claimed waits for its lane's batch in flight (a plugin state is
+   * never used by two threads at once) and stops at a channel error its
+   * results report. */
   for (k = 0; k < r->c->n_channels; k++)
     for (off = 0; off < nby[k]; off += BATCH) {
       size_t cnt = nby[k] - off < BATCH ? nby[k] - off : BATCH;
 
-      if (claimed) {
-        if (send_claimed (r, (int) k, by[k] + off, cnt))
-          handled += (long) cnt;
-        continue;
-      }
-      /* send_claimed waits for its lane's batch in flight (a plugin
-       * state is never used by two threads at once) and stops at a
-       * channel error its results report. */
-      if (r->channel_error || r->store_error || run_stop)
-        continue;            /* the rows stay due */
-      if (send_due (r, (int) k, by[k] + off, cnt) == 0)
+      if (claimed ? send_due (r, (int) k, by[k] + off, cnt)
+                  : send_claimed (r, (int) k, by[k] + off, cnt, 0))
         handled += (long) cnt;
     }
   for (k = 0; k < r->c->n_channels; k++)
@@ -671,7 +665,7 @@ send_fresh (struct run *r, struct due_list *l)
   ds = xcalloc (l->n, sizeof *ds);
   for (i = 0; i < l->n; i++)
     ds[i] = &l->d[i];
-  send_by_channel (r, ds, l->n, 1);
+  send_by_channel (r, ds, l->n, 0);
   free (ds);
 }
 
@@ -746,6 +740,25 @@ fail:
   return -1;
 }
 
+int
+lease_tick (struct run *r)
+{
+  int64_t now;
+
+  if (!r->worker[0])
+    return 0;
+  now = now_seconds ();
+  if (now - r->renewed < r->gw->store_lease / 4)
+    return 0;
+  if (store_lease_renew (r->st) < 0) {
+    fprintf (stderr, "herald: %s\n", store_error (r->st));
+    r->store_error = 1;
+    return -1;
+  }
+  r->renewed = now;
+  return 0;
+}
+
 /* Dispatch every row due now.  Returns the number of rows handled, or -1
  * when the run must stop (store failure, channel error, signal). */
 long
@@ -767,7 +780,11 @@ dispatch_due (struct run *r)
     if (reroute_due (r) < 0)
       return -1;
     r->now = now_seconds ();
-    n = store_outbox_due (r->st, r->c->id, r->now, BATCH * 4, due_add, &l);
+    if (lease_tick (r) < 0)
+      return -1;
+    /* Claimed: "sending" and leased to this worker before anything is
+     * sent, so two workers of a shared store never send one row twice. */
+    n = store_outbox_claim (r->st, r->c->id, r->now, BATCH * 4, due_add, &l);
     if (n < 0) {
       fprintf (stderr, "herald: %s\n", store_error (r->st));
       r->store_error = 1;
@@ -800,7 +817,7 @@ dispatch_due (struct run *r)
       ok[nok++] = d;
     }
     if (!r->store_error)
-      handled += send_by_channel (r, ok, nok, 0);
+      handled += send_by_channel (r, ok, nok, 1);
     free (ok);
     due_free (&l);
     if (run_stop || r->channel_error || r->store_error)

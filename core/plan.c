@@ -36,6 +36,21 @@ plan_failed (struct plan_fail *f, struct run *r)
   snprintf (f->msg, sizeof f->msg, "%s", store_error (r->st));
 }
 
+/* render_parts' link_sink: the short links go to the store's links table,
+ * in the transaction of whoever is planning (plan_page, batch_record). */
+static int
+plan_link_record (void *data, const char *key, const char *url, size_t len,
+                  int64_t *id_r, char *err, size_t errlen)
+{
+  struct store *st = data;
+
+  if (store_link_add (st, key, url, len, id_r) < 0) {
+    snprintf (err, errlen, "%s", store_error (st));
+    return -1;
+  }
+  return 0;
+}
+
 void
 plan_clear (struct plan *p)
 {
@@ -224,8 +239,9 @@ message_key (const struct run *r, int step, const char *customer,
  * already failed permanently for this message (fallback), or NULL.
  * Returns 0; -1 when the customer cannot be planned (no id, a router
  * error: p->render_error says why); PLAN_STORE_ERROR when a store read
- * failed (a suppression, a cap's count, the history): then nothing was
- * decided and the customer must not be messaged (fail closed). */
+ * failed (a suppression, a cap's count, the history), or an SMS short
+ * link could not be recorded: then nothing was decided and the customer
+ * must not be messaged (fail closed). */
 int
 plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p)
 {
@@ -332,8 +348,12 @@ plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p)
         p->cidx = (int) i;
   if ((p->d.outcome == ROUTER_SEND || p->d.outcome == ROUTER_DEFER)
       && p->cidx >= 0) {
+    struct link_sink links = { plan_link_record, r->st };
+    int rp;
+
     p->address = json_incref (addrs[p->cidx]);
-    int rp = render_parts (r, cust, p->d.channel, p->d.variant, p->key, p);
+    rp = render_parts (r, cust, p->d.channel, p->d.variant, p->key, &links,
+                       p);
     if (rp == PLAN_STORE_ERROR)
       rcode = PLAN_STORE_ERROR;
     /* Else a render error is recorded as failed, with its text. */
@@ -497,8 +517,8 @@ plan_page (struct run *r, char *after, size_t afterlen, int limit,
     free (pg.cust);
     return -1;
   }
-  n = store_audience_next (r->st, r->c->id, r->c->step, after, limit,
-                           page_add, &pg);
+  n = store_audience_chunk (r->st, r->c->id, r->c->step, r->chunk, after,
+                            limit, page_add, &pg);
   if (n <= 0) {
     if (n < 0)
       fprintf (stderr, "herald: %s\n", store_error (r->st));

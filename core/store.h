@@ -42,8 +42,9 @@ struct store;
 #define STORE_SCHEMA_VERSION 6
 
 /* Open the store at LOCATION: a PostgreSQL connection URI
- * (postgresql://... or postgres://..., see libpq's "Connection URIs"), or
- * else the path of an SQLite file.  A file is created when missing (its
+ * (postgresql://... or postgres://..., see libpq's "Connection URIs") or
+ * "pg:" and a libpq keyword=value string, or else the path of an SQLite
+ * file.  A file is created when missing (its
  * folder must exist: the error then names it) and migrated.  A
  * PostgreSQL database must already be at this herald's schema version
  * (an empty or older one is refused with a hint to run 'herald store
@@ -56,18 +57,18 @@ struct store *store_open (const char *location, char *err, size_t errlen);
  * harmless).  For a file, the same as store_open. */
 struct store *store_open_migrate (const char *location, char *err,
                                   size_t errlen);
-/* 1 when LOCATION names a PostgreSQL database (a URI in either of
- * libpq's spellings), 0 for a file.  Inline: the configuration reads it
- * in programs that do not link the store. */
+/* 1 when LOCATION names a PostgreSQL store (a postgresql:// or
+ * postgres:// URL, or "pg:" and a libpq keyword=value string), not an
+ * SQLite file: then no file or folder of that name is made.  Inline: the
+ * configuration reads it in programs that do not link the store. */
 static inline int
 store_location_is_url (const char *location)
 {
   return strncmp (location, "postgresql://", 13) == 0
-         || strncmp (location, "postgres://", 11) == 0;
+         || strncmp (location, "postgres://", 11) == 0
+         || strncmp (location, "pg:", 3) == 0;
 }
-/* 1 for a store that many processes on many machines may share
- * (PostgreSQL), 0 for one machine's file (SQLite). */
-int store_shared (struct store *st);
+
 /* Close and free; store_close (NULL) is a no-op.  An open transaction is
  * rolled back. */
 void store_close (struct store *st);
@@ -570,5 +571,69 @@ int store_link_add (struct store *st, const char *key, const char *url,
  * 1 when no link has ID (all NULL); -1 error. */
 int store_link_get (struct store *st, int64_t id, char **key_r, char **url_r,
                     size_t *len_r);
+
+/* ---- Many workers: leases ---------------------------------------- */
+
+/* Several herald processes, on one machine or many, may share a store
+ * that says so (PostgreSQL): they split a campaign's work by claiming it,
+ * each claim a lease that its worker renews while it lives.  A worker that
+ * dies stops renewing, and once its leases expire the others take its
+ * work back (store_outbox_recover).  SQLite is never shared: one herald
+ * run per campaign holds a lock beside the file, and leases are kept in
+ * memory only. */
+
+/* 1 when other workers may share this store (PostgreSQL), 0 if not. */
+int store_shared (struct store *st);
+
+/* This process is worker WORKER (copied; e.g. "host:pid:random"): the rows
+ * it claims or plans as "sending" and the chunks it claims are its own
+ * until now + LEASE seconds, and store_lease_renew pushes that on. */
+int store_set_worker (struct store *st, const char *worker, int lease);
+
+/* Push the lease of this worker's "sending" rows and plan chunks to
+ * now + lease.  Returns how many were renewed, or -1. */
+int store_lease_renew (struct store *st);
+
+/* Claim up to LIMIT due rows of CAMPAIGN (as store_outbox_due chooses
+ * them), skipping rows another worker holds: in one transaction they
+ * become "sending", leased to this worker, their attempts unchanged (the
+ * caller counts an attempt when it hands a row to a plugin, so a crash
+ * counts against the rows in flight only).  CB then gets each one (lent)
+ * as it was before the claim; it cannot stop the iteration: every claimed
+ * row is handed.  Returns the count claimed, or -1 (nothing claimed). */
+int store_outbox_claim (struct store *st, const char *campaign, int64_t now,
+                        int limit,
+                        int (*cb) (void *data, const struct outbox_row *row),
+                        void *data);
+
+/* The work of CAMPAIGN that other workers hold at NOW, leases not
+ * expired: its rows in "sending" and the chunks of STEP they are
+ * planning.  How many into *N_R, and the earliest expiry into *UNTIL_R (0
+ * when none).  A worker done with its own share waits for these: their
+ * worker finishes them, or they are taken back at expiry.  0 or -1.
+ * SQLite: always none. */
+int store_work_held (struct store *st, const char *campaign, int step,
+                     int64_t now, int64_t *n_r, int64_t *until_r);
+
+/* Planning a campaign step by chunks of its audience (a shared store
+ * only): the customers fall in STORE_CHUNKS chunks by a hash of their id.
+ * Claim a chunk of (CAMPAIGN, STEP) that is not done and not leased to a
+ * live worker: 1 with its number in *CHUNK_R, 0 when none is left, -1.
+ * When every chunk is done (an earlier run planned them), the first claim
+ * opens them all again: customers imported since are planned, and the
+ * ones planned already are skipped by their message key. */
+#define STORE_CHUNKS 64
+int store_chunk_claim (struct store *st, const char *campaign, int step,
+                       int *chunk_r);
+/* Chunk CHUNK of (CAMPAIGN, STEP) is planned.  0 or -1. */
+int store_chunk_done (struct store *st, const char *campaign, int step,
+                      int chunk);
+
+/* store_audience_next within chunk CHUNK (0 .. STORE_CHUNKS - 1) of the
+ * customers; CHUNK -1 is every customer (store_audience_next). */
+int store_audience_chunk (struct store *st, const char *campaign, int step,
+                          int chunk, const char *after_id, int limit,
+                          int (*cb) (void *data, json_t *customer),
+                          void *data);
 
 #endif

@@ -42,3 +42,18 @@ CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
 	tests/core/addresses.py tests/core/retries.sh
 TESTS += $(CORE_TESTS)
 EXTRA_DIST += $(CORE_TESTS) tests/core/lib.sh tests/tap.h
+
+# core/compose.c alone: the render context, the parts, the unsubscribe and
+# tracking links.  No core/store.c here: compose records the short links
+# of an SMS through its caller's link_sink, and a store call would not link.
+check_PROGRAMS += tests/core/test-compose
+tests_core_test_compose_SOURCES = tests/core/test-compose.c \
+	core/compose.c core/run/internal.h core/campaign.c core/campaign.h \
+	core/config.c core/config.h core/loader.c core/loader.h \
+	core/router.c core/router.h core/linkrewrite.c core/linkrewrite.h \
+	core/htmlentities.h core/token.c core/token.h core/jsonw.c \
+	core/jsonw.h core/tz.c core/tz.h core/util.c core/util.h \
+	lib/jsoncheck.c lib/jsoncheck.h lib/hmac256.c lib/hmac256.h
+tests_core_test_compose_CPPFLAGS = $(herald_CPPFLAGS)
+tests_core_test_compose_LDADD = $(herald_LDADD)
+TESTS += tests/core/test-compose

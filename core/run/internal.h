@@ -121,6 +121,11 @@ struct run {
   char channel_error_msg[1024];
   int store_error;
   int lock_fd;                 /* the campaign's run lock, or -1 */
+  int chunk;                   /* the audience chunk being planned (a
+                                  shared store), -1: all of it */
+  char worker[300];            /* this worker's name in a shared store's
+                                  leases, "" when not shared */
+  int64_t renewed;             /* when its leases were last renewed */
   struct token_key unsub_key;  /* [tracking] secret, for unsubscribe links */
   int unsub_key_ready;
   struct token_key track_key;  /* derived from it: click and open links */
@@ -161,6 +166,20 @@ extern volatile sig_atomic_t run_stop;
 
 
 /* compose.c */
+
+/* Where render_parts records the short links of an SMS (a channel with
+ * track_links): compose never touches the store itself.  RECORD keeps
+ * URL[0..LEN) (not NUL-terminated) as a link of message KEY and sets
+ * *ID_R to its id, the id the short token names (token.h); it returns 0,
+ * or -1 after writing why into ERR (ERRLEN bytes, NUL-terminated).  A
+ * failure makes render_parts return PLAN_STORE_ERROR.  plan.c's sink
+ * writes the store's links table in the caller's transaction. */
+struct link_sink {
+  int (*record) (void *data, const char *key, const char *url, size_t len,
+                 int64_t *id_r, char *err, size_t errlen);
+  void *data;
+};
+
 const char *jstr (json_t *o, const char *k);
 json_t *str_object (const char *k1, const char *v1, const char *k2, const char *v2,
             const char *k3, const char *v3);
@@ -168,7 +187,8 @@ char *unsubscribe_url (struct run *r, const char *customer, const char *kind);
 json_t *render_context (struct run *r, json_t *cust);
 const char *customer_zone (struct run *r, json_t *cust);
 int render_parts (struct run *r, json_t *cust, const char *kind,
-              const char *variant, const char *key, struct plan *p);
+              const char *variant, const char *key,
+              const struct link_sink *links, struct plan *p);
 char *dupn (const char *s);
 char *dumps (json_t *j);
 
@@ -180,6 +200,9 @@ void count_reason (struct run *r, const char *reason);
 int plan_customer (struct run *r, json_t *cust, const int *failed, struct plan *p);
 int record_plan (struct run *r, json_t *cust, struct plan *p, int fresh);
 void count_plan (struct run *r, struct plan *p);
+/* A shared store's leases: renewed when a quarter of the lease has gone
+ * by since the last time.  0, or -1 (store error said, r->store_error). */
+int lease_tick (struct run *r);
 int plan_page (struct run *r, char *after, size_t afterlen, int limit,
            struct due_list *fresh_r);
 int journey_enter (struct run *r, const char *customer, int step, int64_t journey);

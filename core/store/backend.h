@@ -11,9 +11,6 @@
 #include "../store.h"
 
 struct store_ops {
-  /* 1: a store that many herald processes on many machines may share
-   * (a database server); 0: one machine's (a file).  store_shared. */
-  int shared;
   void (*close) (struct store *st);
   const char *(*error) (const struct store *st);
   int (*schema_version) (struct store *st);
@@ -133,6 +130,25 @@ struct store_ops {
                    size_t len, int64_t *id_r);
   int (*link_get) (struct store *st, int64_t id, char **key_r, char **url_r,
                    size_t *len_r);
+  /* Many workers (store.h's leases section). */
+  int (*shared) (struct store *st);
+  int (*set_worker) (struct store *st, const char *worker, int lease);
+  int (*lease_renew) (struct store *st);
+  int (*outbox_claim) (struct store *st, const char *campaign, int64_t now,
+                       int limit,
+                       int (*cb) (void *data, const struct outbox_row *row),
+                       void *data);
+  int (*work_held) (struct store *st, const char *campaign, int step,
+                    int64_t now, int64_t *n_r, int64_t *until_r);
+  int (*chunk_claim) (struct store *st, const char *campaign, int step,
+                      int *chunk_r);
+  int (*chunk_done) (struct store *st, const char *campaign, int step,
+                     int chunk);
+  /* CHUNK >= 0 only: store.c calls audience_next for -1. */
+  int (*audience_chunk) (struct store *st, const char *campaign, int step,
+                         int chunk, const char *after_id, int limit,
+                         int (*cb) (void *data, json_t *customer),
+                         void *data);
 };
 
 struct store {

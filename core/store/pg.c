@@ -526,16 +526,59 @@ pg_error (const struct store *st_)
   return st ? st->err : "no store";
 }
 
+/* A libpq keyword=value string without its password=... (a value may be
+ * quoted, '...' with \' and \\ escapes).  Malloc'ed. */
+static char *
+redact_keywords (const char *s)
+{
+  struct strbuf b = STRBUF_INIT;
+
+  for (;;) {
+    const char *key, *v;
+    size_t klen;
+
+    s += strspn (s, " \t\n\r\f\v");
+    if (!*s)
+      break;
+    key = s;
+    klen = strcspn (s, "= \t\n\r\f\v");
+    s += klen;
+    s += strspn (s, " \t\n\r\f\v");
+    if (*s == '=')
+      s++;
+    s += strspn (s, " \t\n\r\f\v");
+    v = s;
+    if (*s == '\'') {
+      for (s++; *s && *s != '\''; s++)
+        if (*s == '\\' && s[1])
+          s++;
+      if (*s)
+        s++;
+    }
+    else
+      s += strcspn (s, " \t\n\r\f\v");
+    if (klen == 8 && strncmp (key, "password", 8) == 0)
+      continue;
+    if (b.len)
+      strbuf_addc (&b, ' ');
+    strbuf_add (&b, key, klen);
+    strbuf_addc (&b, '=');
+    strbuf_add (&b, v, (size_t) (s - v));
+  }
+  return b.s ? b.s : xstrdup ("");
+}
+
 /* URL without its password: the userinfo's ":password" and a
- * "password=" parameter.  Malloc'ed. */
+ * "password=" parameter; a keyword string without password=.
+ * Malloc'ed. */
 static char *
 redact_url (const char *url)
 {
   struct strbuf b = STRBUF_INIT;
   const char *p = strstr (url, "://"), *auth, *end, *at, *colon, *q;
 
-  if (!p)
-    return xstrdup (url);
+  if (!p || strchr (url, ' ') || p != url + strcspn (url, ":"))
+    return redact_keywords (url);
   auth = p + 3;
   end = auth + strcspn (auth, "/?#");
   strbuf_add (&b, url, (size_t) (auth - url));
@@ -1069,6 +1112,10 @@ pg_store_open (const char *url, int do_migrate, char *err, size_t errlen)
   const char *values[] = { url, "UTF8", "herald", NULL };
   struct pg_store *st = xcalloc (1, sizeof *st);
 
+  /* "pg:" and a keyword string: the configuration's [store] url that is
+   * not a URI.  libpq expands either from dbname. */
+  if (strncmp (url, "pg:", 3) == 0)
+    values[0] = url += 3;
   st->base.ops = &pg_ops;
   st->name = redact_url (url);
   /* expand_dbname: the URL is the whole connection string; the keys after
@@ -2726,8 +2773,17 @@ pg_link_get (struct store *st_, int64_t id, char **key_r, char **url_r,
   return 0;
 }
 
+/* ---- many workers ------------------------------------------------ */
+
+/* Many herald processes on many machines may share one database. */
+static int
+pg_shared (struct store *st)
+{
+  (void) st;
+  return 1;
+}
+
 static const struct store_ops pg_ops = {
-  .shared = 1,
   .close = pg_close,
   .error = pg_error,
   .schema_version = pg_schema_version,
@@ -2790,4 +2846,5 @@ static const struct store_ops pg_ops = {
   .step_funnel = pg_step_funnel,
   .link_add = pg_link_add,
   .link_get = pg_link_get,
+  .shared = pg_shared,
 };

@@ -2809,8 +2809,127 @@ sq_outbox_by_provider (struct store *st_, const char *channel,
   return 0;
 }
 
+/* ---- many workers -------------------------------------------------- */
+
+/* SQLite is one machine's file, and herald run holds a lock per campaign
+ * beside it: never shared, so no leases to keep. */
+static int
+sq_shared (struct store *st_)
+{
+  (void) st_;
+  return 0;
+}
+
+static int
+sq_set_worker (struct store *st_, const char *worker, int lease)
+{
+  (void) st_;
+  (void) worker;
+  (void) lease;
+  return 0;
+}
+
+static int
+sq_lease_renew (struct store *st_)
+{
+  (void) st_;
+  return 0;
+}
+
+/* Due rows, then each made "sending" in the same transaction (the run's
+ * lock keeps other processes out, BEGIN IMMEDIATE other writers). */
+static int
+sq_outbox_claim (struct store *st_, const char *campaign, int64_t now,
+                 int limit,
+                 int (*cb) (void *data, const struct outbox_row *row),
+                 void *data)
+{
+  struct sqlite_store *st = (struct sqlite_store *) st_;
+  sqlite3_stmt *s;
+  struct outbox_row **rows = NULL;
+  size_t n = 0, cap = 0, i;
+  int owned, rc, r = -1;
+
+  if (limit <= 0)
+    limit = 1000;
+  if ((owned = tx_enter (st)) < 0)
+    return -1;
+  if (!(s = q (st, Q_OB_DUE)))
+    goto out;
+  bind_text (s, 1, campaign);
+  sqlite3_bind_int64 (s, 2, now);
+  sqlite3_bind_int (s, 3, limit);
+  while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
+    if (n == cap)
+      rows = xrealloc (rows, (cap = cap ? 2 * cap : 16) * sizeof *rows);
+    rows[n++] = row_from (s);
+  }
+  sqlite3_reset (s);
+  if (rc != SQLITE_DONE) {
+    db_fail (st, "reading due rows");
+    goto out;
+  }
+  for (i = 0; i < n; i++)
+    if (outbox_update (st, Q_OB_UPDATE, rows[i]->key, "sending", NULL,
+                       rows[i]->attempts, 0, NULL, NULL, NULL) < 0)
+      goto out;
+  r = (int) n;
+out:
+  r = tx_leave (st, owned, r);
+  for (i = 0; i < n; i++) {
+    if (r >= 0)
+      cb (data, rows[i]);
+    store_row_free (rows[i]);
+  }
+  free (rows);
+  return r;
+}
+
+static int
+sq_work_held (struct store *st_, const char *campaign, int step,
+              int64_t now, int64_t *n_r, int64_t *until_r)
+{
+  (void) st_;
+  (void) campaign;
+  (void) step;
+  (void) now;
+  *n_r = 0;
+  *until_r = 0;
+  return 0;
+}
+
+static int
+sq_chunk_claim (struct store *st_, const char *campaign, int step,
+                int *chunk_r)
+{
+  struct sqlite_store *st = (struct sqlite_store *) st_;
+  (void) campaign;
+  (void) step;
+  *chunk_r = -1;
+  set_err (st, "%s: an SQLite store is planned whole, not by chunks",
+           st->path);
+  return -1;
+}
+
+static int
+sq_chunk_done (struct store *st_, const char *campaign, int step, int chunk)
+{
+  return sq_chunk_claim (st_, campaign, step, &chunk);
+}
+
+static int
+sq_audience_chunk (struct store *st_, const char *campaign, int step,
+                   int chunk, const char *after_id, int limit,
+                   int (*cb) (void *data, json_t *customer), void *data)
+{
+  (void) after_id;
+  (void) limit;
+  (void) cb;
+  (void) data;
+  return sq_chunk_claim (st_, campaign, step, &chunk);
+}
+
 static const struct store_ops sqlite_ops = {
-  .shared = 0,
   .close = sq_close,
   .error = sq_error,
   .schema_version = sq_schema_version,
@@ -2873,4 +2992,12 @@ static const struct store_ops sqlite_ops = {
   .step_funnel = sq_step_funnel,
   .link_add = sq_link_add,
   .link_get = sq_link_get,
+  .shared = sq_shared,
+  .set_worker = sq_set_worker,
+  .lease_renew = sq_lease_renew,
+  .outbox_claim = sq_outbox_claim,
+  .work_held = sq_work_held,
+  .chunk_claim = sq_chunk_claim,
+  .chunk_done = sq_chunk_done,
+  .audience_chunk = sq_audience_chunk,
 };

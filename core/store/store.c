@@ -26,12 +26,6 @@ store_open_migrate (const char *location, char *err, size_t errlen)
   return sqlite_store_open (location, err, errlen);
 }
 
-int
-store_shared (struct store *st)
-{
-  return st->ops->shared;
-}
-
 /* Fault injection for the tests: with HERALD_STORE_FAULT=N, the Nth
  * statement this process asks for (over all its stores, counting from 1)
  * fails as a statement of a failing disk would, with "injected fault";
@@ -538,4 +532,65 @@ store_link_get (struct store *st, int64_t id, char **key_r, char **url_r,
                 size_t *len_r)
 {
   return st->ops->link_get (st, id, key_r, url_r, len_r);
+}
+
+/* ---- many workers ------------------------------------------------- */
+
+int
+store_shared (struct store *st)
+{
+  return st->ops->shared (st);
+}
+
+int
+store_set_worker (struct store *st, const char *worker, int lease)
+{
+  return st->ops->set_worker (st, worker, lease);
+}
+
+int
+store_lease_renew (struct store *st)
+{
+  return st->ops->lease_renew (st);
+}
+
+int
+store_outbox_claim (struct store *st, const char *campaign, int64_t now,
+                    int limit,
+                    int (*cb) (void *data, const struct outbox_row *row),
+                    void *data)
+{
+  return st->ops->outbox_claim (st, campaign, now, limit, cb, data);
+}
+
+int
+store_work_held (struct store *st, const char *campaign, int step,
+                 int64_t now, int64_t *n_r, int64_t *until_r)
+{
+  return st->ops->work_held (st, campaign, step, now, n_r, until_r);
+}
+
+int
+store_chunk_claim (struct store *st, const char *campaign, int step,
+                   int *chunk_r)
+{
+  return st->ops->chunk_claim (st, campaign, step, chunk_r);
+}
+
+int
+store_chunk_done (struct store *st, const char *campaign, int step, int chunk)
+{
+  return st->ops->chunk_done (st, campaign, step, chunk);
+}
+
+int
+store_audience_chunk (struct store *st, const char *campaign, int step,
+                      int chunk, const char *after_id, int limit,
+                      int (*cb) (void *data, json_t *customer), void *data)
+{
+  if (chunk < 0)
+    return st->ops->audience_next (st, campaign, step, after_id, limit, cb,
+                                   data);
+  return st->ops->audience_chunk (st, campaign, step, chunk, after_id, limit,
+                                  cb, data);
 }

@@ -8,7 +8,7 @@ set -u
 unset HERALD_PLUGIN_DIR HERALD_NOW
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/herald-test.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+trap '[ -n "${KEEP_T:-}" ] || rm -rf "$T"' EXIT
 tap_n=0
 tap_failed=0
 

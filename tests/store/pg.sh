@@ -75,11 +75,11 @@ is "$rc:$out" "0:store at schema version 6" "migrating again is harmless"
 is "$(psql_ "$FRESH" "SELECT count(*) FROM customers")" 6 \
   "and keeps the customers"
 
-# The gateway file names the store by a URL (postgres://, the other
+# The gateway file names the store by [store] url (postgres://, the other
 # spelling), which is not a path relative to the file.
 PGURL=$(printf '%s' "$FRESH" | sed 's|^postgresql://|postgres://|')
 mkdir -p "$T/etc"
-printf '[store]\npath = %s\n' "$PGURL" > "$T/etc/herald.ini"
+printf '[store]\nurl = %s\n' "$PGURL" > "$T/etc/herald.ini"
 out=$("$HERALD" -c "$T/etc/herald.ini" report spring 2>&1); rc=$?
 like "$out" "unknown campaign 'spring': the store postgres:///fresh" \
   "a postgres:// URL in the gateway file is the store"

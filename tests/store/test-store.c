@@ -1209,6 +1209,29 @@ test_pg (const char *url, struct store *st)
           && !strstr (err, "s3cret"),
           "a URL's password is left out of messages: %s", err);
   store_close (st2);
+  st2 = store_open ("pg:host=/nonexistent dbname=x password='se cr\\'et' "
+                    "connect_timeout=2", err, sizeof err);
+  tap_ok (!st2 && strstr (err, "host=/nonexistent dbname=x connect_timeout=2: "
+                          "cannot connect") && !strstr (err, "se cr"),
+          "so does a keyword string's: %s", err);
+  store_close (st2);
+  {
+    /* The test's URL as a keyword string: "pg:host=... dbname=...". */
+    PQconninfoOption *o = PQconninfoParse (url, NULL), *i;
+    struct strbuf kw = STRBUF_INIT;
+
+    strbuf_adds (&kw, "pg:");
+    for (i = o; i && i->keyword; i++)
+      if (i->val && *i->val)
+        strbuf_addf (&kw, "%s='%s' ", i->keyword, i->val);
+    PQconninfoFree (o);
+    st2 = store_open (kw.s, err, sizeof err);
+    tap_ok (st2 && store_customer_exists (st2, "alice") == 1,
+            "a store opens from a keyword string (%s): %s", kw.s,
+            st2 ? "ok" : err);
+    store_close (st2);
+    strbuf_free (&kw);
+  }
   bad = xasprintf ("%s&sslmode=bogus", url);
   st2 = store_open (bad, err, sizeof err);
   tap_ok (!st2 && strstr (err, "cannot connect to the store")

@@ -20,6 +20,9 @@ plugin on an sms channel, then `herald serve` on loopback.
   that cannot be read gets 503, no Location.
 - preview shows short links and records nothing; a channel without
   track_links keeps its URLs.
+- A link the store cannot record (HERALD_STORE_FAULT): that customer is
+  not planned, the run exits 1 naming the template and quoting the
+  store, and the next run plans them.
 Time is HERALD_NOW: the run at T0, the server at T0 + 100."""
 import base64
 import hashlib
@@ -325,6 +328,48 @@ t.ok(g.get("channel") == "sms" and g.get("sent") == 4
      and g["engagement"]["clicked"]["messages"] == 2
      and g.get("machine", {}).get("clicked", {}).get("messages") == 2,
      "report: 2 of 4 SMS clicked by people, 2 by machines", json.dumps(g))
+
+# 10. A short link the store cannot record: that customer is not planned
+# (no message, no link), the run fails, and the line says which template
+# and what the store said.  HERALD_STORE_FAULT=N fails the Nth statement;
+# each N starts from the same store, so the sweep meets every statement of
+# the run, customer a's link among them.
+with open(os.path.join(T, "faulty.ini"), "w") as f:
+    f.write("[campaign]\nid = faulty\ntemplates = tpl-spring\nchannels = sms\n")
+
+
+def copy_db(src, dst):
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    a.backup(b)
+    a.close()
+    b.close()
+
+
+DB, PRISTINE = os.path.join(T, "herald.db"), os.path.join(T, "pristine.db")
+copy_db(DB, PRISTINE)
+found = None
+for n in range(1, 80):
+    copy_db(PRISTINE, DB)
+    env = dict(os.environ, HERALD_NOW=str(T0), HERALD_STORE_FAULT=str(n))
+    p = subprocess.run([HERALD, "-c", G, "run", os.path.join(T, "faulty.ini")],
+                       capture_output=True, timeout=60, env=env)
+    if b"cannot record its short links" in p.stderr:
+        found = (n, p.returncode, p.stderr.decode())
+        break
+n, rc, err = found or (0, 0, "")
+want = ("herald: customer a: %s/tpl-spring/sms.body.liquid: cannot record its short links: "
+        "%s: injected fault (HERALD_STORE_FAULT, statement %d) (not planned: run again)"
+        % (T, DB, n))
+t.ok(found and rc == 1 and want in err.splitlines(),
+     "a link the store cannot record: the template and the store's words, exit 1",
+     (n, rc, err))
+t.eq(query("SELECT count(*) FROM outbox WHERE key = 'faulty:1:a'")
+     + query("SELECT count(*) FROM links WHERE message_key = 'faulty:1:a'")
+     + query("SELECT count(*) FROM outbox WHERE key = 'faulty:1:b'"), [(0,), (0,), (1,)],
+     "and neither a message nor a link for that customer; the next customer planned")
+rc, out, err = herald(G, "run", os.path.join(T, "faulty.ini"))
+t.ok(rc == 0 and query("SELECT count(*) FROM links WHERE message_key = 'faulty:1:a'") == [(1,)],
+     "the next run plans the customer, with its link", out + err)
 
 tmp.cleanup()
 t.done()
