@@ -356,7 +356,9 @@ int store_outbox_due (struct store *st, const char *campaign, int64_t now,
  * at crash" (at most once).  At least once, a row whose attempts reached
  * MAX_ATTEMPTS (0: no limit) becomes "dead" with reason
  * "crashed_in_flight" instead: the message that crashes its plugin is not
- * sent forever.  *N_R (may be NULL) gets the number of rows changed. */
+ * sent forever.  *N_R (may be NULL) gets the number of rows changed.
+ * A shared store takes back only the rows no live worker holds: without a
+ * lease, or with one that expired before now (store_lease_renew). */
 int store_outbox_recover (struct store *st, const char *campaign,
                           int at_least_once, int max_attempts, int *n_r);
 
@@ -620,8 +622,10 @@ int store_work_held (struct store *st, const char *campaign, int step,
  * Claim a chunk of (CAMPAIGN, STEP) that is not done and not leased to a
  * live worker: 1 with its number in *CHUNK_R, 0 when none is left, -1.
  * When every chunk is done (an earlier run planned them), the first claim
- * opens them all again: customers imported since are planned, and the
- * ones planned already are skipped by their message key. */
+ * (this store's first for CAMPAIGN and STEP) opens them all again:
+ * customers imported since are planned, and the ones planned already are
+ * skipped by their message key.  A worker's later claims never reopen
+ * them (waiting for the others, it claims again and again). */
 #define STORE_CHUNKS 64
 int store_chunk_claim (struct store *st, const char *campaign, int step,
                        int *chunk_r);

@@ -47,6 +47,8 @@ enum {
   Q_JOURNEY_EVENT, Q_EVENTS_LAST, Q_OB_REROUTES, Q_OB_REROUTE_NONE,
   Q_OB_BY_PROVIDER,
   Q_LINK_ADD, Q_LINK_GET,
+  Q_LEASE_ROWS, Q_LEASE_CHUNKS, Q_OB_CLAIM, Q_WORK_HELD, Q_CHUNK_INIT,
+  Q_CHUNK_CLAIM, Q_CHUNK_LEFT, Q_CHUNK_REOPEN, Q_CHUNK_DONE, Q_AUDIENCE_CHUNK,
   Q_N
 };
 
@@ -141,9 +143,12 @@ static const char *const sql_text[Q_N] = {
     "AND NOT EXISTS (SELECT 1 FROM outbox o "
     "WHERE o.key = $2::text || ':' || $3::text || ':' || c.id) "
     "ORDER BY c.id LIMIT $4",
+  /* A row written as "sending" by a worker is leased to it ($22, $23 and
+   * the like below: NULL for any other state, or without a worker). */
   [Q_OB_INSERT] =
-    "INSERT INTO outbox (" OUTBOX_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
-    "$8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) "
+    "INSERT INTO outbox (" OUTBOX_COLS ", lease_owner, lease_until) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+    "$15, $16, $17, $18, $19, $20, $21, $22, $23) "
     "ON CONFLICT (key) DO NOTHING",
   /* Rendered parts are kept while a row may still be sent, so a resend
    * after a crash sends the same bytes; once sent (or dead) they are
@@ -152,21 +157,24 @@ static const char *const sql_text[Q_N] = {
     "UPDATE outbox SET state = $2::text, attempts = $3, next_at = $4, "
     "provider_id = $5, error = $6, detail = $7, updated = $8::bigint, "
     "sent_at = CASE WHEN $2::text = 'sent' THEN $8::bigint ELSE sent_at END, "
-    "parts = CASE WHEN $2::text IN ('sent', 'dead') THEN NULL ELSE parts END "
+    "parts = CASE WHEN $2::text IN ('sent', 'dead') THEN NULL ELSE parts END, "
+    "lease_owner = $9, lease_until = $10 "
     "WHERE key = $1",
   [Q_OB_UPDATE_REASON] =
     "UPDATE outbox SET state = $2::text, attempts = $3, next_at = $4, "
     "provider_id = $5, error = $6, detail = $7, updated = $8::bigint, "
     "reason = $9, "
     "sent_at = CASE WHEN $2::text = 'sent' THEN $8::bigint ELSE sent_at END, "
-    "parts = CASE WHEN $2::text IN ('sent', 'dead') THEN NULL ELSE parts END "
+    "parts = CASE WHEN $2::text IN ('sent', 'dead') THEN NULL ELSE parts END, "
+    "lease_owner = $10, lease_until = $11 "
     "WHERE key = $1",
   [Q_OB_REROUTE] =
     "UPDATE outbox SET channel = $2, instance = $3, variant = $4, "
     "state = $5::text, reason = $6, next_at = $7, address = $8, parts = $9, "
     "trace = $10, updated = $11::bigint, attempts = 0, provider_id = NULL, "
     "error = NULL, "
-    "sent_at = CASE WHEN $5::text = 'sent' THEN $11::bigint ELSE NULL END "
+    "sent_at = CASE WHEN $5::text = 'sent' THEN $11::bigint ELSE NULL END, "
+    "lease_owner = $12, lease_until = $13 "
     "WHERE key = $1",
   [Q_OB_GET] = "SELECT " OUTBOX_COLS " FROM outbox WHERE key = $1",
   [Q_OB_DUE] =
@@ -175,20 +183,24 @@ static const char *const sql_text[Q_N] = {
     "ORDER BY next_at, key LIMIT $3",
   /* A row in flight at as many crashes as it may have attempts is taken
    * for the message that crashes its plugin (a poison message): dead.
-   * The others go back to pending, marked "recovered". */
+   * The others go back to pending, marked "recovered".  Only rows that no
+   * live worker holds: without a lease (a process that was no worker) or
+   * with one expired at $2 (its worker stopped renewing it). */
   [Q_OB_RECOVER_PENDING] =
-    "UPDATE outbox SET updated = $2, "
+    "UPDATE outbox SET updated = $2, lease_owner = NULL, lease_until = NULL, "
     "state = CASE WHEN attempts >= $3::int THEN 'dead' ELSE 'pending' END, "
     "reason = CASE WHEN attempts >= $3::int THEN 'crashed_in_flight' "
     "ELSE 'recovered' END, "
     "error = CASE WHEN attempts >= $3::int THEN 'in flight at ' || attempts "
     "|| ' crashes of herald (attempts); taken for a message that crashes its "
     "plugin' ELSE error END "
-    "WHERE state = 'sending' AND ($1::text IS NULL OR campaign = $1::text)",
+    "WHERE state = 'sending' AND ($1::text IS NULL OR campaign = $1::text) "
+    "AND (lease_until IS NULL OR lease_until < $2)",
   [Q_OB_RECOVER_FAILED] =
     "UPDATE outbox SET state = 'failed', reason = 'in flight at crash', "
-    "updated = $2 WHERE state = 'sending' "
-    "AND ($1::text IS NULL OR campaign = $1::text)",
+    "updated = $2, lease_owner = NULL, lease_until = NULL "
+    "WHERE state = 'sending' AND ($1::text IS NULL OR campaign = $1::text) "
+    "AND (lease_until IS NULL OR lease_until < $2)",
   [Q_OB_NEXT_DUE] =
     "SELECT min(next_at) FROM outbox WHERE campaign = $1 "
     "AND state IN ('retry', 'deferred')",
@@ -317,6 +329,73 @@ static const char *const sql_text[Q_N] = {
     "RETURNING id",
   [Q_LINK_GET] =
     "SELECT message_key, encode (url, 'hex') FROM links WHERE id = $1",
+  /* Many workers (store.h's leases).  $1 the worker, $2 the new expiry. */
+  [Q_LEASE_ROWS] =
+    "UPDATE outbox SET lease_until = $2 WHERE lease_owner = $1 "
+    "AND state = 'sending'",
+  [Q_LEASE_CHUNKS] =
+    "UPDATE plan_chunks SET lease_until = $2 WHERE owner = $1 "
+    "AND state = 'open'",
+  /* Due rows as store_outbox_due picks them, less those another worker's
+   * claim has locked this instant (SKIP LOCKED: no waiting; a row it
+   * claimed is no longer due), made "sending" and leased in the same
+   * statement, handed back as they were (due's columns), in due order. */
+  [Q_OB_CLAIM] =
+    "WITH due AS MATERIALIZED (SELECT " OUTBOX_COLS " FROM outbox "
+    " WHERE campaign = $1"
+    " AND state IN ('pending', 'retry', 'deferred') AND next_at <= $2"
+    " ORDER BY next_at, key LIMIT $3 FOR UPDATE SKIP LOCKED),"
+    " claimed AS (UPDATE outbox o SET state = 'sending', next_at = 0,"
+    " provider_id = NULL, error = NULL, detail = NULL, updated = $4,"
+    " lease_owner = $5, lease_until = $6 FROM due WHERE o.key = due.key"
+    " RETURNING due.*) "
+    "SELECT " OUTBOX_COLS " FROM claimed ORDER BY next_at, key",
+  /* Other workers' live leases on the campaign: rows in flight, and the
+   * step's chunks being planned.  A lease is live up to its second
+   * (lease_until >= now) and expired after it (< now, what recovery and
+   * chunk claims take): with > here, a worker polling in that very second
+   * saw the work neither held nor recoverable, and left it behind. */
+  [Q_WORK_HELD] =
+    "SELECT count(*), min(lease_until) FROM ("
+    " SELECT lease_until FROM outbox WHERE campaign = $1 AND state = 'sending'"
+    " AND lease_until >= $3 AND lease_owner IS DISTINCT FROM $4::text"
+    " UNION ALL"
+    " SELECT lease_until FROM plan_chunks WHERE campaign = $1 AND step = $2"
+    " AND state = 'open' AND owner IS NOT NULL AND lease_until >= $3"
+    " AND owner IS DISTINCT FROM $4::text) AS held",
+  [Q_CHUNK_INIT] =
+    "INSERT INTO plan_chunks (campaign, step, chunk) SELECT $1::text, "
+    "$2::int, g FROM generate_series (0, $3::int - 1) AS g "
+    "ON CONFLICT DO NOTHING",
+  /* The first chunk that is open and not leased to a live worker.  The
+   * choice is a materialised CTE, made once: as a subquery in FROM, the
+   * planner may rescan it for each row of the join, and each rescan
+   * locks and picks another chunk (one claim took all 63 in the test). */
+  [Q_CHUNK_CLAIM] =
+    "WITH c AS MATERIALIZED (SELECT chunk FROM plan_chunks"
+    " WHERE campaign = $1 AND step = $2 AND state = 'open'"
+    " AND (owner IS NULL OR owner = $3 OR lease_until < $5)"
+    " ORDER BY chunk LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "UPDATE plan_chunks p SET owner = $3, lease_until = $4 FROM c "
+    "WHERE p.campaign = $1 AND p.step = $2 AND p.chunk = c.chunk "
+    "RETURNING p.chunk",
+  [Q_CHUNK_LEFT] =
+    "SELECT count(*) FILTER (WHERE state <> 'done'), count(*) "
+    "FROM plan_chunks WHERE campaign = $1 AND step = $2",
+  [Q_CHUNK_REOPEN] =
+    "UPDATE plan_chunks SET state = 'open', owner = NULL, lease_until = 0 "
+    "WHERE campaign = $1 AND step = $2 AND state = 'done'",
+  [Q_CHUNK_DONE] =
+    "UPDATE plan_chunks SET state = 'done', lease_until = 0 "
+    "WHERE campaign = $1 AND step = $2 AND chunk = $3",
+  /* Q_AUDIENCE within a chunk: customers_bucket's expression, so that
+   * index serves it (a chunk's ids in order). */
+  [Q_AUDIENCE_CHUNK] =
+    "SELECT c.id, c.record FROM customers c "
+    "WHERE (hashtext (c.id) & 63) = $5 AND c.id > $1 "
+    "AND NOT EXISTS (SELECT 1 FROM outbox o "
+    "WHERE o.key = $2::text || ':' || $3::text || ':' || c.id) "
+    "ORDER BY c.id LIMIT $4",
 };
 
 /* Migrations: each takes a database to VERSION, from the version of the
@@ -402,6 +481,9 @@ static const struct pg_migration pg_migrations[] = {
     "CREATE INDEX outbox_customer ON outbox (customer);"
     "CREATE INDEX outbox_provider ON outbox (provider_id)"
     " WHERE provider_id IS NOT NULL;"
+    /* A worker renews its rows' leases by owner. */
+    "CREATE INDEX outbox_lease ON outbox (lease_owner)"
+    " WHERE state = 'sending';"
     "CREATE TABLE campaigns ("
     " id TEXT" C " PRIMARY KEY, name TEXT, status TEXT NOT NULL,"
     " runs INTEGER NOT NULL, first_started BIGINT, last_started BIGINT,"
@@ -429,6 +511,8 @@ static const struct pg_migration pg_migrations[] = {
 };
 #undef C
 #define N_PG_MIGRATIONS ((int) (sizeof pg_migrations / sizeof pg_migrations[0]))
+_Static_assert (STORE_CHUNKS == 64,
+                "customers_bucket and Q_AUDIENCE_CHUNK cut the customers in 64");
 _Static_assert (STORE_SCHEMA_VERSION == 6,
                 "a new schema version: append its PostgreSQL migration to "
                 "pg_migrations and update this check");
@@ -447,6 +531,9 @@ struct pg_store {
   PGconn *conn;
   char *name;                /* the URL without its password, for messages */
   int in_tx;                 /* inside store_begin .. commit/rollback */
+  char *worker;              /* store_set_worker's, or NULL */
+  int lease;                 /* its lease, seconds */
+  char *chunks_seen;         /* "campaign step" of the last chunk claim */
   unsigned char prepared[Q_N];   /* on this connection */
   char err[512];
 };
@@ -653,6 +740,22 @@ p_int_or_null (struct params *p, int64_t v)
     p_int (p, v);
   else
     p_null (p);
+}
+
+/* The lease of a row written in STATE (two parameters: owner, expiry):
+ * this worker's, until now + its lease, when STATE is "sending"; else
+ * none. */
+static void
+p_lease (const struct pg_store *st, struct params *p, const char *state)
+{
+  if (st->worker && state && strcmp (state, "sending") == 0) {
+    p_text (p, st->worker);
+    p_int (p, now_seconds () + st->lease);
+  }
+  else {
+    p_null (p);
+    p_null (p);
+  }
 }
 
 static void
@@ -1156,6 +1259,8 @@ pg_close (struct store *st_)
   if (st->conn)
     PQfinish (st->conn);
   free (st->name);
+  free (st->worker);
+  free (st->chunks_seen);
   free (st);
 }
 
@@ -1371,12 +1476,13 @@ pg_customer_count (struct store *st_)
   return n;
 }
 
+/* store_audience_next, of every customer (CHUNK -1) or of chunk CHUNK
+ * (store_audience_chunk). */
 static int
-pg_audience_next (struct store *st_, const char *campaign, int step,
-                  const char *after_id, int limit,
-                  int (*cb) (void *data, json_t *customer), void *data)
+audience_page (struct pg_store *st, const char *campaign, int step,
+               int chunk, const char *after_id, int limit,
+               int (*cb) (void *data, json_t *customer), void *data)
 {
-  struct pg_store *st = (struct pg_store *) st_;
   struct params p = { 0 };
   PGresult *res;
   int i, n = 0;
@@ -1387,8 +1493,11 @@ pg_audience_next (struct store *st_, const char *campaign, int step,
   p_text (&p, campaign);
   p_int (&p, step);
   p_int (&p, limit);
+  if (chunk >= 0)
+    p_int (&p, chunk);
   /* The page is in memory first: the callback will write outbox rows. */
-  if (!(res = run (st, Q_AUDIENCE, &p, "reading the audience")))
+  if (!(res = run (st, chunk >= 0 ? Q_AUDIENCE_CHUNK : Q_AUDIENCE, &p,
+                   "reading the audience")))
     return -1;
   for (i = 0; i < PQntuples (res); i++) {
     const char *text = val (res, i, 1);
@@ -1407,6 +1516,15 @@ pg_audience_next (struct store *st_, const char *campaign, int step,
   }
   PQclear (res);
   return n;
+}
+
+static int
+pg_audience_next (struct store *st_, const char *campaign, int step,
+                  const char *after_id, int limit,
+                  int (*cb) (void *data, json_t *customer), void *data)
+{
+  struct pg_store *st = (struct pg_store *) st_;
+  return audience_page (st, campaign, step, -1, after_id, limit, cb, data);
 }
 
 /* ---- consent and suppressions ------------------------------------- */
@@ -1806,6 +1924,7 @@ pg_outbox_insert (struct store *st_, const struct outbox_row *row)
   p_text (&p, row->parts);
   p_text (&p, row->trace);
   p_int_or_null (&p, row->journey);
+  p_lease (st, &p, row->state);
   if ((n = run_changes (st, Q_OB_INSERT, &p, "inserting an outbox row")) < 0)
     return -1;
   /* ON CONFLICT DO NOTHING: no change means the key was already there. */
@@ -1836,6 +1955,7 @@ outbox_update (struct pg_store *st, int id, const char *key,
   p_int (&p, now_seconds ());
   if (id == Q_OB_UPDATE_REASON)
     p_text (&p, reason);
+  p_lease (st, &p, state);
   if ((n = run_changes (st, id, &p, "updating an outbox row")) < 0)
     return -1;
   return n == 0 ? 1 : 0;
@@ -1886,6 +2006,7 @@ pg_outbox_reroute (struct store *st_, const struct outbox_row *row)
   p_text (&p, row->parts);
   p_text (&p, row->trace);
   p_int (&p, now_seconds ());
+  p_lease (st, &p, row->state);
   if ((n = run_changes (st, Q_OB_REROUTE, &p, "re-routing an outbox row"))
       < 0)
     return -1;
@@ -2783,6 +2904,205 @@ pg_shared (struct store *st)
   return 1;
 }
 
+/* This process is worker WORKER: the rows it writes as "sending" and the
+ * chunks it claims are leased to it. */
+static int
+pg_set_worker (struct store *st_, const char *worker, int lease)
+{
+  struct pg_store *st = (struct pg_store *) st_;
+
+  free (st->worker);
+  st->worker = worker ? xstrdup (worker) : NULL;
+  st->lease = lease > 0 ? lease : 60;
+  st->err[0] = '\0';
+  return 0;
+}
+
+static int
+pg_lease_renew (struct store *st_)
+{
+  struct pg_store *st = (struct pg_store *) st_;
+  struct params p = { 0 };
+  int64_t rows, chunks;
+
+  st->err[0] = '\0';
+  if (!st->worker)
+    return 0;
+  p_text (&p, st->worker);
+  p_int (&p, now_seconds () + st->lease);
+  if ((rows = run_changes (st, Q_LEASE_ROWS, &p,
+                           "renewing the leases of messages in flight")) < 0
+      || (chunks = run_changes (st, Q_LEASE_CHUNKS, &p,
+                                "renewing the leases of plan chunks")) < 0)
+    return -1;
+  return (int) (rows + chunks);
+}
+
+static int
+pg_outbox_claim (struct store *st_, const char *campaign, int64_t now,
+                 int limit,
+                 int (*cb) (void *data, const struct outbox_row *row),
+                 void *data)
+{
+  struct pg_store *st = (struct pg_store *) st_;
+  struct params p = { 0 };
+  PGresult *res;
+  int i, n;
+
+  if (limit <= 0)
+    limit = 1000;
+  p_text (&p, campaign);
+  p_int (&p, now);
+  p_int (&p, limit);
+  p_int (&p, now_seconds ());
+  p_lease (st, &p, "sending");
+  /* One statement: the rows are claimed, or none is. */
+  if (!(res = run (st, Q_OB_CLAIM, &p, "claiming due messages")))
+    return -1;
+  n = PQntuples (res);
+  for (i = 0; i < n; i++) {
+    struct outbox_row *r = row_from (res, i);
+
+    cb (data, r);               /* every claimed row is handed */
+    store_row_free (r);
+  }
+  PQclear (res);
+  return n;
+}
+
+static int
+pg_work_held (struct store *st_, const char *campaign, int step, int64_t now,
+              int64_t *n_r, int64_t *until_r)
+{
+  struct pg_store *st = (struct pg_store *) st_;
+  struct params p = { 0 };
+  PGresult *res;
+
+  *n_r = *until_r = 0;
+  p_text (&p, campaign);
+  p_int (&p, step);
+  p_int (&p, now);
+  p_text (&p, st->worker);
+  if (!(res = run (st, Q_WORK_HELD, &p, "reading the other workers' leases")))
+    return -1;
+  *n_r = ival (res, 0, 0);
+  *until_r = ival (res, 0, 1);                 /* NULL: 0 */
+  PQclear (res);
+  return 0;
+}
+
+/* Claim the first free chunk: 1 with *CHUNK_R, 0 none, -1. */
+static int
+chunk_claim_one (struct pg_store *st, const char *campaign, int step,
+                 int *chunk_r)
+{
+  struct params p = { 0 };
+  PGresult *res;
+  int64_t now = now_seconds ();
+  int r = 0;
+
+  p_text (&p, campaign);
+  p_int (&p, step);
+  p_text (&p, st->worker);
+  p_int (&p, now + st->lease);
+  p_int (&p, now);
+  if (!(res = run (st, Q_CHUNK_CLAIM, &p, "claiming a plan chunk")))
+    return -1;
+  if (PQntuples (res) > 0) {
+    *chunk_r = (int) ival (res, 0, 0);
+    r = 1;
+  }
+  PQclear (res);
+  return r;
+}
+
+/* The chunks of (CAMPAIGN, STEP) are made (all open) on the first claim
+ * of this store for them; that first claim also opens them all again
+ * when all are done: an earlier run planned them, and customers imported
+ * since must be planned.  Later claims of the same store never reopen:
+ * a worker waiting for the others (which claims again every moment)
+ * would plan the whole audience again and again. */
+static int
+pg_chunk_claim (struct store *st_, const char *campaign, int step,
+                int *chunk_r)
+{
+  struct pg_store *st = (struct pg_store *) st_;
+  struct params p = { 0 };
+  char *seen;
+  int first, r;
+
+  *chunk_r = -1;
+  if (!st->worker) {
+    set_err (st, "%s: claiming a plan chunk needs a worker "
+             "(store_set_worker)", st->name);
+    return -1;
+  }
+  seen = xasprintf ("%s\037%d", campaign, step);
+  first = !st->chunks_seen || strcmp (st->chunks_seen, seen) != 0;
+  p_text (&p, campaign);
+  p_int (&p, step);
+  if (first) {
+    p_int (&p, STORE_CHUNKS);
+    r = run_changes (st, Q_CHUNK_INIT, &p, "making the plan chunks") < 0
+        ? -1 : 0;
+    p.n = 2;
+    if (r < 0)
+      goto out;
+  }
+  r = chunk_claim_one (st, campaign, step, chunk_r);
+  if (r == 0 && first) {
+    PGresult *res = run (st, Q_CHUNK_LEFT, &p, "reading the plan chunks");
+
+    if (!res)
+      r = -1;
+    else {
+      int all_done = ival (res, 0, 0) == 0 && ival (res, 0, 1) > 0;
+
+      PQclear (res);
+      if (all_done)
+        r = run_changes (st, Q_CHUNK_REOPEN, &p,
+                         "opening the plan chunks again") < 0
+            ? -1 : chunk_claim_one (st, campaign, step, chunk_r);
+    }
+  }
+out:
+  if (r >= 0 && first) {
+    free (st->chunks_seen);
+    st->chunks_seen = seen;
+    seen = NULL;
+  }
+  free (seen);
+  return r;
+}
+
+static int
+pg_chunk_done (struct store *st_, const char *campaign, int step, int chunk)
+{
+  struct pg_store *st = (struct pg_store *) st_;
+  struct params p = { 0 };
+
+  p_text (&p, campaign);
+  p_int (&p, step);
+  p_int (&p, chunk);
+  return run_changes (st, Q_CHUNK_DONE, &p, "recording a planned chunk") < 0
+         ? -1 : 0;
+}
+
+static int
+pg_audience_chunk (struct store *st_, const char *campaign, int step,
+                   int chunk, const char *after_id, int limit,
+                   int (*cb) (void *data, json_t *customer), void *data)
+{
+  struct pg_store *st = (struct pg_store *) st_;
+
+  if (chunk < 0 || chunk >= STORE_CHUNKS) {
+    set_err (st, "%s: no plan chunk %d (0 to %d)", st->name, chunk,
+             STORE_CHUNKS - 1);
+    return -1;
+  }
+  return audience_page (st, campaign, step, chunk, after_id, limit, cb, data);
+}
+
 static const struct store_ops pg_ops = {
   .close = pg_close,
   .error = pg_error,
@@ -2847,4 +3167,11 @@ static const struct store_ops pg_ops = {
   .link_add = pg_link_add,
   .link_get = pg_link_get,
   .shared = pg_shared,
+  .set_worker = pg_set_worker,
+  .lease_renew = pg_lease_renew,
+  .outbox_claim = pg_outbox_claim,
+  .work_held = pg_work_held,
+  .chunk_claim = pg_chunk_claim,
+  .chunk_done = pg_chunk_done,
+  .audience_chunk = pg_audience_chunk,
 };

@@ -1116,6 +1116,138 @@ pg_empty (const char *url)
   PQfinish (c);
 }
 
+/* Many workers on one database: claims that never overlap, leases that
+ * expire unless renewed, recovery that takes back only expired work, plan
+ * chunks that split the audience. */
+static int
+collect_state (void *data, const struct outbox_row *r)
+{
+  struct strbuf *b = data;
+  strbuf_addf (b, "%s%s=%s", b->len ? " " : "", r->key, r->state);
+  return 1;                     /* a claim hands every row all the same */
+}
+
+static void
+test_pg_workers (const char *url, struct store *a)
+{
+  struct store *b;
+  struct outbox_row r, *got = NULL;
+  struct strbuf s = STRBUF_INIT;
+  int64_t n = -1, until = -1;
+  int i, k, chunk = -1, mine = 0, back = -1, total = 0, seen[64] = { 0 };
+  char err[512];
+
+  if (!(b = store_open (url, err, sizeof err))) {
+    printf ("Bail out! %s\n", err);
+    exit (1);
+  }
+  tap_ok (store_set_worker (a, "wA", 60) == 0
+          && store_set_worker (b, "wB", 60) == 0, "two workers");
+  for (i = 0; i < 3; i++) {
+    char key[16];
+    snprintf (key, sizeof key, "w:1:c%d", i);
+    r = row (key, "w", 1, key + 4, "email", "pending");
+    r.next_at = 999990 + i;
+    store_outbox_insert (a, &r);
+  }
+  n = store_outbox_claim (a, "w", 1000000, 2, collect_state, &s);
+  tap_ok (n == 2, "A claims 2 of the 3 due rows (%lld)", (long long) n);
+  tap_is (s.s, "w:1:c0=pending w:1:c1=pending",
+          "in due order, each handed as it was before the claim, whatever "
+          "the callback says");
+  strbuf_reset (&s);
+  n = store_outbox_claim (b, "w", 1000000, 10, collect_state, &s);
+  tap_ok (n == 1 && s.s && strcmp (s.s, "w:1:c2=pending") == 0,
+          "B claims the one left: %s", s.s ? s.s : "");
+  tap_ok (store_outbox_claim (a, "w", 1000000, 10, collect_state, &s) == 0,
+          "nothing is left to claim");
+  store_outbox_get (a, "w:1:c0", &got);
+  tap_ok (got && strcmp (got->state, "sending") == 0 && got->attempts == 0,
+          "a claimed row is sending, its attempts unchanged");
+  store_row_free (got);
+  i = store_work_held (b, "w", 1, 1000000, &n, &until);
+  tap_ok (i == 0 && n == 2 && until == 1000060, "B sees A's 2 rows held "
+          "until 1000060 (%lld, %lld)", (long long) n, (long long) until);
+  tap_ok (store_work_held (a, "w", 1, 1000000, &n, &until) == 0 && n == 1,
+          "A sees B's one");
+  tap_ok (store_outbox_recover (b, "w", 1, 0, &back) == 0 && back == 0,
+          "recovery leaves rows under live leases alone");
+  /* At the lease's last second the work is held, and not taken back: a
+   * worker polling then must wait for it. */
+  setenv ("HERALD_NOW", "1000060", 1);
+  tap_ok (store_work_held (b, "w", 1, 1000060, &n, &until) == 0 && n == 2
+          && store_outbox_recover (b, "w", 1, 0, &back) == 0 && back == 0,
+          "at its lease's last second, A's work is held, not taken back");
+  /* A stops renewing (it died); B renews; A's leases expire. */
+  setenv ("HERALD_NOW", "1000061", 1);
+  tap_ok (store_lease_renew (b) == 1, "B renews its row's lease");
+  tap_ok (store_work_held (b, "w", 1, 1000061, &n, &until) == 0 && n == 0,
+          "A's expired leases hold nothing");
+  i = store_outbox_recover (b, "w", 1, 0, &back);
+  tap_ok (i == 0 && back == 2, "recovery takes A's two rows back (%d)", back);
+  store_outbox_get (a, "w:1:c0", &got);
+  tap_ok (got && strcmp (got->state, "pending") == 0
+          && strcmp (got->reason, "recovered") == 0, "A's row is pending");
+  store_row_free (got);
+  store_outbox_get (a, "w:1:c2", &got);
+  tap_is (got ? got->state : NULL, "sending", "B's row is still B's");
+  store_row_free (got);
+  tap_ok (store_lease_renew (a) == 0, "A, back, has nothing to renew");
+  /* A row a worker writes as sending is leased to it. */
+  r = row ("w:2:c9", "w", 2, "c9", "email", "sending");
+  store_outbox_insert (b, &r);
+  store_outbox_update (b, "w:1:c2", "sent", 1, 0, NULL, NULL, NULL);
+  tap_ok (store_work_held (a, "w", 2, 1000061, &n, &until) == 0 && n == 1
+          && until == 1000121, "a row planned as sending is leased");
+
+  /* Chunks: claimed one at a time, never twice while leased. */
+  tap_ok (store_chunk_claim (a, "w", 1, &chunk) == 1 && chunk == 0,
+          "A claims chunk 0");
+  i = store_chunk_claim (b, "w", 1, &k);
+  tap_ok (i == 1 && k == 1, "B claims chunk 1 (%d, %d: %s)", i, k,
+          store_error (b));
+  tap_ok (store_work_held (b, "w", 1, 1000061, &n, &until) == 0 && n == 1,
+          "B sees A's chunk held");
+  tap_ok (store_chunk_done (a, "w", 1, 0) == 0
+          && store_work_held (b, "w", 1, 1000061, &n, &until) == 0 && n == 0,
+          "a done chunk is held no more");
+  store_chunk_done (b, "w", 1, 1);
+  while (store_chunk_claim (b, "w", 1, &k) == 1) {
+    mine++;
+    store_chunk_done (b, "w", 1, k);
+  }
+  tap_ok (mine == 62, "B claims the other 62, then none is left (%d)", mine);
+  tap_ok (store_chunk_claim (a, "w", 1, &k) == 0,
+          "a later claim of the same worker does not open them again");
+  store_close (b);
+  b = store_open (url, err, sizeof err);
+  store_set_worker (b, "wC", 60);
+  tap_ok (b && store_chunk_claim (b, "w", 1, &k) == 1 && k == 0,
+          "a new worker's first claim opens them all again (a later run)");
+  /* Every customer is in exactly one chunk. */
+  strbuf_reset (&s);
+  for (i = 0; i < STORE_CHUNKS; i++) {
+    struct strbuf c = STRBUF_INIT;
+    int got_n = store_audience_chunk (b, "none", 1, i, NULL, 100,
+                                      collect_customer, &c);
+    if (got_n > 0) {
+      seen[i] = got_n;
+      total += got_n;
+      strbuf_addf (&s, "%s%s", s.len ? " " : "", c.s);
+    }
+    strbuf_free (&c);
+  }
+  tap_ok (total == (int) store_customer_count (b),
+          "the chunks hold every customer once (%d): %s", total,
+          s.s ? s.s : "");
+  tap_ok (store_audience_chunk (b, "none", 1, 64, NULL, 10, collect_customer,
+                                &s) == -1, "there is no chunk 64");
+  setenv ("HERALD_NOW", "1000000", 1);
+  store_close (b);
+  strbuf_free (&s);
+  (void) seen;
+}
+
 /* What only a database server has: the schema's versions, connections
  * lost and found again, transactions that a failed statement aborts,
  * URLs and their passwords. */
@@ -1280,8 +1412,10 @@ main (void)
   test_journeys (st);
   test_links (st);
   test_pages (st);
-  if (pg && *pg)
+  if (pg && *pg) {
+    test_pg_workers (pg, st);
     test_pg (pg, st);
+  }
   store_close (st);
   if (pg && *pg)
     printf ("# test_files skipped: SQLite files (versions, WAL, folders) "
