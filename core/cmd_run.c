@@ -599,7 +599,7 @@ cmd_preview (int argc, char **argv)
   cust = store_customer_get (r.st, id);
   if (!cust) {
     fprintf (stderr, "herald: customer '%s' not found in %s\n", id,
-             r.gw->store_path);
+             store_name (r.st));
     goto out;
   }
   /* A triggered campaign sees its event: the properties given, with the

@@ -471,7 +471,7 @@ cmd_report (int argc, char **argv)
   }
   if (known == 1 && geti (counts, "total") == 0) {
     fprintf (stderr, "herald report: unknown campaign '%s': the store %s has "
-             "never run it\n", id, store_path);
+             "never run it\n", id, store_name (st));
     goto out;
   }
   r = build (id, campaign, counts, engagement, conv);

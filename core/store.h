@@ -76,6 +76,9 @@ void store_close (struct store *st);
 const char *store_error (const struct store *st);
 /* The schema version of the open store (after migrations). */
 int store_schema_version (struct store *st);
+/* The store's name for messages: the SQLite file, or the PostgreSQL URL
+ * without its password.  Owned by the store. */
+const char *store_name (const struct store *st);
 
 /* Transactions.  Not nestable: store_begin inside a transaction is an
  * error.  After an error inside one, roll it back: on PostgreSQL a failed

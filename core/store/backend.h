@@ -14,6 +14,7 @@ struct store_ops {
   void (*close) (struct store *st);
   const char *(*error) (const struct store *st);
   int (*schema_version) (struct store *st);
+  const char *(*name) (const struct store *st);
   int (*begin) (struct store *st);
   int (*commit) (struct store *st);
   int (*rollback) (struct store *st);

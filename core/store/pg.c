@@ -1264,6 +1264,12 @@ pg_close (struct store *st_)
   free (st);
 }
 
+static const char *
+pg_name (const struct store *st_)
+{
+  return ((const struct pg_store *) st_)->name;
+}
+
 static int
 pg_schema_version (struct store *st_)
 {
@@ -3107,6 +3113,7 @@ static const struct store_ops pg_ops = {
   .close = pg_close,
   .error = pg_error,
   .schema_version = pg_schema_version,
+  .name = pg_name,
   .begin = pg_begin,
   .commit = pg_commit,
   .rollback = pg_rollback,

@@ -960,6 +960,12 @@ sq_close (struct store *st_)
   free (st);
 }
 
+static const char *
+sq_name (const struct store *st_)
+{
+  return ((const struct sqlite_store *) st_)->path;
+}
+
 static int
 sq_schema_version (struct store *st_)
 {
@@ -2933,6 +2939,7 @@ static const struct store_ops sqlite_ops = {
   .close = sq_close,
   .error = sq_error,
   .schema_version = sq_schema_version,
+  .name = sq_name,
   .begin = sq_begin,
   .commit = sq_commit,
   .rollback = sq_rollback,

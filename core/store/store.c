@@ -121,6 +121,12 @@ store_error (const struct store *st)
   return st ? st->ops->error (st) : "no store";
 }
 
+const char *
+store_name (const struct store *st)
+{
+  return st->ops->name (st);
+}
+
 int
 store_schema_version (struct store *st)
 {
