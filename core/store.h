@@ -370,9 +370,13 @@ int store_outbox_recover (struct store *st, const char *campaign,
 int store_outbox_next_due (struct store *st, const char *campaign,
                            int64_t *next_r);
 
-/* Messages to CUSTOMER in state sent with sent_at >= SINCE, any campaign,
- * on CHANNEL (NULL = all channels), for frequency caps.  Returns the
- * count or -1. */
+/* Messages to CUSTOMER on CHANNEL (NULL = all channels), any campaign,
+ * for frequency caps: sent at or after SINCE, or committed to be sent
+ * (pending, sending, retry) and recorded at or after SINCE.  Returns the
+ * count or -1.  In a transaction on a shared store, the customer is
+ * locked until it ends (a planning page): workers planning one customer
+ * for two campaigns at once take turns, and the second counts the first's
+ * message. */
 int store_sent_count (struct store *st, const char *customer,
                       const char *channel, int64_t since);
 

@@ -46,7 +46,7 @@ enum {
   Q_TIMER_STATS, Q_STEP_FUNNEL, Q_STEP_OUTBOX, Q_STEP_ENGAGED,
   Q_JOURNEY_EVENT, Q_EVENTS_LAST, Q_OB_REROUTES, Q_OB_REROUTE_NONE,
   Q_OB_BY_PROVIDER,
-  Q_LINK_ADD, Q_LINK_GET,
+  Q_LINK_ADD, Q_LINK_GET, Q_CUST_LOCK,
   Q_LEASE_ROWS, Q_LEASE_CHUNKS, Q_OB_CLAIM, Q_WORK_HELD, Q_CHUNK_INIT,
   Q_CHUNK_CLAIM, Q_CHUNK_LEFT, Q_CHUNK_REOPEN, Q_CHUNK_DONE, Q_AUDIENCE_CHUNK,
   Q_N
@@ -217,9 +217,19 @@ static const char *const sql_text[Q_N] = {
     "UPDATE outbox SET state = CASE WHEN reason = 'retries_exhausted' "
     "THEN 'dead' ELSE 'failed' END, updated = $2 "
     "WHERE key = $1 AND state = 'reroute'",
+  /* What counts against a cap: messages sent in the period, and those
+   * committed to be sent (planned, in flight, waiting for a retry) since
+   * it began: two campaigns planning one customer at the same time see
+   * each other's message. */
   [Q_SENT_COUNT] =
-    "SELECT count(*) FROM outbox WHERE customer = $1 AND sent_at >= $2 "
-    "AND state = 'sent' AND ($3::text IS NULL OR channel = $3::text)",
+    "SELECT count(*) FROM outbox WHERE customer = $1 "
+    "AND ($3::text IS NULL OR channel = $3::text) "
+    "AND ((state = 'sent' AND sent_at >= $2) "
+    "OR (state IN ('pending', 'sending', 'retry') AND created >= $2))",
+  /* Held to the end of the planning transaction: workers planning one
+   * customer for two campaigns take turns (key 1213352004: "HRLD"). */
+  [Q_CUST_LOCK] =
+    "SELECT 1 FROM pg_advisory_xact_lock (1213352004, hashtext ($1))",
   [Q_CAMP_COUNTS] =
     "SELECT channel, variant, state, reason, count(*) FROM outbox "
     "WHERE campaign = $1 GROUP BY 1, 2, 3, 4 "
@@ -2224,6 +2234,9 @@ pg_sent_count (struct store *st_, const char *customer, const char *channel,
   int64_t n;
 
   p_text (&p, customer);
+  if (st->in_tx
+      && one_int (st, Q_CUST_LOCK, &p, &n, "locking a customer's caps") < 0)
+    return -1;
   p_int (&p, since);
   p_text (&p, channel);
   if (one_int (st, Q_SENT_COUNT, &p, &n, "counting sent messages") < 0)

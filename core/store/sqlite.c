@@ -191,9 +191,14 @@ static const char *const sql_text[Q_N] = {
     "UPDATE outbox SET state = CASE WHEN reason = 'retries_exhausted' "
     "THEN 'dead' ELSE 'failed' END, updated = ?2 "
     "WHERE key = ?1 AND state = 'reroute'",
+  /* What counts against a cap: messages sent in the period, and those
+   * committed to be sent (planned, in flight, waiting for a retry) since
+   * it began: two campaigns planning one customer see each other's. */
   [Q_SENT_COUNT] =
-    "SELECT count(*) FROM outbox WHERE customer = ?1 AND sent_at >= ?2 "
-    "AND state = 'sent' AND (?3 IS NULL OR channel = ?3)",
+    "SELECT count(*) FROM outbox WHERE customer = ?1 "
+    "AND (?3 IS NULL OR channel = ?3) "
+    "AND ((state = 'sent' AND sent_at >= ?2) "
+    "OR (state IN ('pending', 'sending', 'retry') AND created >= ?2))",
   [Q_CAMP_COUNTS] =
     "SELECT channel, variant, state, reason, count(*) FROM outbox "
     "WHERE campaign = ?1 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",

@@ -228,13 +228,20 @@ test_outbox (struct store *st)
   /* Frequency caps. */
   r = row ("c3:0:alice", "c3", 0, "alice", "sms", "sent");
   store_outbox_insert (st, &r);
-  tap_ok (store_sent_count (st, "alice", NULL, 0) == 2,
-          "alice: 2 sent over all channels");
-  tap_ok (store_sent_count (st, "alice", "email", 0) == 1,
-          "alice: 1 sent by email");
+  /* A cap counts what was sent and what is committed to be sent (c2's
+   * pending row): two campaigns planning alice at once see each other. */
+  tap_ok (store_sent_count (st, "alice", NULL, 0) == 3,
+          "alice: 2 sent and 1 pending over all channels");
+  tap_ok (store_sent_count (st, "alice", "email", 0) == 2,
+          "alice: 1 sent and 1 pending by email");
   tap_ok (store_sent_count (st, "alice", NULL, 1000001) == 0,
-          "nothing sent since later");
-  tap_ok (store_sent_count (st, "bob", NULL, 0) == 0, "bob: none sent");
+          "nothing sent or planned since later");
+  tap_ok (store_sent_count (st, "bob", NULL, 0) == 1,
+          "bob: his recovered (pending) message counts");
+  tap_ok (store_sent_count (st, "dave", NULL, 0) == 0,
+          "dave: a skipped row does not count");
+  tap_ok (store_sent_count (st, "carol", NULL, 0) == 0,
+          "carol: a failed row does not count");
 
   tap_ok (store_campaign_counts (st, "c1", &counts) == 0, "campaign counts");
   tap_ok (json_integer_value (json_object_get (counts, "total")) == 4,

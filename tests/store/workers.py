@@ -132,6 +132,30 @@ concurrency = 4
         rc, out, err = herald("run", os.path.join(T, "c.ini"))
         t.ok(rc == 0 and len(fp.requests) == before, "a later run sends nothing again",
              out + err)
+
+        # Caps across workers: every customer has spring's message; two
+        # campaigns capped at two messages a day each, sent at the same
+        # moment by workers of their own, may add one message per
+        # customer between them, not two.
+        for cid in ("capa", "capb"):
+            with open(os.path.join(T, cid + ".ini"), "w") as f:
+                f.write("[campaign]\nid = %s\ntemplates = tpl\nchannels = webhook\n"
+                        "retry_horizon = 0s\n[caps]\nall = 2/1d\non_cap = skip\n" % cid)
+        ps = [subprocess.Popen([HERALD, "-c", os.path.join(T, "g.ini"), "run",
+                                os.path.join(T, cid + ".ini")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+              for cid in ("capa", "capb", "capa", "capb")]
+        outs = [p.communicate(timeout=120)[0].decode() for p in ps]
+        t.ok(all(p.returncode == 0 for p in ps), "two capped campaigns, two workers each, "
+             "at the same time: all exit 0", outs)
+        per = srv.psql("herald", "SELECT n, count(*) FROM (SELECT customer, count(*) AS n "
+                       "FROM outbox WHERE state = 'sent' GROUP BY 1) x GROUP BY 1")
+        t.eq(per.strip(), "2|%d" % N, "every customer got exactly two messages: the cap "
+             "held across workers and campaigns")
+        both = srv.psql("herald", "SELECT campaign, count(*) FROM outbox WHERE state = 'sent' "
+                        "AND campaign IN ('capa', 'capb') GROUP BY 1 ORDER BY 1")
+        t.ok(len(both.split()) == 2, "both campaigns sent some of them (%s)"
+             % " ".join(both.split()))
 finally:
     srv.stop()
     tmp.cleanup()
