@@ -51,6 +51,12 @@ run_serve_close (struct run *r)
   free (r);
 }
 
+int
+run_serve_shared (const struct run *r)
+{
+  return r->worker[0] != '\0';
+}
+
 const struct campaign *
 run_serve_campaign (const struct run *r)
 {
@@ -66,6 +72,9 @@ run_serve_store (const struct run *r)
 int
 run_serve_lock (struct run *r)
 {
+  /* A shared store: the replicas of herald serve take turns through it. */
+  if (r->worker[0])
+    return store_campaign_lock (r->st, r->c->id, 1);
   if (flock (r->lock_fd, LOCK_EX | LOCK_NB) == 0)
     return 1;
   return errno == EWOULDBLOCK ? 0 : -1;
@@ -74,7 +83,10 @@ run_serve_lock (struct run *r)
 void
 run_serve_unlock (struct run *r)
 {
-  flock (r->lock_fd, LOCK_UN);
+  if (r->worker[0])
+    store_campaign_lock (r->st, r->c->id, 0);
+  else
+    flock (r->lock_fd, LOCK_UN);
 }
 
 /* The channel mask of a follow-up: which channels the step must not use,

@@ -224,6 +224,8 @@ tick_one (struct jcampaign *jc)
     return;
   lk = run_serve_lock (jc->r);
 
+  if (lk == 0 && run_serve_shared (jc->r))
+    return;                    /* another replica's turn: nothing to say */
   if (lk <= 0) {
     if (!jc->busy_said)
       fprintf (stderr, "herald serve: campaign %s: %s; its steps wait\n",

@@ -20,6 +20,9 @@ struct campaign;
 struct run *run_serve_open (const char *campaign_path);
 void run_serve_close (struct run *r);
 const struct campaign *run_serve_campaign (const struct run *r);
+/* 1 when the campaign's store is shared (PostgreSQL): replicas of herald
+ * serve take turns at it through the store. */
+int run_serve_shared (const struct run *r);
 struct store *run_serve_store (const struct run *r);
 
 /* The campaign's run lock (one process works a campaign at a time): 1

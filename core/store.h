@@ -603,6 +603,13 @@ int store_set_worker (struct store *st, const char *worker, int lease);
  * now + lease.  Returns how many were renewed, or -1. */
 int store_lease_renew (struct store *st);
 
+/* A shared store: take (LOCK 1, without waiting) or give back (LOCK 0)
+ * this process's turn at CAMPAIGN, for herald serve: one replica at a
+ * time reads a campaign's events, fires its steps and sends its due
+ * messages.  The turn is the connection's: it ends with it.  1 taken (or
+ * given back), 0 another process has it (or this one had not), -1. */
+int store_campaign_lock (struct store *st, const char *campaign, int lock);
+
 /* Claim up to LIMIT due rows of CAMPAIGN (as store_outbox_due chooses
  * them), skipping rows another worker holds: in one transaction they
  * become "sending", leased to this worker, their attempts unchanged (the

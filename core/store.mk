@@ -30,7 +30,7 @@ tests_store_store_cli_LDADD = $(herald_LDADD)
 TESTS += tests/store/test-store
 STORE_SCRIPT_TESTS = tests/store/import.py tests/store/events.py \
 	tests/store/report.py tests/store/crash.py tests/store/locks.py \
-	tests/store/pg.sh tests/store/workers.py
+	tests/store/pg.sh tests/store/workers.py tests/store/replicas.py
 TESTS += $(STORE_SCRIPT_TESTS)
 EXTRA_DIST += $(STORE_SCRIPT_TESTS) tests/store/storetest.py tests/store/customers-good.jsonl \
 	tests/pgserver.py \

@@ -15,6 +15,7 @@ struct store_ops {
   const char *(*error) (const struct store *st);
   int (*schema_version) (struct store *st);
   const char *(*name) (const struct store *st);
+  int (*campaign_lock) (struct store *st, const char *campaign, int lock);
   int (*begin) (struct store *st);
   int (*commit) (struct store *st);
   int (*rollback) (struct store *st);

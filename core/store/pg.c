@@ -46,7 +46,8 @@ enum {
   Q_TIMER_STATS, Q_STEP_FUNNEL, Q_STEP_OUTBOX, Q_STEP_ENGAGED,
   Q_JOURNEY_EVENT, Q_EVENTS_LAST, Q_OB_REROUTES, Q_OB_REROUTE_NONE,
   Q_OB_BY_PROVIDER,
-  Q_LINK_ADD, Q_LINK_GET, Q_CUST_LOCK,
+  Q_LINK_ADD, Q_LINK_GET, Q_CUST_LOCK, Q_EVENTS_LOCK, Q_CAMP_LOCK,
+  Q_CAMP_UNLOCK,
   Q_LEASE_ROWS, Q_LEASE_CHUNKS, Q_OB_CLAIM, Q_WORK_HELD, Q_CHUNK_INIT,
   Q_CHUNK_CLAIM, Q_CHUNK_LEFT, Q_CHUNK_REOPEN, Q_CHUNK_DONE, Q_AUDIENCE_CHUNK,
   Q_N
@@ -230,6 +231,17 @@ static const char *const sql_text[Q_N] = {
    * customer for two campaigns take turns (key 1213352004: "HRLD"). */
   [Q_CUST_LOCK] =
     "SELECT 1 FROM pg_advisory_xact_lock (1213352004, hashtext ($1))",
+  /* Event writers take turns, from before an event's id is drawn until
+   * their commit: ids then become visible in their order, and a reader
+   * following them with a cursor (store_events_after: herald serve's
+   * journeys) never passes an id that commits later. */
+  [Q_EVENTS_LOCK] = "SELECT 1 FROM pg_advisory_xact_lock (1213352005)",
+  /* herald serve's turn at a campaign (store_campaign_lock): one replica
+   * at a time reads its events, fires its steps and sends. */
+  [Q_CAMP_LOCK] =
+    "SELECT pg_try_advisory_lock (1213352006, hashtext ($1))::int",
+  [Q_CAMP_UNLOCK] =
+    "SELECT pg_advisory_unlock (1213352006, hashtext ($1))::int",
   [Q_CAMP_COUNTS] =
     "SELECT channel, variant, state, reason, count(*) FROM outbox "
     "WHERE campaign = $1 GROUP BY 1, 2, 3, 4 "
@@ -541,6 +553,7 @@ struct pg_store {
   PGconn *conn;
   char *name;                /* the URL without its password, for messages */
   int in_tx;                 /* inside store_begin .. commit/rollback */
+  int events_locked;         /* this transaction holds Q_EVENTS_LOCK */
   char *worker;              /* store_set_worker's, or NULL */
   int lease;                 /* its lease, seconds */
   char *chunks_seen;         /* "campaign step" of the last chunk claim */
@@ -987,6 +1000,7 @@ pg_begin (struct store *st_)
     return -1;
   PQclear (res);
   st->in_tx = 1;
+  st->events_locked = 0;
   return 0;
 }
 
@@ -1034,6 +1048,7 @@ pg_commit (struct store *st_)
   if (r < 0)
     rollback_quietly (st);
   st->in_tx = 0;
+  st->events_locked = 0;
   return r;
 }
 
@@ -1053,6 +1068,7 @@ pg_rollback (struct store *st_)
   else
     st->err[0] = '\0';
   st->in_tx = 0;
+  st->events_locked = 0;
   return r;
 }
 
@@ -1724,6 +1740,9 @@ pg_event_put (struct store *st, const char *customer, const char *channel,
   return pg_event_record (st, &ev);
 }
 
+static int one_int (struct pg_store *st, int id, const struct params *p,
+                    int64_t *v_r, const char *what);
+
 static int
 pg_event_record (struct store *st_, const struct store_event *ev)
 {
@@ -1736,6 +1755,12 @@ pg_event_record (struct store *st_, const struct store_event *ev)
 
   if ((owned = tx_enter (st)) < 0)
     return -1;
+  if (!st->events_locked) {
+    if (one_int (st, Q_EVENTS_LOCK, &p, &n, "waiting for the events' turn")
+        < 0)
+      goto out;
+    st->events_locked = 1;
+  }
   p_text (&p, customer);
   p_text (&p, channel);
   p_text (&p, type);
@@ -3122,10 +3147,28 @@ pg_audience_chunk (struct store *st_, const char *campaign, int step,
   return audience_page (st, campaign, step, chunk, after_id, limit, cb, data);
 }
 
+/* ---- herald serve's turn at a campaign ---------------------------- */
+
+static int
+pg_campaign_lock (struct store *st_, const char *campaign, int lock)
+{
+  struct pg_store *st = (struct pg_store *) st_;
+  struct params p = { 0 };
+  int64_t got = 0;
+
+  p_text (&p, campaign);
+  if (one_int (st, lock ? Q_CAMP_LOCK : Q_CAMP_UNLOCK, &p, &got,
+               lock ? "taking a campaign's turn" : "ending a campaign's turn")
+      < 0)
+    return -1;
+  return got ? 1 : 0;
+}
+
 static const struct store_ops pg_ops = {
   .close = pg_close,
   .error = pg_error,
   .schema_version = pg_schema_version,
+  .campaign_lock = pg_campaign_lock,
   .name = pg_name,
   .begin = pg_begin,
   .commit = pg_commit,

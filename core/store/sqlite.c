@@ -2940,10 +2940,23 @@ sq_audience_chunk (struct store *st_, const char *campaign, int step,
   return sq_chunk_claim (st_, campaign, step, &chunk);
 }
 
+/* herald serve and run take an SQLite campaign's lock beside the file
+ * (core/cmd_run.c), not here. */
+static int
+sq_campaign_lock (struct store *st_, const char *campaign, int lock)
+{
+  struct sqlite_store *st = (struct sqlite_store *) st_;
+  (void) lock;
+  set_err (st, "%s: campaign %s: an SQLite store's campaigns are locked "
+           "beside its file", st->path, campaign);
+  return -1;
+}
+
 static const struct store_ops sqlite_ops = {
   .close = sq_close,
   .error = sq_error,
   .schema_version = sq_schema_version,
+  .campaign_lock = sq_campaign_lock,
   .name = sq_name,
   .begin = sq_begin,
   .commit = sq_commit,

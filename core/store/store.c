@@ -549,6 +549,12 @@ store_shared (struct store *st)
 }
 
 int
+store_campaign_lock (struct store *st, const char *campaign, int lock)
+{
+  return st->ops->campaign_lock (st, campaign, lock);
+}
+
+int
 store_set_worker (struct store *st, const char *worker, int lease)
 {
   return st->ops->set_worker (st, worker, lease);
