@@ -548,6 +548,9 @@ _Static_assert (STORE_SCHEMA_VERSION == 6,
  * shorten it with HERALD_PG_RETRY_MS. */
 #define RETRY_MS 30000
 
+/* Statements a pipeline holds before its results are read (defer). */
+#define PIPELINE_MAX 500
+
 struct pg_store {
   struct store base;         /* first: the interface (backend.h) */
   PGconn *conn;
@@ -558,6 +561,10 @@ struct pg_store {
   int lease;                 /* its lease, seconds */
   char *chunks_seen;         /* "campaign step" of the last chunk claim */
   unsigned char prepared[Q_N];   /* on this connection */
+  /* Deferred writes (pipeline mode, see defer): sent, results not read. */
+  int pipelined;             /* the connection is in pipeline mode */
+  int pending;               /* statements sent and not yet read */
+  char *pending_what[PIPELINE_MAX];  /* what each one did, for an error */
   char err[512];
 };
 
@@ -892,6 +899,123 @@ prepare (struct pg_store *st, int id, const char *name)
  * every statement here survives (an insert then finds its row: 1 instead
  * of 0, "already recorded").  Inside a transaction the server has rolled
  * it back: the call fails. */
+/* ---- deferred writes (libpq's pipeline mode) ---------------------- */
+
+static PGresult *run (struct pg_store *st, int id, const struct params *p,
+                      const char *what);
+
+/* Read the results of the statements defer sent, and leave pipeline mode.
+ * 0, or -1 with the first failure's message (naming what that statement
+ * did): a failed statement fails the transaction, and the server skips
+ * the rest of the pipeline. */
+static int
+flush (struct pg_store *st)
+{
+  PGresult *res;
+  int i = 0, r = 0;
+
+  if (!st->pipelined)
+    return 0;
+  if (PQpipelineSync (st->conn) != 1) {
+    set_err (st, "%s: %s: %s", st->name, "sending a pipeline",
+             PQerrorMessage (st->conn));
+    r = -1;
+  }
+  /* Each statement's result and a NULL after it, then the sync's. */
+  for (;;) {
+    ExecStatusType s;
+
+    if (!(res = PQgetResult (st->conn))) {
+      if (PQstatus (st->conn) == CONNECTION_BAD)
+        break;
+      continue;
+    }
+    s = PQresultStatus (res);
+    if (s == PGRES_PIPELINE_SYNC) {
+      PQclear (res);
+      break;
+    }
+    /* The first failure says why; the server skipped the rest
+     * (PGRES_PIPELINE_ABORTED). */
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && r == 0) {
+      db_fail (st, res, i < st->pending && st->pending_what[i]
+                        ? st->pending_what[i] : "a deferred write");
+      r = -1;
+    }
+    PQclear (res);
+    i++;
+  }
+  if (PQstatus (st->conn) == CONNECTION_BAD && r == 0) {
+    set_err (st, "%s: the connection to the server was lost with %d "
+             "writes of a transaction in flight: %s", st->name,
+             st->pending, PQerrorMessage (st->conn));
+    r = -1;
+  }
+  PQexitPipelineMode (st->conn);
+  for (i = 0; i < st->pending; i++) {
+    free (st->pending_what[i]);
+    st->pending_what[i] = NULL;
+  }
+  st->pending = 0;
+  st->pipelined = 0;
+  return r;
+}
+
+/* Inside a transaction, a write whose caller needs only to know that it
+ * did not fail: sent without waiting for its result (pipeline mode), so
+ * an import or a batch of results costs one round trip per
+ * PIPELINE_MAX statements, not one each.  Its failure is reported by the
+ * next statement, or at the latest by store_commit, which then fails (the
+ * transaction is lost either way).  WHAT says what it did, for that
+ * message.  Outside a transaction: run at once.  0 or -1. */
+static int
+defer (struct pg_store *st, int id, const struct params *p, char *what)
+{
+  char name[16];
+  long fault;
+
+  if (!st->in_tx) {
+    PGresult *res = run (st, id, p, what);
+    free (what);
+    PQclear (res);
+    return res ? 0 : -1;
+  }
+  if ((fault = store_fault_now ())) {
+    set_err (st, "%s: injected fault (HERALD_STORE_FAULT, statement %ld)",
+             st->name, fault);
+    free (what);
+    return -1;
+  }
+  snprintf (name, sizeof name, "h%d", id);
+  if (!st->prepared[id]) {
+    /* PQprepare waits for its answer: not in pipeline mode. */
+    if ((st->pipelined && flush (st) < 0) || prepare (st, id, name) < 0) {
+      free (what);
+      return -1;
+    }
+  }
+  if (!st->pipelined) {
+    if (PQenterPipelineMode (st->conn) != 1) {
+      set_err (st, "%s: %s: cannot enter pipeline mode: %s", st->name, what,
+               PQerrorMessage (st->conn));
+      free (what);
+      return -1;
+    }
+    st->pipelined = 1;
+  }
+  if (PQsendQueryPrepared (st->conn, name, p ? p->n : 0, p ? p->v : NULL,
+                           NULL, NULL, 0) != 1) {
+    set_err (st, "%s: %s: %s", st->name, what, PQerrorMessage (st->conn));
+    free (what);
+    flush (st);
+    return -1;
+  }
+  st->pending_what[st->pending++] = what;
+  if (st->pending == PIPELINE_MAX)
+    return flush (st);
+  return 0;
+}
+
 static PGresult *
 run (struct pg_store *st, int id, const struct params *p, const char *what)
 {
@@ -899,6 +1023,10 @@ run (struct pg_store *st, int id, const struct params *p, const char *what)
   long fault;
   int waited_ms = 0, lost = 0;
 
+  /* Whatever waits in the pipeline goes first: its results, and its
+   * errors, before this statement's.  A rollback goes whatever they say. */
+  if (st->pipelined && flush (st) < 0 && id != Q_ROLLBACK)
+    return NULL;
   st->err[0] = '\0';
   if (id != Q_ROLLBACK && (fault = store_fault_now ())) {
     set_err (st, "%s: injected fault (HERALD_STORE_FAULT, statement %ld)",
@@ -1339,7 +1467,7 @@ pg_customer_put_text (struct store *st_, const char *id, json_t *record,
   p_text (&p, jstr (record, "webhook"));
   p_text (&p, text);
   p_int (&p, now_seconds ());
-  r = run_changes (st, Q_CUST_PUT, &p, "writing a customer") < 0 ? -1 : 0;
+  r = defer (st, Q_CUST_PUT, &p, xasprintf ("writing customer '%s'", id));
   free (dumped);
   return r;
 }
@@ -1997,6 +2125,10 @@ outbox_update (struct pg_store *st, int id, const char *key,
   if (id == Q_OB_UPDATE_REASON)
     p_text (&p, reason);
   p_lease (st, &p, state);
+  /* A batch's results, in its transaction: deferred (the caller needs no
+   * "no such row" there). */
+  if (st->in_tx)
+    return defer (st, id, &p, xasprintf ("updating outbox row '%s'", key));
   if ((n = run_changes (st, id, &p, "updating an outbox row")) < 0)
     return -1;
   return n == 0 ? 1 : 0;

@@ -1278,6 +1278,37 @@ test_pg (const char *url, struct store *st)
           "migrating a migrated database is harmless: %s", st2 ? "ok" : err);
   store_close (st2);
 
+  /* Writes deferred in a transaction (pipeline mode): what they did
+   * lands, and a failure among them fails the transaction, naming the
+   * write that failed, and nothing of it is kept. */
+  {
+    json_t *rec = J ("{\"id\": \"pipe\"}");
+    int i, ok = 1;
+    char id[32];
+
+    ok &= store_begin (st) == 0;
+    for (i = 0; i < 1200; i++) {
+      snprintf (id, sizeof id, "pipe%04d", i);
+      ok &= store_customer_put (st, id, rec) == 0;
+    }
+    ok &= store_commit (st) == 0;
+    tap_ok (ok && store_customer_exists (st, "pipe1199") == 1,
+            "1,200 customers put in one transaction (pipelined) all land");
+    ok = store_begin (st) == 0;
+    ok &= store_customer_put (st, "pipe-a", rec) == 0;
+    /* a NUL-free byte string that is not UTF-8: PostgreSQL refuses it */
+    ok &= store_customer_put (st, "bad\xff\xfe", rec) >= -1;
+    ok &= store_customer_put (st, "pipe-b", rec) >= -1;
+    tap_ok (ok && store_commit (st) < 0
+            && strstr (store_error (st), "writing customer 'bad"),
+            "a deferred write that fails fails the commit, naming it: %s",
+            store_error (st));
+    tap_ok (store_customer_exists (st, "pipe-a") == 0
+            && store_customer_exists (st, "pipe-b") == 0,
+            "and nothing of that transaction is kept");
+    json_decref (rec);
+  }
+
   /* A newer schema is refused, migrating or not, and left alone. */
   pg_sql (c, "UPDATE meta SET value = '99' WHERE key = 'schema_version'");
   st2 = store_open (url, err, sizeof err);
