@@ -1167,7 +1167,9 @@ read_file (struct reader *r, const char *path, int mbox_ok, int64_t fallback)
   ssize_t n;
   int fd, rc = 0;
 
-  if ((fd = open (path, O_RDONLY | O_CLOEXEC)) < 0)
+  /* O_NONBLOCK: a FIFO among the files must not hang the import (it is
+   * then refused as not a regular file); a regular file ignores it. */
+  if ((fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
     return unreadable (r, path, strerror (errno)) ? -1 : 0;
   if (fstat (fd, &sb) < 0) {
     int e = errno;

@@ -144,6 +144,11 @@ rc, out, err = parse(os.path.join(T, 'plain'), os.path.join(T, 'missing'))
 t.ok(rc == 1 and [o.get('error') for o in out] == [
     'a folder, but not a Maildir (no cur/ or new/ in it)', 'No such file or directory'],
     'a folder that is no Maildir, a missing file: named with why', out)
+os.makedirs(os.path.join(T, 'fifo', 'new'))
+os.mkfifo(os.path.join(T, 'fifo', 'new', '1700000000.M1.x'))
+rc, out, err = parse(os.path.join(T, 'fifo'))
+t.ok(rc == 1 and [o.get('error') for o in out] == ['not a regular file'],
+     'a FIFO in a Maildir: refused at once, not waited on', out)
 open(os.path.join(T, 'empty'), 'w').close()
 rc, out, err = parse(os.path.join(T, 'empty'))
 t.ok(rc == 0 and out and out[0].get('kind') == 'unparseable' and out[0].get('why') == 'an empty file',
