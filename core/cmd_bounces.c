@@ -21,7 +21,6 @@
  * and changes nothing.  The mailbox itself is never changed. */
 #include <config.h>
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -714,16 +713,10 @@ cmd_bounces (int argc, char **argv)
     }
     c.n_ch++;
   }
-  if (opt_store)
-    store_path = xstrdup (opt_store);
-  else {
-    store_path = xstrdup (gw->store_path);
-    if (mkdir_parents (store_path) < 0) {
-      fprintf (stderr, "herald: %s: cannot create its folder: %s\n",
-               store_path, strerror (errno));
-      goto out;
-    }
-  }
+  /* The same store as the other commands: --store, else [store] (a file
+   * whose folder is created, or a PostgreSQL URL). */
+  if (!(store_path = import_store_path (opt_store)))
+    goto out;
   if (!(c.st = store_open (store_path, err, sizeof err))) {
     fprintf (stderr, "herald: %s\n", err);
     goto out;

@@ -7,12 +7,18 @@
 # them in a Maildir and an mbox; imports both and checks:
 #  - the summary and the listed files (unmatched, unparseable, not bounces);
 #  - the store: events per type (herald report --json), suppressions and
-#    consent (read with sqlite3);
+#    consent (read with sqlite3, or psql);
 #  - soft bounces suppress only at [bounces] soft_limit within soft_window;
 #  - importing again changes nothing (every event already recorded);
 #  - a second campaign skips exactly the suppressed addresses;
 #  - an unreadable path: exit 1, named.
+# All of it on an SQLite store, then on PostgreSQL (tests/pgserver.py)
+# when it is installed.
+import base64
 import email
+import hashlib
+import hmac
+import json
 import mailbox
 import os
 import sqlite3
@@ -25,54 +31,53 @@ from email import policy
 HERE = os.path.join(os.environ['HERALD_SRCDIR'], 'tests')
 sys.path.insert(0, os.path.join(HERE, 'email'))
 sys.path.insert(0, os.path.join(HERE, 'bounces'))
+sys.path.insert(0, HERE)
 from smtpserver import ScriptedSMTP, Tap  # noqa: E402
+from pgserver import PgServer  # noqa: E402
 import shapes  # noqa: E402
 
 HERALD = os.environ['HERALD']
 t = Tap()
-tmp = tempfile.TemporaryDirectory(prefix='herald-bounces.')
-T = tmp.name
-DB = os.path.join(T, 'herald.db')
 SECRET = 'verp-secret-for-the-bounce-test-0123'
 plugdir = os.environ['HERALD_PLUGIN_DIR']
 
 
-def herald(*args, timeout=120):
-    p = subprocess.run([HERALD, '-c', os.path.join(T, 'g.ini')] + list(args),
-                       capture_output=True, timeout=timeout)
-    return p.returncode, p.stdout.decode(), p.stderr.decode()
+def scenario(backend, store_ini, rows, T):
+    """The whole test on one store: STORE_INI is the gateway's [store]
+    section, ROWS(sql) the store's rows as tuples of strings."""
+    def ok(cond, name, diag=None):
+        return t.ok(cond, '%s: %s' % (backend, name), diag)
 
+    def herald(*args, timeout=120):
+        p = subprocess.run([HERALD, '-c', os.path.join(T, 'g.ini')] + list(args),
+                           capture_output=True, timeout=timeout)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
 
-def rows(sql, *params):
-    con = sqlite3.connect('file:%s?mode=ro' % DB, uri=True)
+    def snapshot():
+        return (rows('SELECT customer, channel, type, at, campaign, message_key, detail '
+                     'FROM events ORDER BY id'),
+                rows('SELECT channel, address, reason FROM suppressions ORDER BY address'),
+                rows('SELECT customer, channel, granted, at, source FROM consent '
+                     'ORDER BY customer'))
+
+    def engagement(campaign):
+        rc, out, err = herald('report', campaign, '--json')
+        tot = {}
+        for g in json.loads(out)['groups'] if rc == 0 else []:
+            for k, v in g['engagement'].items():
+                tot[k] = tot.get(k, 0) + v['events']
+        return tot
+
+    srv = ScriptedSMTP()
     try:
-        return con.execute(sql, params).fetchall()
+        steps(srv, ok, herald, snapshot, engagement, rows, store_ini, T)
     finally:
-        con.close()
+        srv.stop()
 
 
-def snapshot():
-    return (rows('SELECT customer, channel, type, at, campaign, message_key, detail '
-                 'FROM events ORDER BY id'),
-            rows('SELECT channel, address, reason FROM suppressions ORDER BY address'),
-            rows('SELECT customer, channel, granted, at, source FROM consent ORDER BY customer'))
-
-
-def engagement(campaign):
-    rc, out, err = herald('report', campaign, '--json')
-    import json
-    tot = {}
-    for g in json.loads(out)['groups'] if rc == 0 else []:
-        for k, v in g['engagement'].items():
-            tot[k] = tot.get(k, 0) + v['events']
-    return tot
-
-
-srv = ScriptedSMTP()
-try:
+def steps(srv, ok, herald, snapshot, engagement, rows, store_ini, T):
     with open(os.path.join(T, 'g.ini'), 'w') as f:
-        f.write(f"""[store]
-path = {DB}
+        f.write(f"""{store_ini}
 [plugins]
 dir = {plugdir}
 [channel.email]
@@ -101,19 +106,22 @@ soft_window = 7d
         for c in custs:
             f.write('{"id": "%s", "email": "%s@example.org", "consent": {"email": true}}\n'
                     % (c, c))
+    if 'url = ' in store_ini:
+        rc, out, err = herald('store', 'migrate')
+        ok(rc == 0, 'herald store migrate', out + err)
     rc, out, err = herald('customers', 'import', os.path.join(T, 'c.jsonl'))
-    t.ok(rc == 0, 'customers imported', err)
+    ok(rc == 0, 'customers imported', err)
 
     rc, out, err = herald('run', os.path.join(T, 'one.ini'))
-    t.ok(rc == 0 and len(srv.messages) == len(custs),
-         'campaign one: %d messages over SMTP' % len(srv.messages), out + err)
+    ok(rc == 0 and len(srv.messages) == len(custs),
+       'campaign one: %d messages over SMTP' % len(srv.messages), out + err)
     sent = {}
     for m in srv.messages:
         msg = email.message_from_bytes(m['data'], policy=policy.default)
         sent[m['rcpt_tos'][0].split('@')[0]] = (m['mail_from'], m['rcpt_tos'][0],
                                                 msg['Message-ID'])
-    t.ok(all(v[0].startswith('b+') and v[0].endswith('@b.example.com') for v in sent.values()),
-         'every envelope sender is a VERP address')
+    ok(all(v[0].startswith('b+') and v[0].endswith('@b.example.com') for v in sent.values()),
+       'every envelope sender is a VERP address')
 
     base = int(time.time()) - 86400
     day = 86400
@@ -164,7 +172,6 @@ soft_window = 7d
     v, r, i = sent['c12']
     add('mbox', shapes.arf(v, r, i, shapes.date(base + 1200), redact_return_path=True))
     # A token signed with the secret, of a message never sent.
-    import base64, hashlib, hmac
     k = hmac.new(SECRET.encode(), b'herald verp v1', hashlib.sha256).digest()
     h = hashlib.sha256(b'one:1:nobody').digest()[:16]
     ghost = 'b+%s@b.example.com' % base64.b32encode(
@@ -185,57 +192,57 @@ soft_window = 7d
 
     rc, out, err = herald('bounces', 'import', os.path.join(T, 'Maildir'),
                           os.path.join(T, 'bounces.mbox'))
-    t.ok(rc == 0, 'import: exit 0', out + err)
+    ok(rc == 0, 'import: exit 0', out + err)
     want = ('read 11 files (19 messages): 7 hard, 6 soft, 2 complaints, 2 unmatched, '
             '1 unparseable, 1 not a bounce, 0 already recorded; 2 addresses suppressed after '
             '2 soft bounces within 7d')
-    t.ok(out.strip() == want, 'the summary counts every kind', out + err)
+    ok(out.strip() == want, 'the summary counts every kind', out + err)
     lines = err.strip().split('\n')
-    t.ok(sum(': unmatched: ' in l and 'not signed with the verp_secret' in l for l in lines) == 1,
-         'the forged token is listed as unmatched, with why', err)
-    t.ok(sum(': unmatched: ' in l and 'signed, but no message of this store' in l for l in lines) == 1,
-         'the token of no message is listed as unmatched', err)
-    t.ok(sum(': unparseable: ' in l and ('no header' in l or 'could not read' in l)
-             for l in lines) == 1,
-         'the garbage is listed as unparseable', err)
-    t.ok(sum(': not a bounce: ' in l and 'auto-reply' in l for l in lines) == 1,
-         'the vacation reply is listed as not a bounce', err)
-    t.ok(all(l.startswith(T) for l in lines) and len(lines) == 4,
-         'each listed line names its file (or mbox message)', err)
+    ok(sum(': unmatched: ' in l and 'not signed with the verp_secret' in l for l in lines) == 1,
+       'the forged token is listed as unmatched, with why', err)
+    ok(sum(': unmatched: ' in l and 'signed, but no message of this store' in l for l in lines) == 1,
+       'the token of no message is listed as unmatched', err)
+    ok(sum(': unparseable: ' in l and ('no header' in l or 'could not read' in l)
+           for l in lines) == 1,
+       'the garbage is listed as unparseable', err)
+    ok(sum(': not a bounce: ' in l and 'auto-reply' in l for l in lines) == 1,
+       'the vacation reply is listed as not a bounce', err)
+    ok(all(l.startswith(T) for l in lines) and len(lines) == 4,
+       'each listed line names its file (or mbox message)', err)
 
     ev = engagement('one')
-    t.ok((ev.get('bounced'), ev.get('complained'), ev.get('soft_bounced')) == (7, 2, 6),
-         'report: 7 bounced, 2 complained, 6 soft_bounced events', ev)
+    ok((ev.get('bounced'), ev.get('complained'), ev.get('soft_bounced')) == (7, 2, 6),
+       'report: 7 bounced, 2 complained, 6 soft_bounced events', ev)
     sup = {a.split('@')[0] for (a,) in rows("SELECT address FROM suppressions WHERE channel = 'email'")}
-    t.ok(sup == suppressed, 'suppressed: the hard bounces, the complaints, c08 and c14 (2 soft '
-         'bounces in 7 days, in either order), not c09 (10 days apart)', sorted(sup ^ suppressed))
+    ok(sup == suppressed, 'suppressed: the hard bounces, the complaints, c08 and c14 (2 soft '
+       'bounces in 7 days, in either order), not c09 (10 days apart)', sorted(sup ^ suppressed))
     reasons = dict((a.split('@')[0], r) for a, r in rows('SELECT address, reason FROM suppressions'))
-    t.ok(reasons.get('c08') == 'soft_bounced' and reasons.get('c01') == 'bounced'
-         and reasons.get('c07') == 'complained', 'suppression reasons', reasons)
+    ok(reasons.get('c08') == 'soft_bounced' and reasons.get('c01') == 'bounced'
+       and reasons.get('c07') == 'complained', 'suppression reasons', reasons)
     cons = rows("SELECT customer, granted, source FROM consent WHERE channel = 'email'")
-    t.ok(sorted(cons) == [('c07', 0, 'complaint'), ('c12', 0, 'complaint')],
-         'the complainers\' e-mail consent is withdrawn', cons)
+    ok(sorted(cons) == [('c07', '0', 'complaint'), ('c12', '0', 'complaint')],
+       'the complainers\' e-mail consent is withdrawn', cons)
     at = dict(rows("SELECT customer, at FROM events WHERE type = 'bounced'"))
-    t.ok(at.get('c01') == base + 100 and at.get('c13') == base + 1400,
-         'an event is at the report\'s Date, else the mbox From line\'s time', at)
+    ok(at.get('c01') == str(base + 100) and at.get('c13') == str(base + 1400),
+       'an event is at the report\'s Date, else the mbox From line\'s time', at)
     det = rows("SELECT detail FROM events WHERE customer = 'c03' AND type = 'bounced'")
-    t.ok(det and '"status":"5.1.10"' in det[0][0] and '"matched_by":"verp"' in det[0][0],
-         'the detail keeps the status and how the message was found', det)
+    ok(det and '"status":"5.1.10"' in det[0][0] and '"matched_by":"verp"' in det[0][0],
+       'the detail keeps the status and how the message was found', det)
     det = rows("SELECT detail, message_key FROM events WHERE customer = 'c12'")
-    t.ok(det and '"matched_by":"message-id"' in det[0][0] and det[0][1] == 'one:1:c12',
-         'the redacted complaint was found by its Message-ID', det)
+    ok(det and '"matched_by":"message-id"' in det[0][0] and det[0][1] == 'one:1:c12',
+       'the redacted complaint was found by its Message-ID', det)
 
     before = snapshot()
     rc, out, err = herald('bounces', 'import', '--verbose', os.path.join(T, 'Maildir'),
                           os.path.join(T, 'bounces.mbox'))
-    t.ok(rc == 0 and '0 hard, 0 soft, 0 complaints' in out and '15 already recorded' in out,
-         'importing again: everything already recorded', out + err)
-    t.ok(': matched: hard bounce (5.1.10) of one:1:c03: already recorded\n' in out
-         and ': matched: complaint (abuse) of one:1:c12, found by its Message-ID: '
-             'already recorded\n' in out
-         and out.count(': matched: ') == 15,
-         '--verbose lists each bounce with its message', out)
-    t.ok(snapshot() == before, 'importing again changes nothing in the store')
+    ok(rc == 0 and '0 hard, 0 soft, 0 complaints' in out and '15 already recorded' in out,
+       'importing again: everything already recorded', out + err)
+    ok(': matched: hard bounce (5.1.10) of one:1:c03: already recorded\n' in out
+       and ': matched: complaint (abuse) of one:1:c12, found by its Message-ID: '
+           'already recorded\n' in out
+       and out.count(': matched: ') == 15,
+       '--verbose lists each bounce with its message', out)
+    ok(snapshot() == before, 'importing again changes nothing in the store')
 
     # One mbox again, on its own, after the Maildir's files moved to cur/.
     for key in list(box.keys()):
@@ -245,31 +252,68 @@ soft_window = 7d
             m.add_flag('S')
             box[key] = m
     rc, out, err = herald('bounces', 'import', os.path.join(T, 'Maildir'))
-    t.ok(rc == 0 and '0 hard, 0 soft, 0 complaints' in out and snapshot() == before,
-         'a mail reader moving the files to cur/ changes nothing either', out + err)
+    ok(rc == 0 and '0 hard, 0 soft, 0 complaints' in out and snapshot() == before,
+       'a mail reader moving the files to cur/ changes nothing either', out + err)
 
     srv.messages.clear()
     rc, out, err = herald('run', os.path.join(T, 'two.ini'))
     got = {m['rcpt_tos'][0].split('@')[0] for m in srv.messages}
-    t.ok(rc == 0 and got == set(custs) - suppressed,
-         'campaign two skips exactly the suppressed addresses (%d sent)' % len(got),
-         (out + err, sorted(got ^ (set(custs) - suppressed))))
+    ok(rc == 0 and got == set(custs) - suppressed,
+       'campaign two skips exactly the suppressed addresses (%d sent)' % len(got),
+       (out + err, sorted(got ^ (set(custs) - suppressed))))
     rc, out, err = herald('report', 'two', '--json')
-    import json
     skipped = {}
     for g in json.loads(out)['groups'] if rc == 0 else []:
         for k, v in g.get('skipped_by_reason', {}).items():
             skipped[k] = skipped.get(k, 0) + v
-    t.ok(sum(skipped.values()) == len(suppressed), 'campaign two: %d skipped' % len(suppressed),
-         skipped)
+    ok(sum(skipped.values()) == len(suppressed), 'campaign two: %d skipped' % len(suppressed),
+       skipped)
 
     rc, out, err = herald('bounces', 'import', os.path.join(T, 'nowhere'),
                           os.path.join(T, 'bounces.mbox'))
-    t.ok(rc == 1 and (T + '/nowhere: No such file or directory') in err
-         and 'read 1 file (' in out and 'could not be read' in out,
-         'a path that cannot be read: named, the others read, exit 1', out + err)
+    ok(rc == 1 and (T + '/nowhere: No such file or directory') in err
+       and 'read 1 file (' in out and 'could not be read' in out,
+       'a path that cannot be read: named, the others read, exit 1', out + err)
     rc, out, err = herald('bounces', 'import')
-    t.ok(rc == 2, 'no mailbox: usage error', err)
-finally:
-    srv.stop()
+    ok(rc == 2, 'no mailbox: usage error', err)
+
+
+tmp = tempfile.TemporaryDirectory(prefix='herald-bounces.')
+db = os.path.join(tmp.name, 'sqlite', 'herald.db')
+os.makedirs(os.path.dirname(db))
+
+
+def sqlite_rows(sql):
+    con = sqlite3.connect('file:%s?mode=ro' % db, uri=True)
+    try:
+        return [tuple('' if v is None else str(v) for v in r)
+                for r in con.execute(sql).fetchall()]
+    finally:
+        con.close()
+
+
+scenario('sqlite', '[store]\npath = %s' % db, sqlite_rows, os.path.dirname(db))
+
+pg = PgServer()
+if not pg.available():
+    t.ok(True, '# SKIP PostgreSQL is not installed: the PostgreSQL store untested')
+else:
+    try:
+        url = pg.start()
+
+        def pg_rows(sql):
+            # Unit and record separators: a detail may hold '|' or a newline.
+            p = subprocess.run(['psql', '-X', '-q', '-A', '-t', '-F', '\x1f', '-R', '\x1e',
+                                '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql],
+                               capture_output=True, timeout=120)
+            if p.returncode != 0:
+                raise RuntimeError(p.stderr.decode())
+            out = p.stdout.decode().rstrip('\n')
+            return [tuple(r.split('\x1f')) for r in out.split('\x1e') if r != '']
+
+        os.makedirs(os.path.join(tmp.name, 'pg'))
+        scenario('postgresql', '[store]\nurl = %s' % url, pg_rows,
+                 os.path.join(tmp.name, 'pg'))
+    finally:
+        pg.stop()
 sys.exit(t.done())
