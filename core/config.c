@@ -383,6 +383,8 @@ config_gateway_load (const char *path, char *err, size_t errlen)
   static const char *const store_keys[] = { "path", "url", "password_file",
                                             "lease", NULL };
   static const char *const plugins_keys[] = { "dir", NULL };
+  static const char *const bounces_keys[] = { "soft_limit", "soft_window",
+                                              NULL };
   static const char *const tracking_keys[] = { "base_url", "secret",
                                                "unsubscribe_mailto", "listen",
                                                "events_token",
@@ -410,6 +412,10 @@ config_gateway_load (const char *path, char *err, size_t errlen)
     }
     else if (strcmp (sec->name, "tracking") == 0) {
       if (check_keys (gw->ini, sec, tracking_keys, err, errlen) < 0)
+        goto fail;
+    }
+    else if (strcmp (sec->name, "bounces") == 0) {
+      if (check_keys (gw->ini, sec, bounces_keys, err, errlen) < 0)
         goto fail;
     }
     else if (strncmp (sec->name, "channel.", 8) == 0 && sec->name[8]) {
@@ -475,8 +481,8 @@ config_gateway_load (const char *path, char *err, size_t errlen)
     }
     else {
       snprintf (err, errlen, "%s:%d: [%s]: unknown section (expected store, "
-                "plugins, tracking or channel.NAME)", path, sec->line,
-                sec->name);
+                "plugins, tracking, bounces or channel.NAME)", path,
+                sec->line, sec->name);
       goto fail;
     }
   }
@@ -614,6 +620,32 @@ config_gateway_load (const char *path, char *err, size_t errlen)
       goto fail;
     }
     gw->tracking_metrics_token = xstrdup (v);
+  }
+  /* herald bounces import: soft bounces (4.x.x) suppress an address only
+   * when they repeat, since a full mailbox or a greylisting server is
+   * usually fine again the next week. */
+  sec = ini_section (gw->ini, "bounces");
+  gw->bounces_soft_limit = 3;
+  gw->bounces_soft_window = 7 * 86400;
+  v = ini_get (sec, "soft_limit");
+  if (v) {
+    int64_t n;
+    if (parse_int64 (v, 0, 1000, &n) < 0) {
+      snprintf (err, errlen, "%s:%d: [bounces] soft_limit: '%s' is not a "
+                "number from 0 to 1000 (0: soft bounces never suppress)",
+                path, ini_line (sec, "soft_limit"), v);
+      goto fail;
+    }
+    gw->bounces_soft_limit = (int) n;
+  }
+  v = ini_get (sec, "soft_window");
+  if (v && (parse_duration (v, &gw->bounces_soft_window) < 0
+            || gw->bounces_soft_window < 1
+            || gw->bounces_soft_window > 366 * 86400)) {
+    snprintf (err, errlen, "%s:%d: [bounces] soft_window: '%s' is not a "
+              "duration from 1s to 366d (e.g. 7d, 72h)", path,
+              ini_line (sec, "soft_window"), v);
+    goto fail;
   }
   return gw;
 

@@ -68,6 +68,10 @@ struct gateway {
                                         after the send is a machine's */
   char *tracking_metrics_token;      /* herald serve's GET /metrics needs
                                         it as a bearer token; NULL: open */
+  int bounces_soft_limit;            /* [bounces] soft_limit: this many soft
+                                        bounces of an address within
+                                        soft_window suppress it; 0 never */
+  int64_t bounces_soft_window;       /* [bounces] soft_window, seconds */
   struct channel_conf *channels;
   size_t n_channels;
 };

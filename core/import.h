@@ -14,6 +14,9 @@ int cmd_events (int argc, char **argv);
 int cmd_report (int argc, char **argv);
 /* herald store migrate [--store LOCATION]  (core/cmd_store.c). */
 int cmd_store (int argc, char **argv);
+/* herald bounces import [--store PATH] [--verbose] MAILBOX...
+ * (core/cmd_bounces.c; argv[0] = "bounces", argv[1] = "import"). */
+int cmd_bounces (int argc, char **argv);
 
 /* Import the JSON-lines events of BUF[0..LEN) into ST (what herald events
  * import does with a file; NAME stands for the file in messages), all or

@@ -29,6 +29,7 @@ static const struct command commands[] = {
   { "render", cmd_render, "render one Liquid template (--data, --each)" },
   { "customers", cmd_customers, "customers import FILE (.jsonl or .csv)" },
   { "events", cmd_events, "events import FILE.jsonl" },
+  { "bounces", cmd_bounces, "bounces import MAILDIR|MBOX|FILE... (DSN, ARF)" },
   { "report", cmd_report, "per channel and variant results of a campaign" },
   { "store", cmd_store, "store migrate: create or upgrade a PostgreSQL store's schema" },
   { "plugins", cmd_plugins, "list the channel plugins found, and refused ones" },

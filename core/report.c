@@ -15,12 +15,13 @@
 
 static const char *const engagement_types[] = {
   "delivered", "opened", "clicked", "replied", "converted", "unsubscribed",
-  "bounced", "complained", NULL
+  "bounced", "complained", "soft_bounced", NULL
 };
 /* The events the tracking server may flag as a machine's. */
 static const char *const machine_types[] = { "opened", "clicked", NULL };
 
-/* Columns of the text table (bounces and complaints are in --json). */
+/* Columns of the text table (bounces, soft bounces and complaints are in
+ * --json). */
 #define N_TEXT_ENGAGEMENT 6
 
 static const char *const outcome_states[] = {

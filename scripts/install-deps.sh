@@ -15,6 +15,6 @@ apt-get install -y -qq --no-install-recommends \
   build-essential autoconf automake libtool pkg-config \
   libcurl4-openssl-dev libesmtp-dev libinih-dev libsqlite3-dev \
   libjansson-dev libssl-dev libmicrohttpd-dev libicu-dev libutf8proc-dev \
-  libopendkim-dev libpq-dev \
+  libopendkim-dev libpq-dev libgmime-3.0-dev \
   openssl ca-certificates python3 python3-aiosmtpd python3-dkim postfix sqlite3 postgresql-15 postgresql-client-15 nginx-light strace \
   clang libclang-rt-14-dev prometheus >/dev/null

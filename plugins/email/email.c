@@ -34,7 +34,7 @@
 #include <herald/plugin.h>
 #include "../../lib/address.h"
 #include "../common/mime.h"
-#include "../common/verp.h"
+#include "../../lib/verp.h"
 #include "dkimsign.h"
 
 #define EMAIL_DEFAULT_TIMEOUT_MS 30000L

@@ -5,7 +5,7 @@ plugins_email_la_SOURCES = plugins/email/email.c \
 	plugins/email/dkimsign.c plugins/email/dkimsign.h \
 	plugins/common/mime.c plugins/common/mime.h \
 	lib/address.c lib/address.h \
-	plugins/common/verp.c plugins/common/verp.h \
+	lib/verp.c lib/verp.h \
 	lib/hmac256.c lib/hmac256.h
 plugins_email_la_CFLAGS = $(AM_CFLAGS) $(ESMTP_CFLAGS) $(OPENDKIM_CFLAGS) \
 	$(OPENSSL_CFLAGS)
@@ -21,10 +21,10 @@ EMAIL_TESTS = tests/email/mime.py tests/email/results.py tests/email/tls.py \
 	tests/email/config.sh tests/email/sink.sh
 TESTS += $(EMAIL_TESTS)
 
-# The VERP tokens (plugins/common/verp.c), known answers and refusals.
+# The VERP tokens (lib/verp.c), known answers and refusals.
 check_PROGRAMS += tests/email/verp-check
 tests_email_verp_check_SOURCES = tests/email/verp-check.c \
-	plugins/common/verp.c plugins/common/verp.h \
+	lib/verp.c lib/verp.h \
 	lib/hmac256.c lib/hmac256.h
 tests_email_verp_check_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS)
 tests_email_verp_check_LDADD = $(OPENSSL_LIBS)

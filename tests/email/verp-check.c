@@ -1,4 +1,4 @@
-/* tests/email/verp-check.c: the VERP tokens of plugins/common/verp.c.
+/* tests/email/verp-check.c: the VERP tokens of lib/verp.c.
  *  - two known answers, computed with Python's hmac and hashlib (an
  *    independent path to the same format), so the format cannot drift;
  *  - verp_check reads back what verp_token and verp_address write, as an
@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../plugins/common/verp.h"
+#include "../../lib/verp.h"
 #include "../tap.h"
 
 static const char secret[] = "test-verp-secret-0123456789";

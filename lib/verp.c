@@ -1,9 +1,9 @@
 /* verp.c: signed VERP envelope senders.  See verp.h for the format.
  *
- * Shared by the email plugin (which writes the addresses) and whatever
- * reads bounces back.  It must never accept a token whose MAC it did not
- * check in constant time, nor write an address longer than RFC 5321
- * allows. */
+ * Shared by the email plugin (which writes the addresses) and herald
+ * bounces import (core/cmd_bounces.c, which checks them).  It must never
+ * accept a token whose MAC it did not check in constant time, nor write
+ * an address longer than RFC 5321 allows. */
 #include <config.h>
 
 #include <stdio.h>

@@ -33,7 +33,7 @@
 
 #include <stddef.h>
 
-#include "../../lib/hmac256.h"
+#include "hmac256.h"
 
 #define VERP_HASH_LEN 16
 #define VERP_MAC_LEN 9
