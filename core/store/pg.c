@@ -1772,8 +1772,9 @@ suppress_json (struct pg_store *st, const char *channel, json_t *addr,
     return pg_suppress (&st->base, channel, json_string_value (addr), reason);
   json_array_foreach (addr, i, v) {
     const char *a = json_string_value (v);
-    /* push addresses may be {platform, token} objects */
-    if (!a && json_is_object (v))
+    /* An outbox row's destinations are {"type", "value"} objects (plan.c);
+     * a customer's push tokens {"platform", "token"} ones. */
+    if (!a && json_is_object (v) && !(a = jstr (v, "value")))
       a = jstr (v, "token");
     if (a && pg_suppress (&st->base, channel, a, reason) < 0)
       return -1;
