@@ -93,12 +93,16 @@ static int
 run_usage (FILE *fp, int rc)
 {
   fprintf (fp,
-           "Usage: herald [-c GATEWAY.ini] run CAMPAIGN.ini [--dry-run] [--limit N]\n\n"
+           "Usage: herald [-c GATEWAY.ini] run CAMPAIGN.ini [--dry-run] [--limit N] "
+           "[--force]\n\n"
            "Runs or resumes the campaign: plans every customer of the audience\n"
            "not planned yet, sends what is due, waits for retries due within the\n"
            "campaign's retry_horizon, and prints a summary.  --dry-run renders and\n"
            "routes everything and reports what would be sent, sending nothing and\n"
-           "changing nothing.  --limit N plans at most N new customers.\n");
+           "changing nothing.  --limit N plans at most N new customers.  --force\n"
+           "starts an e-mail campaign even when the e-mail complaint or bounce\n"
+           "rate of the last 7 days is past [bounces] max_complaint_rate or\n"
+           "max_bounce_rate.\n");
   return rc;
 }
 
@@ -251,6 +255,60 @@ sleep_until (int64_t t)
 }
 
 
+/* Below this many e-mails sent in the window, the rates say little (one
+ * complaint among 20 messages is 5%): the guard rails stay quiet. */
+#define RATES_MIN_SENT 100
+
+/* herald run's guard rails: an e-mail campaign does not start while the
+ * gateway's e-mail complaint rate over the last 7 days is past
+ * [bounces] max_complaint_rate (Gmail's and Yahoo's line: 0.3%) or its
+ * hard-bounce rate past max_bounce_rate.  1 fine, 0 refused (said), -1
+ * store error (said). */
+static int
+sender_rates_ok (struct run *r)
+{
+  json_t *stats = NULL, *e;
+  double sent, complained, bounced;
+  size_t i;
+  int email = 0, ok = 1;
+
+  for (i = 0; i < r->c->n_channels; i++)
+    email |= strcmp (r->c->channels[i].conf->kind, "email") == 0;
+  if (!email)
+    return 1;
+  if (store_channel_stats (r->st, now_seconds () - 7 * 86400, &stats) < 0) {
+    fprintf (stderr, "herald: %s\n", store_error (r->st));
+    return -1;
+  }
+  e = json_object_get (stats, "email");
+  sent = (double) json_integer_value (json_object_get (e, "sent"));
+  complained = (double) json_integer_value (json_object_get (e, "complained"));
+  bounced = (double) json_integer_value (json_object_get (e, "bounced"));
+  if (sent >= RATES_MIN_SENT) {
+    if (complained / sent > r->gw->max_complaint_rate) {
+      fprintf (stderr, "herald: campaign %s not started: the e-mail "
+               "complaint rate of the last 7 days is %.2f%% (%.0f "
+               "complaints for %.0f e-mails sent), past [bounces] "
+               "max_complaint_rate = %g%% in %s; Gmail and Yahoo reject "
+               "bulk mail past 0.3%%.  Clean the audience, or run with "
+               "--force\n", r->c->id, 100.0 * complained / sent, complained,
+               sent, 100.0 * r->gw->max_complaint_rate, r->gw->ini->path);
+      ok = 0;
+    }
+    if (bounced / sent > r->gw->max_bounce_rate) {
+      fprintf (stderr, "herald: campaign %s not started: the e-mail "
+               "hard-bounce rate of the last 7 days is %.2f%% (%.0f "
+               "bounces for %.0f e-mails sent), past [bounces] "
+               "max_bounce_rate = %g%% in %s.  Clean the audience, or run "
+               "with --force\n", r->c->id, 100.0 * bounced / sent, bounced,
+               sent, 100.0 * r->gw->max_bounce_rate, r->gw->ini->path);
+      ok = 0;
+    }
+  }
+  json_decref (stats);
+  return ok;
+}
+
 /* Plan the audience a page at a time, sending as it goes, until it is
  * all planned or LIMIT customers were.  A shared store's workers split it
  * by chunks they claim (each chunk leased while planned).  0, or -1 when
@@ -354,7 +412,7 @@ cmd_run (int argc, char **argv)
   const char *path = NULL;
   char after[1024] = "";
   int64_t limit = -1, planned = 0, next;
-  int i, rc = 1, recovered = 0, later = 0;
+  int i, rc = 1, recovered = 0, later = 0, force = 0;
   struct sigaction sa;
 
   memset (&r, 0, sizeof r);
@@ -364,6 +422,8 @@ cmd_run (int argc, char **argv)
       return run_usage (stdout, 0);
     else if (strcmp (argv[i], "--dry-run") == 0 || strcmp (argv[i], "-n") == 0)
       r.dry_run = 1;
+    else if (strcmp (argv[i], "--force") == 0)
+      force = 1;
     else if (strcmp (argv[i], "--limit") == 0 && i + 1 < argc) {
       if (parse_int64 (argv[++i], 0, INT64_MAX, &limit) < 0) {
         fprintf (stderr, "herald run: --limit: '%s' is not a number\n", argv[i]);
@@ -395,6 +455,8 @@ cmd_run (int argc, char **argv)
              r.c->id, r.c->trigger.event, path);
     goto out;
   }
+  if (!r.dry_run && !force && sender_rates_ok (&r) <= 0)
+    goto out;
   r.verbose_progress = isatty (2);
   if (r.dry_run) {
     if (r.c->policy->n_variants)

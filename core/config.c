@@ -384,7 +384,8 @@ config_gateway_load (const char *path, char *err, size_t errlen)
                                             "lease", NULL };
   static const char *const plugins_keys[] = { "dir", NULL };
   static const char *const bounces_keys[] = { "soft_limit", "soft_window",
-                                              NULL };
+                                              "max_complaint_rate",
+                                              "max_bounce_rate", NULL };
   static const char *const tracking_keys[] = { "base_url", "secret",
                                                "unsubscribe_mailto", "listen",
                                                "events_token",
@@ -646,6 +647,32 @@ config_gateway_load (const char *path, char *err, size_t errlen)
               "duration from 1s to 366d (e.g. 7d, 72h)", path,
               ini_line (sec, "soft_window"), v);
     goto fail;
+  }
+  /* herald run's guard rails: since 2024 Gmail and Yahoo reject bulk
+   * mail from senders whose complaint rate passes 0.3%. */
+  {
+    static const char *const keys[] = { "max_complaint_rate",
+                                        "max_bounce_rate" };
+    double *dst[] = { &gw->max_complaint_rate, &gw->max_bounce_rate };
+    int k;
+
+    gw->max_complaint_rate = 0.003;
+    gw->max_bounce_rate = 0.05;
+    for (k = 0; k < 2; k++) {
+      char *end = NULL;
+      double d;
+
+      if (!(v = ini_get (sec, keys[k])))
+        continue;
+      d = strtod (v, &end);
+      if (end == v || strcmp (end, "%") != 0 || !(d >= 0 && d <= 100)) {
+        snprintf (err, errlen, "%s:%d: [bounces] %s: '%s' is not a "
+                  "percentage from 0%% to 100%% (e.g. 0.3%%)", path,
+                  ini_line (sec, keys[k]), keys[k], v);
+        goto fail;
+      }
+      *dst[k] = d / 100.0;
+    }
   }
   return gw;
 

@@ -72,6 +72,9 @@ struct gateway {
                                         bounces of an address within
                                         soft_window suppress it; 0 never */
   int64_t bounces_soft_window;       /* [bounces] soft_window, seconds */
+  double max_complaint_rate;         /* [bounces] max_complaint_rate and */
+  double max_bounce_rate;            /* max_bounce_rate, fractions: herald
+                                        run refuses to start past them */
   struct channel_conf *channels;
   size_t n_channels;
 };

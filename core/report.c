@@ -202,7 +202,8 @@ build (const char *id, json_t *campaign, json_t *counts, json_t *engagement,
     json_int_t sent = json_integer_value (json_object_get (g, "sent"));
     json_t *rates = json_object ();
     const char *const rated[] = { "delivered", "opened", "clicked", "replied",
-                                  "converted", "unsubscribed", NULL };
+                                  "converted", "unsubscribed", "bounced",
+                                  "complained", NULL };
     size_t j;
 
     /* Rates are distinct messages with the event over messages sent
@@ -320,18 +321,21 @@ print_text (json_t *r)
             (long long) geti (json_object_get (r, "states"), "deferred"));
   }
   printf ("\nRates (messages with the event / messages sent):\n");
-  printf ("%-8s %-10s %9s %7s %7s %7s %9s %6s\n", "CHANNEL", "VARIANT",
-          "DELIVERED", "OPENED", "CLICKED", "REPLIED", "CONVERTED", "UNSUB");
+  printf ("%-8s %-10s %9s %7s %7s %7s %9s %6s %7s %10s\n", "CHANNEL",
+          "VARIANT", "DELIVERED", "OPENED", "CLICKED", "REPLIED", "CONVERTED",
+          "UNSUB", "BOUNCED", "COMPLAINED");
   json_array_foreach (groups, i, g) {
     json_t *rates = json_object_get (g, "rates");
     const char *const rated[] = { "delivered", "opened", "clicked", "replied",
-                                  "converted", "unsubscribed" };
+                                  "converted", "unsubscribed", "bounced",
+                                  "complained" };
+    static const int width[] = { 8, 6, 6, 6, 8, 5, 6, 9 };
     if (json_object_size (rates) == 0)
       continue;
     printf ("%-8s %-10s", label (json_object_get (g, "channel")),
             label (json_object_get (g, "variant")));
-    for (j = 0; j < 6; j++)
-      printf (" %*.1f%%", j == 0 || j == 4 ? 8 : j == 5 ? 5 : 6,
+    for (j = 0; j < 8; j++)
+      printf (" %*.1f%%", width[j],
               100.0 * json_real_value (json_object_get (rates, rated[j])));
     printf ("\n");
   }

@@ -39,6 +39,7 @@ CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
 	tests/core/routing.sh tests/core/lanes.sh tests/core/serve.py \
 	tests/core/modes.sh tests/core/slow-clients.py tests/core/faults.py \
 	tests/core/partials.sh tests/core/install.sh tests/core/poison.sh \
+	tests/core/guardrails.sh \
 	tests/core/addresses.py tests/core/retries.sh
 TESTS += $(CORE_TESTS)
 EXTRA_DIST += $(CORE_TESTS) tests/core/lib.sh tests/tap.h

@@ -213,6 +213,19 @@ soft_window = 7d
     ev = engagement('one')
     ok((ev.get('bounced'), ev.get('complained'), ev.get('soft_bounced')) == (7, 2, 6),
        'report: 7 bounced, 2 complained, 6 soft_bounced events', ev)
+    rc, out, err = herald('report', 'one', '--json')
+    em = [g for g in json.loads(out)['groups'] if g.get('channel') == 'email'] if rc == 0 else []
+    ok(em and em[0]['sent'] > 0
+       and abs(em[0]['rates']['bounced']
+               - em[0]['engagement']['bounced']['messages'] / em[0]['sent']) < 1e-9
+       and abs(em[0]['rates']['complained']
+               - em[0]['engagement']['complained']['messages'] / em[0]['sent']) < 1e-9
+       and em[0]['rates']['complained'] > 0,
+       'report: the bounce and complaint rates (messages over messages sent)',
+       em[0]['rates'] if em else out)
+    rc, out, err = herald('report', 'one')
+    ok(rc == 0 and 'BOUNCED COMPLAINED' in ' '.join(out.split()), 'the text report has '
+       'BOUNCED and COMPLAINED columns', out)
     sup = {a.split('@')[0] for (a,) in rows("SELECT address FROM suppressions WHERE channel = 'email'")}
     ok(sup == suppressed, 'suppressed: the hard bounces, the complaints, c08 and c14 (2 soft '
        'bounces in 7 days, in either order), not c09 (10 days apart)', sorted(sup ^ suppressed))

@@ -361,7 +361,8 @@ t.eq(g.get("machine"), {"opened": {"messages": 1, "events": 1}, "clicked": {"mes
      "report: the machines' opens and clicks apart")
 rc, out, err = herald(G, "report", "news")
 rows = [l.split() for l in out.split("Rates (")[-1].splitlines()]
-t.ok(rc == 0 and ["email", "-", "0.0%", "16.7%", "33.3%", "0.0%", "0.0%", "0.0%"] in rows
+t.ok(rc == 0 and ["email", "-", "0.0%", "16.7%", "33.3%", "0.0%", "0.0%", "0.0%", "0.0%",
+                  "0.0%"] in rows
      and ["email", "-", "1", "4"] in rows,
      "the text report: the people's rates, the machines in a table of their own", out)
 
