@@ -188,6 +188,28 @@ fallback (struct run *r, struct due *d, int cidx)
     }
   }
   failed[cidx] = 1;
+  /* A follow-up keeps its step's channel rule (same, next) on the way to
+   * another channel: the rule leaves channels out as it did at first. */
+  if (d->step > 1) {
+    const struct campaign_step *cs = campaign_step (r->c, d->step);
+    struct outbox_row *prev_row = NULL;
+    int rule[ROUTER_MAX_CHANNELS] = { 0 };
+    char key[512];
+    size_t k;
+
+    if (cs) {
+      message_key (r, d->step - 1, d->customer, d->journey, key, sizeof key);
+      if (store_outbox_get (r->st, key, &prev_row) < 0) {
+        json_decref (cust);
+        return -1;
+      }
+      step_channels (r, cs, prev_row, rule);
+      store_row_free (prev_row);
+      for (k = 0; k < r->c->n_channels; k++)
+        if (rule[k] && !failed[k])
+          failed[k] = rule[k];
+    }
+  }
   if (journey_enter (r, d->customer, d->step, d->journey) < 0) {
     json_decref (cust);
     return 0;
@@ -208,8 +230,10 @@ fallback (struct run *r, struct due *d, int cidx)
   {
     json_t *fl = json_array ();
     size_t i;
+    /* The channels it failed on (1), not those its step's rule left out
+     * (2): those are left out again from the step. */
     for (i = 0; i < r->c->n_channels; i++)
-      if (failed[i])
+      if (failed[i] == 1)
         json_array_append_new (fl, json_string (r->c->channels[i].conf->name));
     json_object_set_new (p.parts, "_failed", fl);
   }
