@@ -31,7 +31,7 @@ static const struct command commands[] = {
   { "events", cmd_events, "events import FILE.jsonl" },
   { "bounces", cmd_bounces, "bounces import MAILDIR|MBOX|FILE... (DSN, ARF)" },
   { "report", cmd_report, "per channel and variant results of a campaign" },
-  { "store", cmd_store, "store migrate: create or upgrade a PostgreSQL store's schema" },
+  { "store", cmd_store, "store migrate: a PostgreSQL store's schema; store copy: SQLite into it" },
   { "plugins", cmd_plugins, "list the channel plugins found, and refused ones" },
   { "serve", cmd_serve, "the tracking server: unsubscribe links, provider callbacks" },
   { NULL, NULL, NULL }

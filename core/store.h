@@ -581,6 +581,40 @@ int store_link_add (struct store *st, const char *key, const char *url,
 int store_link_get (struct store *st, int64_t id, char **key_r, char **url_r,
                     size_t *len_r);
 
+/* ---- Copying a store (herald store copy) ------------------------- */
+
+/* The tables store_copy copies, in its order: customers, consent,
+ * suppressions, events, outbox, campaigns, timers, links, and meta (the
+ * journeys' cursors: every key but the schema version). */
+#define STORE_COPY_TABLES 9
+
+struct store_copy_table {
+  const char *table;         /* static */
+  int64_t rows;              /* counted on both sides */
+  char checksum[65];         /* SHA-256 of the rows, hex (both sides') */
+};
+
+/* Copy the SQLite store in the file FROM (which must exist; opened with
+ * store_open first, so migrated) into the PostgreSQL store TO, which must
+ * be at this herald's schema version (herald store migrate) and empty:
+ * no rows in any table, meta aside from its schema version.  Every row of
+ * the tables above, ids kept (new events, timers and links get ids after
+ * the largest copied), in one PostgreSQL transaction that other writers
+ * wait for (up to 10 s, then the copy fails).  FROM is read in one
+ * snapshot and never written.  Before the commit, each table's rows are
+ * counted on both sides and checksummed: a SHA-256 over each row's values
+ * in key order, from SQLite's rows and from PostgreSQL's read back.
+ * Returns 0 with TABLES_R (STORE_COPY_TABLES entries, in that order)
+ * filled; or -1 with a message in ERR naming the store (TO without its
+ * password) and the table, and nothing copied: a value PostgreSQL cannot
+ * keep (text that is not UTF-8 or holds a NUL) is named by table, key and
+ * column, and a table that differs after the copy by its counts and
+ * checksums.  (When the connection is lost during the commit itself, ERR
+ * says so: the copy is then all there or not at all.) */
+int store_copy (const char *from, const char *to,
+                struct store_copy_table tables_r[STORE_COPY_TABLES],
+                char *err, size_t errlen);
+
 /* ---- Many workers: leases ---------------------------------------- */
 
 /* Several herald processes, on one machine or many, may share a store

@@ -3,7 +3,7 @@
 # embedded default, and PostgreSQL), the customers/events import commands
 # and the report.
 STORE_SOURCES = core/store.h core/store/backend.h core/store/store.c \
-	core/store/sqlite.c core/store/pg.c
+	core/store/sqlite.c core/store/pg.c core/store/copy.c
 herald_SOURCES += $(STORE_SOURCES) core/import.c core/import.h \
 	core/report.c core/cmd_store.c
 
@@ -30,7 +30,8 @@ tests_store_store_cli_LDADD = $(herald_LDADD)
 TESTS += tests/store/test-store
 STORE_SCRIPT_TESTS = tests/store/import.py tests/store/events.py \
 	tests/store/report.py tests/store/crash.py tests/store/locks.py \
-	tests/store/pg.sh tests/store/workers.py tests/store/replicas.py
+	tests/store/pg.sh tests/store/workers.py tests/store/replicas.py \
+	tests/store/copy.py
 TESTS += $(STORE_SCRIPT_TESTS)
 EXTRA_DIST += $(STORE_SCRIPT_TESTS) tests/store/storetest.py tests/store/customers-good.jsonl \
 	tests/pgserver.py \
