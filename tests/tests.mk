@@ -49,8 +49,13 @@ CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
 	tests/core/routing.sh tests/core/lanes.sh tests/core/serve.py \
 	tests/core/modes.sh tests/core/slow-clients.py tests/core/faults.py \
 	tests/core/partials.sh tests/core/install.sh tests/core/poison.sh \
-	tests/core/addresses.py tests/core/retries.sh tests/core/kinds.sh
+	tests/core/addresses.py tests/core/retries.sh tests/core/kinds.sh \
+	tests/core/plugin-chat.sh
 TESTS += $(CORE_TESTS)
+# A third-party plugin with its own Makefile, built by plugin-chat.sh
+# against a scratch install.
+EXTRA_DIST += examples/plugin-chat/Makefile examples/plugin-chat/chat.c \
+	examples/plugin-chat/README.md
 EXTRA_DIST += $(CORE_TESTS) tests/core/lib.sh tests/tap.h
 
 # core/compose.c alone: the render context, the parts, the unsubscribe and
