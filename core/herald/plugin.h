@@ -104,16 +104,17 @@ struct herald_host {
 
 /* One rendered part of a message: "email.subject", "email.html",
  * "email.text", "sms.body", "push.title", "push.body", "push.data",
- * "webhook.body".  data is not NUL-terminated in general: use len. */
+ * "webhook.body", or a part of a kind a plugin declares ("chat.text").
+ * data is not NUL-terminated in general: use len. */
 struct herald_part {
   const char *name;
   const char *data;
   size_t len;
 };
 
-/* One destination of a message.  type is the channel kind for email, sms
- * and webhook ("email", "sms", "webhook"); for push it is the platform
- * ("ios", "android", "web").  value is the address: an e-mail address, an
+/* One destination of a message.  type is the channel kind for email, sms,
+ * webhook and the kinds plugins declare ("email", "sms", "webhook",
+ * "chat"); for push it is the platform ("ios", "android", "web").  value is the address: an e-mail address, an
  * E.164 number, a device token, a URL. */
 struct herald_address {
   const char *type;
@@ -126,7 +127,8 @@ struct herald_message {
                            * across retries */
   const char *campaign;   /* campaign id */
   const char *customer;   /* customer id */
-  const char *channel;    /* channel kind: "email", "sms", "push", "webhook" */
+  const char *channel;    /* channel kind: "email", "sms", "push", "webhook",
+                           * or a declared kind ("chat") */
   const char *variant;    /* variant name, or "" */
   const struct herald_address *to;   /* at least one */
   size_t n_to;
@@ -284,7 +286,8 @@ struct herald_plugin {
 
   /* Optional: check the channel's keys without connecting anywhere or
    * touching a file (herald lint, run --dry-run, and before open).  Read
-   * them through host->config_get as open does.  Return 0, or -1 after
+   * them through host->config_get as open does; host is lent for this
+   * call only, and its tracking_base_url is NULL here.  Return 0, or -1 after
    * writing into err one message naming the key, ideally
    * "FILE:LINE: [channel.NAME] KEY: ..." with host->config_file and
    * host->config_line (the core prefixes "FILE:LINE: [channel.NAME]: "
