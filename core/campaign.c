@@ -136,7 +136,7 @@ known_part (const char *name)
   for (i = 0; known_parts[i]; i++)
     if (strcmp (known_parts[i], name) == 0)
       return 1;
-  return 0;
+  return config_kind_part (name);
 }
 
 /* Compile every CHANNEL.PART.liquid of DIR into SET. */
@@ -186,9 +186,13 @@ load_set (struct tmpl_set *set, const char *dir, const char *ini_path,
     size_t len = 0;
 
     if (!known_part (names[i])) {
+      struct strbuf more = STRBUF_INIT;
+      config_kind_parts_list (&more);
       problem (pb, "%s:1: unknown template part '%s' (expected one of "
                "email.subject, email.html, email.text, sms.body, push.title, "
-               "push.body, push.data, webhook.body)", path, names[i]);
+               "push.body, push.data, webhook.body%s)", path, names[i],
+               more.s ? more.s : "");
+      strbuf_free (&more);
       free (path);
       continue;
     }
@@ -331,7 +335,17 @@ campaign_has_parts (const struct campaign *c, const struct tmpl_set *set,
     return has (c, set, "push.body");
   if (strcmp (kind, "webhook") == 0)
     return has (c, set, "webhook.body");
-  return 0;
+  {
+    const struct config_kind *k = config_kind_find (kind);
+    size_t i;
+
+    if (!k)
+      return 0;
+    for (i = 0; k->required[i]; i++)
+      if (!has (c, set, k->required[i]))
+        return 0;
+    return 1;
+  }
 }
 
 static int
@@ -789,16 +803,27 @@ campaign_load (const char *path, const struct gateway *gw,
     }
   }
   for (i = 0; i < c->n_channels; i++) {
-    if (!campaign_has_parts (c, NULL, c->channels[i].kind))
-      problem (problems, "%s:%d: [campaign] channels: %s: the templates in "
-               "'%s' lack the parts it needs (%s)", path,
-               ini_line (cs, "channels"), c->channels[i].conf->name,
-               templates,
-               strcmp (c->channels[i].kind, "email") == 0
-               ? "email.subject and email.html or email.text"
-               : strcmp (c->channels[i].kind, "sms") == 0 ? "sms.body"
-               : strcmp (c->channels[i].kind, "push") == 0 ? "push.body"
-               : "webhook.body");
+    const char *kind = c->channels[i].kind;
+    const struct config_kind *pk = config_kind_find (kind);
+    struct strbuf need = STRBUF_INIT;
+    size_t q;
+
+    if (campaign_has_parts (c, NULL, kind))
+      continue;
+    for (q = 0; pk && pk->required[q]; q++)
+      strbuf_addf (&need, "%s%s", q == 0 ? ""
+                   : pk->required[q + 1] ? ", " : " and ", pk->required[q]);
+    problem (problems, "%s:%d: [campaign] channels: %s: the templates in "
+             "'%s' lack the parts it needs (%s)", path,
+             ini_line (cs, "channels"), c->channels[i].conf->name,
+             templates,
+             pk ? need.s
+             : strcmp (kind, "email") == 0
+             ? "email.subject and email.html or email.text"
+             : strcmp (kind, "sms") == 0 ? "sms.body"
+             : strcmp (kind, "push") == 0 ? "push.body"
+             : "webhook.body");
+    strbuf_free (&need);
   }
   free (templates);
   templates = NULL;

@@ -181,8 +181,17 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
                r->gw->ini->path, ini_line (cc->sec, "plugin"), cc->name, err);
       return -1;
     }
-    if (!open_channels)
+    if (!open_channels) {
+      /* A dry run opens nothing, but checks what lint checks, the
+       * plugin's config_check included. */
+      if (channel_check (pl, cc->name, cc->kind, cc->sec, r->gw->ini->path,
+                         &pb) < 0) {
+        fprintf (stderr, "herald: %s", pb.s);
+        strbuf_free (&pb);
+        return -1;
+      }
       continue;
+    }
     r->lanes[i] = xcalloc ((size_t) cc->lanes, sizeof *r->lanes[i]);
     for (k = 0; k < cc->lanes; k++) {
       r->lanes[i][k].ch = channel_open (pl, cc->name, cc->kind, cc->sec,

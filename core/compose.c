@@ -225,15 +225,34 @@ render_parts (struct run *r, json_t *cust, const char *kind,
               const char *variant, const char *key,
               const struct link_sink *links, struct plan *p)
 {
-  static const char *const parts[] = {
+  static const char *const builtin_parts[] = {
     "email.subject", "email.html", "email.text", "sms.body", "push.title",
     "push.body", "push.data", "webhook.body", NULL
   };
+  const struct config_kind *pk = config_kind_find (kind);
+  const char *const *parts = builtin_parts;
+  const char **kparts = NULL;
   json_t *ctx = render_context (r, cust);
   struct liquid_render_options ro;
   char *unsub = NULL;
   size_t klen = strlen (kind), i;
   int rc = 0, want_unsub = strcmp (kind, "email") == 0;
+
+  /* A plugin's kind: its required parts, then its optional ones. */
+  if (pk) {
+    size_t n = 0, j;
+    for (j = 0; pk->required[j]; j++)
+      n++;
+    for (j = 0; pk->optional[j]; j++)
+      n++;
+    kparts = xcalloc (n + 1, sizeof *kparts);
+    n = 0;
+    for (j = 0; pk->required[j]; j++)
+      kparts[n++] = pk->required[j];
+    for (j = 0; pk->optional[j]; j++)
+      kparts[n++] = pk->optional[j];
+    parts = (const char *const *) kparts;
+  }
 
   /* The e-mail plugin puts the link in List-Unsubscribe; other channels
    * only carry it if a template shows it. */
@@ -328,6 +347,7 @@ render_parts (struct run *r, json_t *cust, const char *kind,
     }
   }
   free (unsub);
+  free (kparts);
   json_decref (ctx);
   return rc;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "herald/plugin.h"
 #include "config.h"
 #include "store.h"
 #include "main.h"
@@ -338,10 +339,109 @@ ini_path (const struct ini *ini, const char *path)
 }
 
 int
-config_kind_valid (const char *kind)
+config_kind_builtin (const char *kind)
 {
   return strcmp (kind, "email") == 0 || strcmp (kind, "sms") == 0
          || strcmp (kind, "push") == 0 || strcmp (kind, "webhook") == 0;
+}
+
+/* The plugin kinds, in the order they were registered.  Registered from
+ * the loader, which runs on the main thread before any sender thread. */
+static struct config_kind *plugin_kinds;
+static size_t n_plugin_kinds;
+
+int (*config_kind_finder) (const char *plugin_dir, const char *plugin,
+                           const char *kind);
+
+const struct config_kind *
+config_kind_find (const char *kind)
+{
+  size_t i;
+
+  for (i = 0; i < n_plugin_kinds; i++)
+    if (strcmp (plugin_kinds[i].name, kind) == 0)
+      return &plugin_kinds[i];
+  return NULL;
+}
+
+int
+config_kind_valid (const char *kind)
+{
+  return config_kind_builtin (kind) || config_kind_find (kind) != NULL;
+}
+
+static char **
+strv_dup (const char *const *v)
+{
+  size_t n = 0, i;
+  char **out;
+
+  while (v && v[n])
+    n++;
+  out = xcalloc (n + 1, sizeof *out);
+  for (i = 0; i < n; i++)
+    out[i] = xstrdup (v[i]);
+  return out;
+}
+
+void
+config_kind_register (const char *plugin,
+                      const struct herald_kind *const *kinds)
+{
+  size_t i;
+
+  for (i = 0; kinds && kinds[i]; i++) {
+    struct config_kind *k;
+    if (config_kind_valid (kinds[i]->name))
+      continue;
+    plugin_kinds = xrealloc (plugin_kinds,
+                             (n_plugin_kinds + 1) * sizeof *plugin_kinds);
+    k = &plugin_kinds[n_plugin_kinds++];
+    k->name = xstrdup (kinds[i]->name);
+    k->plugin = xstrdup (plugin);
+    k->address_field = xstrdup (kinds[i]->address_field);
+    k->required = strv_dup (kinds[i]->required_parts);
+    k->optional = strv_dup (kinds[i]->optional_parts);
+  }
+}
+
+void
+config_kinds_list (struct strbuf *out)
+{
+  size_t i;
+
+  strbuf_adds (out, "email, sms, push, webhook");
+  for (i = 0; i < n_plugin_kinds; i++)
+    strbuf_addf (out, ", %s", plugin_kinds[i].name);
+}
+
+void
+config_kind_parts_list (struct strbuf *out)
+{
+  size_t i, j;
+
+  for (i = 0; i < n_plugin_kinds; i++) {
+    for (j = 0; plugin_kinds[i].required[j]; j++)
+      strbuf_addf (out, ", %s", plugin_kinds[i].required[j]);
+    for (j = 0; plugin_kinds[i].optional[j]; j++)
+      strbuf_addf (out, ", %s", plugin_kinds[i].optional[j]);
+  }
+}
+
+int
+config_kind_part (const char *part)
+{
+  size_t i, j;
+
+  for (i = 0; i < n_plugin_kinds; i++) {
+    for (j = 0; plugin_kinds[i].required[j]; j++)
+      if (strcmp (plugin_kinds[i].required[j], part) == 0)
+        return 1;
+    for (j = 0; plugin_kinds[i].optional[j]; j++)
+      if (strcmp (plugin_kinds[i].optional[j], part) == 0)
+        return 1;
+  }
+  return 0;
 }
 
 const char *
@@ -439,17 +539,8 @@ config_gateway_load (const char *path, char *err, size_t errlen)
       v = ini_get (sec, "kind");
       if (!v)
         v = name;
-      if (!config_kind_valid (v)) {
-        if (ini_get (sec, "kind"))
-          snprintf (err, errlen, "%s:%d: [%s] kind: '%s' is not one of email, "
-                    "sms, push, webhook", path, ini_line (sec, "kind"),
-                    sec->name, v);
-        else
-          snprintf (err, errlen, "%s:%d: [%s]: channel name is not a kind "
-                    "(email, sms, push, webhook): add 'kind = ...'", path,
-                    sec->line, sec->name);
-        goto fail;
-      }
+      /* A kind of a plugin's is checked below, once [plugins] dir is
+       * known, wherever it is in the file. */
       ch->kind = xstrdup (v);
       ch->lanes = 1;
       v = ini_get (sec, "lanes");
@@ -543,6 +634,26 @@ config_gateway_load (const char *path, char *err, size_t errlen)
   v = ini_get (sec, "dir");
   if (v && *v)
     gw->plugin_dir = ini_path (gw->ini, v);
+  for (i = 0; i < gw->n_channels; i++) {
+    const struct channel_conf *ch = &gw->channels[i];
+    struct strbuf known = STRBUF_INIT;
+
+    if (config_kind_valid (ch->kind)
+        || (config_kind_finder
+            && config_kind_finder (gw->plugin_dir, ch->plugin, ch->kind)))
+      continue;
+    config_kinds_list (&known);
+    if (ini_get (ch->sec, "kind"))
+      snprintf (err, errlen, "%s:%d: [%s] kind: '%s' is not one of %s (nor "
+                "a kind a plugin of the plugin folders declares)", path,
+                ini_line (ch->sec, "kind"), ch->sec->name, ch->kind, known.s);
+    else
+      snprintf (err, errlen, "%s:%d: [%s]: channel name is not a kind "
+                "(%s): add 'kind = ...'", path, ch->sec->line, ch->sec->name,
+                known.s);
+    strbuf_free (&known);
+    goto fail;
+  }
   sec = ini_section (gw->ini, "tracking");
   v = ini_get (sec, "base_url");
   if (v && *v) {

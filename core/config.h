@@ -96,7 +96,47 @@ const struct channel_conf *config_channel (const struct gateway *gw,
  * subdomain of it). */
 size_t config_gateway_warnings (const struct gateway *gw, struct strbuf *out);
 
-/* Channel kinds Herald knows, and the template parts each requires. */
+/* Channel kinds Herald knows: its own (email, sms, push, webhook) and
+ * those plugins declared (struct herald_kind, ABI 2) in the plugins
+ * loaded so far.  Non-zero when KIND is one. */
 int config_kind_valid (const char *kind);
+int config_kind_builtin (const char *kind);
+
+/* A kind a plugin declared: the registry's own copy (never freed; the
+ * process keeps its plugins loaded). */
+struct config_kind {
+  char *name;
+  char *plugin;              /* the plugin that declared it first */
+  char *address_field;       /* customer addresses.FIELD or attributes.FIELD */
+  char **required;           /* NULL-terminated part names */
+  char **optional;
+};
+
+/* The plugin kind KIND, or NULL (a built-in kind or unknown). */
+const struct config_kind *config_kind_find (const char *kind);
+
+/* Record the kinds PLUGIN declares (KINDS, NULL-terminated, may be NULL).
+ * A kind already recorded is kept as it was.  Called by the loader once a
+ * plugin is loaded; it checked the declarations (loader_check_kinds). */
+struct herald_kind;
+void config_kind_register (const char *plugin,
+                           const struct herald_kind *const *kinds);
+
+/* Append "email, sms, push, webhook[, KIND...]" to OUT. */
+void config_kinds_list (struct strbuf *out);
+
+/* Append ", PART" for each template part of the plugin kinds to OUT. */
+void config_kind_parts_list (struct strbuf *out);
+
+/* Non-zero when PART ("chat.text") is a template part of a plugin kind. */
+int config_kind_part (const char *part);
+
+/* Set by the herald program (main): finds a plugin declaring KIND among
+ * the plugin PLUGIN and then every plugin of the plugin directories
+ * (PLUGIN_DIR first), loading them, which registers their kinds.  Non-zero
+ * when found.  NULL in programs without the loader: only the kinds
+ * registered so far are known. */
+extern int (*config_kind_finder) (const char *plugin_dir, const char *plugin,
+                                  const char *kind);
 
 #endif

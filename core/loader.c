@@ -93,6 +93,88 @@ check_dir (const char *path, char *err, size_t errlen)
   return rc;
 }
 
+/* Whether NAME may name a kind: [a-z][a-z0-9_]*, at most 32 bytes (it
+ * is a template file's prefix, a consent key and a store column value). */
+static int
+kind_name_ok (const char *name)
+{
+  size_t i;
+
+  if (!name || !(*name >= 'a' && *name <= 'z') || strlen (name) > 32)
+    return 0;
+  for (i = 0; name[i]; i++)
+    if (!((name[i] >= 'a' && name[i] <= 'z')
+          || (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+      return 0;
+  return 1;
+}
+
+/* Parts of kind NAME: each "NAME.PART" with PART [a-z0-9_]+. */
+static int
+kind_parts_ok (const char *name, const char *const *parts, const char **bad_r)
+{
+  size_t i, n = strlen (name);
+
+  for (i = 0; parts && parts[i]; i++)
+    if (strncmp (parts[i], name, n) != 0 || parts[i][n] != '.'
+        || !kind_name_ok (parts[i] + n + 1)) {
+      *bad_r = parts[i];
+      return 0;
+    }
+  return 1;
+}
+
+/* The kinds P declares are well formed: named, not a built-in kind, with
+ * an address field and at least one required part, each part of the
+ * kind.  0, or -1 with ERR naming PATH. */
+static int
+check_kinds (const struct herald_plugin *p, const char *path, char *err,
+             size_t errlen)
+{
+  size_t i;
+  const char *bad = NULL;
+
+  for (i = 0; p->kinds && p->kinds[i]; i++) {
+    const struct herald_kind *k = p->kinds[i];
+    if (k->struct_size < offsetof (struct herald_kind, optional_parts)) {
+      snprintf (err, errlen, "%s: refused: kind %zu: struct herald_kind too "
+                "small (%u bytes; set HERALD_KIND_INIT)", path, i,
+                (unsigned) k->struct_size);
+      return -1;
+    }
+    if (!kind_name_ok (k->name)) {
+      snprintf (err, errlen, "%s: refused: kind '%s' is not a kind name "
+                "([a-z][a-z0-9_]*, at most 32)", path,
+                k->name ? k->name : "(null)");
+      return -1;
+    }
+    if (config_kind_builtin (k->name)) {
+      snprintf (err, errlen, "%s: refused: kind '%s' is one of Herald's own "
+                "(declare only new kinds)", path, k->name);
+      return -1;
+    }
+    if (!k->address_field || !*k->address_field) {
+      snprintf (err, errlen, "%s: refused: kind '%s' has no address_field",
+                path, k->name);
+      return -1;
+    }
+    if (!k->required_parts || !k->required_parts[0]) {
+      snprintf (err, errlen, "%s: refused: kind '%s' has no required part",
+                path, k->name);
+      return -1;
+    }
+    if (!kind_parts_ok (k->name, k->required_parts, &bad)
+        || (k->struct_size >= offsetof (struct herald_kind, optional_parts)
+                              + sizeof k->optional_parts
+            && !kind_parts_ok (k->name, k->optional_parts, &bad))) {
+      snprintf (err, errlen, "%s: refused: kind '%s': part '%s' is not "
+                "'%s.NAME'", path, k->name, bad, k->name);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 struct plugin *
 loader_load (const char *path, char *err, size_t errlen)
 {
@@ -169,10 +251,12 @@ loader_load (const char *path, char *err, size_t errlen)
               HERALD_PLUGIN_ENTRY_NAME);
     goto fail;
   }
-  if (p->abi_version != HERALD_PLUGIN_ABI_VERSION) {
+  if (p->abi_version < HERALD_PLUGIN_ABI_MIN_VERSION
+      || p->abi_version > HERALD_PLUGIN_ABI_VERSION) {
     snprintf (err, errlen, "%s: refused: plugin ABI version %u, this herald "
-              "speaks version %u; rebuild the plugin against this "
+              "speaks versions %u to %u; rebuild the plugin against this "
               "herald/plugin.h", path, (unsigned) p->abi_version,
+              (unsigned) HERALD_PLUGIN_ABI_MIN_VERSION,
               (unsigned) HERALD_PLUGIN_ABI_VERSION);
     goto fail;
   }
@@ -186,6 +270,10 @@ loader_load (const char *path, char *err, size_t errlen)
   /* Members are only ever appended: copy what both sides know, leave the
    * rest zero. */
   copy = p->struct_size < sizeof pl->p ? p->struct_size : sizeof pl->p;
+  /* A version 1 struct ends at inbound, whatever size it claims: what
+   * follows is not ours to read as kinds or config_check. */
+  if (p->abi_version < 2 && copy > offsetof (struct herald_plugin, kinds))
+    copy = offsetof (struct herald_plugin, kinds);
   memcpy (&pl->p, p, copy);
   if (!pl->p.name || !*pl->p.name) {
     snprintf (err, errlen, "%s: refused: plugin has no name", path);
@@ -196,6 +284,8 @@ loader_load (const char *path, char *err, size_t errlen)
               path, pl->p.name);
     goto fail;
   }
+  if (check_kinds (&pl->p, path, err, errlen) < 0)
+    goto fail;
   pl->path = xstrdup (path);
   pl->dl = dl;
   return pl;
@@ -256,6 +346,7 @@ loader_get (const char *conf_dir, const char *name, char *err, size_t errlen)
       }
       loaded = xrealloc (loaded, (n_loaded + 1) * sizeof *loaded);
       loaded[n_loaded++] = pl;
+      config_kind_register (pl->p.name, pl->p.kinds);
       return pl;
     }
     free (path);
@@ -271,6 +362,57 @@ loader_get (const char *conf_dir, const char *name, char *err, size_t errlen)
     snprintf (err + len, errlen - len, ")");
   }
   return NULL;
+}
+
+/* Whether a kind PL declares is KIND. */
+static int
+declares (const struct plugin *pl, const char *kind)
+{
+  size_t i;
+
+  for (i = 0; pl->p.kinds && pl->p.kinds[i]; i++)
+    if (strcmp (pl->p.kinds[i]->name, kind) == 0)
+      return 1;
+  return 0;
+}
+
+int
+loader_find_kind (const char *conf_dir, const char *plugin, const char *kind)
+{
+  const char *dirs[4];
+  char err[2048];
+  size_t n, i;
+
+  /* The channel's own plugin first: it normally declares its kind. */
+  if (plugin && loader_get (conf_dir, plugin, err, sizeof err)
+      && config_kind_valid (kind))
+    return 1;
+  n = loader_dirs (conf_dir, dirs);
+  for (i = 0; i < n; i++) {
+    DIR *d = opendir (dirs[i]);
+    struct dirent *de;
+
+    if (!d)
+      continue;
+    while ((de = readdir (d))) {
+      size_t len = strlen (de->d_name);
+      char *name;
+      if (len <= 3 || strcmp (de->d_name + len - 3, ".so") != 0
+          || de->d_name[0] == '.')
+        continue;
+      name = xstrndup (de->d_name, len - 3);
+      /* A plugin that does not load declares nothing; herald plugins
+       * says why. */
+      (void) loader_get (conf_dir, name, err, sizeof err);
+      free (name);
+      if (config_kind_valid (kind)) {
+        closedir (d);
+        return 1;
+      }
+    }
+    closedir (d);
+  }
+  return 0;
 }
 
 void
@@ -368,6 +510,20 @@ channel_problem (struct strbuf *pb, const char *fmt, ...)
   strbuf_free (&line);
 }
 
+/* The host table of CH, lent to its plugin. */
+static void
+host_init (struct channel *ch, const char *tracking_base_url)
+{
+  ch->host.struct_size = sizeof ch->host;
+  ch->host.data = ch;
+  ch->host.channel_name = ch->name;
+  ch->host.config_file = ch->ini_path;
+  ch->host.config_get = host_config_get;
+  ch->host.config_line = host_config_line;
+  ch->host.log = host_log;
+  ch->host.tracking_base_url = tracking_base_url;
+}
+
 /* The keys of [channel.NAME] that are the core's own, not the plugin's. */
 static const char *const core_channel_keys[] = { "plugin", "kind", "lanes",
                                                  "track_links", NULL };
@@ -380,7 +536,8 @@ channel_check (const struct plugin *pl, const char *name, const char *kind,
   size_t i;
   int bad = 0;
 
-  if (pl->p.channels && !key_listed (pl->p.channels, kind)) {
+  if (pl->p.channels && !key_listed (pl->p.channels, kind)
+      && !declares (pl, kind)) {
     channel_problem (problems, "%s:%d: [channel.%s]: plugin %s does not "
                      "carry %s messages", ini_path, sec ? sec->line : 0, name,
                      pl->p.name, kind);
@@ -394,6 +551,30 @@ channel_check (const struct plugin *pl, const char *name, const char *kind,
       channel_problem (problems, "%s:%d: [channel.%s] %s: unknown key for "
                        "plugin %s", ini_path, sec->kv[i].line, name, k,
                        pl->p.name);
+      bad = 1;
+    }
+  }
+  /* The plugin's own judgement of its values, without effects: only when
+   * every key is one it knows. */
+  if (!bad && pl->p.config_check) {
+    struct channel tmp;
+    char perr[1024] = "";
+
+    memset (&tmp, 0, sizeof tmp);
+    tmp.name = (char *) name;
+    tmp.kind = (char *) kind;
+    tmp.sec = sec;
+    tmp.ini_path = ini_path;
+    host_init (&tmp, NULL);
+    if (pl->p.config_check (&tmp.host, perr, sizeof perr) < 0) {
+      size_t plen = strlen (ini_path);
+      if (!*perr)
+        snprintf (perr, sizeof perr, "the plugin's config_check failed");
+      if (strncmp (perr, ini_path, plen) == 0 && perr[plen] == ':')
+        channel_problem (problems, "%s", perr);
+      else
+        channel_problem (problems, "%s:%d: [channel.%s]: %s", ini_path,
+                         sec ? sec->line : 0, name, perr);
       bad = 1;
     }
   }
@@ -448,14 +629,7 @@ channel_open (struct plugin *pl, const char *name, const char *kind,
   ch->plugin = pl;
   ch->sec = sec;
   ch->ini_path = ini_path;
-  ch->host.struct_size = sizeof ch->host;
-  ch->host.data = ch;
-  ch->host.channel_name = ch->name;
-  ch->host.config_file = ini_path;
-  ch->host.config_get = host_config_get;
-  ch->host.config_line = host_config_line;
-  ch->host.log = host_log;
-  ch->host.tracking_base_url = tracking_base_url;
+  host_init (ch, tracking_base_url);
   if (pl->p.open && pl->p.open (&ch->host, &ch->state, perr, sizeof perr) < 0) {
     /* A plugin quotes its values as they are: escape them here, for
      * every plugin at once. */
@@ -552,6 +726,9 @@ cmd_plugins (int argc, char **argv)
           printf ("any");
         for (c = 0; pl->p.channels && pl->p.channels[c]; c++)
           printf ("%s%s", c ? "," : "", pl->p.channels[c]);
+        for (c = 0; pl->p.kinds && pl->p.kinds[c]; c++)
+          printf ("%s%s (address %s)", c ? ", " : "  kinds: ",
+                  pl->p.kinds[c]->name, pl->p.kinds[c]->address_field);
         printf ("  %s\n", path);
         found++;
         loader_unload (pl);

@@ -31,6 +31,12 @@ struct plugin *loader_get (const char *conf_dir, const char *name,
                            char *err, size_t errlen);
 void loader_unload_all (void);
 
+/* config_kind_finder of the herald program: loads PLUGIN, then every
+ * plugin of the plugin directories, until one declares KIND (their kinds
+ * are registered as they load).  Non-zero when one does. */
+int loader_find_kind (const char *conf_dir, const char *plugin,
+                      const char *kind);
+
 /* An open channel instance. */
 struct channel {
   char *name;                 /* NAME of [channel.NAME] */

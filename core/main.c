@@ -58,6 +58,8 @@ main (int argc, char **argv)
   int i = 1;
 
   signal (SIGPIPE, SIG_IGN);
+  /* A [channel.NAME] kind beyond the core's own is declared by a plugin. */
+  config_kind_finder = loader_find_kind;
   while (i < argc && argv[i][0] == '-') {
     if (strcmp (argv[i], "--version") == 0) {
       printf ("herald %s\n", PACKAGE_VERSION);

@@ -107,6 +107,32 @@ customer_addresses (struct run *r, json_t *cust, const struct campaign_channel *
                                                 "value", tok, NULL, NULL));
     }
   }
+  else if (config_kind_find (kind)) {
+    /* A plugin's kind: addresses.FIELD, else attributes.FIELD. */
+    const char *field = config_kind_find (kind)->address_field;
+    json_t *v = json_object_get (json_object_get (cust, "addresses"), field);
+    char num[32];
+    const char *s = NULL;
+
+    if (!v)
+      v = json_object_get (json_object_get (cust, "attributes"), field);
+    if (json_is_string (v) && *json_string_value (v))
+      s = json_string_value (v);
+    else if (json_is_integer (v)) {
+      /* A chat id is often a number in the provider's API. */
+      snprintf (num, sizeof num, "%" JSON_INTEGER_FORMAT,
+                json_integer_value (v));
+      s = num;
+    }
+    if (s) {
+      had = 1;
+      if ((sup = store_is_suppressed (r->st, kind, s)) == 0)
+        json_array_append_new (list, str_object ("type", kind, "value", s,
+                                                  NULL, NULL));
+      else if (sup < 0)
+        plan_failed (fail, r);
+    }
+  }
   else {
     const char *field = strcmp (kind, "email") == 0 ? "email"
                         : strcmp (kind, "sms") == 0 ? "phone" : "webhook";

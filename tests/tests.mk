@@ -10,7 +10,8 @@ tests_plugin_run_LDADD = $(herald_LDADD)
 # Plugins built only for the tests (the loader's refusals, failure modes).
 TEST_PLUGIN_FLAGS = -module -avoid-version -shared -no-undefined -rpath /nowhere
 check_LTLIBRARIES += tests/plugins/testplug.la tests/plugins/badabi.la \
-	tests/plugins/noentry.la tests/plugins/nosend.la
+	tests/plugins/noentry.la tests/plugins/nosend.la \
+	tests/plugins/kindplug.la tests/plugins/abi1.la tests/plugins/badkind.la
 tests_plugins_testplug_la_SOURCES = tests/plugins/testplug.c
 tests_plugins_testplug_la_CPPFLAGS = -I$(top_srcdir)/core
 tests_plugins_testplug_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
@@ -22,6 +23,15 @@ tests_plugins_noentry_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
 tests_plugins_nosend_la_SOURCES = tests/plugins/nosend.c
 tests_plugins_nosend_la_CPPFLAGS = -I$(top_srcdir)/core
 tests_plugins_nosend_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
+tests_plugins_kindplug_la_SOURCES = tests/plugins/kindplug.c
+tests_plugins_kindplug_la_CPPFLAGS = -I$(top_srcdir)/core
+tests_plugins_kindplug_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
+tests_plugins_abi1_la_SOURCES = tests/plugins/abi1.c
+tests_plugins_abi1_la_CPPFLAGS = -I$(top_srcdir)/core
+tests_plugins_abi1_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
+tests_plugins_badkind_la_SOURCES = tests/plugins/badkind.c
+tests_plugins_badkind_la_CPPFLAGS = -I$(top_srcdir)/core
+tests_plugins_badkind_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
 
 # The small encoders and checkers (HMAC, JSON check and writer).
 check_PROGRAMS += tests/core/common
@@ -40,8 +50,13 @@ CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
 	tests/core/modes.sh tests/core/slow-clients.py tests/core/faults.py \
 	tests/core/partials.sh tests/core/install.sh tests/core/poison.sh \
 	tests/core/guardrails.sh \
-	tests/core/addresses.py tests/core/retries.sh
+	tests/core/addresses.py tests/core/retries.sh tests/core/kinds.sh \
+	tests/core/plugin-chat.sh
 TESTS += $(CORE_TESTS)
+# A third-party plugin with its own Makefile, built by plugin-chat.sh
+# against a scratch install.
+EXTRA_DIST += examples/plugin-chat/Makefile examples/plugin-chat/chat.c \
+	examples/plugin-chat/README.md
 EXTRA_DIST += $(CORE_TESTS) tests/core/lib.sh tests/tap.h
 
 # core/compose.c alone: the render context, the parts, the unsubscribe and

@@ -59,7 +59,11 @@
 extern "C" {
 #endif
 
-#define HERALD_PLUGIN_ABI_VERSION 1
+/* 2: struct herald_plugin gained kinds and config_check (appended: the
+ * loader still loads a version 1 plugin, whose struct ends at inbound). */
+#define HERALD_PLUGIN_ABI_VERSION 2
+/* The oldest version this header's core still loads. */
+#define HERALD_PLUGIN_ABI_MIN_VERSION 1
 
 /* The one exported symbol.  Its type is herald_plugin_entry_fn. */
 #define HERALD_PLUGIN_ENTRY herald_plugin_entry
@@ -100,16 +104,17 @@ struct herald_host {
 
 /* One rendered part of a message: "email.subject", "email.html",
  * "email.text", "sms.body", "push.title", "push.body", "push.data",
- * "webhook.body".  data is not NUL-terminated in general: use len. */
+ * "webhook.body", or a part of a kind a plugin declares ("chat.text").
+ * data is not NUL-terminated in general: use len. */
 struct herald_part {
   const char *name;
   const char *data;
   size_t len;
 };
 
-/* One destination of a message.  type is the channel kind for email, sms
- * and webhook ("email", "sms", "webhook"); for push it is the platform
- * ("ios", "android", "web").  value is the address: an e-mail address, an
+/* One destination of a message.  type is the channel kind for email, sms,
+ * webhook and the kinds plugins declare ("email", "sms", "webhook",
+ * "chat"); for push it is the platform ("ios", "android", "web").  value is the address: an e-mail address, an
  * E.164 number, a device token, a URL. */
 struct herald_address {
   const char *type;
@@ -122,7 +127,8 @@ struct herald_message {
                            * across retries */
   const char *campaign;   /* campaign id */
   const char *customer;   /* customer id */
-  const char *channel;    /* channel kind: "email", "sms", "push", "webhook" */
+  const char *channel;    /* channel kind: "email", "sms", "push", "webhook",
+                           * or a declared kind ("chat") */
   const char *variant;    /* variant name, or "" */
   const struct herald_address *to;   /* at least one */
   size_t n_to;
@@ -211,6 +217,29 @@ struct herald_response {
   size_t body_len;
 };
 
+/* A channel kind a plugin serves beyond the core's own (email, sms, push,
+ * webhook), e.g. "chat" (ABI 2).  With it, a gateway may say
+ * `kind = chat` in a [channel.NAME] section; the core then routes, asks
+ * consent ("consent": {"chat": true}), caps, suppresses and reports chat
+ * messages like its own kinds.  Set struct_size with HERALD_KIND_INIT. */
+struct herald_kind {
+  uint32_t struct_size;          /* sizeof (struct herald_kind) */
+  const char *name;              /* [a-z][a-z0-9_]*, at most 32 bytes, not
+                                  * a built-in kind */
+  /* The customer field holding the address: the core reads
+   * addresses.FIELD of the customer record, else attributes.FIELD (a
+   * string, or an integer taken as its digits), and hands it to send()
+   * as to[0] = {type: name, value}.  A customer without it has no
+   * address on this kind (the router falls back to the next channel). */
+  const char *address_field;
+  /* NULL-terminated template parts, each "NAME.PART" ("chat.text"): a
+   * campaign offers the kind only when it has every required part. */
+  const char *const *required_parts;
+  const char *const *optional_parts;
+};
+
+#define HERALD_KIND_INIT .struct_size = sizeof (struct herald_kind)
+
 struct herald_plugin {
   uint32_t abi_version;    /* HERALD_PLUGIN_ABI_VERSION */
   uint32_t struct_size;    /* sizeof (struct herald_plugin) */
@@ -248,6 +277,23 @@ struct herald_plugin {
   int (*inbound) (void *state, const struct herald_request *req,
                   const struct herald_sink *sink,
                   struct herald_response *resp);
+
+  /* ABI 2 members: a version 1 plugin reads as NULL here. */
+
+  /* NULL-terminated list of the kinds this plugin declares (see struct
+   * herald_kind).  A declared kind needs no entry in channels. */
+  const struct herald_kind *const *kinds;
+
+  /* Optional: check the channel's keys without connecting anywhere or
+   * touching a file (herald lint, run --dry-run, and before open).  Read
+   * them through host->config_get as open does; host is lent for this
+   * call only, and its tracking_base_url is NULL here.  Return 0, or -1 after
+   * writing into err one message naming the key, ideally
+   * "FILE:LINE: [channel.NAME] KEY: ..." with host->config_file and
+   * host->config_line (the core prefixes "FILE:LINE: [channel.NAME]: "
+   * when it does not start with the file name). */
+  int (*config_check) (const struct herald_host *host, char *err,
+                       size_t errlen);
 };
 
 #define HERALD_PLUGIN_INIT \

@@ -28,9 +28,9 @@ INI
 out=$("$HERALD" -c "$T/g.ini" plugins 2>&1); rc=$?
 is "$rc" 1 "herald plugins: exit 1, files were refused"
 like "$out" "herald plugins: [0-9]+ files refused" "... saying how many"
-like "$out" "outbox +version 1.0 +ABI 1 +channels: any  $P/outbox.so" "an accepted plugin is shown with its file"
-like "$out" "outbox +version 1.0 +ABI 1 +channels: any" "accepted plugin listed with version, ABI, channels"
-like "$out" "badabi.so +REFUSED: .*badabi.so: refused: plugin ABI version 99, this herald speaks version 1" "other ABI refused, both versions named"
+like "$out" "outbox +version 1.0 +ABI 2 +channels: any  $P/outbox.so" "an accepted plugin is shown with its file"
+like "$out" "outbox +version 1.0 +ABI 2 +channels: any" "accepted plugin listed with version, ABI, channels"
+like "$out" "badabi.so +REFUSED: .*badabi.so: refused: plugin ABI version 100, this herald speaks versions 1 to 2" "other ABI refused, the versions named"
 like "$out" "noentry.so +REFUSED: .*noentry.so: refused: no entry point herald_plugin_entry" "missing entry point refused"
 like "$out" "nosend.so +REFUSED: .*nosend.so: refused: plugin nosend has no send function" "plugin without send refused"
 like "$out" "groupw.so +REFUSED: .*groupw.so: refused: writable by its group" "group-writable file refused"
@@ -61,7 +61,7 @@ printf '{"id":"a","email":"a@example.com","consent":{"email":true}}\n' > "$T/cus
 "$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null 2>&1
 out=$("$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1); rc=$?
 is "$rc" 1 "run with a refused plugin: exit 1"
-like "$out" "g.ini:[0-9]+: \[channel.email\] plugin: .*badabi.so: refused: plugin ABI version 99" "run names the gateway line, the file and the reason"
+like "$out" "g.ini:[0-9]+: \[channel.email\] plugin: .*badabi.so: refused: plugin ABI version 100" "run names the gateway line, the file and the reason"
 printf '[store]\npath = %s/h.db\n[plugins]\ndir = %s\n[channel.email]\nplugin = nosuch\n' "$T" "$P" > "$T/g3.ini"
 out=$("$HERALD" -c "$T/g3.ini" run "$T/c.ini" 2>&1)
 like "$out" "plugin 'nosuch' not found \(looked for nosuch.so in $P" "missing plugin: where it looked"
