@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@
 #include "dkimsign.h"
 
 #define EMAIL_DEFAULT_TIMEOUT_MS 30000L
+#define EMAIL_DEFAULT_CONNECT_TIMEOUT_MS 30000L
 #define EMAIL_DEFAULT_BATCH 100UL
 #define EMAIL_MAX_BATCH 100000UL
 
@@ -55,6 +57,7 @@ struct email_state {
   char *username;
   char *password;
   long timeout_ms;
+  long connect_timeout_ms;
   double rate;                   /* messages per second, 0 = unlimited */
   size_t batch;
   SSL_CTX *ssl_ctx;              /* NULL when starttls = no */
@@ -76,15 +79,30 @@ struct email_item {
   smtp_recipient_t *rcpt;        /* n_to entries, NULL for skipped ones */
 };
 
+/* The watchdog of one session's connect(2) (email_guard_run).  mu
+ * guards the ints; cv wakes the watchdog. */
+struct email_guard {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t target;              /* the thread in smtp_start_session */
+  pthread_t thread;              /* the watchdog */
+  long ms;                       /* connect_timeout_ms */
+  int connected;                 /* between SMTP_EV_CONNECT and _DISCONNECT */
+  int rearm;                     /* a new connect begins: new deadline */
+  int done;                      /* smtp_start_session returned */
+  int fired;                     /* a connect was interrupted */
+};
+
 /* What the event callback learns about a session. */
 struct email_session_info {
   char tls_error[256];           /* certificate or STARTTLS failure */
+  struct email_guard *guard;     /* NULL: connect is not bounded */
 };
 
 static const char *const email_channels[] = { "email", NULL };
 static const char *const email_keys[] = {
   "server", "from", "starttls", "username", "password", "password_file",
-  "timeout_ms", "rate", "batch", "tls_ca_file", "tls_verify",
+  "timeout_ms", "connect_timeout_ms", "rate", "batch", "tls_ca_file", "tls_verify",
   "dkim_domain", "dkim_selector", "dkim_key_file", "bounce_domain",
   "verp_secret", NULL
 };
@@ -94,12 +112,32 @@ static const char *const email_secret_keys[] = { "password", "verp_secret",
 #define EMAIL_VERP_SECRET_MIN 16
 
 static pthread_once_t email_once = PTHREAD_ONCE_INIT;
+/* The signal that interrupts a connect (email_guard_run); 0 when another
+ * part of the process already handles it. */
+static int email_wake_sig;
+
+static void
+email_wake (int sig)
+{
+  (void) sig;                    /* only there to interrupt connect(2) */
+}
 
 static void
 email_global_init (void)
 {
+  struct sigaction sa, old;
+  int sig = SIGRTMIN + 4;
+
   /* libESMTP's SASL client keeps a process-wide plugin list. */
   auth_client_init ();
+  /* No SA_RESTART: an interrupted connect(2) fails with EINTR. */
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = email_wake;
+  sigemptyset (&sa.sa_mask);
+  if (sig <= SIGRTMAX && sigaction (sig, NULL, &old) == 0
+      && old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)
+      && sigaction (sig, &sa, NULL) == 0)
+    email_wake_sig = sig;
 }
 
 /* ------------------------------------------------------------------ */
@@ -285,6 +323,7 @@ email_open (const struct herald_host *host, void **state_r, char *err,
   }
   st->host = host;
   st->timeout_ms = EMAIL_DEFAULT_TIMEOUT_MS;
+  st->connect_timeout_ms = EMAIL_DEFAULT_CONNECT_TIMEOUT_MS;
   st->batch = EMAIL_DEFAULT_BATCH;
   st->starttls = EMAIL_TLS_YES;
   st->tls_verify = 1;
@@ -361,6 +400,21 @@ email_open (const struct herald_host *host, void **state_r, char *err,
       goto out;
     }
     st->timeout_ms = n;
+  }
+
+  v = email_get (host, "connect_timeout_ms");
+  if (v != NULL) {
+    if (email_parse_long (v, LONG_MIN, LONG_MAX, &n) < 0) {
+      email_config_error (host, "connect_timeout_ms", err, errlen,
+                          "'%s' is not a number", v);
+      goto out;
+    }
+    if (n < 1 || n > 3600000) {
+      email_config_error (host, "connect_timeout_ms", err, errlen,
+                          "'%s' is out of range (1 to 3600000)", v);
+      goto out;
+    }
+    st->connect_timeout_ms = n;
   }
 
   v = email_get (host, "batch");
@@ -501,6 +555,10 @@ email_open (const struct herald_host *host, void **state_r, char *err,
     snprintf (err, errlen, "out of memory");
     goto out;
   }
+  if (email_wake_sig == 0 && host->log != NULL)
+    host->log (host->data, HERALD_LOG_WARNING, "signal %d already has a "
+               "handler: connect_timeout_ms does not apply, connecting "
+               "waits as long as the system lets it", SIGRTMIN + 4);
   *state_r = st;
   st = NULL;
   r = 0;
@@ -566,6 +624,123 @@ email_message_cb (void **ctx, int *len, void *arg)
   return it->buf.data;
 }
 
+/* ------------------------------------------------------------------ */
+/* The connect timeout.                                                */
+
+/* libESMTP 1.1.0 connects with a blocking connect(2) and has neither a
+ * timeout for it nor a hook on its socket (protocol.c, do_session): to a
+ * server that drops SYNs (down, firewalled, full backlog), Linux gives up
+ * only after tcp_syn_retries, about 2 minutes per address.  So a
+ * watchdog thread interrupts the sending thread with email_wake_sig once
+ * connect_timeout_ms has passed without SMTP_EV_CONNECT: connect fails
+ * with EINTR, libESMTP tries the next address, and the watchdog keeps
+ * interrupting every 20 ms until a connect succeeds or
+ * smtp_start_session returns.  A late signal after the connect is
+ * harmless: libESMTP's socket is then non-blocking and each of its
+ * poll(2) calls loops on EINTR (siobuf.c).  DNS resolution is not bounded
+ * here (the resolver's own timeouts apply). */
+
+static void
+email_ts_add_ms (struct timespec *ts, long ms)
+{
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_nsec -= 1000000000L;
+    ts->tv_sec++;
+  }
+}
+
+static void *
+email_guard_run (void *arg)
+{
+  struct email_guard *g = arg;
+  struct timespec deadline = { 0, 0 };
+
+  pthread_mutex_lock (&g->mu);
+  while (!g->done) {
+    if (g->connected) {
+      pthread_cond_wait (&g->cv, &g->mu);
+      continue;
+    }
+    if (g->rearm) {
+      clock_gettime (CLOCK_MONOTONIC, &deadline);
+      email_ts_add_ms (&deadline, g->ms);
+      g->rearm = 0;
+    }
+    if (pthread_cond_timedwait (&g->cv, &g->mu, &deadline) == ETIMEDOUT
+        && !g->connected && !g->done && !g->rearm) {
+      g->fired = 1;
+      pthread_kill (g->target, email_wake_sig);
+      clock_gettime (CLOCK_MONOTONIC, &deadline);
+      email_ts_add_ms (&deadline, 20);
+    }
+  }
+  pthread_mutex_unlock (&g->mu);
+  return NULL;
+}
+
+/* Start the watchdog of the calling thread's next connect.  Returns 0,
+ * or -1 (connecting is then unbounded, as without this). */
+static int
+email_guard_start (struct email_guard *g, long ms)
+{
+  pthread_condattr_t ca;
+
+  memset (g, 0, sizeof *g);
+  if (email_wake_sig == 0)
+    return -1;
+  g->target = pthread_self ();
+  g->ms = ms;
+  g->rearm = 1;
+  if (pthread_condattr_init (&ca) != 0)
+    return -1;
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  if (pthread_cond_init (&g->cv, &ca) != 0) {
+    pthread_condattr_destroy (&ca);
+    return -1;
+  }
+  pthread_condattr_destroy (&ca);
+  pthread_mutex_init (&g->mu, NULL);
+  if (pthread_create (&g->thread, NULL, email_guard_run, g) != 0) {
+    pthread_cond_destroy (&g->cv);
+    pthread_mutex_destroy (&g->mu);
+    return -1;
+  }
+  return 0;
+}
+
+/* A connect succeeded (connected = 1) or its connection ended (0). */
+static void
+email_guard_set (struct email_guard *g, int connected)
+{
+  if (g == NULL)
+    return;
+  pthread_mutex_lock (&g->mu);
+  g->connected = connected;
+  if (!connected)
+    g->rearm = 1;
+  pthread_cond_signal (&g->cv);
+  pthread_mutex_unlock (&g->mu);
+}
+
+/* Stop and join the watchdog; returns whether it interrupted a connect. */
+static int
+email_guard_stop (struct email_guard *g)
+{
+  int fired;
+
+  pthread_mutex_lock (&g->mu);
+  g->done = 1;
+  pthread_cond_signal (&g->cv);
+  pthread_mutex_unlock (&g->mu);
+  pthread_join (g->thread, NULL);
+  fired = g->fired;
+  pthread_cond_destroy (&g->cv);
+  pthread_mutex_destroy (&g->mu);
+  return fired;
+}
+
 /* TLS events: keep libESMTP's reject (ok = 0) unless tls_verify = no, and
  * remember why the session stopped. */
 static void
@@ -579,6 +754,12 @@ email_event (smtp_session_t session, int event_no, void *arg, ...)
 
   va_start (ap, arg);
   switch (event_no) {
+  case SMTP_EV_CONNECT:
+    email_guard_set (info->guard, 1);
+    break;
+  case SMTP_EV_DISCONNECT:
+    email_guard_set (info->guard, 0);
+    break;
   case SMTP_EV_INVALID_PEER_CERTIFICATE:
     vfy = va_arg (ap, long);
     ok = va_arg (ap, int *);
@@ -840,11 +1021,12 @@ email_send_session (struct email_state *st,
                     struct herald_result *results)
 {
   struct email_session_info info;
+  struct email_guard guard;
   struct email_item *items;
   smtp_session_t session = NULL;
   char err[HERALD_ERROR_MAX];
   size_t i, j, queued = 0;
-  int which;
+  int which, started, fired;
 
   memset (&info, 0, sizeof info);
   items = calloc (n, sizeof *items);
@@ -946,9 +1128,19 @@ email_send_session (struct email_state *st,
   if (queued == 0)
     goto out;
 
-  if (!smtp_start_session (session)) {
+  info.guard = email_guard_start (&guard, st->connect_timeout_ms) == 0
+               ? &guard : NULL;
+  started = smtp_start_session (session);
+  fired = info.guard != NULL && email_guard_stop (&guard);
+  info.guard = NULL;
+  if (!started) {
     /* No server could be reached (or nothing to do). */
-    email_session_error (err, sizeof err, st->server);
+    if (fired)
+      snprintf (err, sizeof err, "SMTP server %s: no connection within "
+                "connect_timeout_ms = %ld (connect timed out)", st->server,
+                st->connect_timeout_ms);
+    else
+      email_session_error (err, sizeof err, st->server);
     for (i = 0; i < n; i++)
       if (items[i].msg != NULL)
         email_set (&results[i], HERALD_RETRY, err);
