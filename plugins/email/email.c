@@ -1027,6 +1027,7 @@ email_send_session (struct email_state *st,
   char err[HERALD_ERROR_MAX];
   size_t i, j, queued = 0;
   int which, started, fired;
+  sigset_t oldmask;
 
   memset (&info, 0, sizeof info);
   items = calloc (n, sizeof *items);
@@ -1130,8 +1131,20 @@ email_send_session (struct email_state *st,
 
   info.guard = email_guard_start (&guard, st->connect_timeout_ms) == 0
                ? &guard : NULL;
+  if (info.guard != NULL) {
+    /* herald run's sender threads block every signal (core/lane.c): let
+     * the watchdog's through for this session only. */
+    sigset_t wake;
+    sigemptyset (&wake);
+    sigaddset (&wake, email_wake_sig);
+    pthread_sigmask (SIG_UNBLOCK, &wake, &oldmask);
+  }
   started = smtp_start_session (session);
-  fired = info.guard != NULL && email_guard_stop (&guard);
+  fired = 0;
+  if (info.guard != NULL) {
+    fired = email_guard_stop (&guard);
+    pthread_sigmask (SIG_SETMASK, &oldmask, NULL);
+  }
   info.guard = NULL;
   if (!started) {
     /* No server could be reached (or nothing to do). */
