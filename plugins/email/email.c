@@ -862,16 +862,19 @@ email_enhanced (const smtp_status_t *s, int c[3])
 }
 
 /* RFC 3463 section 3.2: X.1.1 bad mailbox, X.1.2 bad system, X.1.3 bad
- * syntax, X.1.6 moved, X.1.10 null MX (RFC 7505): the address is dead. */
+ * syntax, X.1.6 moved, X.1.10 null MX (RFC 7505), X.2.1 mailbox disabled
+ * (an account closed for good: what large providers answer for a deleted
+ * account): the address is dead. */
 static int
 email_address_dead (const smtp_status_t *s)
 {
   int c[3];
 
-  if (email_enhanced (s, c) < 0)
+  if (email_enhanced (s, c) < 0 || s->code / 100 != 5 || c[0] != 5)
     return 0;
-  return s->code / 100 == 5 && c[0] == 5 && c[1] == 1
-         && (c[2] == 1 || c[2] == 2 || c[2] == 3 || c[2] == 6 || c[2] == 10);
+  return (c[1] == 1 && (c[2] == 1 || c[2] == 2 || c[2] == 3 || c[2] == 6
+                        || c[2] == 10))
+         || (c[1] == 2 && c[2] == 1);
 }
 
 /* Copy s as a JSON string body (no quotes) into out; truncates. */

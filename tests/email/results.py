@@ -1,7 +1,7 @@
 # results.py: the email plugin's per-message results against scripted SMTP
-# servers on loopback: 2xx sent, 4xx retry, 5xx rejected, 5.1.1 invalid
-# address, 530 on MAIL FROM a channel error (also after a failed AUTH),
-# a dropped connection and a server that never answers give retry in
+# servers on loopback: 2xx sent, 4xx retry, 5xx rejected, 5.1.1, 5.1.10
+# and 5.2.1 invalid address, 530 on MAIL FROM a channel error (also after
+# a failed AUTH), a dropped connection and a server that never answers give retry in
 # time; batch opens one session per `batch` messages; rate paces.  Time is
 # only bounded below (a wait the code promises) or by a generous deadline.
 import os
@@ -51,7 +51,9 @@ try:
             msg('r:8', [{'type': 'email', 'value': 't4xx8@example.com'},
                         {'type': 'email', 'value': 'p5xx8@example.com'}]),
             msg('r:9', 'not an address'),
-            msg('r:10', 'ok10@example.com')]
+            msg('r:10', 'ok10@example.com'),
+            msg('r:11', 'gone11@example.com'),
+            msg('r:12', 'nullmx12@example.com')]
     rc, res, err, _ = plugin_run(keys_for(s.port), msgs)
     r = by_key(res)
     t.ok(rc == 0 and len(res) == len(msgs), 'one result per message',
@@ -66,6 +68,15 @@ try:
     t.ok(st.get('r:4') == 'invalid_address'
          and r['r:4']['to_invalid'] == [1], 'RCPT 550 5.1.1: invalid_address '
          'and the address marked dead', r.get('r:4'))
+    t.ok(st.get('r:11') == 'invalid_address'
+         and r['r:11']['to_invalid'] == [1]
+         and '550 5.2.1' in r['r:11']['error'],
+         'RCPT 550 5.2.1 (mailbox disabled): invalid_address, the enhanced '
+         'code kept in the error', r.get('r:11'))
+    t.ok(st.get('r:12') == 'invalid_address'
+         and r['r:12']['to_invalid'] == [1]
+         and '556 5.1.10' in r['r:12']['error'],
+         'RCPT 556 5.1.10 (null MX): invalid_address', r.get('r:12'))
     t.ok(st.get('r:5') == 'retry' and 'DATA: 451' in r['r:5']['error'],
          'DATA 451: retry', r.get('r:5'))
     t.ok(st.get('r:6') == 'rejected' and 'DATA: 554' in r['r:6']['error'],

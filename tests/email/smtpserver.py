@@ -7,6 +7,8 @@
 #   t4xx...   RCPT answered 451 4.3.0 (try again)
 #   p5xx...   RCPT answered 554 5.7.1 (refused by policy)
 #   dead...   RCPT answered 550 5.1.1 (no such user)
+#   gone...   RCPT answered 550 5.2.1 (mailbox disabled)
+#   nullmx... RCPT answered 556 5.1.10 (null MX, RFC 7505)
 #   d4xx...   DATA answered 451 4.3.0 after the data
 #   d5xx...   DATA answered 554 5.6.0 after the data
 #   drop...   the connection is closed after the data, before any reply
@@ -42,6 +44,10 @@ class Recorder:
             return '554 5.7.1 Refused by policy'
         if local.startswith('dead'):
             return '550 5.1.1 No such user'
+        if local.startswith('gone'):
+            return '550 5.2.1 Mailbox disabled'
+        if local.startswith('nullmx'):
+            return '556 5.1.10 Recipient address has null MX'
         envelope.rcpt_tos.append(address)
         return '250 2.1.5 OK'
 
