@@ -905,9 +905,10 @@ email_set (struct herald_result *res, int status, const char *error)
 }
 
 /* Classify message i from its replies (PROTOCOLS.md): delivered = some
- * RCPT 2xx and DATA 2xx; permanent = RCPT 5xx or DATA 5xx; 530 or X.7.X
- * on MAIL FROM = the channel's configuration (AUTH failed silently);
- * anything else (no reply, 4xx, dropped connection) = retry. */
+ * RCPT 2xx and DATA 2xx; permanent = RCPT 5xx, DATA 5xx or 552 (size) to
+ * MAIL FROM; any other 5xx on MAIL FROM = the channel's configuration
+ * (530 when AUTH failed silently); anything else (no reply, 4xx, dropped
+ * connection) = retry. */
 static void
 email_classify (struct email_state *st, const struct herald_message *m,
                 struct email_item *it, struct herald_result *res,
@@ -921,13 +922,20 @@ email_classify (struct email_state *st, const struct herald_message *m,
 
   if (mail == NULL || mail->code / 100 != 2) {
     if (mail != NULL && mail->code / 100 == 5
-        && (mail->code == 530
-            || (email_enhanced (mail, enh) == 0 && enh[1] == 7))) {
-      email_status_text (mail, "MAIL FROM", buf, sizeof buf);
-      email_set (res, HERALD_CHANNEL_ERROR, buf);
-    } else if (mail != NULL && mail->code / 100 == 5) {
+        && (mail->code == 552
+            || (email_enhanced (mail, enh) == 0 && enh[1] == 3
+                && enh[2] == 4))) {
+      /* 552 / X.3.4: this message is too big (RFC 1870 SIZE). */
       email_status_text (mail, "MAIL FROM", buf, sizeof buf);
       email_set (res, HERALD_REJECTED, buf);
+    } else if (mail != NULL && mail->code / 100 == 5) {
+      /* Any other 5xx to MAIL FROM refuses the sender, which is the
+       * channel's (from, bounce_domain) and the same for every message:
+       * 530 or X.7.X after a failed AUTH, X.1.8 bad sender domain, X.7.1
+       * sender not allowed.  Rejecting the message would fail (or
+       * re-route) the whole campaign for a setting. */
+      email_status_text (mail, "MAIL FROM", buf, sizeof buf);
+      email_set (res, HERALD_CHANNEL_ERROR, buf);
     } else if (info->tls_error[0]) {
       /* The session stopped at STARTTLS: nothing will pass until the
        * configuration (or the server) changes. */

@@ -1,9 +1,10 @@
 # results.py: the email plugin's per-message results against scripted SMTP
 # servers on loopback: 2xx sent, 4xx retry, 5xx rejected, 5.1.1, 5.1.10
 # and 5.2.1 invalid address, 530 on MAIL FROM a channel error (also after
-# a failed AUTH), a dropped connection and a server that never answers give retry in
-# time; batch opens one session per `batch` messages; rate paces.  Time is
-# only bounded below (a wait the code promises) or by a generous deadline.
+# a failed AUTH) as is any 5xx there but 552 (too big: rejected), a
+# dropped connection and a server that never answers give retry in time;
+# batch opens one session per `batch` messages; rate paces.  Time is only
+# bounded below (a wait the code promises) or by a generous deadline.
 import os
 import signal
 import sys
@@ -146,6 +147,27 @@ try:
     t.ok(res and res[0]['status'] == 'channel_error'
          and '530' in res[0]['error'],
          'no credentials, server requires AUTH: channel_error', res)
+finally:
+    s.stop()
+
+# 3b. Any other 5xx to MAIL FROM refuses the sender, the channel's
+# setting: channel_error for every message, nothing delivered; 552 (the
+# message is too big) is the message's: rejected.
+s = ScriptedSMTP()
+try:
+    rc, res, err, _ = plugin_run(
+        keys_for(s.port, **{'from': 'Herald <badsender@herald.example>'}),
+        [msg('m:1', 'm1@example.com'), msg('m:2', 'm2@example.com')])
+    t.ok([x['status'] for x in res] == ['channel_error'] * 2
+         and '550 5.1.8' in res[0]['error'],
+         'MAIL FROM 550 5.1.8: channel_error, the reply kept', res)
+    rc, res, err, _ = plugin_run(
+        keys_for(s.port, **{'from': 'Herald <big@herald.example>'}),
+        [msg('m:3', 'm3@example.com')])
+    t.ok([x['status'] for x in res] == ['rejected']
+         and '552 5.3.4' in res[0]['error'],
+         'MAIL FROM 552 5.3.4 (too big): rejected', res)
+    t.ok(not s.messages, 'nothing delivered')
 finally:
     s.stop()
 

@@ -3,6 +3,8 @@
 # folder; never run by itself.
 #
 # ScriptedSMTP is aiosmtpd on a free port in a thread of the test process.
+# The sender's local part scripts MAIL FROM: badsender... 550 5.1.8,
+# big... 552 5.3.4 (too big).
 # Recipients script the answers by their local part:
 #   t4xx...   RCPT answered 451 4.3.0 (try again)
 #   p5xx...   RCPT answered 554 5.7.1 (refused by policy)
@@ -35,6 +37,16 @@ logging.getLogger('mail.log').setLevel(logging.CRITICAL)
 class Recorder:
     def __init__(self, server):
         self.server = server
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        local = address.split('@')[0]
+        if local.startswith('badsender'):
+            return '550 5.1.8 Bad sender address domain'
+        if local.startswith('big'):
+            return '552 5.3.4 Message size exceeds fixed limit'
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return '250 2.1.0 OK'
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         local = address.split('@')[0]
