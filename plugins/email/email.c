@@ -68,10 +68,13 @@ struct email_state {
   struct verp_key verp;          /* set when bounce_domain is */
 };
 
+struct email_session_info;
+
 /* One message of a session: its bytes and its libESMTP handles.  The
  * bytes live until the session is destroyed. */
 struct email_item {
   struct email_state *st;
+  struct email_session_info *info;
   struct mime_buf buf;
   int sent_once;                 /* message callback: chunk handed out */
   char reverse[VERP_ADDRESS_MAX]; /* MAIL FROM with bounce_domain */
@@ -97,6 +100,11 @@ struct email_guard {
 struct email_session_info {
   char tls_error[256];           /* certificate or STARTTLS failure */
   struct email_guard *guard;     /* NULL: connect is not bounded */
+  char last_reply[160];          /* the server's last reply line */
+  int replied;                   /* the server said something */
+  int quitting;                  /* QUIT sent: replies no longer count */
+  char last_cmd[12];             /* the verb of our last command */
+  struct timespec last_io;       /* CLOCK_MONOTONIC of the last I/O */
 };
 
 static const char *const email_channels[] = { "email", NULL };
@@ -615,10 +623,12 @@ email_message_cb (void **ctx, int *len, void *arg)
     return NULL;
   }
   if (it->sent_once || it->buf.len > INT_MAX) {
+    clock_gettime (CLOCK_MONOTONIC, &it->info->last_io);
     *len = 0;
     return NULL;
   }
   email_pace (it->st);
+  clock_gettime (CLOCK_MONOTONIC, &it->info->last_io);
   it->sent_once = 1;
   *len = (int) it->buf.len;
   return it->buf.data;
@@ -741,6 +751,66 @@ email_guard_stop (struct email_guard *g)
   return fired;
 }
 
+/* The protocol monitor (libESMTP passes the commands and the replies, not
+ * the message): remember the last reply line before QUIT and the verb of
+ * the last command, so that a session that ends early can say where and
+ * why.  Only a known verb: the lines after AUTH carry the credentials. */
+static void
+email_monitor (const char *buf, int buflen, int writing, void *arg)
+{
+  static const char *const verbs[] = {
+    "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT",
+    "RSET", "NOOP", NULL
+  };
+  struct email_session_info *info = arg;
+  int i, start, end;
+
+  clock_gettime (CLOCK_MONOTONIC, &info->last_io);
+  if (buf == NULL || buflen <= 0)
+    return;
+  if (writing == SMTP_CB_WRITING) {
+    /* QUIT follows every failure: the verb and the reply before it say
+     * where and why. */
+    if (buflen >= 4 && memcmp (buf, "QUIT", 4) == 0)
+      info->quitting = 1;
+    for (i = 0; verbs[i] != NULL; i++) {
+      size_t n = strlen (verbs[i]);
+      if ((size_t) buflen >= n && memcmp (buf, verbs[i], n) == 0) {
+        snprintf (info->last_cmd, sizeof info->last_cmd, "%s", verbs[i]);
+        break;
+      }
+    }
+    return;
+  }
+  if (writing != SMTP_CB_READING || info->quitting)
+    return;
+  info->replied = 1;
+  /* The last complete line "DDD text" (a reply's last line has a space
+   * after the code, RFC 5321 section 4.2.1). */
+  end = buflen;
+  while (end > 0) {
+    while (end > 0 && (buf[end - 1] == '\r' || buf[end - 1] == '\n'))
+      end--;
+    start = end;
+    while (start > 0 && buf[start - 1] != '\n')
+      start--;
+    if (end - start >= 4 && buf[start] >= '2' && buf[start] <= '5'
+        && buf[start + 1] >= '0' && buf[start + 1] <= '9'
+        && buf[start + 2] >= '0' && buf[start + 2] <= '9'
+        && buf[start + 3] == ' ') {
+      int n = end - start;
+      if (n > (int) sizeof info->last_reply - 1)
+        n = (int) sizeof info->last_reply - 1;
+      for (i = 0; i < n; i++)
+        info->last_reply[i] = (unsigned char) buf[start + i] < 0x20
+                              ? ' ' : buf[start + i];
+      info->last_reply[n] = '\0';
+      return;
+    }
+    end = start;
+  }
+}
+
 /* TLS events: keep libESMTP's reject (ok = 0) unless tls_verify = no, and
  * remember why the session stopped. */
 static void
@@ -756,6 +826,7 @@ email_event (smtp_session_t session, int event_no, void *arg, ...)
   switch (event_no) {
   case SMTP_EV_CONNECT:
     email_guard_set (info->guard, 1);
+    clock_gettime (CLOCK_MONOTONIC, &info->last_io);
     break;
   case SMTP_EV_DISCONNECT:
     email_guard_set (info->guard, 0);
@@ -940,7 +1011,7 @@ email_classify (struct email_state *st, const struct herald_message *m,
       /* The session stopped at STARTTLS: nothing will pass until the
        * configuration (or the server) changes. */
       email_set (res, HERALD_CHANNEL_ERROR, info->tls_error);
-    } else if (mail != NULL && mail->code != 0) {
+    } else if (mail != NULL && mail->code / 100 == 4) {
       email_status_text (mail, "MAIL FROM", buf, sizeof buf);
       email_set (res, HERALD_RETRY, buf);
     } else
@@ -956,6 +1027,12 @@ email_classify (struct email_state *st, const struct herald_message *m,
     rs = smtp_recipient_status (it->rcpt[i]);
     if (rs != NULL && rs->code / 100 == 2)
       ok++;
+    else if (rs == NULL || (rs->code / 100 != 4 && rs->code / 100 != 5)) {
+      /* No reply (the session ended first): its reason. */
+      temp++;
+      if (buf[0] == '\0')
+        snprintf (buf, sizeof buf, "%s", sess_err);
+    }
     else if (rs != NULL && rs->code / 100 == 5) {
       perm++;
       if (email_address_dead (rs)) {
@@ -1004,25 +1081,50 @@ email_classify (struct email_state *st, const struct herald_message *m,
   } else if (data != NULL && data->code / 100 == 5) {
     email_status_text (data, "DATA", buf, sizeof buf);
     email_set (res, HERALD_REJECTED, buf);
-  } else if (data != NULL && data->code != 0) {
+  } else if (data != NULL && data->code / 100 == 4) {
     email_status_text (data, "DATA", buf, sizeof buf);
     email_set (res, HERALD_RETRY, buf);
   } else
+    /* No reply, or only the 354 of a transfer that never ended. */
     email_set (res, HERALD_RETRY, sess_err);
 }
 
+/* Why the session ended early, where, and the server's last word: "SMTP
+ * session with HOST:PORT: no reply within timeout_ms = 1200 after RCPT",
+ * "...: SMTP server dropped connection after EHLO (last reply: 421 4.3.2
+ * Shutting down)".  libESMTP reports a poll(2) timeout as a dropped
+ * connection: a session idle for timeout_ms is told apart by the time of
+ * its last I/O. */
 static void
-email_session_error (char *buf, size_t buflen, const char *server)
+email_session_error (char *buf, size_t buflen, const struct email_state *st,
+                     const struct email_session_info *info)
 {
-  char ebuf[128];
+  char ebuf[128], where[64], last[200] = "";
   int e = smtp_errno ();
+  struct timespec now;
+  long long idle_ms;
 
-  if (e == 0)
-    snprintf (buf, buflen, "SMTP session with %s ended early", server);
+  clock_gettime (CLOCK_MONOTONIC, &now);
+  idle_ms = (now.tv_sec - info->last_io.tv_sec) * 1000LL
+            + (now.tv_nsec - info->last_io.tv_nsec) / 1000000L;
+  if (info->last_cmd[0])
+    snprintf (where, sizeof where, " after %s", info->last_cmd);
   else
-    snprintf (buf, buflen, "SMTP session with %s: %s", server,
-              smtp_strerror (e, ebuf, sizeof ebuf)
-                ? ebuf : "unknown error");
+    snprintf (where, sizeof where, info->replied ? " at the greeting"
+              : " before the greeting");
+  if (info->last_reply[0] == '4' || info->last_reply[0] == '5')
+    snprintf (last, sizeof last, " (last reply: %s)", info->last_reply);
+  if (e == SMTP_ERR_DROPPED_CONNECTION && info->last_io.tv_sec != 0
+      && idle_ms >= st->timeout_ms - 50)
+    snprintf (buf, buflen, "SMTP session with %s: no reply within "
+              "timeout_ms = %ld%s%s", st->server, st->timeout_ms, where, last);
+  else if (e == 0)
+    snprintf (buf, buflen, "SMTP session with %s ended early%s%s",
+              st->server, where, last);
+  else
+    snprintf (buf, buflen, "SMTP session with %s: %s%s%s", st->server,
+              smtp_strerror (e, ebuf, sizeof ebuf) ? ebuf : "unknown error",
+              where, last);
 }
 
 /* One SMTP session for messages[0..n).  Every result is filled. */
@@ -1056,6 +1158,7 @@ email_send_session (struct email_state *st,
   smtp_set_application_data_release (session, st, NULL);
   smtp_set_server (session, st->server);
   smtp_set_eventcb (session, email_event, &info);
+  smtp_set_monitorcb (session, email_monitor, &info, 0);
   /* Milliseconds, and below RFC 5321's minimums only with the override
    * flag (PROTOCOLS.md). */
   for (which = Timeout_GREETING; which <= Timeout_DATA2; which++)
@@ -1078,6 +1181,7 @@ email_send_session (struct email_state *st,
     int r;
 
     it->st = st;
+    it->info = &info;
     mime_buf_init (&it->buf);
     for (j = 0; j < m->n_to; j++)
       if (!address_email_ok (m->to[j].value, why, sizeof why)) {
@@ -1164,13 +1268,13 @@ email_send_session (struct email_state *st,
                 "connect_timeout_ms = %ld (connect timed out)", st->server,
                 st->connect_timeout_ms);
     else
-      email_session_error (err, sizeof err, st->server);
+      email_session_error (err, sizeof err, st, &info);
     for (i = 0; i < n; i++)
       if (items[i].msg != NULL)
         email_set (&results[i], HERALD_RETRY, err);
     goto out;
   }
-  email_session_error (err, sizeof err, st->server);
+  email_session_error (err, sizeof err, st, &info);
   for (i = 0; i < n; i++)
     if (items[i].msg != NULL)
       email_classify (st, &messages[i], &items[i], &results[i], &info, err);

@@ -2,7 +2,8 @@
 # servers on loopback: 2xx sent, 4xx retry, 5xx rejected, 5.1.1, 5.1.10
 # and 5.2.1 invalid address, 530 on MAIL FROM a channel error (also after
 # a failed AUTH) as is any 5xx there but 552 (too big: rejected), a
-# dropped connection and a server that never answers give retry in time;
+# dropped connection and a server that never answers give retry in time,
+# with an error that says where and why;
 # batch opens one session per `batch` messages; rate paces.  Time is only
 # bounded below (a wait the code promises) or by a generous deadline.
 import os
@@ -12,8 +13,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.environ['HERALD_SRCDIR'], 'tests', 'email'))
-from smtpserver import (ScriptedSMTP, SilentServer, Tap, free_port,  # noqa
-                        plugin_run)
+from smtpserver import (FaultSMTP, ScriptedSMTP, SilentServer, Tap,  # noqa
+                        free_port, plugin_run)
 
 signal.alarm(150)
 t = Tap()
@@ -210,6 +211,33 @@ try:
          res)
 finally:
     q.stop()
+
+# 5b. A session that ends early says where and why: the stage, the
+# server's last refusal, or that it went silent for timeout_ms (libESMTP
+# reports a timeout as a dropped connection).  A transfer that stalls
+# after the data is no reply, not the 354 that preceded it.
+for script, want in (
+        ({'greeting': '554 5.7.1 Access denied'},
+         ['at the greeting', '554 5.7.1 Access denied']),
+        ({'ehlo': '421 4.3.2 Shutting down'},
+         ['after EHLO', '421 4.3.2 Shutting down']),
+        ({'greeting': 'drop'}, ['dropped connection before the greeting']),
+        ({'data_mid': 'drop'}, ['dropped connection after DATA']),
+        ({'rcpt': 'stall'}, ['no reply within timeout_ms = 1000 after RCPT']),
+        ({'eod': 'stall'}, ['no reply within timeout_ms = 1000 after DATA'])):
+    f = FaultSMTP()
+    try:
+        f.script = script
+        rc, res, err, dt = plugin_run(keys_for(f.port, timeout_ms=1000),
+                                      [msg('w:1', 'w1@example.com'),
+                                       msg('w:2', 'w2@example.com')],
+                                      timeout=30)
+        errs = [x['error'] for x in res]
+        t.ok([x['status'] for x in res] == ['retry', 'retry']
+             and all(all(w in e for w in want) for e in errs),
+             '%r: retry, the error says %r' % (script, want), errs)
+    finally:
+        f.stop()
 
 # 6. Nothing listening: retry at once.
 port = free_port()
