@@ -240,7 +240,8 @@ class FaultSMTP:
       'greeting', 'ehlo', 'helo', 'mail', 'data', 'eod' (the reply to the
       end of the data): a reply line such as '421 4.3.2 Busy', or
       'stall' (never answer), 'drop' (hang up without a word), and for
-      'eod' also 'accept_close' (answer 250, then hang up);
+      'eod' also 'accept_close' (answer 250, then hang up) and
+      'queue_drop' (keep the message, hang up before the reply);
       'rcpt': the same for every recipient;
       'rcpt:PREFIX': the same for recipients whose local part starts with
       PREFIX (takes precedence);
@@ -352,6 +353,11 @@ class FaultSMTP:
                             self.log.append((sess, 'drop mid-DATA'))
                             return
                     a = self._action('eod', '250 2.0.0 Ok: queued')
+                    if a == 'queue_drop':
+                        # Queued, then the reply is lost (RFC 1047).
+                        self._record(sess, mail_from, rcpts, data)
+                        self.log.append((sess, 'queued, no reply'))
+                        return
                     if a == 'accept_close':
                         await say('250 2.0.0 Ok: queued, then hung up')
                         self._record(sess, mail_from, rcpts, data)
