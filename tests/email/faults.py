@@ -59,6 +59,17 @@ class FullBacklog:
             self.fill.append(c)
         time.sleep(0.1)
 
+    def answers(self):
+        c = socket.socket()
+        c.settimeout(1)
+        try:
+            c.connect(('127.0.0.1', self.port))
+            return True
+        except OSError:
+            return False
+        finally:
+            c.close()
+
     def stop(self):
         for c in self.fill:
             c.close()
@@ -380,13 +391,17 @@ for stage in STAGES:
                % TIMEOUT_MS), max_s=STALL_MAX)
 b = FullBacklog()
 try:
-    case('no TCP handshake', {}, every(
-        'retry', 'email', 'no connection within connect_timeout_ms = %d'
-        % TIMEOUT_MS), port=b.port, max_s=STALL_MAX,
-        expect2={'c0': ('sent', 'sms', None),
-                 'c1': ('dead', 'email', 'connect_timeout_ms'),
-                 'c2': ('sent', 'sms', None),
-                 'c3': ('dead', 'email', 'connect_timeout_ms')})
+    if b.answers():
+        print('# no TCP handshake: skipped, a full accept queue still '
+              'completes handshakes here')
+    else:
+        case('no TCP handshake', {}, every(
+            'retry', 'email', 'no connection within connect_timeout_ms = %d'
+            % TIMEOUT_MS), port=b.port, max_s=STALL_MAX,
+            expect2={'c0': ('sent', 'sms', None),
+                     'c1': ('dead', 'email', 'connect_timeout_ms'),
+                     'c2': ('sent', 'sms', None),
+                     'c3': ('dead', 'email', 'connect_timeout_ms')})
 finally:
     b.stop()
 
