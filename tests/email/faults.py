@@ -223,6 +223,8 @@ def case(name, script, expect, pipelining=False, port=None, expect2=None,
         bad = check_rows(got, expect)
         if rc != rc1:
             bad.append('herald run exit %d, want %d' % (rc, rc1))
+        if 'Sanitizer' in out or 'runtime error' in out:
+            bad.append('sanitizer report')
         for cid, r in got.items():
             if r['state'] == 'retry' and not (r['next_at'] > T0
                                               and r['attempts'] == 1):
@@ -245,6 +247,8 @@ def case(name, script, expect, pipelining=False, port=None, expect2=None,
         rc2, out2 = herald(d, 'run', os.path.join(d, 'c.ini'), now=T0 + 3600)
         got2 = rows(d)
         bad = []
+        if rc2 != 0 or 'Sanitizer' in out2 or 'runtime error' in out2:
+            bad.append('herald run exit %d, want 0' % rc2)
         if expect2 is not None:
             bad += check_rows(got2, expect2)
         else:
