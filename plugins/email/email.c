@@ -110,9 +110,9 @@ struct email_session_info {
 static const char *const email_channels[] = { "email", NULL };
 static const char *const email_keys[] = {
   "server", "from", "starttls", "username", "password", "password_file",
-  "timeout_ms", "connect_timeout_ms", "rate", "batch", "tls_ca_file", "tls_verify",
-  "dkim_domain", "dkim_selector", "dkim_key_file", "bounce_domain",
-  "verp_secret", NULL
+  "timeout_ms", "connect_timeout_ms", "rate", "batch", "tls_ca_file",
+  "tls_verify", "dkim_domain", "dkim_selector", "dkim_key_file",
+  "bounce_domain", "verp_secret", NULL
 };
 static const char *const email_secret_keys[] = { "password", "verp_secret",
                                                  NULL };
@@ -128,6 +128,15 @@ static void
 email_wake (int sig)
 {
   (void) sig;                    /* only there to interrupt connect(2) */
+}
+
+/* When the plugin is unloaded, its handler goes with it: a signal sent
+ * later must not jump into unmapped code. */
+static void __attribute__ ((destructor))
+email_global_fini (void)
+{
+  if (email_wake_sig != 0)
+    signal (email_wake_sig, SIG_DFL);
 }
 
 static void
