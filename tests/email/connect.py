@@ -62,7 +62,8 @@ def msg(key, to):
 b = FullBacklog()
 try:
     if b.answers():
-        print('1..0 # SKIP a full accept queue still completes handshakes here')
+        print('1..0 # SKIP a full accept queue still completes handshakes '
+              'here')
         sys.exit(0)
     keys = {'server': '127.0.0.1:%d' % b.port, 'from': FROM,
             'starttls': 'no', 'timeout_ms': '60000',

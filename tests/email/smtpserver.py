@@ -329,7 +329,8 @@ class FaultSMTP:
                     if a.startswith('2'):
                         rcpts.append(addr)
                 elif verb == 'DATA':
-                    a = self._action('data', '354 End data with <CR><LF>.<CR><LF>')
+                    a = self._action('data', '354 End data with '
+                                     '<CR><LF>.<CR><LF>')
                     if not rcpts and a.startswith('354'):
                         # RFC 5321 section 3.3: no valid recipient.
                         a = '554 5.5.1 Error: no valid recipients'
