@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@
 #include "dkimsign.h"
 
 #define EMAIL_DEFAULT_TIMEOUT_MS 30000L
+#define EMAIL_DEFAULT_CONNECT_TIMEOUT_MS 30000L
 #define EMAIL_DEFAULT_BATCH 100UL
 #define EMAIL_MAX_BATCH 100000UL
 
@@ -55,6 +57,7 @@ struct email_state {
   char *username;
   char *password;
   long timeout_ms;
+  long connect_timeout_ms;
   double rate;                   /* messages per second, 0 = unlimited */
   size_t batch;
   SSL_CTX *ssl_ctx;              /* NULL when starttls = no */
@@ -65,10 +68,13 @@ struct email_state {
   struct verp_key verp;          /* set when bounce_domain is */
 };
 
+struct email_session_info;
+
 /* One message of a session: its bytes and its libESMTP handles.  The
  * bytes live until the session is destroyed. */
 struct email_item {
   struct email_state *st;
+  struct email_session_info *info;
   struct mime_buf buf;
   int sent_once;                 /* message callback: chunk handed out */
   char reverse[VERP_ADDRESS_MAX]; /* MAIL FROM with bounce_domain */
@@ -76,17 +82,37 @@ struct email_item {
   smtp_recipient_t *rcpt;        /* n_to entries, NULL for skipped ones */
 };
 
+/* The watchdog of one session's connect(2) (email_guard_run).  mu
+ * guards the ints; cv wakes the watchdog. */
+struct email_guard {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t target;              /* the thread in smtp_start_session */
+  pthread_t thread;              /* the watchdog */
+  long ms;                       /* connect_timeout_ms */
+  int connected;                 /* between SMTP_EV_CONNECT and _DISCONNECT */
+  int rearm;                     /* a new connect begins: new deadline */
+  int done;                      /* smtp_start_session returned */
+  int fired;                     /* a connect was interrupted */
+};
+
 /* What the event callback learns about a session. */
 struct email_session_info {
   char tls_error[256];           /* certificate or STARTTLS failure */
+  struct email_guard *guard;     /* NULL: connect is not bounded */
+  char last_reply[160];          /* the server's last reply line */
+  int replied;                   /* the server said something */
+  int quitting;                  /* QUIT sent: replies no longer count */
+  char last_cmd[12];             /* the verb of our last command */
+  struct timespec last_io;       /* CLOCK_MONOTONIC of the last I/O */
 };
 
 static const char *const email_channels[] = { "email", NULL };
 static const char *const email_keys[] = {
   "server", "from", "starttls", "username", "password", "password_file",
-  "timeout_ms", "rate", "batch", "tls_ca_file", "tls_verify",
-  "dkim_domain", "dkim_selector", "dkim_key_file", "bounce_domain",
-  "verp_secret", NULL
+  "timeout_ms", "connect_timeout_ms", "rate", "batch", "tls_ca_file",
+  "tls_verify", "dkim_domain", "dkim_selector", "dkim_key_file",
+  "bounce_domain", "verp_secret", NULL
 };
 static const char *const email_secret_keys[] = { "password", "verp_secret",
                                                  NULL };
@@ -94,12 +120,41 @@ static const char *const email_secret_keys[] = { "password", "verp_secret",
 #define EMAIL_VERP_SECRET_MIN 16
 
 static pthread_once_t email_once = PTHREAD_ONCE_INIT;
+/* The signal that interrupts a connect (email_guard_run); 0 when another
+ * part of the process already handles it. */
+static int email_wake_sig;
+
+static void
+email_wake (int sig)
+{
+  (void) sig;                    /* only there to interrupt connect(2) */
+}
+
+/* When the plugin is unloaded, its handler goes with it: a signal sent
+ * later must not jump into unmapped code. */
+static void __attribute__ ((destructor))
+email_global_fini (void)
+{
+  if (email_wake_sig != 0)
+    signal (email_wake_sig, SIG_DFL);
+}
 
 static void
 email_global_init (void)
 {
+  struct sigaction sa, old;
+  int sig = SIGRTMIN + 4;
+
   /* libESMTP's SASL client keeps a process-wide plugin list. */
   auth_client_init ();
+  /* No SA_RESTART: an interrupted connect(2) fails with EINTR. */
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = email_wake;
+  sigemptyset (&sa.sa_mask);
+  if (sig <= SIGRTMAX && sigaction (sig, NULL, &old) == 0
+      && old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)
+      && sigaction (sig, &sa, NULL) == 0)
+    email_wake_sig = sig;
 }
 
 /* ------------------------------------------------------------------ */
@@ -285,6 +340,7 @@ email_open (const struct herald_host *host, void **state_r, char *err,
   }
   st->host = host;
   st->timeout_ms = EMAIL_DEFAULT_TIMEOUT_MS;
+  st->connect_timeout_ms = EMAIL_DEFAULT_CONNECT_TIMEOUT_MS;
   st->batch = EMAIL_DEFAULT_BATCH;
   st->starttls = EMAIL_TLS_YES;
   st->tls_verify = 1;
@@ -361,6 +417,21 @@ email_open (const struct herald_host *host, void **state_r, char *err,
       goto out;
     }
     st->timeout_ms = n;
+  }
+
+  v = email_get (host, "connect_timeout_ms");
+  if (v != NULL) {
+    if (email_parse_long (v, LONG_MIN, LONG_MAX, &n) < 0) {
+      email_config_error (host, "connect_timeout_ms", err, errlen,
+                          "'%s' is not a number", v);
+      goto out;
+    }
+    if (n < 1 || n > 3600000) {
+      email_config_error (host, "connect_timeout_ms", err, errlen,
+                          "'%s' is out of range (1 to 3600000)", v);
+      goto out;
+    }
+    st->connect_timeout_ms = n;
   }
 
   v = email_get (host, "batch");
@@ -501,6 +572,10 @@ email_open (const struct herald_host *host, void **state_r, char *err,
     snprintf (err, errlen, "out of memory");
     goto out;
   }
+  if (email_wake_sig == 0 && host->log != NULL)
+    host->log (host->data, HERALD_LOG_WARNING, "signal %d already has a "
+               "handler: connect_timeout_ms does not apply, connecting "
+               "waits as long as the system lets it", SIGRTMIN + 4);
   *state_r = st;
   st = NULL;
   r = 0;
@@ -557,13 +632,192 @@ email_message_cb (void **ctx, int *len, void *arg)
     return NULL;
   }
   if (it->sent_once || it->buf.len > INT_MAX) {
+    clock_gettime (CLOCK_MONOTONIC, &it->info->last_io);
     *len = 0;
     return NULL;
   }
   email_pace (it->st);
+  clock_gettime (CLOCK_MONOTONIC, &it->info->last_io);
   it->sent_once = 1;
   *len = (int) it->buf.len;
   return it->buf.data;
+}
+
+/* ------------------------------------------------------------------ */
+/* The connect timeout.                                                */
+
+/* libESMTP 1.1.0 connects with a blocking connect(2) and has neither a
+ * timeout for it nor a hook on its socket (protocol.c, do_session): to a
+ * server that drops SYNs (down, firewalled, full backlog), Linux gives up
+ * only after tcp_syn_retries, about 2 minutes per address.  So a
+ * watchdog thread interrupts the sending thread with email_wake_sig once
+ * connect_timeout_ms has passed without SMTP_EV_CONNECT: connect fails
+ * with EINTR, libESMTP tries the next address, and the watchdog keeps
+ * interrupting every 20 ms until a connect succeeds or
+ * smtp_start_session returns.  A late signal after the connect is
+ * harmless: libESMTP's socket is then non-blocking and each of its
+ * poll(2) calls loops on EINTR (siobuf.c).  DNS resolution is not bounded
+ * here (the resolver's own timeouts apply). */
+
+static void
+email_ts_add_ms (struct timespec *ts, long ms)
+{
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_nsec -= 1000000000L;
+    ts->tv_sec++;
+  }
+}
+
+static void *
+email_guard_run (void *arg)
+{
+  struct email_guard *g = arg;
+  struct timespec deadline = { 0, 0 };
+
+  pthread_mutex_lock (&g->mu);
+  while (!g->done) {
+    if (g->connected) {
+      pthread_cond_wait (&g->cv, &g->mu);
+      continue;
+    }
+    if (g->rearm) {
+      clock_gettime (CLOCK_MONOTONIC, &deadline);
+      email_ts_add_ms (&deadline, g->ms);
+      g->rearm = 0;
+    }
+    if (pthread_cond_timedwait (&g->cv, &g->mu, &deadline) == ETIMEDOUT
+        && !g->connected && !g->done && !g->rearm) {
+      g->fired = 1;
+      pthread_kill (g->target, email_wake_sig);
+      clock_gettime (CLOCK_MONOTONIC, &deadline);
+      email_ts_add_ms (&deadline, 20);
+    }
+  }
+  pthread_mutex_unlock (&g->mu);
+  return NULL;
+}
+
+/* Start the watchdog of the calling thread's next connect.  Returns 0,
+ * or -1 (connecting is then unbounded, as without this). */
+static int
+email_guard_start (struct email_guard *g, long ms)
+{
+  pthread_condattr_t ca;
+
+  memset (g, 0, sizeof *g);
+  if (email_wake_sig == 0)
+    return -1;
+  g->target = pthread_self ();
+  g->ms = ms;
+  g->rearm = 1;
+  if (pthread_condattr_init (&ca) != 0)
+    return -1;
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  if (pthread_cond_init (&g->cv, &ca) != 0) {
+    pthread_condattr_destroy (&ca);
+    return -1;
+  }
+  pthread_condattr_destroy (&ca);
+  pthread_mutex_init (&g->mu, NULL);
+  if (pthread_create (&g->thread, NULL, email_guard_run, g) != 0) {
+    pthread_cond_destroy (&g->cv);
+    pthread_mutex_destroy (&g->mu);
+    return -1;
+  }
+  return 0;
+}
+
+/* A connect succeeded (connected = 1) or its connection ended (0). */
+static void
+email_guard_set (struct email_guard *g, int connected)
+{
+  if (g == NULL)
+    return;
+  pthread_mutex_lock (&g->mu);
+  g->connected = connected;
+  if (!connected)
+    g->rearm = 1;
+  pthread_cond_signal (&g->cv);
+  pthread_mutex_unlock (&g->mu);
+}
+
+/* Stop and join the watchdog; returns whether it interrupted a connect. */
+static int
+email_guard_stop (struct email_guard *g)
+{
+  int fired;
+
+  pthread_mutex_lock (&g->mu);
+  g->done = 1;
+  pthread_cond_signal (&g->cv);
+  pthread_mutex_unlock (&g->mu);
+  pthread_join (g->thread, NULL);
+  fired = g->fired;
+  pthread_cond_destroy (&g->cv);
+  pthread_mutex_destroy (&g->mu);
+  return fired;
+}
+
+/* The protocol monitor (libESMTP passes the commands and the replies, not
+ * the message): remember the last reply line before QUIT and the verb of
+ * the last command, so that a session that ends early can say where and
+ * why.  Only a known verb: the lines after AUTH carry the credentials. */
+static void
+email_monitor (const char *buf, int buflen, int writing, void *arg)
+{
+  static const char *const verbs[] = {
+    "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT",
+    "RSET", "NOOP", NULL
+  };
+  struct email_session_info *info = arg;
+  int i, start, end;
+
+  clock_gettime (CLOCK_MONOTONIC, &info->last_io);
+  if (buf == NULL || buflen <= 0)
+    return;
+  if (writing == SMTP_CB_WRITING) {
+    /* QUIT follows every failure: the verb and the reply before it say
+     * where and why. */
+    if (buflen >= 4 && memcmp (buf, "QUIT", 4) == 0)
+      info->quitting = 1;
+    for (i = 0; verbs[i] != NULL; i++) {
+      size_t n = strlen (verbs[i]);
+      if ((size_t) buflen >= n && memcmp (buf, verbs[i], n) == 0) {
+        snprintf (info->last_cmd, sizeof info->last_cmd, "%s", verbs[i]);
+        break;
+      }
+    }
+    return;
+  }
+  if (writing != SMTP_CB_READING || info->quitting)
+    return;
+  info->replied = 1;
+  /* The last complete line "DDD text" (a reply's last line has a space
+   * after the code, RFC 5321 section 4.2.1). */
+  end = buflen;
+  while (end > 0) {
+    while (end > 0 && (buf[end - 1] == '\r' || buf[end - 1] == '\n'))
+      end--;
+    start = end;
+    while (start > 0 && buf[start - 1] != '\n')
+      start--;
+    if (end - start >= 4 && buf[start] >= '2' && buf[start] <= '5'
+        && buf[start + 1] >= '0' && buf[start + 1] <= '9'
+        && buf[start + 2] >= '0' && buf[start + 2] <= '9'
+        && buf[start + 3] == ' ') {
+      int n = end - start;
+      if (n > (int) sizeof info->last_reply - 1)
+        n = (int) sizeof info->last_reply - 1;
+      for (i = 0; i < n; i++)
+        info->last_reply[i] = (unsigned char) buf[start + i] < 0x20
+                              ? ' ' : buf[start + i];
+      info->last_reply[n] = '\0';
+      return;
+    }
+    end = start;
+  }
 }
 
 /* TLS events: keep libESMTP's reject (ok = 0) unless tls_verify = no, and
@@ -579,6 +833,13 @@ email_event (smtp_session_t session, int event_no, void *arg, ...)
 
   va_start (ap, arg);
   switch (event_no) {
+  case SMTP_EV_CONNECT:
+    email_guard_set (info->guard, 1);
+    clock_gettime (CLOCK_MONOTONIC, &info->last_io);
+    break;
+  case SMTP_EV_DISCONNECT:
+    email_guard_set (info->guard, 0);
+    break;
   case SMTP_EV_INVALID_PEER_CERTIFICATE:
     vfy = va_arg (ap, long);
     ok = va_arg (ap, int *);
@@ -681,16 +942,19 @@ email_enhanced (const smtp_status_t *s, int c[3])
 }
 
 /* RFC 3463 section 3.2: X.1.1 bad mailbox, X.1.2 bad system, X.1.3 bad
- * syntax, X.1.6 moved, X.1.10 null MX (RFC 7505): the address is dead. */
+ * syntax, X.1.6 moved, X.1.10 null MX (RFC 7505), X.2.1 mailbox disabled
+ * (an account closed for good: what large providers answer for a deleted
+ * account): the address is dead. */
 static int
 email_address_dead (const smtp_status_t *s)
 {
   int c[3];
 
-  if (email_enhanced (s, c) < 0)
+  if (email_enhanced (s, c) < 0 || s->code / 100 != 5 || c[0] != 5)
     return 0;
-  return s->code / 100 == 5 && c[0] == 5 && c[1] == 1
-         && (c[2] == 1 || c[2] == 2 || c[2] == 3 || c[2] == 6 || c[2] == 10);
+  return (c[1] == 1 && (c[2] == 1 || c[2] == 2 || c[2] == 3 || c[2] == 6
+                        || c[2] == 10))
+         || (c[1] == 2 && c[2] == 1);
 }
 
 /* Copy s as a JSON string body (no quotes) into out; truncates. */
@@ -721,9 +985,10 @@ email_set (struct herald_result *res, int status, const char *error)
 }
 
 /* Classify message i from its replies (PROTOCOLS.md): delivered = some
- * RCPT 2xx and DATA 2xx; permanent = RCPT 5xx or DATA 5xx; 530 or X.7.X
- * on MAIL FROM = the channel's configuration (AUTH failed silently);
- * anything else (no reply, 4xx, dropped connection) = retry. */
+ * RCPT 2xx and DATA 2xx; permanent = RCPT 5xx, DATA 5xx or 552 (size) to
+ * MAIL FROM; any other 5xx on MAIL FROM = the channel's configuration
+ * (530 when AUTH failed silently); anything else (no reply, 4xx, dropped
+ * connection) = retry. */
 static void
 email_classify (struct email_state *st, const struct herald_message *m,
                 struct email_item *it, struct herald_result *res,
@@ -737,18 +1002,25 @@ email_classify (struct email_state *st, const struct herald_message *m,
 
   if (mail == NULL || mail->code / 100 != 2) {
     if (mail != NULL && mail->code / 100 == 5
-        && (mail->code == 530
-            || (email_enhanced (mail, enh) == 0 && enh[1] == 7))) {
-      email_status_text (mail, "MAIL FROM", buf, sizeof buf);
-      email_set (res, HERALD_CHANNEL_ERROR, buf);
-    } else if (mail != NULL && mail->code / 100 == 5) {
+        && (mail->code == 552
+            || (email_enhanced (mail, enh) == 0 && enh[1] == 3
+                && enh[2] == 4))) {
+      /* 552 / X.3.4: this message is too big (RFC 1870 SIZE). */
       email_status_text (mail, "MAIL FROM", buf, sizeof buf);
       email_set (res, HERALD_REJECTED, buf);
+    } else if (mail != NULL && mail->code / 100 == 5) {
+      /* Any other 5xx to MAIL FROM refuses the sender, which is the
+       * channel's (from, bounce_domain) and the same for every message:
+       * 530 or X.7.X after a failed AUTH, X.1.8 bad sender domain, X.7.1
+       * sender not allowed.  Rejecting the message would fail (or
+       * re-route) the whole campaign for a setting. */
+      email_status_text (mail, "MAIL FROM", buf, sizeof buf);
+      email_set (res, HERALD_CHANNEL_ERROR, buf);
     } else if (info->tls_error[0]) {
       /* The session stopped at STARTTLS: nothing will pass until the
        * configuration (or the server) changes. */
       email_set (res, HERALD_CHANNEL_ERROR, info->tls_error);
-    } else if (mail != NULL && mail->code != 0) {
+    } else if (mail != NULL && mail->code / 100 == 4) {
       email_status_text (mail, "MAIL FROM", buf, sizeof buf);
       email_set (res, HERALD_RETRY, buf);
     } else
@@ -764,6 +1036,12 @@ email_classify (struct email_state *st, const struct herald_message *m,
     rs = smtp_recipient_status (it->rcpt[i]);
     if (rs != NULL && rs->code / 100 == 2)
       ok++;
+    else if (rs == NULL || (rs->code / 100 != 4 && rs->code / 100 != 5)) {
+      /* No reply (the session ended first): its reason. */
+      temp++;
+      if (buf[0] == '\0')
+        snprintf (buf, sizeof buf, "%s", sess_err);
+    }
     else if (rs != NULL && rs->code / 100 == 5) {
       perm++;
       if (email_address_dead (rs)) {
@@ -812,25 +1090,50 @@ email_classify (struct email_state *st, const struct herald_message *m,
   } else if (data != NULL && data->code / 100 == 5) {
     email_status_text (data, "DATA", buf, sizeof buf);
     email_set (res, HERALD_REJECTED, buf);
-  } else if (data != NULL && data->code != 0) {
+  } else if (data != NULL && data->code / 100 == 4) {
     email_status_text (data, "DATA", buf, sizeof buf);
     email_set (res, HERALD_RETRY, buf);
   } else
+    /* No reply, or only the 354 of a transfer that never ended. */
     email_set (res, HERALD_RETRY, sess_err);
 }
 
+/* Why the session ended early, where, and the server's last word: "SMTP
+ * session with HOST:PORT: no reply within timeout_ms = 1200 after RCPT",
+ * "...: SMTP server dropped connection after EHLO (last reply: 421 4.3.2
+ * Shutting down)".  libESMTP reports a poll(2) timeout as a dropped
+ * connection: a session idle for timeout_ms is told apart by the time of
+ * its last I/O. */
 static void
-email_session_error (char *buf, size_t buflen, const char *server)
+email_session_error (char *buf, size_t buflen, const struct email_state *st,
+                     const struct email_session_info *info)
 {
-  char ebuf[128];
+  char ebuf[128], where[64], last[200] = "";
   int e = smtp_errno ();
+  struct timespec now;
+  long long idle_ms;
 
-  if (e == 0)
-    snprintf (buf, buflen, "SMTP session with %s ended early", server);
+  clock_gettime (CLOCK_MONOTONIC, &now);
+  idle_ms = (now.tv_sec - info->last_io.tv_sec) * 1000LL
+            + (now.tv_nsec - info->last_io.tv_nsec) / 1000000L;
+  if (info->last_cmd[0])
+    snprintf (where, sizeof where, " after %s", info->last_cmd);
   else
-    snprintf (buf, buflen, "SMTP session with %s: %s", server,
-              smtp_strerror (e, ebuf, sizeof ebuf)
-                ? ebuf : "unknown error");
+    snprintf (where, sizeof where, info->replied ? " at the greeting"
+              : " before the greeting");
+  if (info->last_reply[0] == '4' || info->last_reply[0] == '5')
+    snprintf (last, sizeof last, " (last reply: %s)", info->last_reply);
+  if (e == SMTP_ERR_DROPPED_CONNECTION && info->last_io.tv_sec != 0
+      && idle_ms >= st->timeout_ms - 50)
+    snprintf (buf, buflen, "SMTP session with %s: no reply within "
+              "timeout_ms = %ld%s%s", st->server, st->timeout_ms, where, last);
+  else if (e == 0)
+    snprintf (buf, buflen, "SMTP session with %s ended early%s%s",
+              st->server, where, last);
+  else
+    snprintf (buf, buflen, "SMTP session with %s: %s%s%s", st->server,
+              smtp_strerror (e, ebuf, sizeof ebuf) ? ebuf : "unknown error",
+              where, last);
 }
 
 /* One SMTP session for messages[0..n).  Every result is filled. */
@@ -840,11 +1143,13 @@ email_send_session (struct email_state *st,
                     struct herald_result *results)
 {
   struct email_session_info info;
+  struct email_guard guard;
   struct email_item *items;
   smtp_session_t session = NULL;
   char err[HERALD_ERROR_MAX];
   size_t i, j, queued = 0;
-  int which;
+  int which, started, fired;
+  sigset_t oldmask;
 
   memset (&info, 0, sizeof info);
   items = calloc (n, sizeof *items);
@@ -862,6 +1167,7 @@ email_send_session (struct email_state *st,
   smtp_set_application_data_release (session, st, NULL);
   smtp_set_server (session, st->server);
   smtp_set_eventcb (session, email_event, &info);
+  smtp_set_monitorcb (session, email_monitor, &info, 0);
   /* Milliseconds, and below RFC 5321's minimums only with the override
    * flag (PROTOCOLS.md). */
   for (which = Timeout_GREETING; which <= Timeout_DATA2; which++)
@@ -884,6 +1190,7 @@ email_send_session (struct email_state *st,
     int r;
 
     it->st = st;
+    it->info = &info;
     mime_buf_init (&it->buf);
     for (j = 0; j < m->n_to; j++)
       if (!address_email_ok (m->to[j].value, why, sizeof why)) {
@@ -946,15 +1253,37 @@ email_send_session (struct email_state *st,
   if (queued == 0)
     goto out;
 
-  if (!smtp_start_session (session)) {
+  info.guard = email_guard_start (&guard, st->connect_timeout_ms) == 0
+               ? &guard : NULL;
+  if (info.guard != NULL) {
+    /* herald run's sender threads block every signal (core/lane.c): let
+     * the watchdog's through for this session only. */
+    sigset_t wake;
+    sigemptyset (&wake);
+    sigaddset (&wake, email_wake_sig);
+    pthread_sigmask (SIG_UNBLOCK, &wake, &oldmask);
+  }
+  started = smtp_start_session (session);
+  fired = 0;
+  if (info.guard != NULL) {
+    fired = email_guard_stop (&guard);
+    pthread_sigmask (SIG_SETMASK, &oldmask, NULL);
+  }
+  info.guard = NULL;
+  if (!started) {
     /* No server could be reached (or nothing to do). */
-    email_session_error (err, sizeof err, st->server);
+    if (fired)
+      snprintf (err, sizeof err, "SMTP server %s: no connection within "
+                "connect_timeout_ms = %ld (connect timed out)", st->server,
+                st->connect_timeout_ms);
+    else
+      email_session_error (err, sizeof err, st, &info);
     for (i = 0; i < n; i++)
       if (items[i].msg != NULL)
         email_set (&results[i], HERALD_RETRY, err);
     goto out;
   }
-  email_session_error (err, sizeof err, st->server);
+  email_session_error (err, sizeof err, st, &info);
   for (i = 0; i < n; i++)
     if (items[i].msg != NULL)
       email_classify (st, &messages[i], &items[i], &results[i], &info, err);

@@ -17,7 +17,7 @@ plugins_email_la_LIBADD = $(ESMTP_LIBS) $(OPENDKIM_LIBS) $(OPENSSL_LIBS)
 # never run by make check.
 EMAIL_TESTS = tests/email/mime.py tests/email/results.py tests/email/tls.py \
 	tests/email/headers.py tests/email/signing.py tests/email/lint.sh \
-	tests/email/verp.py \
+	tests/email/verp.py tests/email/connect.py tests/email/faults.py \
 	tests/email/config.sh tests/email/sink.sh
 TESTS += $(EMAIL_TESTS)
 

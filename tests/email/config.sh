@@ -33,6 +33,10 @@ expect "test.ini:4: [channel.email] timeout_ms: 'abc' is not a number" \
   -k "$S" -k "$F" -k timeout_ms=abc
 expect "test.ini:5: [channel.email] timeout_ms: '0' is out of range" \
   -k "$S" -k "$F" -k starttls=no -k timeout_ms=0
+expect "test.ini:4: [channel.email] connect_timeout_ms: '2s' is not a number" \
+  -k "$S" -k "$F" -k connect_timeout_ms=2s
+expect "test.ini:5: [channel.email] connect_timeout_ms: '0' is out of range" \
+  -k "$S" -k "$F" -k starttls=no -k connect_timeout_ms=0
 expect "test.ini:2: [channel.email] server: 'mail.example:smtp' is not host:port" \
   -k server=mail.example:smtp -k "$F"
 expect "test.ini:2: [channel.email] server: '127.0.0.1:70000' is not host:port" \

@@ -1,9 +1,11 @@
 # results.py: the email plugin's per-message results against scripted SMTP
-# servers on loopback: 2xx sent, 4xx retry, 5xx rejected, 5.1.1 invalid
-# address, 530 on MAIL FROM a channel error (also after a failed AUTH),
-# a dropped connection and a server that never answers give retry in
-# time; batch opens one session per `batch` messages; rate paces.  Time is
-# only bounded below (a wait the code promises) or by a generous deadline.
+# servers on loopback: 2xx sent, 4xx retry, 5xx rejected, 5.1.1, 5.1.10
+# and 5.2.1 invalid address, 530 on MAIL FROM a channel error (also after
+# a failed AUTH) as is any 5xx there but 552 (too big: rejected), a
+# dropped connection and a server that never answers give retry in time,
+# with an error that says where and why;
+# batch opens one session per `batch` messages; rate paces.  Time is only
+# bounded below (a wait the code promises) or by a generous deadline.
 import os
 import signal
 import sys
@@ -11,8 +13,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.environ['HERALD_SRCDIR'], 'tests', 'email'))
-from smtpserver import (ScriptedSMTP, SilentServer, Tap, free_port,  # noqa
-                        plugin_run)
+from smtpserver import (FaultSMTP, ScriptedSMTP, SilentServer, Tap,  # noqa
+                        free_port, plugin_run)
 
 signal.alarm(150)
 t = Tap()
@@ -51,7 +53,9 @@ try:
             msg('r:8', [{'type': 'email', 'value': 't4xx8@example.com'},
                         {'type': 'email', 'value': 'p5xx8@example.com'}]),
             msg('r:9', 'not an address'),
-            msg('r:10', 'ok10@example.com')]
+            msg('r:10', 'ok10@example.com'),
+            msg('r:11', 'gone11@example.com'),
+            msg('r:12', 'nullmx12@example.com')]
     rc, res, err, _ = plugin_run(keys_for(s.port), msgs)
     r = by_key(res)
     t.ok(rc == 0 and len(res) == len(msgs), 'one result per message',
@@ -66,6 +70,15 @@ try:
     t.ok(st.get('r:4') == 'invalid_address'
          and r['r:4']['to_invalid'] == [1], 'RCPT 550 5.1.1: invalid_address '
          'and the address marked dead', r.get('r:4'))
+    t.ok(st.get('r:11') == 'invalid_address'
+         and r['r:11']['to_invalid'] == [1]
+         and '550 5.2.1' in r['r:11']['error'],
+         'RCPT 550 5.2.1 (mailbox disabled): invalid_address, the enhanced '
+         'code kept in the error', r.get('r:11'))
+    t.ok(st.get('r:12') == 'invalid_address'
+         and r['r:12']['to_invalid'] == [1]
+         and '556 5.1.10' in r['r:12']['error'],
+         'RCPT 556 5.1.10 (null MX): invalid_address', r.get('r:12'))
     t.ok(st.get('r:5') == 'retry' and 'DATA: 451' in r['r:5']['error'],
          'DATA 451: retry', r.get('r:5'))
     t.ok(st.get('r:6') == 'rejected' and 'DATA: 554' in r['r:6']['error'],
@@ -138,6 +151,27 @@ try:
 finally:
     s.stop()
 
+# 3b. Any other 5xx to MAIL FROM refuses the sender, the channel's
+# setting: channel_error for every message, nothing delivered; 552 (the
+# message is too big) is the message's: rejected.
+s = ScriptedSMTP()
+try:
+    rc, res, err, _ = plugin_run(
+        keys_for(s.port, **{'from': 'Herald <badsender@herald.example>'}),
+        [msg('m:1', 'm1@example.com'), msg('m:2', 'm2@example.com')])
+    t.ok([x['status'] for x in res] == ['channel_error'] * 2
+         and '550 5.1.8' in res[0]['error'],
+         'MAIL FROM 550 5.1.8: channel_error, the reply kept', res)
+    rc, res, err, _ = plugin_run(
+        keys_for(s.port, **{'from': 'Herald <big@herald.example>'}),
+        [msg('m:3', 'm3@example.com')])
+    t.ok([x['status'] for x in res] == ['rejected']
+         and '552 5.3.4' in res[0]['error'],
+         'MAIL FROM 552 5.3.4 (too big): rejected', res)
+    t.ok(not s.messages, 'nothing delivered')
+finally:
+    s.stop()
+
 # 4. The connection dropped after the data, before the reply: that message
 # and the ones after it are retried; the ones before were sent.
 s = ScriptedSMTP()
@@ -177,6 +211,33 @@ try:
          res)
 finally:
     q.stop()
+
+# 5b. A session that ends early says where and why: the stage, the
+# server's last refusal, or that it went silent for timeout_ms (libESMTP
+# reports a timeout as a dropped connection).  A transfer that stalls
+# after the data is no reply, not the 354 that preceded it.
+for script, want in (
+        ({'greeting': '554 5.7.1 Access denied'},
+         ['at the greeting', '554 5.7.1 Access denied']),
+        ({'ehlo': '421 4.3.2 Shutting down'},
+         ['after EHLO', '421 4.3.2 Shutting down']),
+        ({'greeting': 'drop'}, ['dropped connection before the greeting']),
+        ({'data_mid': 'drop'}, ['dropped connection after DATA']),
+        ({'rcpt': 'stall'}, ['no reply within timeout_ms = 1000 after RCPT']),
+        ({'eod': 'stall'}, ['no reply within timeout_ms = 1000 after DATA'])):
+    f = FaultSMTP()
+    try:
+        f.script = script
+        rc, res, err, dt = plugin_run(keys_for(f.port, timeout_ms=1000),
+                                      [msg('w:1', 'w1@example.com'),
+                                       msg('w:2', 'w2@example.com')],
+                                      timeout=30)
+        errs = [x['error'] for x in res]
+        t.ok([x['status'] for x in res] == ['retry', 'retry']
+             and all(all(w in e for w in want) for e in errs),
+             '%r: retry, the error says %r' % (script, want), errs)
+    finally:
+        f.stop()
 
 # 6. Nothing listening: retry at once.
 port = free_port()
