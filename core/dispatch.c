@@ -653,10 +653,15 @@ send_by_channel (struct run *r, struct due **ds, size_t n, int claimed)
         by[k][nrec++] = by[k][i];
         by[k][i] = t;
       }
-    for (i = 0; i < nrec; i++)
+    for (i = 0; i < nrec; i++) {
+      /* Alone: whatever went before it is landed and recorded first, or
+       * a crash on this one would take the message before it (sent, not
+       * yet recorded) along, and send it again at every crash. */
+      land_all (r);
       if (claimed ? send_due (r, (int) k, by[k] + i, 1)
                   : send_claimed (r, (int) k, by[k] + i, 1, 0))
         handled++;
+    }
     memmove (by[k], by[k] + nrec, (nby[k] - nrec) * sizeof *by[k]);
     nby[k] -= nrec;
   }
