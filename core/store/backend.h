@@ -162,6 +162,22 @@ struct store {
  * number of the statement that must fail as a failing disk's would. */
 long store_fault_now (void);
 
+/* What both backends share, with no SQL (store.c). */
+/* O's string member K, or NULL. */
+const char *store_jstr (json_t *o, const char *k);
+/* STATS's member for CHANNEL (store_channel_stats), created with every
+ * count at 0. */
+json_t *store_stats_channel (json_t *stats, const char *channel);
+/* STEPS's entry for STEP (store_step_funnel), created with zero counts
+ * and kept in step order; and adding N to its count K. */
+json_t *store_step_entry (json_t *steps, int step);
+void store_step_add (json_t *e, const char *k, json_int_t n);
+/* Suppress on CHANNEL each address of ADDR: a string, or a list of
+ * strings, {"type", "value"} destinations (an outbox row's) or
+ * {"platform", "token"} push tokens (a customer's). */
+int store_suppress_json (struct store *st, const char *channel, json_t *addr,
+                         const char *reason);
+
 /* The backends' open functions: a store, or NULL with ERR set. */
 struct store *sqlite_store_open (const char *path, char *err, size_t errlen);
 /* URL is a libpq connection URI (postgresql://...).  MIGRATE: bring the

@@ -1436,11 +1436,6 @@ pg_schema_version (struct store *st_)
 
 /* ---- customers ---------------------------------------------------- */
 
-static const char *
-jstr (json_t *o, const char *k)
-{
-  return json_string_value (json_object_get (o, k));
-}
 
 static int
 pg_customer_put_text (struct store *st_, const char *id, json_t *record,
@@ -1460,11 +1455,11 @@ pg_customer_put_text (struct store *st_, const char *id, json_t *record,
     return -1;
   }
   p_text (&p, id);
-  p_text (&p, jstr (record, "email"));
-  p_text (&p, jstr (record, "phone"));
-  p_text (&p, jstr (record, "timezone"));
-  p_text (&p, jstr (record, "locale"));
-  p_text (&p, jstr (record, "webhook"));
+  p_text (&p, store_jstr (record, "email"));
+  p_text (&p, store_jstr (record, "phone"));
+  p_text (&p, store_jstr (record, "timezone"));
+  p_text (&p, store_jstr (record, "locale"));
+  p_text (&p, store_jstr (record, "webhook"));
   p_text (&p, text);
   p_int (&p, now_seconds ());
   r = defer (st, Q_CUST_PUT, &p, xasprintf ("writing customer '%s'", id));
@@ -1760,27 +1755,6 @@ pg_is_suppressed (struct store *st_, const char *channel,
 
 /* ---- events ------------------------------------------------------- */
 
-/* Suppress each string of the JSON list (or the single string) ADDR. */
-static int
-suppress_json (struct pg_store *st, const char *channel, json_t *addr,
-               const char *reason)
-{
-  size_t i;
-  json_t *v;
-
-  if (json_is_string (addr))
-    return pg_suppress (&st->base, channel, json_string_value (addr), reason);
-  json_array_foreach (addr, i, v) {
-    const char *a = json_string_value (v);
-    /* An outbox row's destinations are {"type", "value"} objects (plan.c);
-     * a customer's push tokens {"platform", "token"} ones. */
-    if (!a && json_is_object (v) && !(a = jstr (v, "value")))
-      a = jstr (v, "token");
-    if (a && pg_suppress (&st->base, channel, a, reason) < 0)
-      return -1;
-  }
-  return 0;
-}
 
 /* A bounce or complaint: suppress the address the message went to, else
  * the one the event names, else the customer's current address(es) on
@@ -1809,7 +1783,7 @@ suppress_for_event (struct pg_store *st, const char *customer,
     if (text && (j = json_loads (text, JSON_DECODE_ANY, NULL))
         && (json_is_string (j) || json_array_size (j) > 0)) {
       free (text);
-      r = suppress_json (st, channel, j, type);
+      r = store_suppress_json (&st->base, channel, j, type);
       goto out;
     }
     free (text);
@@ -1818,7 +1792,7 @@ suppress_for_event (struct pg_store *st, const char *customer,
   }
   if (detail_json && (j = json_loads (detail_json, 0, NULL))
       && (a = json_object_get (j, "address"))) {
-    r = suppress_json (st, channel, a, type);
+    r = store_suppress_json (&st->base, channel, a, type);
     goto out;
   }
   json_decref (j);
@@ -1845,7 +1819,7 @@ suppress_for_event (struct pg_store *st, const char *customer,
   }
   PQclear (res);
   if (j && !(json_is_string (j) && !*json_string_value (j)))
-    r = suppress_json (st, channel, j, type);
+    r = store_suppress_json (&st->base, channel, j, type);
 out:
   json_decref (j);
   return r;
@@ -2003,25 +1977,6 @@ pg_customer_events (struct store *st_, const char *customer, int64_t since,
   return n;
 }
 
-static const char *const event_types[] = {
-  "delivered", "opened", "clicked", "replied", "converted", "bounced",
-  "complained", "unsubscribed", NULL
-};
-
-static json_t *
-stats_channel (json_t *stats, const char *channel)
-{
-  json_t *c = json_object_get (stats, channel);
-  int i;
-  if (!c) {
-    c = json_object ();
-    json_object_set_new (c, "sent", json_integer (0));
-    for (i = 0; event_types[i]; i++)
-      json_object_set_new (c, event_types[i], json_integer (0));
-    json_object_set_new (stats, channel, c);
-  }
-  return c;
-}
 
 static int
 pg_channel_stats (struct store *st_, int64_t since, json_t **stats_r)
@@ -2038,7 +1993,7 @@ pg_channel_stats (struct store *st_, int64_t since, json_t **stats_r)
     return -1;
   stats = json_object ();
   for (i = 0; i < PQntuples (res); i++)
-    json_object_set_new (stats_channel (stats, PQgetvalue (res, i, 0)),
+    json_object_set_new (store_stats_channel (stats, PQgetvalue (res, i, 0)),
                          "sent", json_integer (ival (res, i, 1)));
   PQclear (res);
   if (!(res = run (st, Q_STATS_EVENTS, &p, "counting events"))) {
@@ -2046,7 +2001,7 @@ pg_channel_stats (struct store *st_, int64_t since, json_t **stats_r)
     return -1;
   }
   for (i = 0; i < PQntuples (res); i++)
-    json_object_set_new (stats_channel (stats, PQgetvalue (res, i, 0)),
+    json_object_set_new (store_stats_channel (stats, PQgetvalue (res, i, 0)),
                          PQgetvalue (res, i, 1),
                          json_integer (ival (res, i, 2)));
   PQclear (res);
@@ -2914,37 +2869,7 @@ pg_timer_stats (struct store *st_, int64_t now, int64_t *due_r,
   return 0;
 }
 
-/* The steps array's entry for STEP, created with zero counts. */
-static json_t *
-step_entry (json_t *steps, int step)
-{
-  static const char *const keys[] = { "entered", "messages", "sent",
-                                      "engaged", "waiting", "fired",
-                                      "exited", "cancelled", NULL };
-  json_t *v;
-  size_t i;
 
-  json_array_foreach (steps, i, v)
-    if (json_integer_value (json_object_get (v, "step")) == step)
-      return v;
-  v = json_pack ("{s:i}", "step", step);
-  for (i = 0; keys[i]; i++)
-    json_object_set_new (v, keys[i], json_integer (0));
-  /* Kept in step order. */
-  for (i = 0; i < json_array_size (steps); i++)
-    if (json_integer_value (json_object_get (json_array_get (steps, i),
-                                             "step")) > step)
-      break;
-  json_array_insert_new (steps, i, v);
-  return v;
-}
-
-static void
-step_add (json_t *e, const char *k, json_int_t n)
-{
-  json_object_set_new (e, k, json_integer (json_integer_value
-                                           (json_object_get (e, k)) + n));
-}
 
 static int
 pg_step_funnel (struct store *st_, const char *campaign, json_t **r)
@@ -2961,13 +2886,13 @@ pg_step_funnel (struct store *st_, const char *campaign, json_t **r)
   if (!(res = run (st, Q_STEP_FUNNEL, &p, "reading a campaign's steps")))
     goto fail;
   for (i = 0; i < PQntuples (res); i++) {
-    json_t *e = step_entry (steps, (int) ival (res, i, 0));
+    json_t *e = store_step_entry (steps, (int) ival (res, i, 0));
     const char *state = PQgetvalue (res, i, 1);
     json_int_t n = ival (res, i, 2);
-    step_add (e, "entered", n);
+    store_step_add (e, "entered", n);
     if (strcmp (state, "waiting") == 0 || strcmp (state, "fired") == 0
         || strcmp (state, "exited") == 0 || strcmp (state, "cancelled") == 0)
-      step_add (e, state, n);
+      store_step_add (e, state, n);
     json_object_set_new (e, "_timers", json_true ());
   }
   PQclear (res);
@@ -2975,15 +2900,15 @@ pg_step_funnel (struct store *st_, const char *campaign, json_t **r)
   if (!(res = run (st, Q_STEP_OUTBOX, &p, "reading a campaign's steps")))
     goto fail;
   for (i = 0; i < PQntuples (res); i++) {
-    json_t *e = step_entry (steps, (int) ival (res, i, 0));
-    step_add (e, "messages", ival (res, i, 1));
-    step_add (e, "sent", ival (res, i, 2));
+    json_t *e = store_step_entry (steps, (int) ival (res, i, 0));
+    store_step_add (e, "messages", ival (res, i, 1));
+    store_step_add (e, "sent", ival (res, i, 2));
   }
   PQclear (res);
   if (!(res = run (st, Q_STEP_ENGAGED, &p, "reading a campaign's steps")))
     goto fail;
   for (i = 0; i < PQntuples (res); i++)
-    step_add (step_entry (steps, (int) ival (res, i, 0)), "engaged",
+    store_step_add (store_step_entry (steps, (int) ival (res, i, 0)), "engaged",
               ival (res, i, 1));
   PQclear (res);
   /* A step without timers (step 1 of a campaign herald run sends) was

@@ -981,11 +981,6 @@ sq_schema_version (struct store *st_)
 
 /* ---- customers ---------------------------------------------------- */
 
-static const char *
-jstr (json_t *o, const char *k)
-{
-  return json_string_value (json_object_get (o, k));
-}
 
 static int
 sq_customer_put (struct store *st_, const char *id, json_t *record)
@@ -1016,11 +1011,11 @@ sq_customer_put_text (struct store *st_, const char *id, json_t *record,
   if (!(s = q (st, Q_CUST_PUT)))
     goto out;
   bind_text (s, 1, id);
-  bind_text (s, 2, jstr (record, "email"));
-  bind_text (s, 3, jstr (record, "phone"));
-  bind_text (s, 4, jstr (record, "timezone"));
-  bind_text (s, 5, jstr (record, "locale"));
-  bind_text (s, 6, jstr (record, "webhook"));
+  bind_text (s, 2, store_jstr (record, "email"));
+  bind_text (s, 3, store_jstr (record, "phone"));
+  bind_text (s, 4, store_jstr (record, "timezone"));
+  bind_text (s, 5, store_jstr (record, "locale"));
+  bind_text (s, 6, store_jstr (record, "webhook"));
   bind_text (s, 7, text);
   sqlite3_bind_int64 (s, 8, now_seconds ());
   r = run (st, s, "writing a customer");
@@ -1356,27 +1351,6 @@ sq_is_suppressed (struct store *st_, const char *channel,
 
 /* ---- events ------------------------------------------------------- */
 
-/* Suppress each string of the JSON list (or the single string) ADDR. */
-static int
-suppress_json (struct sqlite_store *st, const char *channel, json_t *addr,
-               const char *reason)
-{
-  size_t i;
-  json_t *v;
-
-  if (json_is_string (addr))
-    return sq_suppress (&st->base, channel, json_string_value (addr), reason);
-  json_array_foreach (addr, i, v) {
-    const char *a = json_string_value (v);
-    /* An outbox row's destinations are {"type", "value"} objects (plan.c);
-     * a customer's push tokens {"platform", "token"} ones. */
-    if (!a && json_is_object (v) && !(a = jstr (v, "value")))
-      a = jstr (v, "token");
-    if (a && sq_suppress (&st->base, channel, a, reason) < 0)
-      return -1;
-  }
-  return 0;
-}
 
 /* A bounce or complaint: suppress the address the message went to, else
  * the one the event names, else the customer's current address(es) on
@@ -1408,7 +1382,7 @@ suppress_for_event (struct sqlite_store *st, const char *customer,
     sqlite3_reset (s);
     if (text && (j = json_loads (text, JSON_DECODE_ANY, NULL))
         && (json_is_string (j) || json_array_size (j) > 0)) {
-      r = suppress_json (st, channel, j, type);
+      r = store_suppress_json (&st->base, channel, j, type);
       goto out;
     }
     json_decref (j);
@@ -1416,7 +1390,7 @@ suppress_for_event (struct sqlite_store *st, const char *customer,
   }
   if (detail_json && (j = json_loads (detail_json, 0, NULL))
       && (a = json_object_get (j, "address"))) {
-    r = suppress_json (st, channel, a, type);
+    r = store_suppress_json (&st->base, channel, a, type);
     goto out;
   }
   json_decref (j);
@@ -1448,7 +1422,7 @@ suppress_for_event (struct sqlite_store *st, const char *customer,
   }
   sqlite3_reset (s);
   if (j && !(json_is_string (j) && !*json_string_value (j)))
-    r = suppress_json (st, channel, j, type);
+    r = store_suppress_json (&st->base, channel, j, type);
 out:
   json_decref (j);
   free (text);
@@ -1646,25 +1620,6 @@ sq_customer_events (struct store *st_, const char *customer, int64_t since,
   return n;
 }
 
-static const char *const event_types[] = {
-  "delivered", "opened", "clicked", "replied", "converted", "bounced",
-  "complained", "unsubscribed", NULL
-};
-
-static json_t *
-stats_channel (json_t *stats, const char *channel)
-{
-  json_t *c = json_object_get (stats, channel);
-  int i;
-  if (!c) {
-    c = json_object ();
-    json_object_set_new (c, "sent", json_integer (0));
-    for (i = 0; event_types[i]; i++)
-      json_object_set_new (c, event_types[i], json_integer (0));
-    json_object_set_new (stats, channel, c);
-  }
-  return c;
-}
 
 static int
 sq_channel_stats (struct store *st_, int64_t since, json_t **stats_r)
@@ -1679,7 +1634,7 @@ sq_channel_stats (struct store *st_, int64_t since, json_t **stats_r)
     goto fail;
   sqlite3_bind_int64 (s, 1, since);
   while ((rc = sqlite3_step (s)) == SQLITE_ROW)
-    json_object_set_new (stats_channel (stats,
+    json_object_set_new (store_stats_channel (stats,
                                         (const char *) sqlite3_column_text (s, 0)),
                          "sent", json_integer (sqlite3_column_int64 (s, 1)));
   sqlite3_reset (s);
@@ -1691,7 +1646,7 @@ sq_channel_stats (struct store *st_, int64_t since, json_t **stats_r)
     goto fail;
   sqlite3_bind_int64 (s, 1, since);
   while ((rc = sqlite3_step (s)) == SQLITE_ROW)
-    json_object_set_new (stats_channel (stats,
+    json_object_set_new (store_stats_channel (stats,
                                         (const char *) sqlite3_column_text (s, 0)),
                          (const char *) sqlite3_column_text (s, 1),
                          json_integer (sqlite3_column_int64 (s, 2)));
@@ -2601,37 +2556,7 @@ sq_timer_stats (struct store *st_, int64_t now, int64_t *due_r,
   return 0;
 }
 
-/* The steps array's entry for STEP, created with zero counts. */
-static json_t *
-step_entry (json_t *steps, int step)
-{
-  static const char *const keys[] = { "entered", "messages", "sent",
-                                      "engaged", "waiting", "fired",
-                                      "exited", "cancelled", NULL };
-  json_t *v;
-  size_t i;
 
-  json_array_foreach (steps, i, v)
-    if (json_integer_value (json_object_get (v, "step")) == step)
-      return v;
-  v = json_pack ("{s:i}", "step", step);
-  for (i = 0; keys[i]; i++)
-    json_object_set_new (v, keys[i], json_integer (0));
-  /* Kept in step order. */
-  for (i = 0; i < json_array_size (steps); i++)
-    if (json_integer_value (json_object_get (json_array_get (steps, i),
-                                             "step")) > step)
-      break;
-  json_array_insert_new (steps, i, v);
-  return v;
-}
-
-static void
-step_add (json_t *e, const char *k, json_int_t n)
-{
-  json_object_set_new (e, k, json_integer (json_integer_value
-                                           (json_object_get (e, k)) + n));
-}
 
 static int
 sq_step_funnel (struct store *st_, const char *campaign, json_t **r)
@@ -2648,13 +2573,13 @@ sq_step_funnel (struct store *st_, const char *campaign, json_t **r)
     goto fail;
   bind_text (s, 1, campaign);
   while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
-    json_t *e = step_entry (steps, sqlite3_column_int (s, 0));
+    json_t *e = store_step_entry (steps, sqlite3_column_int (s, 0));
     const char *state = (const char *) sqlite3_column_text (s, 1);
     json_int_t n = sqlite3_column_int64 (s, 2);
-    step_add (e, "entered", n);
+    store_step_add (e, "entered", n);
     if (strcmp (state, "waiting") == 0 || strcmp (state, "fired") == 0
         || strcmp (state, "exited") == 0 || strcmp (state, "cancelled") == 0)
-      step_add (e, state, n);
+      store_step_add (e, state, n);
     json_object_set_new (e, "_timers", json_true ());
   }
   sqlite3_reset (s);
@@ -2665,9 +2590,9 @@ sq_step_funnel (struct store *st_, const char *campaign, json_t **r)
     goto fail;
   bind_text (s, 1, campaign);
   while ((rc = sqlite3_step (s)) == SQLITE_ROW) {
-    json_t *e = step_entry (steps, sqlite3_column_int (s, 0));
-    step_add (e, "messages", sqlite3_column_int64 (s, 1));
-    step_add (e, "sent", sqlite3_column_int64 (s, 2));
+    json_t *e = store_step_entry (steps, sqlite3_column_int (s, 0));
+    store_step_add (e, "messages", sqlite3_column_int64 (s, 1));
+    store_step_add (e, "sent", sqlite3_column_int64 (s, 2));
   }
   sqlite3_reset (s);
   if (rc != SQLITE_DONE)
@@ -2676,7 +2601,7 @@ sq_step_funnel (struct store *st_, const char *campaign, json_t **r)
     goto fail;
   bind_text (s, 1, campaign);
   while ((rc = sqlite3_step (s)) == SQLITE_ROW)
-    step_add (step_entry (steps, sqlite3_column_int (s, 0)), "engaged",
+    store_step_add (store_step_entry (steps, sqlite3_column_int (s, 0)), "engaged",
               sqlite3_column_int64 (s, 1));
   sqlite3_reset (s);
   if (rc != SQLITE_DONE)

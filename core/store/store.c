@@ -106,6 +106,86 @@ store_row_free (struct outbox_row *r)
   free (r);
 }
 
+/* ---- what both backends share: no SQL ----------------------------- */
+
+const char *
+store_jstr (json_t *o, const char *k)
+{
+  return json_string_value (json_object_get (o, k));
+}
+
+static const char *const event_types[] = {
+  "delivered", "opened", "clicked", "replied", "converted", "bounced",
+  "complained", "unsubscribed", NULL
+};
+
+json_t *
+store_stats_channel (json_t *stats, const char *channel)
+{
+  json_t *c = json_object_get (stats, channel);
+  int i;
+  if (!c) {
+    c = json_object ();
+    json_object_set_new (c, "sent", json_integer (0));
+    for (i = 0; event_types[i]; i++)
+      json_object_set_new (c, event_types[i], json_integer (0));
+    json_object_set_new (stats, channel, c);
+  }
+  return c;
+}
+
+void
+store_step_add (json_t *e, const char *k, json_int_t n)
+{
+  json_object_set_new (e, k, json_integer (json_integer_value
+                                           (json_object_get (e, k)) + n));
+}
+
+json_t *
+store_step_entry (json_t *steps, int step)
+{
+  static const char *const keys[] = { "entered", "messages", "sent",
+                                      "engaged", "waiting", "fired",
+                                      "exited", "cancelled", NULL };
+  json_t *v;
+  size_t i;
+
+  json_array_foreach (steps, i, v)
+    if (json_integer_value (json_object_get (v, "step")) == step)
+      return v;
+  v = json_pack ("{s:i}", "step", step);
+  for (i = 0; keys[i]; i++)
+    json_object_set_new (v, keys[i], json_integer (0));
+  /* Kept in step order. */
+  for (i = 0; i < json_array_size (steps); i++)
+    if (json_integer_value (json_object_get (json_array_get (steps, i),
+                                             "step")) > step)
+      break;
+  json_array_insert_new (steps, i, v);
+  return v;
+}
+
+int
+store_suppress_json (struct store *st, const char *channel, json_t *addr,
+                     const char *reason)
+{
+  size_t i;
+  json_t *v;
+
+  if (json_is_string (addr))
+    return store_suppress (st, channel, json_string_value (addr), reason);
+  json_array_foreach (addr, i, v) {
+    const char *a = json_string_value (v);
+    /* An outbox row's destinations are {"type", "value"} objects (plan.c);
+     * a customer's push tokens {"platform", "token"} ones. */
+    if (!a && json_is_object (v) && !(a = store_jstr (v, "value")))
+      a = store_jstr (v, "token");
+    if (a && store_suppress (st, channel, a, reason) < 0)
+      return -1;
+  }
+  return 0;
+}
+
 /* ---- the rest: through the backend's table ------------------------ */
 
 void
