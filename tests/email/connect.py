@@ -6,52 +6,14 @@
 # loopback.
 import os
 import signal
-import socket
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.environ['HERALD_SRCDIR'], 'tests', 'email'))
-from smtpserver import ScriptedSMTP, Tap, plugin_run  # noqa: E402
+from smtpserver import FullBacklog, ScriptedSMTP, Tap, plugin_run  # noqa: E402
 
 signal.alarm(100)
 t = Tap()
 FROM = 'Herald <news@herald.example>'
-
-
-class FullBacklog:
-    """127.0.0.1:port that completes no new TCP handshake."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(0)
-        self.port = self.sock.getsockname()[1]
-        self.fill = []
-        for _ in range(4):
-            c = socket.socket()
-            c.setblocking(False)
-            try:
-                c.connect(('127.0.0.1', self.port))
-            except BlockingIOError:
-                pass
-            self.fill.append(c)
-        time.sleep(0.1)
-
-    def answers(self):
-        c = socket.socket()
-        c.settimeout(1)
-        try:
-            c.connect(('127.0.0.1', self.port))
-            return True
-        except OSError:
-            return False
-        finally:
-            c.close()
-
-    def stop(self):
-        for c in self.fill:
-            c.close()
-        self.sock.close()
 
 
 def msg(key, to):

@@ -15,7 +15,6 @@
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.environ['HERALD_SRCDIR'], 'tests', 'email'))
-from smtpserver import FaultSMTP, Tap  # noqa: E402
+from smtpserver import FaultSMTP, FullBacklog, Tap  # noqa: E402
 
 signal.alarm(110)
 t = Tap()
@@ -38,42 +37,6 @@ CUSTOMERS = [   # id, e-mail, phone (None: no other channel)
     ('c2', 'u2@example.com', '+33600000002'),
     ('c3', 'u3@example.com', None),
 ]
-
-
-class FullBacklog:
-    """127.0.0.1:port whose accept queue is full: SYNs are dropped."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(0)
-        self.port = self.sock.getsockname()[1]
-        self.fill = []
-        for _ in range(4):
-            c = socket.socket()
-            c.setblocking(False)
-            try:
-                c.connect(('127.0.0.1', self.port))
-            except BlockingIOError:
-                pass
-            self.fill.append(c)
-        time.sleep(0.1)
-
-    def answers(self):
-        c = socket.socket()
-        c.settimeout(1)
-        try:
-            c.connect(('127.0.0.1', self.port))
-            return True
-        except OSError:
-            return False
-        finally:
-            c.close()
-
-    def stop(self):
-        for c in self.fill:
-            c.close()
-        self.sock.close()
 
 
 def setup(d, port):

@@ -179,6 +179,44 @@ class SilentServer:
         self.sock.close()
 
 
+class FullBacklog:
+    """127.0.0.1:port whose accept queue is full (backlog 0, filled, never
+    accepted): the kernel drops further SYNs, as a firewalled or overloaded
+    host does, so a connect completes no handshake."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fill = []
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(('127.0.0.1', self.port))
+            except BlockingIOError:
+                pass
+            self.fill.append(c)
+        time.sleep(0.1)
+
+    def answers(self):
+        c = socket.socket()
+        c.settimeout(1)
+        try:
+            c.connect(('127.0.0.1', self.port))
+            return True
+        except OSError:
+            return False
+        finally:
+            c.close()
+
+    def stop(self):
+        for c in self.fill:
+            c.close()
+        self.sock.close()
+
+
 def free_port():
     s = socket.socket()
     s.bind(('127.0.0.1', 0))
