@@ -32,7 +32,12 @@ dist_tmplcart2_DATA = templates/cart-2/email.subject.liquid \
 tmplpartialsdir = $(pkgdatadir)/templates/_partials
 dist_tmplpartials_DATA = templates/_partials/footer.liquid \
 	templates/_partials/footer_html.liquid
-dist_man_MANS = man/herald.1 plugins/email/herald-email.5
+# The manual pages: section 1 the program, 5 its files and each channel
+# plugin (beside the plugin's source), 3 the plugin ABI.
+dist_man_MANS = man/herald.1 man/herald.ini.5 man/herald-campaign.5 \
+	plugins/email/herald-email.5 \
+	plugins/outbox/herald-outbox.5 plugins/sms/herald-sms.5 \
+	plugins/push/herald-push.5 plugins/webhook/herald-webhook.5
 EXTRA_DIST += scripts/gen-customers.py scripts/install-deps.sh scripts/quickstart.sh \
 	scripts/demo-engagement.py
 
