@@ -33,6 +33,12 @@ tests_plugins_badkind_la_SOURCES = tests/plugins/badkind.c
 tests_plugins_badkind_la_CPPFLAGS = -I$(top_srcdir)/core
 tests_plugins_badkind_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
 
+# plugin-keys: prints a built plugin's config_keys and secret_keys, for
+# tests/core/manpages.sh (every key documented in the plugin's page).
+check_PROGRAMS += tests/core/plugin-keys
+tests_core_plugin_keys_SOURCES = tests/core/plugin-keys.c
+tests_core_plugin_keys_CPPFLAGS = -I$(top_srcdir)/core
+
 # The small encoders and checkers (HMAC, JSON check and writer).
 check_PROGRAMS += tests/core/common
 tests_core_common_SOURCES = tests/core/common.c \
@@ -51,7 +57,7 @@ CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
 	tests/core/partials.sh tests/core/install.sh tests/core/poison.sh \
 	tests/core/guardrails.sh \
 	tests/core/addresses.py tests/core/retries.sh tests/core/kinds.sh \
-	tests/core/plugin-chat.sh
+	tests/core/plugin-chat.sh tests/core/manpages.sh
 TESTS += $(CORE_TESTS)
 # A third-party plugin with its own Makefile, built by plugin-chat.sh
 # against a scratch install.
