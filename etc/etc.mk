@@ -35,7 +35,7 @@ dist_tmplpartials_DATA = templates/_partials/footer.liquid \
 # The manual pages: section 1 the program, 5 its files and each channel
 # plugin (beside the plugin's source), 3 the plugin ABI.
 dist_man_MANS = man/herald.1 man/herald.ini.5 man/herald-campaign.5 \
-	plugins/email/herald-email.5 \
+	man/herald-plugin.3 plugins/email/herald-email.5 \
 	plugins/outbox/herald-outbox.5 plugins/sms/herald-sms.5 \
 	plugins/push/herald-push.5 plugins/webhook/herald-webhook.5
 EXTRA_DIST += scripts/gen-customers.py scripts/install-deps.sh scripts/quickstart.sh \
