@@ -18,6 +18,9 @@
 # A key is documented when it starts a "KEY =" in a .TP tag of the page's
 # section for it: KEYS in a plugin page, .SS "[SECTION]" in herald.ini(5)
 # and herald-campaign(5).
+# The examples of herald.ini(5) and herald-campaign(5) lint.
+# herald-plugin(3) names every member, enum constant and macro of
+# herald/plugin.h, and its example plugin builds, loads and sends.
 . "$HERALD_SRCDIR/tests/core/lib.sh"
 
 S=$HERALD_SRCDIR
@@ -26,7 +29,7 @@ if ! command -v groff >/dev/null 2>&1; then
   exit 0
 fi
 
-PAGES="man/herald.1 man/herald.ini.5 man/herald-campaign.5
+PAGES="man/herald.1 man/herald.ini.5 man/herald-campaign.5 man/herald-plugin.3
 plugins/email/herald-email.5 plugins/outbox/herald-outbox.5
 plugins/sms/herald-sms.5 plugins/push/herald-push.5
 plugins/webhook/herald-webhook.5"
@@ -248,5 +251,58 @@ for g in "$T"/gex/ex*.ini; do
   [ "$?" = 0 ] || echo "$out" | sed 's/^/# /'
 done
 ok "$([ "$n" -ge 2 ]; echo $?)" "herald.ini(5) has its examples ($n)"
+
+# 6. herald-plugin(3) names everything herald/plugin.h declares (every
+# member of its structures, its enum constants, macros and functions),
+# and its example is a plugin that builds with -Wall -Wextra and sends.
+H="$S/core/herald/plugin.h"
+P3="$S/man/herald-plugin.3"
+names=$( (awk '/^struct herald_[a-z_]* \{/ { on = 1; next } on && /^\};/ { on = 0 }
+              on' "$H" | sed 's|/\*.*||' | grep -v '^[[:space:]]*\*' \
+           | sed -n 's/.*(\*\([a-z_]*\)).*/\1/p; s/.*[^a-z_]\([a-z_][a-z_0-9]*\)\(\[[A-Z_0-9]*\]\)\{0,1\};.*/\1/p'
+          grep -o '^[[:space:]]*HERALD_[A-Z_0-9]* =' "$H" | tr -d ' ='
+          sed -n 's/^#define \(HERALD_[A-Z_0-9]*\).*/\1/p' "$H" | grep -v '^HERALD_PLUGIN_H$\|^HERALD_ATTR_\|^HERALD_EXTERN_C$'
+          grep -o '^herald_[a-z_]* (' "$H" | tr -d ' (') | sort -u)
+ok "$([ "$(echo $names | wc -w)" -ge 60 ]; echo $?)" "plugin.h's names found ($(echo $names | wc -w))"
+text=$(sed 's/\\f[BIRP]//g; s/\\-/-/g' "$P3")
+missing=
+for w in $names; do
+  printf '%s\n' "$text" | grep -qw -- "$w" || missing="$missing $w"
+done
+is "${missing# }" "" "herald-plugin(3) names every member, constant and macro of herald/plugin.h"
+
+mkdir -p "$T/ex3"
+awk '/^\.SH/ { on = ($0 ~ /^\.SH EXAMPLES/) }
+     on && /^\.RS/ { n++; grab = 1; next } on && /^\.RE/ { grab = 0; next }
+     grab && n == 1' "$P3" \
+  | sed 's/\\&//g; s/\\-/-/g; s/\\(aq/'"'"'/g; s/\\(dq/"/g; s/\\e/\\/g' > "$T/ex3/lines.c"
+name=$(sed -n 's/^ *\.name = "\([a-z]*\)",$/\1/p' "$T/ex3/lines.c")
+out=$(cd "$T/ex3" && ${CC:-cc} -shared -fPIC -fvisibility=hidden -Wall -Wextra -Werror \
+        -I"$S/core" -o "$name.so" lines.c 2>&1)
+is "$?:$out" "0:" "herald-plugin(3): the example plugin ($name) builds with -Wall -Wextra"
+if [ -f "$T/ex3/$name.so" ]; then
+  install -m 755 "$T/ex3/$name.so" "$PLUGINS/"
+  cat > "$T/ex3/g.ini" <<INI
+[store]
+path = $T/ex3/h.db
+[plugins]
+dir = $PLUGINS
+[channel.email]
+plugin = $name
+file = $T/ex3/out.txt
+INI
+  like "$("$HERALD" -c "$T/ex3/g.ini" plugins 2>&1)" "^  $name +version" "... and loads"
+  write_templates "$T/ex3/tpl"
+  printf '[campaign]\nid = ex\ntemplates = tpl\nchannels = email\n' > "$T/ex3/c.ini"
+  write_customers "$T/ex3/cust.jsonl" 6
+  "$HERALD" -c "$T/ex3/g.ini" customers import "$T/ex3/cust.jsonl" > /dev/null 2>&1
+  out=$("$HERALD" -c "$T/ex3/g.ini" run "$T/ex3/c.ini" 2>&1)
+  is "$?" 0 "... and a campaign runs through it"
+  [ -f "$T/ex3/out.txt" ] || echo "$out" | sed 's/^/# /'
+  is "$(count_lines "$T/ex3/out.txt")" 4 "... which writes the 4 customers with an e-mail address"
+  sed 's/relative/absolute/; s|^file = .*|file = out.txt|' "$T/ex3/g.ini" > "$T/ex3/bad.ini"
+  like "$("$HERALD" -c "$T/ex3/bad.ini" lint "$T/ex3/c.ini" 2>&1)" \
+       "bad.ini:7: \[channel.email\] file: needs an absolute path" "... and whose config_check lint runs"
+fi
 
 done_testing
