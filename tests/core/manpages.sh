@@ -48,6 +48,16 @@ for p in $PAGES; do
   is "$th" "$(echo "${b%.*}" | tr a-z A-Z).${b##*.}" "$p: .TH names the page"
 done
 
+# Every reference to a herald page names one of these pages.
+refs=$(for p in $PAGES; do cat "$S/$p"; done 2>/dev/null \
+       | sed -n 's/^\.BR* \(herald[a-z.\\-]*\) (\([0-9]\)).*/\1.\2/p' \
+       | sed 's/\\-/-/g' | sort -u)
+bad=
+for r in $refs; do
+  case " $(echo $PAGES) " in */"$r "*) ;; *) bad="$bad $r" ;; esac
+done
+is "${bad# }" "" "every herald page referred to exists ($(echo $refs | wc -w) referred to)"
+
 # doc_keys PAGE TITLE: the keys documented under the .SH or .SS TITLE of
 # PAGE: each word followed by '=' in a .TP tag, font changes and quotes
 # removed.
