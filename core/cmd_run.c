@@ -202,6 +202,7 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
         fprintf (stderr, "herald: %s\n", err);
         return -1;
       }
+      r->lanes[i][k].timeout = cc->send_timeout;
       r->n_lanes[i]++;
     }
   }
@@ -229,7 +230,8 @@ close_run (struct run *r)
   for (i = 0; r->c && i < r->c->n_channels; i++) {
     int k;
     for (k = 0; r->lanes[i] && k < r->n_lanes[i]; k++)
-      channel_close (r->lanes[i][k].ch);
+      if (!r->lanes[i][k].stuck)   /* its thread is still in the plugin */
+        channel_close (r->lanes[i][k].ch);
     free (r->lanes[i]);
   }
   for (i = 0; i < r->n_reasons; i++)

@@ -554,6 +554,15 @@ config_gateway_load (const char *path, char *err, size_t errlen)
         }
         ch->lanes = (int) n;
       }
+      ch->send_timeout = CONFIG_SEND_TIMEOUT;
+      v = ini_get (sec, "send_timeout");
+      if (v && (parse_duration (v, &ch->send_timeout) < 0
+                || ch->send_timeout < 1 || ch->send_timeout > 86400)) {
+        snprintf (err, errlen, "%s:%d: [%s] send_timeout: '%s' is not a "
+                  "duration from 1s to 1d (e.g. 300s, 5m)", path,
+                  ini_line (sec, "send_timeout"), sec->name, v);
+        goto fail;
+      }
       v = ini_get (sec, "track_links");
       if (v && parse_bool (v, &ch->track_links) < 0) {
         snprintf (err, errlen, "%s:%d: [%s] track_links: '%s' is not yes or "

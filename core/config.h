@@ -42,12 +42,15 @@ char *ini_path (const struct ini *ini, const char *path);
 
 /* Most instances of one channel that send at the same time. */
 #define CONFIG_MAX_LANES 16
+#define CONFIG_SEND_TIMEOUT 300   /* [channel.NAME] send_timeout default, s */
 
 struct channel_conf {
   char *name;                /* NAME of [channel.NAME] */
   char *plugin;              /* plugin name */
   char *kind;                /* email, sms, push, webhook */
   int lanes;                 /* plugin instances sending in parallel, >= 1 */
+  int64_t send_timeout;      /* seconds a send call may take; past it the
+                                run gives the batch up as in flight */
   int track_links;           /* sms only: sms.body's URLs become short
                                 links under [tracking] base_url */
   const struct ini_section *sec;

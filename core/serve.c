@@ -50,6 +50,7 @@
 #include "import.h"
 #include "loader.h"
 #include "main.h"
+#include "run.h"
 #include "journey.h"
 #include "metrics.h"
 #include "serve.h"
@@ -371,6 +372,7 @@ inbound (struct server *sv, struct MHD_Connection *c, const char *method,
   full = xasprintf ("%s%s", sv->gw->tracking_base_url ? sv->gw->tracking_base_url
                                                       : "", url);
   memset (&req, 0, sizeof req);
+  req.struct_size = sizeof req;
   req.method = method;
   req.url = full;
   req.path = slash ? slash : "/";
@@ -379,6 +381,7 @@ inbound (struct server *sv, struct MHD_Connection *c, const char *method,
   req.body = up->body.s ? up->body.s : "";
   req.body_len = up->body.len;
   memset (&resp, 0, sizeof resp);
+  resp.struct_size = sizeof resp;
   memset (&in, 0, sizeof in);
   in.sv = sv;
   in.kind = ch->kind;
@@ -390,7 +393,7 @@ inbound (struct server *sv, struct MHD_Connection *c, const char *method,
     free (full);
     return reply_text (c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy\n");
   }
-  rc = ch->plugin->p.inbound (ch->state, &req, &sink, &resp);
+  rc = channel_inbound (ch, &req, &sink, &resp);
   /* The plugin's own refusals and failures; a 5xx it gave because the
    * store failed (in.failed) is the store's. */
   if (!in.failed && (rc < 0 || resp.status < 100 || resp.status >= 500))
@@ -1062,10 +1065,22 @@ cmd_serve (int argc, char **argv)
       fprintf (stderr, "herald serve: closed %ld connection%s too slow to "
                "send a request\n", n, n == 1 ? "" : "s");
     journeys_tick (jr);
+    /* A plugin stuck in send (past send_timeout): its batch stays in
+     * flight for the next start, which a supervisor makes. */
+    if (__atomic_load_n (&run_stuck, __ATOMIC_RELAXED))
+      break;
   }
   metrics_stop (sv.metrics);          /* no connection left suspended */
   MHD_stop_daemon (d);
   pthread_sigmask (SIG_SETMASK, &old, NULL);
+  if (__atomic_load_n (&run_stuck, __ATOMIC_RELAXED)) {
+    fprintf (stderr, "herald serve: stopped: a plugin did not return from "
+             "send within its channel's send_timeout (said above); its batch "
+             "stays in flight and is sent again, one message at a time, "
+             "after a restart\n");
+    rc = 1;
+    goto out;
+  }
   printf ("herald serve: stopped (%s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   rc = 0;
 out:

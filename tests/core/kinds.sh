@@ -105,12 +105,34 @@ like "$out" "suppressed" "... c5's chat_id is suppressed"
 cp "$B/abi1.so" "$B/badkind.so" "$PLUGINS/"
 out=$("$HERALD" -c "$G" plugins 2>&1)
 like "$out" "kindplug +version 1.0 +ABI 2 .*kinds: chat \(address chat_id\)" "herald plugins lists the declared kind"
-like "$out" "abi1 +version 0.9 +ABI 1 " "an ABI 1 plugin loads (what lies past its struct is not read)"
+like "$out" "abi1 +version 0.9 +ABI 1 .*\(an ABI 1 plugin: handed version 1 arrays\)" "an ABI 1 plugin loads (what lies past its struct is not read), and is said to be one"
 like "$out" "badkind.so +REFUSED: .*kind 'sms' is one of Herald's own" "a plugin declaring a built-in kind is refused"
-# An ABI 1 plugin works as a channel.
-printf '[channel.old]\nplugin = abi1\nkind = email\n' >> "$G"
+# An ABI 1 plugin binary, built from the version 1 header, works as a
+# channel: it gets version 1 arrays, its results and its version 1 way of
+# saying "opted out" are read.
+printf '[channel.old]\nplugin = abi1\nkind = email\nlog = %s/abi1.log\n' "$T" >> "$G"
 printf '[campaign]\nid = k3\ntemplates = tpl\nchannels = old\n' > "$T/k3.ini"
+printf '{"id": "c6", "email": "optout6@example.com", "consent": {"email": true}, "attributes": {"first_name": "Opt"}}\n' > "$T/cust6.jsonl"
+"$HERALD" -c "$G" customers import "$T/cust6.jsonl" >/dev/null
 out=$("$HERALD" -c "$G" run "$T/k3.ini" 2>&1)
 is "$?" 0 "an ABI 1 plugin sends"
-like "$out" "old +5 " "... all five"
+like "$out" "old +5 " "... all five (the sixth opted out)"
+like "$(grep '^k3:[^ ]*:c1 ' "$T/abi1.log")" "^k3:[^ ]*:c1 1 email:c1@example.com .*email.subject=Hello Ann.* email.text=Hi Ann, you have" \
+  "... each message as version 1 arrays: key, attempt, address, parts"
+is "$(wc -l < "$T/abi1.log" | tr -d ' ')" 6 "... six messages handed over"
+out=$("$HERALD" -c "$G" report k3 --json 2>&1)
+like "$out" '"sent": 5' "... five recorded sent"
+printf '[campaign]\nid = k4\ntemplates = tpl\nchannels = old\n' > "$T/k4.ini"
+out=$("$HERALD" -c "$G" preview "$T/k4.ini" --customer c6 2>&1)
+like "$out" "no consent" "... its {\"opt_out\":true} detail withdrew c6's e-mail consent"
+out=$("$HERALD" -c "$G" preview "$T/k4.ini" --customer c1 2>&1)
+like "$out" "email.subject" "... and nobody else's"
+# Its callbacks: a version 1 request in, a version 1 event out.
+printf 'delivered a1-k3:1:c1 c1@example.com' > "$T/cb.txt"
+out=$("$HERALD_BUILDDIR/tests/plugin-run" "$B/abi1.so" -K email --inbound POST \
+      https://t.example.com/inbound/old/x "$T/cb.txt" 2>&1)
+like "$out" '^\{"event":\{"type":"delivered","provider_id":"a1-k3:1:c1","address":"c1@example.com","at":0,"detail":null\}\}' \
+  "an ABI 1 plugin's callback reports its event"
+like "$out" '"response":\{"rc":0,"status":200,"content_type":"text/plain","body":"abi1: delivered a1-k3:1:c1\\n"\}' \
+  "... and answers through a version 1 response"
 done_testing

@@ -75,28 +75,28 @@ kp_close (void *vs)
 }
 
 static int
-kp_send (void *vs, const struct herald_message *m, size_t n,
-         struct herald_result *r)
+kp_send (void *vs, const struct herald_message *const *m,
+         size_t n, struct herald_result *const *r)
 {
   struct kp_state *s = vs;
   size_t i;
 
   for (i = 0; i < n; i++) {
-    const struct herald_part *t = herald_message_part (&m[i], "chat.text");
-    const struct herald_part *ti = herald_message_part (&m[i], "chat.title");
+    const struct herald_part *t = herald_message_part (m[i], "chat.text");
+    const struct herald_part *ti = herald_message_part (m[i], "chat.title");
     fprintf (s->fp, "{\"key\": \"%s\", \"customer\": \"%s\", \"channel\": "
              "\"%s\", \"type\": \"%s\", \"address\": \"%s\", \"text\": "
-             "\"%.*s\", \"title\": \"%.*s\"}\n", m[i].key, m[i].customer,
-             m[i].channel, m[i].to[0].type, m[i].to[0].value,
+             "\"%.*s\", \"title\": \"%.*s\"}\n", m[i]->key, m[i]->customer,
+             m[i]->channel, m[i]->to[0]->type, m[i]->to[0]->value,
              t ? (int) t->len : 0, t ? t->data : "",
              ti ? (int) ti->len : 0, ti ? ti->data : "");
-    if (s->invalid && strcmp (m[i].to[0].value, s->invalid) == 0) {
-      r[i].status = HERALD_INVALID_ADDRESS;
-      snprintf (r[i].error, sizeof r[i].error, "chat gone");
+    if (s->invalid && strcmp (m[i]->to[0]->value, s->invalid) == 0) {
+      r[i]->status = HERALD_INVALID_ADDRESS;
+      snprintf (r[i]->error, sizeof r[i]->error, "chat gone");
     }
     else {
-      r[i].status = HERALD_SENT;
-      snprintf (r[i].provider_id, sizeof r[i].provider_id, "kp-%s", m[i].key);
+      r[i]->status = HERALD_SENT;
+      snprintf (r[i]->provider_id, sizeof r[i]->provider_id, "kp-%s", m[i]->key);
     }
   }
   fflush (s->fp);
