@@ -53,8 +53,20 @@ struct channel_conf {
                                 run gives the batch up as in flight */
   int track_links;           /* sms only: sms.body's URLs become short
                                 links under [tracking] base_url */
+  /* [channel.NAME] warmup = N/d [doubling | xF | +M], warmup_start =
+   * DATE: a new sending domain's daily volume, N on the first day, then
+   * doubled, multiplied by F or increased by M each UTC day. */
+  long warmup_n;             /* 0: no warm-up */
+  double warmup_factor;      /* 1 flat; 2 doubling */
+  long warmup_step;          /* added each day */
+  int64_t warmup_start;      /* UTC midnight of day one */
+  char *warmup_spec;         /* as written */
   const struct ini_section *sec;
 };
+
+/* The warm-up volume of CC for the UTC day holding NOW (LONG_MAX without
+ * warm-up, or once it has grown past it). */
+long config_warmup_cap (const struct channel_conf *cc, int64_t now);
 
 struct gateway {
   struct ini *ini;

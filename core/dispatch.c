@@ -655,6 +655,68 @@ unclaimed:
   return send_claimed (r, cidx, ds, n, 1);
 }
 
+/* How many of the N rows of channel CIDX (DS, CLAIMED as for
+ * send_by_channel) the channel's warm-up lets go today; the others are
+ * recorded "reroute" (reason "warmup", this attempt not counted) in one
+ * transaction, for reroute_due to move to the next usable channel, or to
+ * the next day when there is none.  The day's volume is read from the
+ * store (what every process handed to the channel today) whenever some
+ * is left, so the count is exact across runs and workers but for the
+ * batches they have in flight at that moment. */
+static size_t
+warmup_allow (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
+{
+  const struct channel_conf *cc = r->c->channels[cidx].conf;
+  int64_t now = now_seconds (), day = now - now % 86400;
+  size_t allow, i;
+
+  if (cc->warmup_n <= 0 || n == 0)
+    return n;
+  if (r->warm_day[cidx] != day || r->warm_left[cidx] > 0) {
+    long used = store_instance_volume (r->st, cc->name, day);
+    long cap = config_warmup_cap (cc, now);
+
+    if (used < 0) {
+      fprintf (stderr, "herald: %s\n", store_error (r->st));
+      r->store_error = 1;
+      return n;                /* send_claimed puts them back */
+    }
+    /* Fresh rows are in the store as "sending" already: not yet sent. */
+    if (!claimed)
+      used = used > (long) n ? used - (long) n : 0;
+    r->warm_left[cidx] = cap > used ? cap - used : 0;
+    r->warm_day[cidx] = day;
+  }
+  allow = (size_t) r->warm_left[cidx] < n ? (size_t) r->warm_left[cidx] : n;
+  r->warm_left[cidx] -= (long) allow;
+  if (allow == n)
+    return n;
+  if (store_begin (r->st) < 0)
+    goto store_fail;
+  for (i = allow; i < n; i++) {
+    char why[256];
+    snprintf (why, sizeof why, "warm-up: channel %s reached its volume of "
+              "the day (%ld, warmup = %s)", cc->name,
+              config_warmup_cap (cc, now), cc->warmup_spec);
+    if (store_outbox_update_reason (r->st, ds[i]->key, "reroute", "warmup",
+                                    ds[i]->attempts, 0, NULL, why, NULL) < 0)
+      goto store_fail;
+  }
+  if (store_commit (r->st) < 0)
+    goto store_fail;
+  r->warm_moved[cidx] += (long) (n - allow);
+  r->rerouting += (long) (n - allow);
+  for (i = allow; i < n; i++)
+    due_clear (ds[i]);
+  return allow;
+
+store_fail:
+  fprintf (stderr, "herald: %s\n", store_error (r->st));
+  store_rollback (r->st);
+  r->store_error = 1;
+  return n;
+}
+
 /* Send DS[0..N) (committed as "sending"; CLAIMED: by dispatch_due, else
  * fresh from plan_page) in batches, grouped by channel, on the channels'
  * lanes (send_claimed).  Returns the number of rows handed to a plugin. */
@@ -696,6 +758,9 @@ send_by_channel (struct run *r, struct due **ds, size_t n, int claimed)
     memmove (by[k], by[k] + nrec, (nby[k] - nrec) * sizeof *by[k]);
     nby[k] -= nrec;
   }
+  /* A channel warming up takes its day's volume; the rest goes on. */
+  for (k = 0; k < r->c->n_channels; k++)
+    nby[k] = warmup_allow (r, (int) k, by[k], nby[k], claimed);
   /* send_claimed waits for its lane's batch in flight (a plugin state is
    * never used by two threads at once) and stops at a channel error its
    * results report. */
@@ -765,6 +830,23 @@ reroute_due (struct run *r)
 
       d->parts_j = d->parts ? json_loads (d->parts, 0, &jerr) : NULL;
       f = cidx < 0 ? 0 : fallback (r, d, cidx);
+      if (f == 0 && cidx >= 0 && d->reason && strcmp (d->reason, "warmup") == 0) {
+        /* No other channel: the next UTC day, on this one. */
+        int64_t next = r->now - r->now % 86400 + 86400;
+        char why[256];
+        snprintf (why, sizeof why, "warm-up: channel %s reached its volume "
+                  "of the day, and no other channel of the campaign can "
+                  "take it: deferred to the next day",
+                  r->c->channels[cidx].conf->name);
+        if (store_outbox_update (r->st, d->key, "pending", d->attempts, next,
+                                 NULL, why, NULL) < 0) {
+          store_rollback (r->st);
+          due_free (&l);
+          goto fail;
+        }
+        r->warm_deferred++;
+        continue;
+      }
       if (f < 0 || (f == 0 && store_outbox_reroute_none (r->st, d->key) < 0)) {
         store_rollback (r->st);
         due_free (&l);

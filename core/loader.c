@@ -556,7 +556,8 @@ plugin_leave (struct plugin *pl)
 
 /* The keys of [channel.NAME] that are the core's own, not the plugin's. */
 static const char *const core_channel_keys[] = { "plugin", "kind", "lanes",
-                                                 "track_links", "send_timeout", NULL };
+                                                 "track_links", "send_timeout", "warmup",
+                                                 "warmup_start", NULL };
 
 int
 channel_check (const struct plugin *pl, const char *name, const char *kind,

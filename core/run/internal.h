@@ -126,6 +126,14 @@ struct run {
   long unplanned;              /* customers a store error left unplanned */
   long rerouting;              /* failures recorded for reroute_due; its
                                   pass reads the store only when non-zero */
+  /* Warm-up ([channel.NAME] warmup): what is left of the UTC day's
+   * volume per channel, as of warm_day (0: not read yet). */
+  long warm_left[ROUTER_MAX_CHANNELS];
+  int64_t warm_day[ROUTER_MAX_CHANNELS];
+  long warm_moved[ROUTER_MAX_CHANNELS];   /* past the volume: to
+                                             another channel or the next
+                                             day, this run */
+  long warm_deferred;          /* of those, deferred to the next day */
   int channel_error;           /* a channel reported a configuration error */
   char channel_error_msg[1024];
   int store_error;

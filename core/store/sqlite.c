@@ -35,7 +35,7 @@ enum {
   Q_AUDIENCE,
   Q_OB_INSERT, Q_OB_UPDATE, Q_OB_UPDATE_REASON, Q_OB_REROUTE, Q_OB_GET,
   Q_OB_DUE, Q_OB_RECOVER_PENDING, Q_OB_RECOVER_FAILED, Q_OB_NEXT_DUE,
-  Q_OB_ADDRESS, Q_SENT_COUNT, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
+  Q_OB_ADDRESS, Q_SENT_COUNT, Q_INSTANCE_VOLUME, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
   Q_CAMP_CONVERSIONS, Q_OB_STATES, Q_OB_DUE_SUMMARY, Q_EVENT_COUNTS,
   Q_CAMP_START, Q_CAMP_FINISH, Q_CAMP_GET,
   Q_TIMER_ADD, Q_TIMERS_DUE, Q_TIMER_DONE, Q_TIMER_CANCEL, Q_JOURNEY_LAST,
@@ -199,6 +199,11 @@ static const char *const sql_text[Q_N] = {
     "AND (?3 IS NULL OR channel = ?3) "
     "AND ((state = 'sent' AND sent_at >= ?2) "
     "OR (state IN ('pending', 'sending', 'retry') AND created >= ?2))",
+  [Q_INSTANCE_VOLUME] =
+    "SELECT count(*) FROM outbox WHERE instance = ?1 "
+    "AND ((state = 'sent' AND sent_at >= ?2) "
+    "OR (state IN ('sending', 'retry', 'failed', 'dead', 'reroute') "
+    "AND attempts > 0 AND updated >= ?2))",
   [Q_CAMP_COUNTS] =
     "SELECT channel, variant, state, reason, count(*) FROM outbox "
     "WHERE campaign = ?1 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
@@ -2003,6 +2008,25 @@ sq_sent_count (struct store *st_, const char *customer, const char *channel,
   return n;
 }
 
+static long
+sq_instance_volume (struct store *st_, const char *instance, int64_t since)
+{
+  struct sqlite_store *st = (struct sqlite_store *) st_;
+  sqlite3_stmt *s = q (st, Q_INSTANCE_VOLUME);
+  long n = -1;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, instance);
+  sqlite3_bind_int64 (s, 2, since);
+  if (sqlite3_step (s) == SQLITE_ROW)
+    n = (long) sqlite3_column_int64 (s, 0);
+  else
+    db_fail (st, "counting a channel's messages of the day");
+  sqlite3_reset (s);
+  return n;
+}
+
 static json_t *
 col_json_str (sqlite3_stmt *s, int i)
 {
@@ -2918,6 +2942,7 @@ static const struct store_ops sqlite_ops = {
   .outbox_recover = sq_outbox_recover,
   .outbox_next_due = sq_outbox_next_due,
   .sent_count = sq_sent_count,
+  .instance_volume = sq_instance_volume,
   .campaign_counts = sq_campaign_counts,
   .campaign_engagement = sq_campaign_engagement,
   .campaign_conversions = sq_campaign_conversions,
