@@ -404,7 +404,46 @@ config_kind_register (const char *plugin,
     k->address_field = xstrdup (kinds[i]->address_field);
     k->required = strv_dup (kinds[i]->required_parts);
     k->optional = strv_dup (kinds[i]->optional_parts);
+    /* Members appended to struct herald_kind: only when the plugin's
+     * struct has them. */
+    k->json = strv_dup (HERALD_HAS (kinds[i], json_parts)
+                        ? kinds[i]->json_parts : NULL);
+    k->html = strv_dup (HERALD_HAS (kinds[i], html_parts)
+                        ? kinds[i]->html_parts : NULL);
   }
+}
+
+static int
+strv_has (char *const *v, const char *s)
+{
+  size_t i;
+
+  for (i = 0; v && v[i]; i++)
+    if (strcmp (v[i], s) == 0)
+      return 1;
+  return 0;
+}
+
+int
+config_kind_part_json (const char *part)
+{
+  size_t i;
+
+  for (i = 0; i < n_plugin_kinds; i++)
+    if (strv_has (plugin_kinds[i].json, part))
+      return 1;
+  return 0;
+}
+
+int
+config_kind_part_html (const char *part)
+{
+  size_t i;
+
+  for (i = 0; i < n_plugin_kinds; i++)
+    if (strv_has (plugin_kinds[i].html, part))
+      return 1;
+  return 0;
 }
 
 void

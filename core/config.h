@@ -125,6 +125,8 @@ struct config_kind {
   char *address_field;       /* customer addresses.FIELD or attributes.FIELD */
   char **required;           /* NULL-terminated part names */
   char **optional;
+  char **json;               /* of those, the parts that must be JSON */
+  char **html;               /* and those rendered as HTML (autoescape) */
 };
 
 /* The plugin kind KIND, or NULL (a built-in kind or unknown). */
@@ -145,6 +147,9 @@ void config_kind_parts_list (struct strbuf *out);
 
 /* Non-zero when PART ("chat.text") is a template part of a plugin kind. */
 int config_kind_part (const char *part);
+/* ... one that kind declared JSON, or HTML. */
+int config_kind_part_json (const char *part);
+int config_kind_part_html (const char *part);
 
 /* Set by the herald program (main): finds a plugin declaring KIND among
  * the plugin PLUGIN and then every plugin of the plugin directories

@@ -126,6 +126,28 @@ kind_parts_ok (const char *name, const char *const *parts, const char **bad_r)
   return 1;
 }
 
+/* Every part of LIST is one of K's required or optional parts; else 0
+ * with *BAD_R the first that is not. */
+static int
+kind_parts_declared (const struct herald_kind *k, const char *const *list,
+                     const char **bad_r)
+{
+  size_t i, j;
+
+  for (i = 0; list && list[i]; i++) {
+    int found = 0;
+    for (j = 0; k->required_parts[j] && !found; j++)
+      found = strcmp (k->required_parts[j], list[i]) == 0;
+    for (j = 0; k->optional_parts && k->optional_parts[j] && !found; j++)
+      found = strcmp (k->optional_parts[j], list[i]) == 0;
+    if (!found) {
+      *bad_r = list[i];
+      return 0;
+    }
+  }
+  return 1;
+}
+
 /* The kinds P declares are well formed: named, not a built-in kind, with
  * an address field and at least one required part, each part of the
  * kind.  0, or -1 with ERR naming PATH. */
@@ -171,6 +193,15 @@ check_kinds (const struct herald_plugin *p, const char *path, char *err,
             && !kind_parts_ok (k->name, k->optional_parts, &bad))) {
       snprintf (err, errlen, "%s: refused: kind '%s': part '%s' is not "
                 "'%s.NAME'", path, k->name, bad, k->name);
+      return -1;
+    }
+    if ((HERALD_HAS (k, json_parts)
+         && !kind_parts_declared (k, k->json_parts, &bad))
+        || (HERALD_HAS (k, html_parts)
+            && !kind_parts_declared (k, k->html_parts, &bad))) {
+      snprintf (err, errlen, "%s: refused: kind '%s': JSON or HTML part '%s' "
+                "is none of its required or optional parts", path, k->name,
+                bad);
       return -1;
     }
   }

@@ -282,6 +282,14 @@ struct herald_kind {
    * campaign offers the kind only when it has every required part. */
   const char *const *required_parts;
   const char *const *optional_parts;
+  /* Appended (a kind whose struct_size ends before them has none): parts
+   * among the above whose rendered text must be JSON, checked as
+   * webhook.body is (a message whose part is not JSON fails, its error
+   * naming the template, line and column, and never reaches send); and
+   * parts that are HTML, rendered with output escaped as email.html is
+   * ({{ x }} writes &lt; for <). */
+  const char *const *json_parts;
+  const char *const *html_parts;
 };
 
 #define HERALD_KIND_INIT .struct_size = sizeof (struct herald_kind)

@@ -44,7 +44,7 @@ like "$out" "bad2.ini:$line: \[channel.chat\] file: must be an absolute path" ".
 # A template part of no kind is still refused.
 printf 'x' > "$T/tpl/chit.text.liquid"
 out=$("$HERALD" -c "$G" lint "$T/k.ini" 2>&1)
-like "$out" "chit.text.liquid:1: unknown template part 'chit.text' \(expected one of .*webhook.body, chat.text, chat.title\)" "a part of no kind is refused, naming the plugin kinds' parts"
+like "$out" "chit.text.liquid:1: unknown template part 'chit.text' \(expected one of .*webhook.body, chat.text, chat.title, chat.card, chat.html\)" "a part of no kind is refused, naming the plugin kinds' parts"
 rm "$T/tpl/chit.text.liquid"
 
 /usr/bin/python3 - > "$T/cust.jsonl" <<'PYEOF'
@@ -100,6 +100,27 @@ is "$?" 0 "a second chat-only campaign runs"
 like "$(grep -c '"key": "k2:' "$T/chat.jsonl")" "^2$" "... sends to c1 and c2 only"
 out=$("$HERALD" -c "$G" report k2 2>&1)
 like "$out" "suppressed" "... c5's chat_id is suppressed"
+
+# Parts the kind declares JSON are checked as webhook.body is; parts it
+# declares HTML are rendered escaped as email.html is.
+mkdir -p "$T/tpl5"
+printf 'Hi' > "$T/tpl5/chat.text.liquid"
+printf '{%% if customer.id == "c2" %%}\n{"broken"\n{%% else %%}{"id": {{ customer.id | json }}}{%% endif %%}' > "$T/tpl5/chat.card.liquid"
+printf '<p>{{ "<b>&" }}{{ customer.first_name }}</p>' > "$T/tpl5/chat.html.liquid"
+printf '[campaign]\nid = k5\ntemplates = tpl5\nchannels = chat\n' > "$T/k5.ini"
+: > "$T/chat.jsonl"
+out=$("$HERALD" -c "$G" run "$T/k5.ini" 2>&1)
+is "$?" 0 "a campaign with JSON and HTML parts of a plugin kind runs"
+got=$(/usr/bin/python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    m = json.loads(l)
+    print(m["customer"], m["card"], m["html"])' "$T/chat.jsonl" | sort | tr '\n' ';')
+is "$got" 'c1 {"id": "c1"} <p>&lt;b&gt;&amp;Ann</p>;' \
+  "... the JSON part as rendered, the HTML part's output escaped; c2's card never reached the plugin"
+got=$(sqlite3 "$T/herald.db" "SELECT state || '|' || reason || '|' || error FROM outbox WHERE key = 'k5:1:c2'")
+like "$got" '^failed\|render_error\|.*tpl5/chat.card.liquid: rendered text is not valid JSON \(line 3, column 1' \
+  "... c2's card is not JSON: failed, naming the template, line and column"
 
 # herald plugins shows the kind a plugin declares.
 cp "$B/abi1.so" "$B/badkind.so" "$PLUGINS/"
