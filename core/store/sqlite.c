@@ -674,6 +674,37 @@ sq_begin (struct store *st_)
   return 0;
 }
 
+/* After a commit: the files this process writes are still the store's.
+ * Removed, renamed or replaced (the store file), or deleted (its
+ * write-ahead log), what is committed from then on would be lost when
+ * herald exits, or never seen by another herald: stop.  0, or -1 with the
+ * error set.  One stat each, once a transaction. */
+static int
+sq_files_check (struct sqlite_store *st)
+{
+  int moved = 0;
+  struct stat sb;
+  char wal[4096];
+
+  if (sqlite3_file_control (st->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved)
+      == SQLITE_OK && moved) {
+    set_err (st, "%s: the store file was removed, renamed or replaced while "
+             "herald was using it: stopping, so that nothing more is "
+             "recorded where no later run would find it (put the file back, "
+             "then run again)", st->path);
+    return -1;
+  }
+  if ((size_t) snprintf (wal, sizeof wal, "%s-wal", st->path) < sizeof wal
+      && stat (wal, &sb) < 0 && errno == ENOENT) {
+    set_err (st, "%s: its write-ahead log %s was deleted while herald was "
+             "using it: stopping; what was committed is copied into the "
+             "store file as herald closes it (never delete -wal or -shm "
+             "files of a store in use)", st->path, wal);
+    return -1;
+  }
+  return 0;
+}
+
 static int
 sq_commit (struct store *st_)
 {
@@ -706,6 +737,8 @@ sq_commit (struct store *st_)
     return -1;
   }
   st->in_tx = 0;
+  if (sq_files_check (st) < 0)
+    return -1;
   return 0;
 }
 
@@ -964,8 +997,20 @@ sq_close (struct store *st_)
     sqlite3_exec (st->db, "ROLLBACK", NULL, NULL, NULL);
   for (i = 0; i < Q_N; i++)
     sqlite3_finalize (st->q[i]);
-  if (st->db)
+  /* sqlite3_close checkpoints the write-ahead log into the store file and
+   * says nothing when that fails: ask first, so a failing disk is said
+   * (what was committed stays in the log, which the next open reads). */
+  if (st->db) {
+    int rc = sqlite3_wal_checkpoint_v2 (st->db, NULL,
+                                        SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED
+        && rc != SQLITE_READONLY)
+      fprintf (stderr, "herald: warning: %s: could not copy the write-ahead "
+               "log into the store file (%s): what was committed stays in "
+               "%s-wal, which the next herald reads; check the disk\n",
+               st->path, sqlite3_errstr (rc), st->path);
     sqlite3_close (st->db);
+  }
   free (st->path);
   free (st);
 }
