@@ -138,6 +138,17 @@ def events_of(customer):
                  'FROM events WHERE customer = ? ORDER BY id', (customer,))]
 
 
+def at_of(customer, etype):
+    """The times of CUSTOMER's ETYPE events."""
+    return [r[0] for r in rows('SELECT at FROM events WHERE customer = ? AND type = ?',
+                               (customer, etype))]
+
+
+def matched_by(customer, etype):
+    r = rows('SELECT detail FROM events WHERE customer = ? AND type = ?', (customer, etype))
+    return json.loads(r[0][0]).get('matched_by') if r else None
+
+
 def suppressed(addr):
     return bool(rows('SELECT 1 FROM suppressions WHERE channel = ? AND address = ?',
                      ('email', addr)))
@@ -323,6 +334,7 @@ t.eq((st, text), (200, 'ok\n'), 'mailgun: permanent failure taken')
 t.ok(bounced_as('c01', 'bounced'), 'mailgun: c01 bounced, with its campaign and key',
      events_of('c01'))
 t.ok(suppressed('c01@example.org'), 'mailgun: hard bounce suppresses c01')
+t.eq(at_of('c01', 'bounced'), [NOW - 100], "mailgun: the event is at event-data's timestamp")
 det = json.loads(rows("SELECT detail FROM events WHERE customer='c01' AND type='bounced'")[0][0])
 t.ok(det.get('matched_by') == 'verp' and det.get('status') == '5.1.1'
      and det.get('source') == 'mailgun webhook', 'mailgun: detail says how and why', det)
@@ -395,6 +407,7 @@ st, _ = post('postmark', pm_bounce, basic(PM_USER, PM_PASS))
 t.ok(st == 200 and ('bounced', None, None) in events_of('c05')
      and suppressed('c05@example.org'), 'postmark: hard bounce recorded and suppressed',
      events_of('c05'))
+t.eq(at_of('c05', 'bounced'), [NOW - 50], 'postmark: the event is at BouncedAt')
 before = snapshot()
 st, _ = post('postmark', pm_bounce, basic(PM_USER, PM_PASS))
 t.ok(st == 200 and snapshot() == before, 'postmark: retried bounce changes nothing')
@@ -512,6 +525,8 @@ st, text = post('ses', good)
 t.ok(st == 200 and bounced_as('c07', 'bounced') and suppressed('c07@example.org'),
      'ses: permanent bounce (signature version 1) recorded by VERP and suppressed',
      (st, text, events_of('c07')))
+t.eq((at_of('c07', 'bounced'), matched_by('c07', 'bounced')), ([NOW - 20], 'verp'),
+     "ses: at bounce.timestamp, matched by mail.source's VERP address")
 before = snapshot()
 st, _ = post('ses', good)
 t.ok(st == 200 and snapshot() == before, 'ses: the same notification again changes nothing')
@@ -563,6 +578,8 @@ refused('sendgrid: an event without email', 'sendgrid', noemail, sg_headers(noem
 st, text = post('sendgrid', sgb, sg_headers(sgb))
 t.ok(st == 200 and bounced_as('c09', 'bounced') and suppressed('c09@example.org'),
      'sendgrid: bounce recorded by its Message-ID and suppressed', (st, text, events_of('c09')))
+t.eq((at_of('c09', 'bounced'), matched_by('c09', 'bounced')), ([NOW - 10], 'message-id'),
+     'sendgrid: at the event timestamp, matched by smtp-id')
 t.ok(bounced_as('c11', 'soft_bounced') and not suppressed('c11@example.org'),
      'sendgrid: blocked is one soft bounce', events_of('c11'))
 t.ok(bounced_as('c10', 'complained') and suppressed('c10@example.org') and consent('c10') == 0,
