@@ -474,6 +474,11 @@ hooks_mailgun (struct email_hooks *h, const struct herald_request *req,
     goto out;
   }
   at = json_number_value (json_object_get (ed, "timestamp"));
+  /* 0 would be "now" to the sink, and a retry would not be a repeat. */
+  if (!(at >= 1 && at < 1e11)) {
+    hooks_respond (resp, 400, "event-data.timestamp: %g is no time\n", at);
+    goto out;
+  }
   memset (&e, 0, sizeof e);
   sev = hooks_jstr (ed, "severity");
   if (strcmp (event, "failed") == 0) {
@@ -1218,6 +1223,11 @@ hooks_sendgrid (struct email_hooks *h, const struct herald_request *req,
       hooks_respond (resp, 400, "event %zu: %s: missing\n", i,
                      !hooks_jstr (v, "event") ? "event"
                      : !hooks_jstr (v, "email") ? "email" : "timestamp");
+      goto out;
+    }
+    /* 0 would be "now" to the sink, and a retry would not be a repeat. */
+    if (json_integer_value (json_object_get (v, "timestamp")) < 1) {
+      hooks_respond (resp, 400, "event %zu: timestamp: not a time\n", i);
       goto out;
     }
   }

@@ -383,6 +383,11 @@ refused('mailgun: unsigned', 'mailgun', unsigned, {}, (401,), 'signature: missin
 refused('mailgun: malformed body', 'mailgun', b'{"signature": ', {}, (400,), 'not JSON')
 nosev = failed('c04', 'permanent', NOW - 60)
 del nosev['event-data']['severity']
+zero = failed('c04', 'permanent', NOW - 60)
+zero['event-data']['timestamp'] = 0
+refused('mailgun: event-data.timestamp 0', 'mailgun', zero, {}, (400,), 'event-data.timestamp')
+refused('mailgun: another path', 'nope', failed('c04', 'permanent', NOW - 60), {}, (404,),
+        '/mailgun, /postmark, /ses and /sendgrid')
 refused('mailgun: failed without severity', 'mailgun', nosev, {}, (400,),
         'event-data.severity')
 
@@ -482,6 +487,15 @@ n_hits = len(hits)
 st, _ = post('ses', forged_sub)
 t.ok(st == 403 and not any('forged' in h for h in hits),
      'ses: a forged subscription confirmation is refused, its URL never fetched', (st, hits))
+
+other_sub = fill('sns-subscription.json', TOPIC_ARN=TOPIC, TIMESTAMP=iso(NOW),
+                 SUBSCRIBE_URL='https://127.0.0.1:%d/?Action=ConfirmSubscription&elsewhere=1'
+                 % httpd.server_address[1], SIGNATURE_VERSION='2', SIGNATURE='',
+                 SIGNING_CERT_URL=CERT_URL)
+st, _ = post('ses', sns_sign(other_sub))
+t.ok(st == 403 and not any('elsewhere' in h for h in hits),
+     'ses: a signed subscription whose SubscribeURL is on another host is refused, '
+     'never fetched', (st, hits))
 
 refused('ses: forged signature (another key)', 'ses',
         sns_notification('ses-bounce.json', 'c07', NOW - 20, key=evil_key,
@@ -589,6 +603,33 @@ t.ok(bounced_as('c12', 'delivered') and len(events_of('c12')) == 1,
 before = snapshot()
 st, _ = post('sendgrid', sgb, sg_headers(sgb))
 t.ok(st == 200 and snapshot() == before, 'sendgrid: the same batch again changes nothing')
+
+# ---- refused keys --------------------------------------------------------
+
+def open_error(extra):
+    """herald serve with the email channel's keys plus EXTRA: (exit code,
+    stderr)."""
+    with open(os.path.join(T, 'g.ini')) as f:
+        text = f.read()
+    with open(os.path.join(T, 'bad.ini'), 'w') as f:
+        f.write(text.replace('listen = 127.0.0.1:%d' % PORT, 'listen = 127.0.0.1:%d' % free_port())
+                .replace('postmark_username = %s\n' % PM_USER, '')
+                .replace('sendgrid_public_key = %s\n' % SG_PUB, extra))
+    try:
+        r = subprocess.run([HERALD, '-c', os.path.join(T, 'bad.ini'), 'serve'],
+                           capture_output=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return 0, 'herald serve took the keys and ran'
+    return r.returncode, r.stderr.decode()
+
+
+rc, err = open_error('')
+t.ok(rc != 0 and 'postmark_password: set, but postmark_username is not' in err
+     and PM_PASS not in err, 'postmark_password without postmark_username: refused, named',
+     (rc, err))
+rc, err = open_error('postmark_username = %s\nsendgrid_public_key = bm90IGEga2V5\n' % PM_USER)
+t.ok(rc != 0 and 'sendgrid_public_key: not the base64 of a DER EC public key' in err,
+     'sendgrid_public_key that is no key: refused, named', (rc, err))
 
 # ---- what the log says, and the next campaign -----------------------------
 
