@@ -484,8 +484,21 @@ hooks_mailgun (struct email_hooks *h, const struct herald_request *req,
   if (strcmp (event, "failed") == 0) {
     if (sev && strcmp (sev, "permanent") == 0)
       e.type = "bounced";
-    else if (sev && strcmp (sev, "temporary") == 0)
+    else if (sev && strcmp (sev, "temporary") == 0) {
+      /* Mailgun reports a temporary failure at each attempt it makes
+       * again: the message counts once towards soft_limit, at its first,
+       * as the one DSN an MTA sends when it gives up would. */
+      json_t *n = json_object_get (json_object_get (ed, "delivery-status"),
+                                   "attempt-no");
+      if (json_is_integer (n) && json_integer_value (n) > 1) {
+        hooks_token_add (h, token, now);
+        hooks_respond (resp, 200, "ignored: attempt %lld of a message whose "
+                       "first temporary failure counted\n",
+                       (long long) json_integer_value (n));
+        goto out;
+      }
       e.type = "soft_bounced";
+    }
     else {
       hooks_respond (resp, 400, "event-data.severity: '%s' is not "
                      "permanent or temporary\n", sev ? sev : "");

@@ -322,10 +322,10 @@ def mailgun(fixture, customer, ts=None, token=None, key=MAILGUN_KEY, **kw):
     return fill(fixture, **vals)
 
 
-def failed(customer, severity, at, **kw):
+def failed(customer, severity, at, attempt=1, **kw):
     code, status = (550, '5.1.1') if severity == 'permanent' else (452, '4.2.2')
     return mailgun('mailgun-failed.json', customer, SEVERITY=severity,
-                   TIMESTAMP=at + 0.5, CODE=code, STATUS=status,
+                   TIMESTAMP=at + 0.5, CODE=code, STATUS=status, ATTEMPT=attempt,
                    SMTP_MESSAGE='%d %s mailbox problem' % (code, status), **kw)
 
 
@@ -354,6 +354,10 @@ st, _ = post('mailgun', failed('c03', 'temporary', NOW - 3000))
 t.ok(st == 200 and bounced_as('c03', 'soft_bounced'), 'mailgun: temporary failure is a soft bounce',
      events_of('c03'))
 t.ok(not suppressed('c03@example.org'), 'mailgun: one soft bounce does not suppress')
+before = snapshot()
+st, text = post('mailgun', failed('c03', 'temporary', NOW - 2000, attempt=2))
+t.ok(st == 200 and snapshot() == before,
+     "mailgun: Mailgun's next attempt of the same message does not count again", (st, text))
 st, _ = post('mailgun', failed('c03', 'temporary', NOW - 80))
 t.ok(st == 200 and suppressed('c03@example.org'),
      'mailgun: the second soft bounce within soft_window suppresses c03')
