@@ -239,6 +239,7 @@ struct inbound {
   struct server *sv;
   const char *kind;            /* the channel's kind: email, sms... */
   int failed;
+  int in_tx;                   /* the first event began the transaction */
 };
 
 struct inbound_one {
@@ -331,6 +332,16 @@ inbound_event (void *data, const struct herald_event *ev)
 
   if (!ev->type)
     return 0;
+  /* The transaction begins with the first event, not before the plugin
+   * is called: a plugin may fetch over the network first (an SNS signing
+   * certificate), and SQLite's write lock must not wait on that. */
+  if (!in->in_tx) {
+    if (store_begin (in->sv->st) < 0) {
+      in->failed = 1;
+      return -1;
+    }
+    in->in_tx = 1;
+  }
   /* Loudly: a plugin that reports what Herald does not know is a bug to
    * fix (the callback is answered, so the provider does not retry it). */
   if (!inbound_type_known (ev->type)) {
@@ -436,11 +447,8 @@ inbound (struct server *sv, struct MHD_Connection *c, const char *method,
   sink.data = &in;
   sink.event = inbound_event;
   /* The events of one callback land together or not at all: on a store
-   * failure the plugin answers 5xx and the provider calls again. */
-  if (store_begin (sv->st) < 0) {
-    free (full);
-    return reply_text (c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy\n");
-  }
+   * failure the plugin answers 5xx and the provider calls again.  The
+   * transaction is begun by the first event (inbound_event). */
   rc = channel_inbound (ch, &req, &sink, &resp);
   /* The plugin's own refusals and failures; a 5xx it gave because the
    * store failed (in.failed) is the store's. */
@@ -448,7 +456,9 @@ inbound (struct server *sv, struct MHD_Connection *c, const char *method,
     metrics_count_plugin_error (sv->metrics, ch->name, 1);
   else if (!in.failed && resp.status >= 400)
     metrics_count_plugin_error (sv->metrics, ch->name, 0);
-  if (rc < 0 || in.failed || resp.status >= 500)
+  if (!in.in_tx)
+    ;                          /* nothing was recorded */
+  else if (rc < 0 || in.failed || resp.status >= 500)
     store_rollback (sv->st);
   else if (store_commit (sv->st) < 0) {
     store_rollback (sv->st);

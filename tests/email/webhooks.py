@@ -205,6 +205,9 @@ class CertHandler(http.server.BaseHTTPRequestHandler):
         hits.append(self.path)
         if self.path == '/SimpleNotificationService-test.pem':
             body = pem(sns_cert)
+        elif self.path == '/slow.pem':
+            time.sleep(2)
+            body = pem(sns_cert)
         elif self.path == '/evil.pem':
             body = pem(evil_cert)
         elif self.path.startswith('/?Action=ConfirmSubscription'):
@@ -221,7 +224,7 @@ class CertHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-httpd = http.server.HTTPServer(('127.0.0.1', 0), CertHandler)
+httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), CertHandler)
 sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 sctx.load_cert_chain(os.path.join(T, 'tls.pem'))
 httpd.socket = sctx.wrap_socket(httpd.socket, server_side=True)
@@ -558,6 +561,28 @@ st, text = post('ses', sns_notification('ses-bounce.json', 'c15', NOW - 14, vers
                                         STATUS_CODE='451'))
 t.ok(st == 200 and bounced_as('c15', 'soft_bounced') and not suppressed('c15@example.org'),
      'ses: transient bounce is one soft bounce', (st, text, events_of('c15')))
+
+# While herald serve fetches a certificate (2 s here), the store is not
+# locked: the transaction begins with the first event, after the checks.
+slow = sns_notification('ses-bounce.json', 'c04', NOW - 13, version='2',
+                        cert_url='https://%s/slow.pem' % CERT_HOST,
+                        BOUNCE_TYPE='Transient', STATUS='4.4.7', STATUS_CODE='451')
+res = []
+th = threading.Thread(target=lambda: res.append(post('ses', slow)))
+th.start()
+time.sleep(0.8)
+try:
+    db = sqlite3.connect(os.path.join(T, 'herald.db'), timeout=0.3)
+    db.execute('BEGIN IMMEDIATE')
+    db.rollback()
+    db.close()
+    locked = None
+except sqlite3.OperationalError as e:
+    locked = str(e)
+th.join()
+t.ok(locked is None, 'ses: the store is not locked while the certificate is fetched', locked)
+t.ok(res and res[0][0] == 200 and bounced_as('c04', 'soft_bounced'),
+     'ses: the notification whose certificate came slowly is recorded', res)
 
 # ---- SendGrid ------------------------------------------------------------
 
