@@ -564,11 +564,9 @@ email_open (const struct herald_host *host, void **state_r, char *err,
     goto out;
   }
 
-  /* The bounce and complaint webhooks of providers: their VERP check
-   * uses the key above, so they are made after it. */
-  if (email_hooks_new (host, st->from_mb.addr,
-                       st->bounce_domain != NULL ? &st->verp : NULL,
-                       &st->hooks, err, errlen) < 0)
+  /* The bounce and complaint webhooks of providers (webhooks.c), after
+   * the VERP keys are checked: they read them too. */
+  if (email_hooks_new (host, st->from_mb.addr, &st->hooks, err, errlen) < 0)
     goto out;
 
   if (st->starttls != EMAIL_TLS_NO) {

@@ -28,6 +28,7 @@
 
 #include "webhooks.h"
 #include "../../lib/hmac256.h"
+#include "../../lib/verp.h"
 
 /* Mailgun: how far a signature's timestamp may be from our clock, and so
  * how long a token is remembered against replays. */
@@ -52,8 +53,10 @@ struct hooks_cert {
 struct email_hooks {
   const struct herald_host *host;
   char *from_domain;             /* the provider ids' domain */
-  struct verp_key *verp;         /* lent; NULL without bounce_domain */
-  pthread_mutex_t mu;            /* the token list and the cert cache */
+  struct verp_key verp;          /* a key of its own (send() uses the
+                                  * plugin's on other threads) */
+  int verp_on;                   /* bounce_domain and verp_secret set */
+  pthread_mutex_t mu;            /* all of the below, and verp */
 
   struct hmac256 mailgun;        /* keyed with mailgun_signing_key */
   int mailgun_on;
@@ -255,10 +258,11 @@ hooks_provider_id (struct email_hooks *h, const struct hooks_event *e,
                    char *buf, size_t buflen)
 {
   unsigned char hash[VERP_HASH_LEN];
+  char mid[HERALD_ID_MAX];
   const char *at;
   size_t i;
 
-  if (e->verp && h->verp && h->from_domain
+  if (e->verp && h->verp_on && h->from_domain
       && strncasecmp (e->verp, VERP_PREFIX, strlen (VERP_PREFIX)) == 0
       && (at = strchr (e->verp, '@'))) {
     char local[VERP_ADDRESS_MAX];
@@ -268,13 +272,22 @@ hooks_provider_id (struct email_hooks *h, const struct hooks_event *e,
       memcpy (local, e->verp, n);
       local[n] = '\0';
       pthread_mutex_lock (&h->mu);
-      ok = verp_check (h->verp, local, hash) == 0;
+      ok = verp_check (&h->verp, local, hash) == 0;
       pthread_mutex_unlock (&h->mu);
       if (ok && 2 * VERP_HASH_LEN + 8 + strlen (h->from_domain) < buflen) {
         static const char digits[] = "0123456789abcdef";
         for (i = 0; i < VERP_HASH_LEN; i++) {
           buf[2 * i] = digits[hash[i] >> 4];
           buf[2 * i + 1] = digits[hash[i] & 15];
+        }
+        /* The Message-ID quoted, when it has the same hash, gives the
+         * From domain the message was sent with (the from may have
+         * changed since); else today's. */
+        if (hooks_herald_message_id (e->message_id, mid, sizeof mid) == 0
+            && strncmp (mid, buf, 2 * VERP_HASH_LEN) == 0
+            && strlen (mid) < buflen) {
+          memcpy (buf, mid, strlen (mid) + 1);
+          return "verp";
         }
         snprintf (buf + 2 * VERP_HASH_LEN, buflen - 2 * VERP_HASH_LEN,
                   ".herald@%s", h->from_domain);
@@ -1359,6 +1372,8 @@ email_hooks_free (struct email_hooks *h)
     return;
   if (h->mailgun_on)
     hmac256_free (&h->mailgun);
+  if (h->verp_on)
+    verp_key_free (&h->verp);
   for (i = 0; i < h->n_seen; i++)
     free (h->seen[i].token);
   free (h->seen);
@@ -1383,8 +1398,7 @@ email_hooks_free (struct email_hooks *h)
 
 int
 email_hooks_new (const struct herald_host *host, const char *from_addr,
-                 struct verp_key *verp, struct email_hooks **hooks_r,
-                 char *err, size_t errlen)
+                 struct email_hooks **hooks_r, char *err, size_t errlen)
 {
   struct email_hooks *h = calloc (1, sizeof *h);
   const char *v, *u, *at = from_addr ? strrchr (from_addr, '@') : NULL;
@@ -1394,8 +1408,17 @@ email_hooks_new (const struct herald_host *host, const char *from_addr,
     abort ();
   pthread_mutex_init (&h->mu, NULL);
   h->host = host;
-  h->verp = verp;
   h->from_domain = hooks_strdup (at ? at + 1 : "localhost");
+
+  /* email_open checked them: both or neither. */
+  if (hooks_get (host, "bounce_domain")
+      && (v = hooks_get (host, "verp_secret"))) {
+    if (verp_key_init (&h->verp, v) < 0) {
+      snprintf (err, errlen, "cannot derive the VERP key (OpenSSL)");
+      goto out;
+    }
+    h->verp_on = 1;
+  }
 
   if ((v = hooks_get (host, "mailgun_signing_key"))) {
     if (hmac256_init (&h->mailgun, v, strlen (v)) < 0) {

@@ -23,17 +23,16 @@
 #define HERALD_EMAIL_WEBHOOKS_H
 
 #include <herald/plugin.h>
-#include "../../lib/verp.h"
 
 struct email_hooks;
 
-/* Read the webhook keys of HOST's section into *HOOKS_R.  FROM_ADDR is the
- * channel's From address (its domain is the provider ids'), VERP its VERP
- * key or NULL (both lent, and must outlive the hooks).  0, or -1 after
- * writing a message naming the key into ERR. */
+/* Read the webhook keys of HOST's section into *HOOKS_R, and derive a VERP
+ * key of its own from bounce_domain and verp_secret (checked by the
+ * caller) when set.  FROM_ADDR is the channel's From address: its domain
+ * is the provider ids'.  0, or -1 after writing a message naming the key
+ * into ERR. */
 int email_hooks_new (const struct herald_host *host, const char *from_addr,
-                     struct verp_key *verp, struct email_hooks **hooks_r,
-                     char *err, size_t errlen);
+                     struct email_hooks **hooks_r, char *err, size_t errlen);
 
 /* Release everything; NULL is a no-op. */
 void email_hooks_free (struct email_hooks *h);
