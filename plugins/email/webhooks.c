@@ -80,7 +80,8 @@ struct hooks_event {
   const char *address;
   const char *verp;              /* the envelope sender, or NULL */
   const char *message_id;        /* the Message-ID header quoted, or NULL */
-  const char *provider_id;       /* the provider's own id, or NULL */
+  const char *provider_id;       /* the provider's own id (detail only), or
+                                    NULL */
   int64_t at;
   json_t *detail;                /* borrowed */
 };
@@ -249,10 +250,13 @@ hooks_herald_message_id (const char *id, char *buf, size_t buflen)
   return 0;
 }
 
-/* The provider id of the message E is about: from its VERP envelope sender
- * when the token is ours (verp_check), else from a Herald Message-ID the
- * provider quotes, else the provider's own id.  Returns how it was found
- * ("verp", "message-id", "provider-id") or NULL. */
+/* The provider id of the message E is about, "HEX.herald@DOMAIN" (what
+ * send() reports and the store keeps): from its VERP envelope sender when
+ * the token is ours (verp_check), else from a Herald Message-ID the
+ * provider quotes.  The provider's own id (Postmark's MessageID, SES's
+ * messageId...) never names a message the email plugin sent: it only goes
+ * into the detail.  Returns how it was found ("verp", "message-id") or
+ * NULL (the core then takes the address). */
 static const char *
 hooks_provider_id (struct email_hooks *h, const struct hooks_event *e,
                    char *buf, size_t buflen)
@@ -297,10 +301,6 @@ hooks_provider_id (struct email_hooks *h, const struct hooks_event *e,
   }
   if (hooks_herald_message_id (e->message_id, buf, buflen) == 0)
     return "message-id";
-  if (e->provider_id && *e->provider_id) {
-    snprintf (buf, buflen, "%s", e->provider_id);
-    return "provider-id";
-  }
   return NULL;
 }
 
@@ -323,6 +323,9 @@ hooks_emit (struct email_hooks *h, const struct herald_sink *sink,
     json_object_set_new (e->detail, "matched_by", json_string ("address"));
   if (e->address)
     json_object_set_new (e->detail, "recipient", json_string (e->address));
+  if (e->provider_id)
+    json_object_set_new (e->detail, "provider_message_id",
+                         json_string (e->provider_id));
   detail = json_dumps (e->detail, JSON_COMPACT | JSON_SORT_KEYS);
   ev.type = e->type;
   ev.provider_id = how ? pid : NULL;

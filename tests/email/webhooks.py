@@ -420,6 +420,10 @@ t.ok(st == 200 and ('bounced', None, None) in events_of('c05')
      and suppressed('c05@example.org'), 'postmark: hard bounce recorded and suppressed',
      events_of('c05'))
 t.eq(at_of('c05', 'bounced'), [NOW - 50], 'postmark: the event is at BouncedAt')
+det = json.loads(rows("SELECT detail FROM events WHERE customer='c05' AND type='bounced'")[0][0])
+t.ok(det.get('matched_by') == 'address'
+     and det.get('provider_message_id') == '883953f4-6105-42a2-a16a-77a8eac79483'
+     and det.get('type') == 'HardBounce', 'postmark: matched by address, its MessageID kept', det)
 before = snapshot()
 st, _ = post('postmark', pm_bounce, basic(PM_USER, PM_PASS))
 t.ok(st == 200 and snapshot() == before, 'postmark: retried bounce changes nothing')
