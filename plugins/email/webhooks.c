@@ -309,12 +309,11 @@ static int
 hooks_emit (struct email_hooks *h, const struct herald_sink *sink,
             const char *source, struct hooks_event *e)
 {
-  struct herald_event ev;
+  struct herald_event ev = { HERALD_EVENT_INIT };
   char pid[HERALD_ID_MAX], *detail;
   const char *how;
   int rc;
 
-  memset (&ev, 0, sizeof ev);
   how = hooks_provider_id (h, e, pid, sizeof pid);
   json_object_set_new (e->detail, "source", json_string (source));
   if (how)
