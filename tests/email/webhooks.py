@@ -441,6 +441,12 @@ st, _ = post('postmark', fill('postmark-delivery.json', RECIPIENT=sent['c14']['r
                               AT=pm_at(NOW - 30)), basic(PM_USER, PM_PASS))
 t.ok(st == 200 and ('delivered', None, None) in events_of('c14'),
      'postmark: delivery recorded', events_of('c14'))
+before = snapshot()
+st, text = post('postmark', fill('postmark-bounce.json', TYPE='Transient', TYPE_CODE=2,
+                                 NAME='Message delayed', RECIPIENT=sent['c14']['rcpt'],
+                                 AT=pm_at(NOW - 33)), basic(PM_USER, PM_PASS))
+t.ok((st, text) == (200, 'ignored\n') and snapshot() == before,
+     'postmark: a Transient (delay) notice is no bounce: answered, nothing recorded', (st, text))
 notype = dict(pm_bounce)
 del notype['BouncedAt']
 refused('postmark: bounce without BouncedAt', 'postmark', notype, basic(PM_USER, PM_PASS),
@@ -560,6 +566,12 @@ t.ok(st == 200 and bounced_as('c08', 'complained') and suppressed('c08@example.o
      and consent('c08') == 0,
      'ses: complaint (signature version 2) suppresses and withdraws consent',
      (st, text, events_of('c08')))
+before = snapshot()
+st, text = post('ses', sns_notification('ses-bounce.json', 'c14', NOW - 14, version='2',
+                                        BOUNCE_TYPE='Undetermined', STATUS='5.0.0',
+                                        STATUS_CODE='550'))
+t.ok((st, text) == (200, 'ignored\n') and snapshot() == before,
+     'ses: an Undetermined bounce is not guessed at: answered, nothing recorded', (st, text))
 st, text = post('ses', sns_notification('ses-bounce.json', 'c15', NOW - 14, version='2',
                                         BOUNCE_TYPE='Transient', STATUS='4.4.7',
                                         STATUS_CODE='451'))
