@@ -239,7 +239,14 @@ struct herald_request {
 struct herald_event {
   uint32_t struct_size;    /* HERALD_EVENT_INIT */
   const char *type;        /* delivered, failed, opened, clicked, replied,
-                            * unsubscribed, resubscribed, bounced, complained */
+                            * unsubscribed, resubscribed, bounced (hard),
+                            * soft_bounced, complained.  The last three do
+                            * what `herald bounces import` does: suppress
+                            * the address (a soft bounce at [bounces]
+                            * soft_limit), and a complaint withdraws
+                            * consent; give at the provider's own time
+                            * for the event, so a retried callback is a
+                            * repeat and changes nothing */
   const char *provider_id; /* the provider's message id, or NULL */
   const char *address;     /* the customer's address (phone...), or NULL */
   int64_t at;              /* unix seconds, 0 = now */

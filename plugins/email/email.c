@@ -37,6 +37,7 @@
 #include "../common/mime.h"
 #include "../../lib/verp.h"
 #include "dkimsign.h"
+#include "webhooks.h"
 
 #define EMAIL_DEFAULT_TIMEOUT_MS 30000L
 #define EMAIL_DEFAULT_CONNECT_TIMEOUT_MS 30000L
@@ -66,6 +67,7 @@ struct email_state {
   struct dkimsign *dkim;         /* NULL: messages are not signed */
   char *bounce_domain;           /* NULL: MAIL FROM is the From address */
   struct verp_key verp;          /* set when bounce_domain is */
+  struct email_hooks *hooks;     /* the providers' webhooks (webhooks.c) */
 };
 
 struct email_session_info;
@@ -112,9 +114,10 @@ static const char *const email_keys[] = {
   "server", "from", "starttls", "username", "password", "password_file",
   "timeout_ms", "connect_timeout_ms", "rate", "batch", "tls_ca_file",
   "tls_verify", "dkim_domain", "dkim_selector", "dkim_key_file",
-  "bounce_domain", "verp_secret", NULL
+  "bounce_domain", "verp_secret", EMAIL_HOOKS_KEYS, NULL
 };
 static const char *const email_secret_keys[] = { "password", "verp_secret",
+                                                 EMAIL_HOOKS_SECRET_KEYS,
                                                  NULL };
 /* Like [tracking] secret (core/config.c). */
 #define EMAIL_VERP_SECRET_MIN 16
@@ -306,6 +309,7 @@ email_close (void *state)
     return;
   if (st->auth != NULL)
     auth_destroy_context (st->auth);
+  email_hooks_free (st->hooks);
   dkimsign_free (st->dkim);
   if (st->bounce_domain != NULL) {
     verp_key_free (&st->verp);
@@ -559,6 +563,11 @@ email_open (const struct herald_host *host, void **state_r, char *err,
                         "set, but bounce_domain is not");
     goto out;
   }
+
+  /* The bounce and complaint webhooks of providers (webhooks.c), after
+   * the VERP keys are checked: they read them too. */
+  if (email_hooks_new (host, st->from_mb.addr, &st->hooks, err, errlen) < 0)
+    goto out;
 
   if (st->starttls != EMAIL_TLS_NO) {
     v = email_get (host, "tls_ca_file");
@@ -1320,6 +1329,16 @@ email_send (void *state, const struct herald_message *const *messages,
   return 0;
 }
 
+/* POST {base_url}/inbound/CHANNEL/PROVIDER: webhooks.c. */
+static int
+email_inbound (void *state, const struct herald_request *req,
+               const struct herald_sink *sink, struct herald_response *resp)
+{
+  struct email_state *st = state;
+
+  return email_hooks_inbound (st->hooks, req, sink, resp);
+}
+
 static const struct herald_plugin email_plugin = {
   HERALD_PLUGIN_INIT,
   .name = "email",
@@ -1331,6 +1350,7 @@ static const struct herald_plugin email_plugin = {
   .open = email_open,
   .close = email_close,
   .send = email_send,
+  .inbound = email_inbound,
 };
 
 HERALD_REGISTER_PLUGIN (email_plugin)
