@@ -3,6 +3,7 @@
 # through GMime), the command (core/cmd_bounces.c), their tests and the
 # parser's libFuzzer target.
 herald_SOURCES += core/bounce.c core/bounce.h core/cmd_bounces.c \
+	core/feedback.c core/feedback.h \
 	lib/verp.c lib/verp.h
 herald_CPPFLAGS += $(GMIME_CFLAGS)
 herald_LDADD += $(GMIME_LIBS)

@@ -23,13 +23,14 @@ static const char *const known_parts[] = {
 int
 campaign_part_autoescape (const char *part)
 {
-  return strcmp (part, "email.html") == 0;
+  return strcmp (part, "email.html") == 0 || config_kind_part_html (part);
 }
 
 int
 campaign_part_json (const char *part)
 {
-  return strcmp (part, "push.data") == 0 || strcmp (part, "webhook.body") == 0;
+  return strcmp (part, "push.data") == 0 || strcmp (part, "webhook.body") == 0
+         || config_kind_part_json (part);
 }
 
 static void __attribute__ ((format (printf, 2, 3)))

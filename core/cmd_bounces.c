@@ -3,13 +3,15 @@
  * maps each bounce and complaint to the message it is about, and records
  * it in the store:
  *  - a hard bounce (5.x.x): a "bounced" event, which suppresses the
- *    message's address (store_event_put);
+ *    message's address;
  *  - a soft bounce (4.x.x, given up on): a "soft_bounced" event; once
  *    [bounces] soft_limit of them fall within soft_window, the address is
  *    suppressed;
  *  - a complaint (ARF abuse or fraud): a "complained" event, which
  *    suppresses the address, and the customer's consent for the channel
  *    withdrawn.
+ * Those effects are feedback_record's (feedback.h), which herald serve's
+ * inbound sink uses too for the bounces of providers' webhooks.
  *
  * A bounce names its message by the signed VERP address it was sent to
  * (lib/verp.h), checked with the verp_secret of each email channel; with
@@ -28,6 +30,7 @@
 
 #include "bounce.h"
 #include "config.h"
+#include "feedback.h"
 #include "import.h"
 #include "main.h"
 #include "store.h"
@@ -346,120 +349,6 @@ found:
 
 /* ---- recording ---------------------------------------------------------- */
 
-/* Suppress the addresses ROW went to (its address column: a JSON list of
- * {"type", "value"} destinations, or of strings, or one string) for
- * REASON.  Returns how many were not suppressed before, or -1.
- *
- * store_event_put is meant to do this for "bounced" and "complained"
- * events that name a message, but on schema 6 it reads the list as
- * strings (or push {token} objects) and so suppresses nothing for the
- * {"type", "value"} destinations the outbox holds: the command does it
- * itself.  Suppressing twice keeps the first reason, so this stays right
- * once the store does it too. */
-static int
-suppress_row (struct bctx *c, const struct outbox_row *row,
-              const char *reason)
-{
-  json_t *addr, *v;
-  size_t i;
-  int n = 0;
-
-  if (!row->address
-      || !(addr = json_loads (row->address, JSON_DECODE_ANY, NULL)))
-    return 0;
-  if (!json_is_array (addr)) {
-    json_t *a = json_array ();
-    json_array_append_new (a, addr);
-    addr = a;
-  }
-  json_array_foreach (addr, i, v) {
-    const char *a = json_is_string (v) ? json_string_value (v)
-                    : json_string_value (json_object_get (v, "value"));
-    int sup;
-    if (!a || !*a)
-      continue;
-    if ((sup = store_is_suppressed (c->st, "email", a)) < 0
-        || (sup == 0 && store_suppress (c->st, "email", a, reason) < 0)) {
-      n = -1;
-      break;
-    }
-    n += sup == 0;
-  }
-  json_decref (addr);
-  return n;
-}
-
-struct soft_times {
-  int64_t *t;
-  size_t n, cap;
-  int64_t hi;
-};
-
-static int
-soft_each (void *data, const char *channel, const char *type, int64_t at)
-{
-  struct soft_times *s = data;
-
-  if (!channel || strcmp (channel, "email") != 0
-      || strcmp (type, "soft_bounced") != 0 || at > s->hi)
-    return 0;
-  if (s->n == s->cap) {
-    s->cap = s->cap ? 2 * s->cap : 16;
-    s->t = xrealloc (s->t, s->cap * sizeof *s->t);
-  }
-  s->t[s->n++] = at;
-  return 0;
-}
-
-static int
-cmp_time (const void *a, const void *b)
-{
-  int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-  return x < y ? -1 : x > y;
-}
-
-/* After a new soft bounce at AT of ROW's customer: when soft_limit of
- * the customer's soft bounces fall within one soft_window (any window
- * holding AT, so that the order of the imports does not matter), suppress
- * the message's address.  0 or -1. */
-static int
-soft_check (struct bctx *c, const struct outbox_row *row, int64_t at,
-            const char *name)
-{
-  struct soft_times s = { NULL, 0, 0, at + c->soft_window };
-  size_t i, n = (size_t) c->soft_limit;
-  int hit = 0, r = -1, k;
-
-  if (c->soft_limit <= 0)
-    return 0;
-  if (store_customer_events (c->st, row->customer, at - c->soft_window,
-                             soft_each, &s) < 0)
-    goto out;
-  qsort (s.t, s.n, sizeof *s.t, cmp_time);
-  for (i = 0; !hit && s.n >= n && i + n <= s.n; i++)
-    hit = s.t[i + n - 1] - s.t[i] <= c->soft_window;
-  r = 0;
-  if (!hit)
-    goto out;
-  if ((k = suppress_row (c, row, "soft_bounced")) < 0) {
-    r = -1;
-    goto out;
-  }
-  if (k > 0) {
-    char w[32], *what;
-    c->soft_suppressed += k;
-    format_window (c->soft_window, w, sizeof w);
-    what = xasprintf ("%d soft bounces within %s: address suppressed",
-                      c->soft_limit, w);
-    if (c->verbose)
-      say (stdout, name, "soft bounces", what);
-    free (what);
-  }
-out:
-  free (s.t);
-  return r;
-}
-
 /* The event's detail: what the report said (never the file name, which
  * a Maildir reader changes). */
 static char *
@@ -489,35 +378,44 @@ detail_json (const struct bounce *b, const char *how)
   return s;
 }
 
-/* Record B about ROW.  0 or -1 (store error). */
+/* Record B about ROW through feedback_record, as a webhook's bounce is
+ * (feedback.h).  0 or -1 (store error). */
 static int
 record (struct bctx *c, const char *name, const struct bounce *b,
         const struct outbox_row *row, const char *how)
 {
-  const char *channel = row->channel ? row->channel : "email";
-  const char *type, *what;
+  struct feedback_policy policy = { c->soft_limit, c->soft_window };
+  struct feedback f;
+  const char *what;
   char *detail = NULL, *line;
-  int r = -1;
+  int r = -1, k = 0;
 
+  memset (&f, 0, sizeof f);
   switch (b->kind) {
   case BOUNCE_HARD:
-    type = "bounced";
+    f.kind = FEEDBACK_HARD;
     what = "hard bounce";
     break;
   case BOUNCE_SOFT:
-    type = "soft_bounced";
+    f.kind = FEEDBACK_SOFT;
     what = "soft bounce";
     break;
   default:
-    type = "complained";
+    f.kind = FEEDBACK_COMPLAINT;
     what = "complaint";
     break;
   }
   if (tx_open (c) < 0)
     return -1;
   detail = detail_json (b, how);
-  r = store_event_put (c->st, row->customer, channel, type, b->date,
-                       row->campaign, row->key, detail);
+  f.customer = row->customer;
+  f.channel = row->channel ? row->channel : "email";
+  f.campaign = row->campaign;
+  f.message_key = row->key;
+  f.address_json = row->address;
+  f.at = b->date;
+  f.detail = detail;
+  r = feedback_record (c->st, &policy, &f, &k);
   if (r < 0)
     goto out;
   if (r == 1)
@@ -528,18 +426,6 @@ record (struct bctx *c, const char *name, const struct bounce *b,
     c->soft++;
   else
     c->complaints++;
-  if (r == 0 && b->kind != BOUNCE_SOFT && suppress_row (c, row, type) < 0) {
-    r = -1;
-    goto out;
-  }
-  /* RFC 5965 section 1: a complaint is the recipient saying they did not
-   * want this mail: their consent goes, as an unsubscribe's would. */
-  if (r == 0 && b->kind == BOUNCE_COMPLAINT
-      && store_consent_set (c->st, row->customer, channel, 0, b->date,
-                            "complaint") < 0) {
-    r = -1;
-    goto out;
-  }
   if (c->verbose) {
     line = xasprintf ("%s%s%s%s of %s%s: %s", what,
                       b->status[0] || b->feedback_type ? " (" : "",
@@ -552,10 +438,15 @@ record (struct bctx *c, const char *name, const struct bounce *b,
     say (stdout, name, "matched", line);
     free (line);
   }
-  if (r == 0 && b->kind == BOUNCE_SOFT
-      && soft_check (c, row, b->date, name) < 0) {
-    r = -1;
-    goto out;
+  if (k > 0) {
+    char w[32], *msg;
+    c->soft_suppressed += k;
+    format_window (c->soft_window, w, sizeof w);
+    msg = xasprintf ("%d soft bounces within %s: address suppressed",
+                     c->soft_limit, w);
+    if (c->verbose)
+      say (stdout, name, "soft bounces", msg);
+    free (msg);
   }
   r = 0;
   if (++c->pending >= BOUNCES_BATCH)

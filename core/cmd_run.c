@@ -59,6 +59,15 @@ print_summary (struct run *r, FILE *fp)
   if (r->total.fallback)
     fprintf (fp, "  %ld message(s) fell back to another channel after a "
              "permanent failure\n", r->total.fallback);
+  for (i = 0; i < r->c->n_channels; i++)
+    if (r->warm_moved[i])
+      fprintf (fp, "  warm-up: channel %s reached its volume of the day "
+               "(warmup = %s): %ld message(s) went to another channel or "
+               "wait for the next day\n", r->c->channels[i].conf->name,
+               r->c->channels[i].conf->warmup_spec, r->warm_moved[i]);
+  if (r->warm_deferred)
+    fprintf (fp, "  warm-up: %ld message(s) deferred to the next day (no "
+             "other channel could take them)\n", r->warm_deferred);
   if (r->total.held_out)
     fprintf (fp, "  held out: %ld\n", r->total.held_out);
   if (r->n_reasons) {
@@ -202,6 +211,7 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
         fprintf (stderr, "herald: %s\n", err);
         return -1;
       }
+      r->lanes[i][k].timeout = cc->send_timeout;
       r->n_lanes[i]++;
     }
   }
@@ -229,7 +239,8 @@ close_run (struct run *r)
   for (i = 0; r->c && i < r->c->n_channels; i++) {
     int k;
     for (k = 0; r->lanes[i] && k < r->n_lanes[i]; k++)
-      channel_close (r->lanes[i][k].ch);
+      if (!r->lanes[i][k].stuck)   /* its thread is still in the plugin */
+        channel_close (r->lanes[i][k].ch);
     free (r->lanes[i]);
   }
   for (i = 0; i < r->n_reasons; i++)

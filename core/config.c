@@ -6,6 +6,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <limits.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,7 +404,46 @@ config_kind_register (const char *plugin,
     k->address_field = xstrdup (kinds[i]->address_field);
     k->required = strv_dup (kinds[i]->required_parts);
     k->optional = strv_dup (kinds[i]->optional_parts);
+    /* Members appended to struct herald_kind: only when the plugin's
+     * struct has them. */
+    k->json = strv_dup (HERALD_HAS (kinds[i], json_parts)
+                        ? kinds[i]->json_parts : NULL);
+    k->html = strv_dup (HERALD_HAS (kinds[i], html_parts)
+                        ? kinds[i]->html_parts : NULL);
   }
+}
+
+static int
+strv_has (char *const *v, const char *s)
+{
+  size_t i;
+
+  for (i = 0; v && v[i]; i++)
+    if (strcmp (v[i], s) == 0)
+      return 1;
+  return 0;
+}
+
+int
+config_kind_part_json (const char *part)
+{
+  size_t i;
+
+  for (i = 0; i < n_plugin_kinds; i++)
+    if (strv_has (plugin_kinds[i].json, part))
+      return 1;
+  return 0;
+}
+
+int
+config_kind_part_html (const char *part)
+{
+  size_t i;
+
+  for (i = 0; i < n_plugin_kinds; i++)
+    if (strv_has (plugin_kinds[i].html, part))
+      return 1;
+  return 0;
 }
 
 void
@@ -475,6 +516,98 @@ check_keys (const struct ini *ini, const struct ini_section *sec,
     }
   }
   return 0;
+}
+
+/* [channel.NAME] warmup and warmup_start into CH.  0, or -1 with ERR. */
+static int
+parse_warmup (struct channel_conf *ch, const struct ini_section *sec,
+              const char *path, char *err, size_t errlen)
+{
+  const char *v = ini_get (sec, "warmup");
+  const char *start = ini_get (sec, "warmup_start");
+  char *end;
+  long n;
+
+  ch->warmup_factor = 1;
+  if (!v) {
+    if (start) {
+      snprintf (err, errlen, "%s:%d: [%s] warmup_start: without warmup",
+                path, ini_line (sec, "warmup_start"), sec->name);
+      return -1;
+    }
+    return 0;
+  }
+  errno = 0;
+  n = strtol (v, &end, 10);
+  if (errno || n < 1 || n > 100000000 || strncmp (end, "/d", 2) != 0)
+    goto bad;
+  end += 2;
+  while (*end == ' ' || *end == '\t')
+    end++;
+  if (*end == '\0')
+    ;
+  else if (strcmp (end, "doubling") == 0)
+    ch->warmup_factor = 2;
+  else if (*end == 'x' || *end == '+') {
+    char *e2;
+    errno = 0;
+    if (*end == 'x') {
+      ch->warmup_factor = strtod (end + 1, &e2);
+      if (errno || e2 == end + 1 || *e2 || !(ch->warmup_factor >= 1)
+          || ch->warmup_factor > 10)
+        goto bad;
+    }
+    else {
+      ch->warmup_step = strtol (end + 1, &e2, 10);
+      if (errno || e2 == end + 1 || *e2 || ch->warmup_step < 1
+          || ch->warmup_step > 100000000)
+        goto bad;
+    }
+  }
+  else
+    goto bad;
+  ch->warmup_n = n;
+  ch->warmup_spec = xstrdup (v);
+  if (!start) {
+    snprintf (err, errlen, "%s:%d: [%s] warmup: needs warmup_start = "
+              "YYYY-MM-DD, the first day of the warm-up", path,
+              ini_line (sec, "warmup"), sec->name);
+    return -1;
+  }
+  {
+    char t[32];
+    if (strlen (start) != 10
+        || (snprintf (t, sizeof t, "%sT00:00:00Z", start),
+            parse_rfc3339 (t, &ch->warmup_start) < 0)) {
+      snprintf (err, errlen, "%s:%d: [%s] warmup_start: '%s' is not a date "
+                "like 2026-12-07", path, ini_line (sec, "warmup_start"),
+                sec->name, start);
+      return -1;
+    }
+  }
+  return 0;
+
+bad:
+  snprintf (err, errlen, "%s:%d: [%s] warmup: '%s' is not N/d, N/d doubling, "
+            "N/d xF (F from 1 to 10) or N/d +M (e.g. 200/d doubling)", path,
+            ini_line (sec, "warmup"), sec->name, v);
+  return -1;
+}
+
+long
+config_warmup_cap (const struct channel_conf *cc, int64_t now)
+{
+  int64_t day;
+  double cap;
+
+  if (cc->warmup_n <= 0)
+    return LONG_MAX;
+  day = now < cc->warmup_start ? 0 : (now - cc->warmup_start) / 86400;
+  if (cc->warmup_factor > 1)
+    cap = (double) cc->warmup_n * pow (cc->warmup_factor, (double) day);
+  else
+    cap = (double) cc->warmup_n + (double) cc->warmup_step * (double) day;
+  return cap >= 1e12 ? LONG_MAX : (long) cap;
 }
 
 struct gateway *
@@ -554,6 +687,17 @@ config_gateway_load (const char *path, char *err, size_t errlen)
         }
         ch->lanes = (int) n;
       }
+      ch->send_timeout = CONFIG_SEND_TIMEOUT;
+      v = ini_get (sec, "send_timeout");
+      if (v && (parse_duration (v, &ch->send_timeout) < 0
+                || ch->send_timeout < 1 || ch->send_timeout > 86400)) {
+        snprintf (err, errlen, "%s:%d: [%s] send_timeout: '%s' is not a "
+                  "duration from 1s to 1d (e.g. 300s, 5m)", path,
+                  ini_line (sec, "send_timeout"), sec->name, v);
+        goto fail;
+      }
+      if (parse_warmup (ch, sec, path, err, errlen) < 0)
+        goto fail;
       v = ini_get (sec, "track_links");
       if (v && parse_bool (v, &ch->track_links) < 0) {
         snprintf (err, errlen, "%s:%d: [%s] track_links: '%s' is not yes or "
@@ -804,6 +948,7 @@ config_gateway_free (struct gateway *gw)
     free (gw->channels[i].name);
     free (gw->channels[i].plugin);
     free (gw->channels[i].kind);
+    free (gw->channels[i].warmup_spec);
   }
   free (gw->channels);
   free (gw->store_path);

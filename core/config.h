@@ -42,16 +42,31 @@ char *ini_path (const struct ini *ini, const char *path);
 
 /* Most instances of one channel that send at the same time. */
 #define CONFIG_MAX_LANES 16
+#define CONFIG_SEND_TIMEOUT 300   /* [channel.NAME] send_timeout default, s */
 
 struct channel_conf {
   char *name;                /* NAME of [channel.NAME] */
   char *plugin;              /* plugin name */
   char *kind;                /* email, sms, push, webhook */
   int lanes;                 /* plugin instances sending in parallel, >= 1 */
+  int64_t send_timeout;      /* seconds a send call may take; past it the
+                                run gives the batch up as in flight */
   int track_links;           /* sms only: sms.body's URLs become short
                                 links under [tracking] base_url */
+  /* [channel.NAME] warmup = N/d [doubling | xF | +M], warmup_start =
+   * DATE: a new sending domain's daily volume, N on the first day, then
+   * doubled, multiplied by F or increased by M each UTC day. */
+  long warmup_n;             /* 0: no warm-up */
+  double warmup_factor;      /* 1 flat; 2 doubling */
+  long warmup_step;          /* added each day */
+  int64_t warmup_start;      /* UTC midnight of day one */
+  char *warmup_spec;         /* as written */
   const struct ini_section *sec;
 };
+
+/* The warm-up volume of CC for the UTC day holding NOW (LONG_MAX without
+ * warm-up, or once it has grown past it). */
+long config_warmup_cap (const struct channel_conf *cc, int64_t now);
 
 struct gateway {
   struct ini *ini;
@@ -110,6 +125,8 @@ struct config_kind {
   char *address_field;       /* customer addresses.FIELD or attributes.FIELD */
   char **required;           /* NULL-terminated part names */
   char **optional;
+  char **json;               /* of those, the parts that must be JSON */
+  char **html;               /* and those rendered as HTML (autoescape) */
 };
 
 /* The plugin kind KIND, or NULL (a built-in kind or unknown). */
@@ -130,6 +147,9 @@ void config_kind_parts_list (struct strbuf *out);
 
 /* Non-zero when PART ("chat.text") is a template part of a plugin kind. */
 int config_kind_part (const char *part);
+/* ... one that kind declared JSON, or HTML. */
+int config_kind_part_json (const char *part);
+int config_kind_part_html (const char *part);
 
 /* Set by the herald program (main): finds a plugin declaring KIND among
  * the plugin PLUGIN and then every plugin of the plugin directories

@@ -1,7 +1,7 @@
 # core/core.mk: the lead's core modules (config, loader, scheduler, CLI).
 herald_SOURCES += \
 	core/config.c core/config.h \
-	core/loader.c core/loader.h
+	core/loader.c core/loader.h core/abi1.h
 herald_SOURCES += \
 	core/campaign.c core/campaign.h \
 	core/run.h core/run/internal.h core/plan.c core/compose.c \

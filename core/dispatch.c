@@ -285,12 +285,18 @@ batch_free (struct batch *b)
   for (i = 0; i < b->n; i++) {
     due_clear (&b->rows[i]);
     free (b->to[i]);
+    free (b->top[i]);
     free (b->parts[i]);
+    free (b->pp[i]);
     free (b->inv[i]);
   }
   free (b->rows);
   free (b->to);
+  free (b->top);
   free (b->parts);
+  free (b->pp);
+  free (b->mp);
+  free (b->rp);
   free (b->inv);
   free (b->m);
   free (b->res);
@@ -312,13 +318,21 @@ batch_prepare (struct run *r, int cidx, struct due **ds, size_t n,
   b->rows = xcalloc (n ? n : 1, sizeof *b->rows);
   b->m = xcalloc (n ? n : 1, sizeof *b->m);
   b->res = xcalloc (n ? n : 1, sizeof *b->res);
+  b->mp = xcalloc (n ? n : 1, sizeof *b->mp);
+  b->rp = xcalloc (n ? n : 1, sizeof *b->rp);
   b->to = xcalloc (n ? n : 1, sizeof *b->to);
+  b->top = xcalloc (n ? n : 1, sizeof *b->top);
   b->parts = xcalloc (n ? n : 1, sizeof *b->parts);
+  b->pp = xcalloc (n ? n : 1, sizeof *b->pp);
   b->inv = xcalloc (n ? n : 1, sizeof *b->inv);
   /* Zero is HERALD_SENT: a result the plugin does not fill must not read
    * as sent. */
-  for (i = 0; i < n; i++)
+  for (i = 0; i < n; i++) {
+    b->res[i].struct_size = sizeof b->res[i];
     b->res[i].status = HERALD_NO_RESULT;
+    b->mp[i] = &b->m[i];
+    b->rp[i] = &b->res[i];
+  }
   for (i = 0; i < n; i++) {
     struct due *d = &b->rows[i];
     struct herald_message *m = &b->m[i];
@@ -330,29 +344,36 @@ batch_prepare (struct run *r, int cidx, struct due **ds, size_t n,
     memset (ds[i], 0, sizeof *ds[i]);
     na = json_array_size (d->addr_j);
     b->to[i] = xcalloc (na ? na : 1, sizeof **b->to);
+    b->top[i] = xcalloc (na ? na : 1, sizeof **b->top);
     json_array_foreach (d->addr_j, k, v) {
+      b->to[i][k].struct_size = sizeof b->to[i][k];
       b->to[i][k].type = jstr (v, "type") ? jstr (v, "type") : d->channel;
       b->to[i][k].value = jstr (v, "value") ? jstr (v, "value") : "";
+      b->top[i][k] = &b->to[i][k];
     }
     b->inv[i] = xcalloc (na ? na : 1, 1);
     b->parts[i] = xcalloc (json_object_size (d->parts_j) + 1, sizeof **b->parts);
+    b->pp[i] = xcalloc (json_object_size (d->parts_j) + 1, sizeof **b->pp);
     json_object_foreach (d->parts_j, pk, v) {
       if (pk[0] == '_')
         continue;
+      b->parts[i][np].struct_size = sizeof b->parts[i][np];
       b->parts[i][np].name = pk;
       b->parts[i][np].data = json_string_value (v);
       b->parts[i][np].len = json_string_length (v);
+      b->pp[i][np] = &b->parts[i][np];
       np++;
     }
+    m->struct_size = sizeof *m;
     m->key = d->key;
     m->campaign = r->c->id;
     m->customer = d->customer;
     m->channel = d->channel;
     m->variant = d->variant ? d->variant : "";
-    m->to = b->to[i];
+    m->to = b->top[i];
     m->n_to = na;
     m->to_name = jstr (d->parts_j, "_to_name");
-    m->parts = b->parts[i];
+    m->parts = b->pp[i];
     m->n_parts = np;
     m->unsubscribe_url = jstr (d->parts_j, "_unsubscribe_url");
     m->unsubscribe_mailto = r->gw->unsubscribe_mailto;
@@ -410,8 +431,15 @@ batch_record (struct run *r, struct batch *b)
     const struct herald_address *to = b->to[i];
     size_t n_to = b->m[i].n_to;
     int attempts = d->attempts + 1;
-    int status = b->call < 0 ? HERALD_RETRY : x->status;
-    const char *detail = x->detail[0] ? x->detail : NULL;
+    int status;
+    const char *detail;
+
+    /* The plugin's strings end within their buffers, whatever it wrote. */
+    x->provider_id[sizeof x->provider_id - 1] = '\0';
+    x->error[sizeof x->error - 1] = '\0';
+    x->detail[sizeof x->detail - 1] = '\0';
+    status = b->call < 0 ? HERALD_RETRY : x->status;
+    detail = x->detail[0] ? x->detail : NULL;
 
     for (k = 0; k < n_to; k++)
       if (inv[k]
@@ -450,8 +478,11 @@ batch_record (struct run *r, struct batch *b)
         goto store_fail;
       /* The recipient opted out at the provider (Twilio 21610, a STOP
        * reply): that is a consent change, not only a dead address, so a
-       * later START can lift it. */
-      if (detail && detail_flag (detail, "opt_out")
+       * later START can lift it.  ABI 2 says so in opt_out; a version 1
+       * plugin said it with "opt_out": true in its detail. */
+      if ((x->opt_out
+           || (ch->plugin->p.abi_version < 2 && detail
+               && detail_flag (detail, "opt_out")))
           && store_consent_set (r->st, d->customer, d->channel, 0, r->now,
                                 "provider opt-out") < 0)
         goto store_fail;
@@ -575,8 +606,8 @@ send_claimed (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
   batch_prepare (r, cidx, ds, n, &next);
   next.lane = (int) (r->next_lane[cidx]++ % (unsigned) r->n_lanes[cidx]);
   l = &r->lanes[cidx][next.lane];
-  had = lane_wait (l, &landed);
-  if (r->channel_error || r->store_error || (claimed && run_stop)
+  had = lane_wait (r, l, &landed);
+  if (l->stuck || r->channel_error || r->store_error || (claimed && run_stop)
       || (had && batch_channel_error (&landed))) {
     /* The run stops, or this channel is broken: these stay unsent. */
     if (had)
@@ -624,6 +655,68 @@ unclaimed:
   return send_claimed (r, cidx, ds, n, 1);
 }
 
+/* How many of the N rows of channel CIDX (DS, CLAIMED as for
+ * send_by_channel) the channel's warm-up lets go today; the others are
+ * recorded "reroute" (reason "warmup", this attempt not counted) in one
+ * transaction, for reroute_due to move to the next usable channel, or to
+ * the next day when there is none.  The day's volume is read from the
+ * store (what every process handed to the channel today) whenever some
+ * is left, so the count is exact across runs and workers but for the
+ * batches they have in flight at that moment. */
+static size_t
+warmup_allow (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
+{
+  const struct channel_conf *cc = r->c->channels[cidx].conf;
+  int64_t now = now_seconds (), day = now - now % 86400;
+  size_t allow, i;
+
+  if (cc->warmup_n <= 0 || n == 0)
+    return n;
+  if (r->warm_day[cidx] != day || r->warm_left[cidx] > 0) {
+    long used = store_instance_volume (r->st, cc->name, day);
+    long cap = config_warmup_cap (cc, now);
+
+    if (used < 0) {
+      fprintf (stderr, "herald: %s\n", store_error (r->st));
+      r->store_error = 1;
+      return n;                /* send_claimed puts them back */
+    }
+    /* Fresh rows are in the store as "sending" already: not yet sent. */
+    if (!claimed)
+      used = used > (long) n ? used - (long) n : 0;
+    r->warm_left[cidx] = cap > used ? cap - used : 0;
+    r->warm_day[cidx] = day;
+  }
+  allow = (size_t) r->warm_left[cidx] < n ? (size_t) r->warm_left[cidx] : n;
+  r->warm_left[cidx] -= (long) allow;
+  if (allow == n)
+    return n;
+  if (store_begin (r->st) < 0)
+    goto store_fail;
+  for (i = allow; i < n; i++) {
+    char why[256];
+    snprintf (why, sizeof why, "warm-up: channel %s reached its volume of "
+              "the day (%ld, warmup = %s)", cc->name,
+              config_warmup_cap (cc, now), cc->warmup_spec);
+    if (store_outbox_update_reason (r->st, ds[i]->key, "reroute", "warmup",
+                                    ds[i]->attempts, 0, NULL, why, NULL) < 0)
+      goto store_fail;
+  }
+  if (store_commit (r->st) < 0)
+    goto store_fail;
+  r->warm_moved[cidx] += (long) (n - allow);
+  r->rerouting += (long) (n - allow);
+  for (i = allow; i < n; i++)
+    due_clear (ds[i]);
+  return allow;
+
+store_fail:
+  fprintf (stderr, "herald: %s\n", store_error (r->st));
+  store_rollback (r->st);
+  r->store_error = 1;
+  return n;
+}
+
 /* Send DS[0..N) (committed as "sending"; CLAIMED: by dispatch_due, else
  * fresh from plan_page) in batches, grouped by channel, on the channels'
  * lanes (send_claimed).  Returns the number of rows handed to a plugin. */
@@ -665,6 +758,9 @@ send_by_channel (struct run *r, struct due **ds, size_t n, int claimed)
     memmove (by[k], by[k] + nrec, (nby[k] - nrec) * sizeof *by[k]);
     nby[k] -= nrec;
   }
+  /* A channel warming up takes its day's volume; the rest goes on. */
+  for (k = 0; k < r->c->n_channels; k++)
+    nby[k] = warmup_allow (r, (int) k, by[k], nby[k], claimed);
   /* send_claimed waits for its lane's batch in flight (a plugin state is
    * never used by two threads at once) and stops at a channel error its
    * results report. */
@@ -734,6 +830,23 @@ reroute_due (struct run *r)
 
       d->parts_j = d->parts ? json_loads (d->parts, 0, &jerr) : NULL;
       f = cidx < 0 ? 0 : fallback (r, d, cidx);
+      if (f == 0 && cidx >= 0 && d->reason && strcmp (d->reason, "warmup") == 0) {
+        /* No other channel: the next UTC day, on this one. */
+        int64_t next = r->now - r->now % 86400 + 86400;
+        char why[256];
+        snprintf (why, sizeof why, "warm-up: channel %s reached its volume "
+                  "of the day, and no other channel of the campaign can "
+                  "take it: deferred to the next day",
+                  r->c->channels[cidx].conf->name);
+        if (store_outbox_update (r->st, d->key, "pending", d->attempts, next,
+                                 NULL, why, NULL) < 0) {
+          store_rollback (r->st);
+          due_free (&l);
+          goto fail;
+        }
+        r->warm_deferred++;
+        continue;
+      }
       if (f < 0 || (f == 0 && store_outbox_reroute_none (r->st, d->key) < 0)) {
         store_rollback (r->st);
         due_free (&l);

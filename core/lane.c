@@ -40,24 +40,55 @@
 #include "tz.h"
 
 
+int run_stuck;
+
 static void *
 lane_main (void *data)
 {
   struct lane *l = data;
   struct batch *b = &l->flight;
 
-  b->call = l->ch->plugin->p.send (l->ch->state, b->m, b->n, b->res);
+  b->call = channel_send (l->ch, b->mp, b->n, b->rp);
   return NULL;
 }
 
-/* Wait for the lane's batch in flight.  1 with it moved into *B, or 0
- * when nothing was in flight. */
+/* Wait for the lane's batch in flight, until its send_timeout.  1 with
+ * it moved into *B, or 0 when nothing was in flight, or when the plugin
+ * has not returned by then: the lane is then stuck, its batch left in
+ * flight ("sending": taken back, alone, as at a crash, by the next run),
+ * and the run stops with a channel error naming the plugin. */
 int
-lane_wait (struct lane *l, struct batch *b)
+lane_wait (struct run *r, struct lane *l, struct batch *b)
 {
-  if (!l->flying)
+  int rc;
+
+  if (!l->flying || l->stuck)
     return 0;
-  pthread_join (l->thread, NULL);
+  rc = pthread_timedjoin_np (l->thread, NULL, &l->deadline);
+  if (rc == ETIMEDOUT) {
+    l->stuck = 1;
+    l->flying = 0;
+    l->ch->broken = 1;
+    __atomic_store_n (&run_stuck, 1, __ATOMIC_RELAXED);
+    /* Never freed: the plugin may still read the messages and write the
+     * results. */
+    memset (&l->flight, 0, sizeof l->flight);
+    if (!r->channel_error) {
+      r->channel_error = 1;
+      snprintf (r->channel_error_msg, sizeof r->channel_error_msg,
+                "channel %s: plugin %s did not return from send within "
+                "send_timeout (%llds); its batch stays in flight, to be sent "
+                "again one message at a time by the next run",
+                l->ch->name, l->ch->plugin->p.name,
+                (long long) l->timeout);
+    }
+    fprintf (stderr, "herald: channel %s: plugin %s did not return from "
+             "send within %llds (send_timeout): giving it up\n",
+             l->ch->name, l->ch->plugin->p.name, (long long) l->timeout);
+    return 0;
+  }
+  if (rc != 0)
+    pthread_join (l->thread, NULL);
   l->flying = 0;
   *b = l->flight;
   memset (&l->flight, 0, sizeof l->flight);
@@ -74,8 +105,10 @@ lane_takeoff (struct lane *l, struct batch *b)
 
   /* A lane carries one batch at a time: its plugin state is used by one
    * thread at a time (the ABI's promise to plugins). */
-  assert (!l->flying);
+  assert (!l->flying && !l->stuck);
   l->flight = *b;
+  clock_gettime (CLOCK_REALTIME, &l->deadline);
+  l->deadline.tv_sec += l->timeout > 0 ? l->timeout : 300;
   /* Signals stay with the main thread, whose handler sets run_stop; the
    * faults a plugin's own bug raises in this thread stay deliverable, so
    * that they end the process as they would anywhere (a blocked SIGSEGV
@@ -116,7 +149,7 @@ land_all (struct run *r)
 
   for (k = 0; r->c && k < r->c->n_channels; k++)
     for (i = 0; r->lanes[k] && i < r->n_lanes[k]; i++)
-      if (lane_wait (&r->lanes[k][i], &b))
+      if (lane_wait (r, &r->lanes[k][i], &b))
         batch_land (r, &b);
 }
 
@@ -140,7 +173,7 @@ batch_send_here (struct run *r, struct batch *b)
   struct channel *ch = r->lanes[b->cidx][b->lane].ch;
   int rc;
 
-  b->call = ch->plugin->p.send (ch->state, b->m, b->n, b->res);
+  b->call = channel_send (ch, b->mp, b->n, b->rp);
   rc = batch_record (r, b);
   batch_free (b);
   return rc;

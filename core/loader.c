@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "abi1.h"
 #include "loader.h"
 #include "main.h"
 #include "util.h"
@@ -124,6 +126,28 @@ kind_parts_ok (const char *name, const char *const *parts, const char **bad_r)
   return 1;
 }
 
+/* Every part of LIST is one of K's required or optional parts; else 0
+ * with *BAD_R the first that is not. */
+static int
+kind_parts_declared (const struct herald_kind *k, const char *const *list,
+                     const char **bad_r)
+{
+  size_t i, j;
+
+  for (i = 0; list && list[i]; i++) {
+    int found = 0;
+    for (j = 0; k->required_parts[j] && !found; j++)
+      found = strcmp (k->required_parts[j], list[i]) == 0;
+    for (j = 0; k->optional_parts && k->optional_parts[j] && !found; j++)
+      found = strcmp (k->optional_parts[j], list[i]) == 0;
+    if (!found) {
+      *bad_r = list[i];
+      return 0;
+    }
+  }
+  return 1;
+}
+
 /* The kinds P declares are well formed: named, not a built-in kind, with
  * an address field and at least one required part, each part of the
  * kind.  0, or -1 with ERR naming PATH. */
@@ -169,6 +193,15 @@ check_kinds (const struct herald_plugin *p, const char *path, char *err,
             && !kind_parts_ok (k->name, k->optional_parts, &bad))) {
       snprintf (err, errlen, "%s: refused: kind '%s': part '%s' is not "
                 "'%s.NAME'", path, k->name, bad, k->name);
+      return -1;
+    }
+    if ((HERALD_HAS (k, json_parts)
+         && !kind_parts_declared (k, k->json_parts, &bad))
+        || (HERALD_HAS (k, html_parts)
+            && !kind_parts_declared (k, k->html_parts, &bad))) {
+      snprintf (err, errlen, "%s: refused: kind '%s': JSON or HTML part '%s' "
+                "is none of its required or optional parts", path, k->name,
+                bad);
       return -1;
     }
   }
@@ -286,6 +319,15 @@ loader_load (const char *path, char *err, size_t errlen)
   }
   if (check_kinds (&pl->p, path, err, errlen) < 0)
     goto fail;
+  if (pl->p.thread_model != HERALD_THREAD_PARALLEL
+      && pl->p.thread_model != HERALD_THREAD_SERIALIZE) {
+    snprintf (err, errlen, "%s: refused: plugin %s declares thread model %d, "
+              "which is neither HERALD_THREAD_PARALLEL (0) nor "
+              "HERALD_THREAD_SERIALIZE (1)", path, pl->p.name,
+              pl->p.thread_model);
+    goto fail;
+  }
+  pthread_mutex_init (&pl->lock, NULL);
   pl->path = xstrdup (path);
   pl->dl = dl;
   return pl;
@@ -308,6 +350,7 @@ loader_unload (struct plugin *pl)
     return;
   /* Plugins may have registered atexit handlers or thread-locals (libcurl,
    * OpenSSL): never dlclose them; the process exit releases the mapping. */
+  pthread_mutex_destroy (&pl->lock);
   free (pl->path);
   free (pl);
 }
@@ -522,11 +565,30 @@ host_init (struct channel *ch, const char *tracking_base_url)
   ch->host.config_line = host_config_line;
   ch->host.log = host_log;
   ch->host.tracking_base_url = tracking_base_url;
+  ch->host.core_version = PACKAGE_VERSION;
+  ch->host.core_abi_version = HERALD_PLUGIN_ABI_VERSION;
+}
+
+/* Every call into a plugin that declared HERALD_THREAD_SERIALIZE takes
+ * the plugin's lock: one call at a time, whatever the state. */
+static void
+plugin_enter (struct plugin *pl)
+{
+  if (pl->p.thread_model == HERALD_THREAD_SERIALIZE)
+    pthread_mutex_lock (&pl->lock);
+}
+
+static void
+plugin_leave (struct plugin *pl)
+{
+  if (pl->p.thread_model == HERALD_THREAD_SERIALIZE)
+    pthread_mutex_unlock (&pl->lock);
 }
 
 /* The keys of [channel.NAME] that are the core's own, not the plugin's. */
 static const char *const core_channel_keys[] = { "plugin", "kind", "lanes",
-                                                 "track_links", NULL };
+                                                 "track_links", "send_timeout", "warmup",
+                                                 "warmup_start", NULL };
 
 int
 channel_check (const struct plugin *pl, const char *name, const char *kind,
@@ -615,6 +677,7 @@ channel_open (struct plugin *pl, const char *name, const char *kind,
   struct channel *ch;
   struct strbuf pb = STRBUF_INIT;
   char perr[1024] = "";
+  int rc;
 
   if (channel_check (pl, name, kind, sec, ini_path, &pb) < 0) {
     /* The first problem, without its line break. */
@@ -630,7 +693,10 @@ channel_open (struct plugin *pl, const char *name, const char *kind,
   ch->sec = sec;
   ch->ini_path = ini_path;
   host_init (ch, tracking_base_url);
-  if (pl->p.open && pl->p.open (&ch->host, &ch->state, perr, sizeof perr) < 0) {
+  plugin_enter (pl);
+  rc = pl->p.open ? pl->p.open (&ch->host, &ch->state, perr, sizeof perr) : 0;
+  plugin_leave (pl);
+  if (rc < 0) {
     /* A plugin quotes its values as they are: escape them here, for
      * every plugin at once. */
     snprintf (err, errlen, "%s", *perr ? perr : "plugin open failed");
@@ -648,11 +714,180 @@ channel_close (struct channel *ch)
 {
   if (!ch)
     return;
-  if (ch->plugin->p.close)
+  if (ch->plugin->p.close) {
+    plugin_enter (ch->plugin);
     ch->plugin->p.close (ch->state);
+    plugin_leave (ch->plugin);
+  }
   free (ch->name);
   free (ch->kind);
   free (ch);
+}
+
+/* A version 1 plugin's send: the messages and results as the arrays of
+ * structures its header described, the results copied back. */
+static int
+send_abi1 (struct channel *ch, const struct herald_message *const *m,
+           size_t n, struct herald_result *const *res)
+{
+  herald1_send_fn send1 = (herald1_send_fn) (void (*) (void)) ch->plugin->p.send;
+  struct herald1_message *m1 = xcalloc (n ? n : 1, sizeof *m1);
+  struct herald1_result *r1 = xcalloc (n ? n : 1, sizeof *r1);
+  struct herald1_address **a1 = xcalloc (n ? n : 1, sizeof *a1);
+  struct herald1_part **p1 = xcalloc (n ? n : 1, sizeof *p1);
+  size_t i, k;
+  int rc;
+
+  for (i = 0; i < n; i++) {
+    a1[i] = xcalloc (m[i]->n_to ? m[i]->n_to : 1, sizeof **a1);
+    for (k = 0; k < m[i]->n_to; k++) {
+      a1[i][k].type = m[i]->to[k]->type;
+      a1[i][k].value = m[i]->to[k]->value;
+    }
+    p1[i] = xcalloc (m[i]->n_parts ? m[i]->n_parts : 1, sizeof **p1);
+    for (k = 0; k < m[i]->n_parts; k++) {
+      p1[i][k].name = m[i]->parts[k]->name;
+      p1[i][k].data = m[i]->parts[k]->data;
+      p1[i][k].len = m[i]->parts[k]->len;
+    }
+    m1[i].key = m[i]->key;
+    m1[i].campaign = m[i]->campaign;
+    m1[i].customer = m[i]->customer;
+    m1[i].channel = m[i]->channel;
+    m1[i].variant = m[i]->variant;
+    m1[i].to = a1[i];
+    m1[i].n_to = m[i]->n_to;
+    m1[i].to_name = m[i]->to_name;
+    m1[i].parts = p1[i];
+    m1[i].n_parts = m[i]->n_parts;
+    m1[i].unsubscribe_url = m[i]->unsubscribe_url;
+    m1[i].unsubscribe_mailto = m[i]->unsubscribe_mailto;
+    m1[i].created = m[i]->created;
+    m1[i].attempt = m[i]->attempt;
+    r1[i].status = res[i]->status;
+    r1[i].to_invalid = res[i]->to_invalid;
+  }
+  rc = send1 (ch->state, m1, n, r1);
+  for (i = 0; i < n; i++) {
+    struct herald_result *r = res[i];
+    r->status = r1[i].status;
+    r->retry_after_ms = r1[i].retry_after_ms;
+    /* Copied as the plugin left them: NUL-terminated within their size,
+     * which the core makes sure of when it reads them. */
+    memcpy (r->provider_id, r1[i].provider_id, sizeof r->provider_id);
+    memcpy (r->error, r1[i].error, sizeof r->error);
+    memcpy (r->detail, r1[i].detail, sizeof r->detail);
+    free (a1[i]);
+    free (p1[i]);
+  }
+  free (a1);
+  free (p1);
+  free (m1);
+  free (r1);
+  return rc;
+}
+
+int
+channel_send (struct channel *ch, const struct herald_message *const *m,
+              size_t n, struct herald_result *const *res)
+{
+  int rc;
+
+  plugin_enter (ch->plugin);
+  if (ch->plugin->p.abi_version < 2)
+    rc = send_abi1 (ch, m, n, res);
+  else
+    rc = ch->plugin->p.send (ch->state, m, n, res);
+  plugin_leave (ch->plugin);
+  return rc;
+}
+
+/* A version 1 plugin's events, handed on to the core's sink. */
+struct sink1 {
+  const struct herald_sink *sink;
+};
+
+static int
+sink1_event (void *data, const struct herald1_event *ev1)
+{
+  struct sink1 *s = data;
+  struct herald_event ev = { HERALD_EVENT_INIT };
+
+  ev.type = ev1->type;
+  ev.provider_id = ev1->provider_id;
+  ev.address = ev1->address;
+  ev.at = ev1->at;
+  ev.detail = ev1->detail;
+  return s->sink->event (s->sink->data, &ev);
+}
+
+/* The core's sink for a version 2 plugin: the plugin's event copied into
+ * a zeroed one of ours, whatever header it was built with. */
+struct sink2 {
+  const struct herald_sink *sink;
+  struct channel *ch;
+};
+
+static int
+sink2_event (void *data, const struct herald_event *ev)
+{
+  struct sink2 *s = data;
+  struct herald_event copy;
+  size_t size = ev->struct_size;
+
+  /* A plugin that left out HERALD_EVENT_INIT (a zeroed event) still
+   * filled in the members version 2 began with. */
+  if (size == 0)
+    size = offsetof (struct herald_event, detail) + sizeof ev->detail;
+  if (size < offsetof (struct herald_event, detail) + sizeof ev->detail) {
+    /* Not a version 2 event. */
+    fprintf (stderr, "herald: channel %s: plugin %s reported an event whose "
+             "struct_size is %zu (set it with HERALD_EVENT_INIT): not "
+             "recorded\n", s->ch->name, s->ch->plugin->p.name, size);
+    return -1;
+  }
+  memset (&copy, 0, sizeof copy);
+  memcpy (&copy, ev, size < sizeof copy ? size : sizeof copy);
+  copy.struct_size = sizeof copy;
+  return s->sink->event (s->sink->data, &copy);
+}
+
+int
+channel_inbound (struct channel *ch, const struct herald_request *req,
+                 const struct herald_sink *sink, struct herald_response *resp)
+{
+  int rc;
+
+  plugin_enter (ch->plugin);
+  if (ch->plugin->p.abi_version < 2) {
+    herald1_inbound_fn in1 = (herald1_inbound_fn) (void (*) (void))
+                             ch->plugin->p.inbound;
+    struct herald1_request r1;
+    struct herald1_response p1;
+    struct sink1 s = { sink };
+    struct herald1_sink k1 = { &s, sink1_event };
+
+    r1.method = req->method;
+    r1.url = req->url;
+    r1.path = req->path;
+    r1.headers = req->headers;
+    r1.n_headers = req->n_headers;
+    r1.body = req->body;
+    r1.body_len = req->body_len;
+    memset (&p1, 0, sizeof p1);
+    rc = in1 (ch->state, &r1, &k1, &p1);
+    resp->status = p1.status;
+    memcpy (resp->content_type, p1.content_type, sizeof resp->content_type);
+    memcpy (resp->body, p1.body, sizeof resp->body);
+    resp->body_len = p1.body_len;
+  }
+  else {
+    struct sink2 s = { sink, ch };
+    struct herald_sink k2 = { &s, sink2_event };
+    rc = ch->plugin->p.inbound (ch->state, req, &k2, resp);
+  }
+  plugin_leave (ch->plugin);
+  return rc;
 }
 
 static int
@@ -729,6 +964,10 @@ cmd_plugins (int argc, char **argv)
         for (c = 0; pl->p.kinds && pl->p.kinds[c]; c++)
           printf ("%s%s (address %s)", c ? ", " : "  kinds: ",
                   pl->p.kinds[c]->name, pl->p.kinds[c]->address_field);
+        if (pl->p.abi_version < 2)
+          printf ("  (an ABI 1 plugin: handed version 1 arrays)");
+        if (pl->p.thread_model == HERALD_THREAD_SERIALIZE)
+          printf ("  (calls serialised)");
         printf ("  %s\n", path);
         found++;
         loader_unload (pl);

@@ -2,6 +2,7 @@
  * and opens channel instances ([channel.NAME] sections) on top of them. */
 #ifndef HERALD_LOADER_H
 #define HERALD_LOADER_H
+#include <pthread.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -11,6 +12,7 @@ struct plugin {
   char *path;
   void *dl;
   struct herald_plugin p;    /* zero-extended copy of the plugin's struct */
+  pthread_mutex_t lock;      /* its calls take turns: HERALD_THREAD_SERIALIZE */
 };
 
 /* The directories searched for plugins, in order: [plugins] dir (CONF_DIR,
@@ -78,6 +80,16 @@ struct channel *channel_open (struct plugin *pl, const char *name,
                               const char *tracking_base_url,
                               char *err, size_t errlen);
 void channel_close (struct channel *ch);
+
+/* Hand messages to CH's plugin, or a provider's callback: through these
+ * only, which take the plugin's lock when it declared
+ * HERALD_THREAD_SERIALIZE and adapt the arrays and structures for a
+ * version 1 plugin.  RES[i] are the core's, status HERALD_NO_RESULT. */
+int channel_send (struct channel *ch, const struct herald_message *const *m,
+                  size_t n, struct herald_result *const *res);
+int channel_inbound (struct channel *ch, const struct herald_request *req,
+                     const struct herald_sink *sink,
+                     struct herald_response *resp);
 
 /* herald plugins */
 int cmd_plugins (int argc, char **argv);

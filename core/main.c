@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "campaign.h"
 #include "import.h"
@@ -88,7 +89,17 @@ main (int argc, char **argv)
   }
   for (c = commands; c->name; c++)
     if (strcmp (c->name, argv[i]) == 0)
-      return c->fn (argc - i, argv + i);
+    {
+      int rc = c->fn (argc - i, argv + i);
+      /* A plugin's send outlasted its send_timeout: its thread is still
+       * in the plugin, which exit handlers (OpenSSL's, libcurl's) must
+       * not run under.  The store is closed; end here. */
+      if (__atomic_load_n (&run_stuck, __ATOMIC_RELAXED)) {
+        fflush (NULL);
+        _exit (rc ? rc : 1);
+      }
+      return rc;
+    }
   fprintf (stderr, "herald: unknown command '%s'\n", argv[i]);
   usage (stderr);
   return EXIT_USAGE;

@@ -49,4 +49,10 @@ long run_serve_plan (struct run *r);
  * or -1 with ERR set. */
 long run_serve_dispatch (struct run *r, char *err, size_t len);
 
+/* Non-zero once a plugin's send outlasted its channel's send_timeout:
+ * the sending thread is still inside the plugin, so the process must end
+ * without closing that plugin or running exit handlers under it: the
+ * command says why, closes the store and ends with _exit (main does). */
+extern int run_stuck;
+
 #endif

@@ -43,13 +43,16 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
 #include "config.h"
+#include "feedback.h"
 #include "import.h"
 #include "loader.h"
 #include "main.h"
+#include "run.h"
 #include "journey.h"
 #include "metrics.h"
 #include "serve.h"
@@ -236,6 +239,7 @@ struct inbound {
   struct server *sv;
   const char *kind;            /* the channel's kind: email, sms... */
   int failed;
+  int in_tx;                   /* the first event began the transaction */
 };
 
 struct inbound_one {
@@ -243,7 +247,27 @@ struct inbound_one {
   const struct herald_event *ev;
   const char *campaign;        /* the message's, when its provider id */
   const char *message_key;     /* named it; else NULL */
+  const char *address_json;    /* where the message went (its outbox
+                                * row's address), else the event's
+                                * address as a JSON string, or NULL */
 };
+
+/* Whether TYPE is a bounce or a complaint, with its kind in *KIND_R: those
+ * go through feedback_record, as herald bounces import's do, so that both
+ * have the same effect (feedback.h). */
+static int
+inbound_feedback (const char *type, enum feedback_kind *kind_r)
+{
+  if (strcmp (type, "bounced") == 0)
+    *kind_r = FEEDBACK_HARD;
+  else if (strcmp (type, "soft_bounced") == 0)
+    *kind_r = FEEDBACK_SOFT;
+  else if (strcmp (type, "complained") == 0)
+    *kind_r = FEEDBACK_COMPLAINT;
+  else
+    return 0;
+  return 1;
+}
 
 static int
 inbound_customer (void *data, const char *customer)
@@ -252,9 +276,26 @@ inbound_customer (void *data, const char *customer)
   const struct herald_event *ev = o->ev;
   struct store *st = o->in->sv->st;
   int64_t at = ev->at ? ev->at : now_seconds ();
+  enum feedback_kind kind;
 
   if (strcmp (ev->type, "resubscribed") == 0) {
     if (store_consent_set (st, customer, o->in->kind, 1, at, "resubscribed") < 0)
+      o->in->failed = 1;
+  }
+  else if (inbound_feedback (ev->type, &kind)) {
+    struct feedback_policy policy = { o->in->sv->gw->bounces_soft_limit,
+                                      o->in->sv->gw->bounces_soft_window };
+    struct feedback f;
+    memset (&f, 0, sizeof f);
+    f.kind = kind;
+    f.customer = customer;
+    f.channel = o->in->kind;
+    f.campaign = o->campaign;
+    f.message_key = o->message_key;
+    f.address_json = o->address_json;
+    f.at = at;
+    f.detail = ev->detail;
+    if (feedback_record (st, &policy, &f, NULL) < 0)
       o->in->failed = 1;
   }
   else if (store_event_put (st, customer, o->in->kind, ev->type, at,
@@ -270,7 +311,7 @@ inbound_type_known (const char *type)
   static const char *const types[] = { "delivered", "failed", "opened",
                                        "clicked", "replied", "unsubscribed",
                                        "resubscribed", "bounced",
-                                       "complained", NULL };
+                                       "soft_bounced", "complained", NULL };
   size_t i;
 
   for (i = 0; types[i]; i++)
@@ -285,11 +326,22 @@ static int
 inbound_event (void *data, const struct herald_event *ev)
 {
   struct inbound *in = data;
-  struct inbound_one o = { in, ev, NULL, NULL };
+  struct inbound_one o = { in, ev, NULL, NULL, NULL };
   struct outbox_row *row = NULL;
+  char *addr_json = NULL;
 
   if (!ev->type)
     return 0;
+  /* The transaction begins with the first event, not before the plugin
+   * is called: a plugin may fetch over the network first (an SNS signing
+   * certificate), and SQLite's write lock must not wait on that. */
+  if (!in->in_tx) {
+    if (store_begin (in->sv->st) < 0) {
+      in->failed = 1;
+      return -1;
+    }
+    in->in_tx = 1;
+  }
   /* Loudly: a plugin that reports what Herald does not know is a bug to
    * fix (the callback is answered, so the provider does not retry it). */
   if (!inbound_type_known (ev->type)) {
@@ -310,6 +362,7 @@ inbound_event (void *data, const struct herald_event *ev)
     if (row) {
       o.campaign = row->campaign;
       o.message_key = row->key;
+      o.address_json = row->address;
       inbound_customer (&o, row->customer);
       store_row_free (row);
       return in->failed ? -1 : 0;
@@ -317,9 +370,16 @@ inbound_event (void *data, const struct herald_event *ev)
   }
   if (!ev->address || !*ev->address)
     return 0;                  /* nobody to attach it to */
+  {
+    json_t *a = json_string (ev->address);
+    addr_json = a ? json_dumps (a, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref (a);
+    o.address_json = addr_json;
+  }
   if (store_customer_find (in->sv->st, in->kind, ev->address,
                            inbound_customer, &o) < 0)
     in->failed = 1;
+  free (addr_json);
   return in->failed ? -1 : 0;
 }
 
@@ -371,6 +431,7 @@ inbound (struct server *sv, struct MHD_Connection *c, const char *method,
   full = xasprintf ("%s%s", sv->gw->tracking_base_url ? sv->gw->tracking_base_url
                                                       : "", url);
   memset (&req, 0, sizeof req);
+  req.struct_size = sizeof req;
   req.method = method;
   req.url = full;
   req.path = slash ? slash : "/";
@@ -379,25 +440,25 @@ inbound (struct server *sv, struct MHD_Connection *c, const char *method,
   req.body = up->body.s ? up->body.s : "";
   req.body_len = up->body.len;
   memset (&resp, 0, sizeof resp);
+  resp.struct_size = sizeof resp;
   memset (&in, 0, sizeof in);
   in.sv = sv;
   in.kind = ch->kind;
   sink.data = &in;
   sink.event = inbound_event;
   /* The events of one callback land together or not at all: on a store
-   * failure the plugin answers 5xx and the provider calls again. */
-  if (store_begin (sv->st) < 0) {
-    free (full);
-    return reply_text (c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy\n");
-  }
-  rc = ch->plugin->p.inbound (ch->state, &req, &sink, &resp);
+   * failure the plugin answers 5xx and the provider calls again.  The
+   * transaction is begun by the first event (inbound_event). */
+  rc = channel_inbound (ch, &req, &sink, &resp);
   /* The plugin's own refusals and failures; a 5xx it gave because the
    * store failed (in.failed) is the store's. */
   if (!in.failed && (rc < 0 || resp.status < 100 || resp.status >= 500))
     metrics_count_plugin_error (sv->metrics, ch->name, 1);
   else if (!in.failed && resp.status >= 400)
     metrics_count_plugin_error (sv->metrics, ch->name, 0);
-  if (rc < 0 || in.failed || resp.status >= 500)
+  if (!in.in_tx)
+    ;                          /* nothing was recorded */
+  else if (rc < 0 || in.failed || resp.status >= 500)
     store_rollback (sv->st);
   else if (store_commit (sv->st) < 0) {
     store_rollback (sv->st);
@@ -1062,10 +1123,22 @@ cmd_serve (int argc, char **argv)
       fprintf (stderr, "herald serve: closed %ld connection%s too slow to "
                "send a request\n", n, n == 1 ? "" : "s");
     journeys_tick (jr);
+    /* A plugin stuck in send (past send_timeout): its batch stays in
+     * flight for the next start, which a supervisor makes. */
+    if (__atomic_load_n (&run_stuck, __ATOMIC_RELAXED))
+      break;
   }
   metrics_stop (sv.metrics);          /* no connection left suspended */
   MHD_stop_daemon (d);
   pthread_sigmask (SIG_SETMASK, &old, NULL);
+  if (__atomic_load_n (&run_stuck, __ATOMIC_RELAXED)) {
+    fprintf (stderr, "herald serve: stopped: a plugin did not return from "
+             "send within its channel's send_timeout (said above); its batch "
+             "stays in flight and is sent again, one message at a time, "
+             "after a restart\n");
+    rc = 1;
+    goto out;
+  }
   printf ("herald serve: stopped (%s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   rc = 0;
 out:

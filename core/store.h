@@ -380,6 +380,13 @@ int store_outbox_next_due (struct store *st, const char *campaign,
 int store_sent_count (struct store *st, const char *customer,
                       const char *channel, int64_t since);
 
+/* Messages handed to channel INSTANCE ([channel.NAME]), any campaign, at
+ * or after SINCE: sent then, or attempted then (in flight, to retry,
+ * failed or dead after an attempt).  For the channel's warm-up volume.
+ * The count, or -1. */
+long store_instance_volume (struct store *st, const char *instance,
+                            int64_t since);
+
 /* Counts of CAMPAIGN's rows.  *R (new reference) becomes
  *   {"total": N,
  *    "states": {"sent": N, ...},

@@ -407,7 +407,6 @@ msg_from_fast (const struct fj *f, struct msgbuf *mb, const char *kind)
   }
   else
     return -1;
-  mb->m.to = mb->to;
   mb->m.n_to = n;
   mb->invalid = arena_alloc (n ? n : 1);
   memset (mb->invalid, 0, n ? n : 1);
@@ -423,7 +422,6 @@ msg_from_fast (const struct fj *f, struct msgbuf *mb, const char *kind)
       mb->parts[i].len = v->type == FJ_STR ? v->n : 0;
     }
   }
-  mb->m.parts = mb->parts;
   mb->m.n_parts = n;
   return 0;
 }
@@ -511,7 +509,6 @@ msg_from_json (json_t *j, struct msgbuf *mb, const char *kind)
   }
   else
     return -1;
-  mb->m.to = mb->to;
   mb->m.n_to = n;
   mb->invalid = xcalloc (n ? n : 1, 1);
   n = json_object_size (parts);
@@ -523,7 +520,6 @@ msg_from_json (json_t *j, struct msgbuf *mb, const char *kind)
     mb->parts[i].len = json_string_length (v);
     i++;
   }
-  mb->m.parts = mb->parts;
   mb->m.n_parts = i;
   return 0;
 }
@@ -533,20 +529,44 @@ flush_batch (struct channel *ch, struct msgbuf *mbs, size_t n)
 {
   struct herald_message *msgs = xcalloc (n, sizeof *msgs);
   struct herald_result *res = xcalloc (n, sizeof *res);
+  const struct herald_message **mp = xcalloc (n, sizeof *mp);
+  struct herald_result **rp = xcalloc (n, sizeof *rp);
+  const struct herald_address ***top = xcalloc (n, sizeof *top);
+  const struct herald_part ***pp = xcalloc (n, sizeof *pp);
   struct strbuf out = STRBUF_INIT;
   size_t i, k;
   int rc;
 
+  /* As the core hands them: arrays of pointers, every structure with its
+   * size, results HERALD_NO_RESULT until the plugin says. */
   for (i = 0; i < n; i++) {
     msgs[i] = mbs[i].m;
+    msgs[i].struct_size = sizeof msgs[i];
+    top[i] = xcalloc (msgs[i].n_to ? msgs[i].n_to : 1, sizeof **top);
+    for (k = 0; k < msgs[i].n_to; k++) {
+      mbs[i].to[k].struct_size = sizeof mbs[i].to[k];
+      top[i][k] = &mbs[i].to[k];
+    }
+    pp[i] = xcalloc (msgs[i].n_parts ? msgs[i].n_parts : 1, sizeof **pp);
+    for (k = 0; k < msgs[i].n_parts; k++) {
+      mbs[i].parts[k].struct_size = sizeof mbs[i].parts[k];
+      pp[i][k] = &mbs[i].parts[k];
+    }
+    msgs[i].to = top[i];
+    msgs[i].parts = pp[i];
+    mp[i] = &msgs[i];
+    res[i].struct_size = sizeof res[i];
+    res[i].status = HERALD_NO_RESULT;
     res[i].to_invalid = mbs[i].invalid;
+    rp[i] = &res[i];
   }
-  rc = ch->plugin->p.send (ch->state, msgs, n, res);
+  rc = channel_send (ch, mp, n, rp);
   for (i = 0; i < n; i++) {
     json_t *o, *inv;
     char *line;
     int st = rc < 0 ? HERALD_RETRY : res[i].status;
-    const char *stname = st >= 0 && st <= 4 ? status_names[st] : "bad-status";
+    const char *stname = st >= 0 && st <= 4 ? status_names[st]
+                         : st == HERALD_NO_RESULT ? "no_result" : "bad-status";
     size_t mark = out.len;
 
     strbuf_adds (&out, "{\"key\":");
@@ -605,6 +625,14 @@ flush_batch (struct channel *ch, struct msgbuf *mbs, size_t n)
     }
   }
   arena_free ();
+  for (i = 0; i < n; i++) {
+    free (top[i]);
+    free (pp[i]);
+  }
+  free (top);
+  free (pp);
+  free (mp);
+  free (rp);
   free (msgs);
   free (res);
 }
@@ -740,7 +768,9 @@ main (int argc, char **argv)
     req.body = body.s ? body.s : "";
     req.body_len = body.len;
     resp.status = 200;
-    rc = ch->plugin->p.inbound (ch->state, &req, &sink, &resp);
+    req.struct_size = sizeof req;
+    resp.struct_size = sizeof resp;
+    rc = channel_inbound (ch, &req, &sink, &resp);
     o = json_object ();
     r = json_object ();
     json_object_set_new (r, "rc", json_integer (rc));

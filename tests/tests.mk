@@ -11,10 +11,14 @@ tests_plugin_run_LDADD = $(herald_LDADD)
 TEST_PLUGIN_FLAGS = -module -avoid-version -shared -no-undefined -rpath /nowhere
 check_LTLIBRARIES += tests/plugins/testplug.la tests/plugins/badabi.la \
 	tests/plugins/noentry.la tests/plugins/nosend.la \
-	tests/plugins/kindplug.la tests/plugins/abi1.la tests/plugins/badkind.la
+	tests/plugins/kindplug.la tests/plugins/abi1.la tests/plugins/badkind.la \
+	tests/plugins/serialplug.la
 tests_plugins_testplug_la_SOURCES = tests/plugins/testplug.c
 tests_plugins_testplug_la_CPPFLAGS = -I$(top_srcdir)/core
 tests_plugins_testplug_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
+tests_plugins_serialplug_la_SOURCES = tests/plugins/testplug.c
+tests_plugins_serialplug_la_CPPFLAGS = -I$(top_srcdir)/core -DTP_SERIALIZE
+tests_plugins_serialplug_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
 tests_plugins_badabi_la_SOURCES = tests/plugins/badabi.c
 tests_plugins_badabi_la_CPPFLAGS = -I$(top_srcdir)/core
 tests_plugins_badabi_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
@@ -26,8 +30,15 @@ tests_plugins_nosend_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
 tests_plugins_kindplug_la_SOURCES = tests/plugins/kindplug.c
 tests_plugins_kindplug_la_CPPFLAGS = -I$(top_srcdir)/core
 tests_plugins_kindplug_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
-tests_plugins_abi1_la_SOURCES = tests/plugins/abi1.c
-tests_plugins_abi1_la_CPPFLAGS = -I$(top_srcdir)/core
+# The disk failing under a program (LD_PRELOAD), for tests/core/iofault.py.
+check_LTLIBRARIES += tests/core/iofault.la
+tests_core_iofault_la_SOURCES = tests/core/iofault.c
+tests_core_iofault_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
+tests_core_iofault_la_LIBADD = -ldl
+# Built against the frozen version 1 header, as a plugin of that time was.
+tests_plugins_abi1_la_SOURCES = tests/plugins/abi1.c \
+	tests/plugins/abi1/herald/plugin.h
+tests_plugins_abi1_la_CPPFLAGS = -I$(top_srcdir)/tests/plugins/abi1
 tests_plugins_abi1_la_LDFLAGS = $(TEST_PLUGIN_FLAGS)
 tests_plugins_badkind_la_SOURCES = tests/plugins/badkind.c
 tests_plugins_badkind_la_CPPFLAGS = -I$(top_srcdir)/core
@@ -57,7 +68,8 @@ CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
 	tests/core/partials.sh tests/core/install.sh tests/core/poison.sh \
 	tests/core/guardrails.sh \
 	tests/core/addresses.py tests/core/retries.sh tests/core/kinds.sh \
-	tests/core/plugin-chat.sh tests/core/manpages.sh
+	tests/core/plugin-chat.sh tests/core/send-timeout.sh tests/core/warmup.sh \
+	tests/core/iofault.py tests/core/storefiles.sh tests/core/manpages.sh
 TESTS += $(CORE_TESTS)
 # A third-party plugin with its own Makefile, built by plugin-chat.sh
 # against a scratch install.

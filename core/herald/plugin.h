@@ -8,10 +8,21 @@
  *  - HERALD_PLUGIN_ABI_VERSION changes only when an existing member changes
  *    meaning or layout.  The loader refuses any other version.
  *  - Structures only ever grow by appending members.  Every structure that
- *    crosses the boundary starts with (or carries) its size, so the core
- *    copies min(its size, our size) into a zeroed copy and an older plugin
- *    keeps working under a newer core: members it does not know read as 0.
- *  - Set abi_version and struct_size with HERALD_PLUGIN_INIT, never by hand.
+ *    crosses the boundary starts with its size (struct_size), and arrays
+ *    of them are passed as arrays of pointers, so no stride is ever
+ *    compiled into a plugin:
+ *    - what a plugin fills in for the core (struct herald_plugin, its
+ *      kinds, events) the core copies min(its size, our size) of into a
+ *      zeroed copy: an older plugin keeps working under a newer core, the
+ *      members it does not know read as 0;
+ *    - what the core lends a plugin (host, messages, parts, addresses,
+ *      results, requests, responses) carries the core's size: a plugin
+ *      built against a newer header reads or writes a member the core may
+ *      lack only after HERALD_HAS (ptr, member) says it is there.
+ *  - Set abi_version and struct_size with HERALD_PLUGIN_INIT (and the
+ *    other *_INIT macros), never by hand.
+ *  - A version 1 plugin (whose send took arrays of structures) still
+ *    loads: the core hands it the version 1 layout it was built for.
  *
  * Ownership:
  *  - Everything the core passes to a plugin (config strings, messages, parts,
@@ -24,7 +35,9 @@
  * at a time, not always the same thread (send runs on a sender thread while
  * the core plans the next batch).  A channel with `lanes = N` has N states
  * of the same plugin, each sending on its own thread at the same time: keep
- * no unguarded mutable globals (use pthread_once for library set-up).  A
+ * no unguarded mutable globals (use pthread_once for library set-up), or
+ * declare thread_model = HERALD_THREAD_SERIALIZE and the core makes every
+ * call into the plugin (all its states) take turns.  A
  * plugin must not block signals, fork, exit, or change the process's
  * current directory, locale or signal handlers (SIGPIPE is already ignored
  * by the core).
@@ -59,8 +72,19 @@
 extern "C" {
 #endif
 
-/* 2: struct herald_plugin gained kinds and config_check (appended: the
- * loader still loads a version 1 plugin, whose struct ends at inbound). */
+/* Whether the structure P (which starts with struct_size) has MEMBER:
+ * true when the side that filled it in knows that member.  A plugin
+ * checks a member its header has and an older core may lack:
+ *   if (HERALD_HAS (r, opt_out)) r->opt_out = 1; */
+#define HERALD_HAS(p, member) \
+  ((size_t) (p)->struct_size \
+   >= (size_t) ((const char *) &(p)->member - (const char *) (p)) \
+      + sizeof (p)->member)
+
+/* 2: struct herald_plugin gained kinds, config_check and thread_model;
+ * every structure the core lends starts with struct_size, and send takes
+ * arrays of pointers (the loader still loads a version 1 plugin, whose
+ * struct ends at inbound, and hands it version 1 arrays). */
 #define HERALD_PLUGIN_ABI_VERSION 2
 /* The oldest version this header's core still loads. */
 #define HERALD_PLUGIN_ABI_MIN_VERSION 1
@@ -100,13 +124,21 @@ struct herald_host {
 
   /* [tracking] base_url of the gateway (no trailing slash), or NULL. */
   const char *tracking_base_url;
+
+  /* ABI 2 members (check with HERALD_HAS under an older core). */
+  const char *core_version;      /* Herald's version, "0.4.0" */
+  uint32_t core_abi_version;     /* HERALD_PLUGIN_ABI_VERSION of the core */
 };
+
+/* The host table is valid from open until close (a plugin may keep the
+ * pointer); the one config_check receives is valid for that call only. */
 
 /* One rendered part of a message: "email.subject", "email.html",
  * "email.text", "sms.body", "push.title", "push.body", "push.data",
  * "webhook.body", or a part of a kind a plugin declares ("chat.text").
  * data is not NUL-terminated in general: use len. */
 struct herald_part {
+  uint32_t struct_size;   /* the core's sizeof (struct herald_part) */
   const char *name;
   const char *data;
   size_t len;
@@ -117,12 +149,14 @@ struct herald_part {
  * "chat"); for push it is the platform ("ios", "android", "web").  value is the address: an e-mail address, an
  * E.164 number, a device token, a URL. */
 struct herald_address {
+  uint32_t struct_size;   /* the core's sizeof (struct herald_address) */
   const char *type;
   const char *value;
 };
 
 /* One message handed to send(). */
 struct herald_message {
+  uint32_t struct_size;   /* the core's sizeof (struct herald_message) */
   const char *key;        /* idempotency key "campaign:step:customer", stable
                            * across retries */
   const char *campaign;   /* campaign id */
@@ -130,10 +164,10 @@ struct herald_message {
   const char *channel;    /* channel kind: "email", "sms", "push", "webhook",
                            * or a declared kind ("chat") */
   const char *variant;    /* variant name, or "" */
-  const struct herald_address *to;   /* at least one */
+  const struct herald_address *const *to;   /* at least one */
   size_t n_to;
   const char *to_name;    /* recipient display name (UTF-8) or NULL */
-  const struct herald_part *parts;
+  const struct herald_part *const *parts;
   size_t n_parts;
   const char *unsubscribe_url;     /* one-click unsubscribe https URL, or NULL */
   const char *unsubscribe_mailto;  /* mailto: address for List-Unsubscribe, or NULL */
@@ -164,6 +198,7 @@ enum herald_status {
 #define HERALD_DETAIL_MAX 256
 
 struct herald_result {
+  uint32_t struct_size;               /* the core's sizeof (struct herald_result) */
   int status;                         /* enum herald_status; HERALD_NO_RESULT
                                        * until the plugin sets it */
   int64_t retry_after_ms;             /* HERALD_RETRY: minimum delay, 0 = core's backoff */
@@ -174,6 +209,11 @@ struct herald_result {
   unsigned char *to_invalid;          /* lent by the core, n_to entries, all
                                        * 0: set entry i to 1 when address i is
                                        * dead (push: one token of several) */
+  /* ABI 2: with HERALD_REJECTED or HERALD_INVALID_ADDRESS, 1 when the
+   * recipient opted out at the provider (an SMS STOP, Twilio's 21610):
+   * the core withdraws the customer's consent for the channel's kind, so
+   * a later opt-in lifts it, besides the suppression. */
+  int opt_out;
 };
 
 /* An HTTP request addressed to a plugin by the tracking server
@@ -184,10 +224,12 @@ struct herald_header {
 };
 
 struct herald_request {
+  uint32_t struct_size;   /* the core's sizeof (struct herald_request) */
   const char *method;
   const char *url;        /* the full public URL, as the provider signed it */
   const char *path;       /* path below /inbound/CHANNEL_NAME */
-  const struct herald_header *headers;
+  const struct herald_header *headers;   /* a plain array: struct
+                                          * herald_header never grows */
   size_t n_headers;
   const char *body;
   size_t body_len;
@@ -195,13 +237,23 @@ struct herald_request {
 
 /* An event a plugin reports from an inbound request. */
 struct herald_event {
+  uint32_t struct_size;    /* HERALD_EVENT_INIT */
   const char *type;        /* delivered, failed, opened, clicked, replied,
-                            * unsubscribed, resubscribed, bounced, complained */
+                            * unsubscribed, resubscribed, bounced (hard),
+                            * soft_bounced, complained.  The last three do
+                            * what `herald bounces import` does: suppress
+                            * the address (a soft bounce at [bounces]
+                            * soft_limit), and a complaint withdraws
+                            * consent; give at the provider's own time
+                            * for the event, so a retried callback is a
+                            * repeat and changes nothing */
   const char *provider_id; /* the provider's message id, or NULL */
   const char *address;     /* the customer's address (phone...), or NULL */
   int64_t at;              /* unix seconds, 0 = now */
   const char *detail;      /* JSON object text, or NULL */
 };
+
+#define HERALD_EVENT_INIT .struct_size = sizeof (struct herald_event)
 
 struct herald_sink {
   void *data;
@@ -211,6 +263,7 @@ struct herald_sink {
 };
 
 struct herald_response {
+  uint32_t struct_size;    /* the core's sizeof (struct herald_response) */
   int status;              /* HTTP status to answer */
   char content_type[64];
   char body[1024];
@@ -236,9 +289,27 @@ struct herald_kind {
    * campaign offers the kind only when it has every required part. */
   const char *const *required_parts;
   const char *const *optional_parts;
+  /* Appended (a kind whose struct_size ends before them has none): parts
+   * among the above whose rendered text must be JSON, checked as
+   * webhook.body is (a message whose part is not JSON fails, its error
+   * naming the template, line and column, and never reaches send); and
+   * parts that are HTML, rendered with output escaped as email.html is
+   * ({{ x }} writes &lt; for <). */
+  const char *const *json_parts;
+  const char *const *html_parts;
 };
 
 #define HERALD_KIND_INIT .struct_size = sizeof (struct herald_kind)
+
+enum herald_thread_model {
+  /* The states of the plugin are independent: each may be in a call on
+   * its own thread at the same time (a channel with lanes = N). */
+  HERALD_THREAD_PARALLEL = 0,
+  /* One call at a time into the whole plugin, whatever the state: the
+   * core serialises open, send, inbound and close across all its states
+   * (lanes = N still opens N states, which then take turns). */
+  HERALD_THREAD_SERIALIZE = 1
+};
 
 struct herald_plugin {
   uint32_t abi_version;    /* HERALD_PLUGIN_ABI_VERSION */
@@ -267,11 +338,13 @@ struct herald_plugin {
   /* Release everything open allocated. */
   void (*close) (void *state);
 
-  /* Required.  Send n messages; fill results[i] for every i.  Return 0, or
-   * -1 if the call failed as a whole (then every result is taken as
-   * HERALD_RETRY with its error). May block up to the plugin's timeouts. */
-  int (*send) (void *state, const struct herald_message *messages, size_t n,
-               struct herald_result *results);
+  /* Required.  Send n messages; fill *results[i] for every i.  Return 0,
+   * or -1 if the call failed as a whole (then every result is taken as
+   * HERALD_RETRY with its error).  May block up to the plugin's timeouts;
+   * the core gives up on a call that outlasts the channel's send_timeout
+   * (the batch is then in flight, as at a crash, and the run stops). */
+  int (*send) (void *state, const struct herald_message *const *messages,
+               size_t n, struct herald_result *const *results);
 
   /* Optional: handle a provider callback.  Fill resp. Return 0 or -1. */
   int (*inbound) (void *state, const struct herald_request *req,
@@ -294,6 +367,10 @@ struct herald_plugin {
    * when it does not start with the file name). */
   int (*config_check) (const struct herald_host *host, char *err,
                        size_t errlen);
+
+  /* enum herald_thread_model: how the core may call this plugin from
+   * several threads (0, HERALD_THREAD_PARALLEL, by default). */
+  int thread_model;
 };
 
 #define HERALD_PLUGIN_INIT \
@@ -319,11 +396,11 @@ herald_message_part (const struct herald_message *m, const char *name)
 {
   size_t i, j;
   for (i = 0; i < m->n_parts; i++) {
-    const char *a = m->parts[i].name;
+    const char *a = m->parts[i]->name;
     for (j = 0; a[j] && a[j] == name[j]; j++)
       ;
     if (a[j] == '\0' && name[j] == '\0')
-      return &m->parts[i];
+      return m->parts[i];
   }
   return NULL;
 }

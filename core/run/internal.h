@@ -77,8 +77,12 @@ struct batch {
   size_t n;
   struct herald_message *m;
   struct herald_result *res;
-  struct herald_address **to;
+  const struct herald_message **mp;   /* &m[i], as send takes them */
+  struct herald_result **rp;          /* &res[i] */
+  struct herald_address **to;         /* per message: its addresses */
+  const struct herald_address ***top; /* per message: pointers to them */
   struct herald_part **parts;
+  const struct herald_part ***pp;
   unsigned char **inv;
   int call;                    /* what send returned */
 };
@@ -90,6 +94,11 @@ struct lane {
   struct batch flight;
   pthread_t thread;
   int flying;
+  int64_t timeout;             /* [channel.NAME] send_timeout, seconds */
+  struct timespec deadline;    /* CLOCK_REALTIME: when the send is given up */
+  int stuck;                   /* its send outlasted the timeout: the lane,
+                                  its state and its batch are never touched
+                                  again (the thread is still in the plugin) */
 };
 
 struct run {
@@ -117,6 +126,14 @@ struct run {
   long unplanned;              /* customers a store error left unplanned */
   long rerouting;              /* failures recorded for reroute_due; its
                                   pass reads the store only when non-zero */
+  /* Warm-up ([channel.NAME] warmup): what is left of the UTC day's
+   * volume per channel, as of warm_day (0: not read yet). */
+  long warm_left[ROUTER_MAX_CHANNELS];
+  int64_t warm_day[ROUTER_MAX_CHANNELS];
+  long warm_moved[ROUTER_MAX_CHANNELS];   /* past the volume: to
+                                             another channel or the next
+                                             day, this run */
+  long warm_deferred;          /* of those, deferred to the next day */
   int channel_error;           /* a channel reported a configuration error */
   char channel_error_msg[1024];
   int store_error;
@@ -221,7 +238,7 @@ int reroute_due (struct run *r);
 long dispatch_due (struct run *r);
 
 /* lane.c */
-int lane_wait (struct lane *l, struct batch *b);
+int lane_wait (struct run *r, struct lane *l, struct batch *b);
 int lane_takeoff (struct lane *l, struct batch *b);
 void batch_land (struct run *r, struct batch *b);
 void land_all (struct run *r);

@@ -86,6 +86,8 @@ struct store_ops {
                          int at_least_once, int max_attempts, int *n_r);
   int (*outbox_next_due) (struct store *st, const char *campaign,
                           int64_t *next_r);
+  long (*instance_volume) (struct store *st, const char *instance,
+                           int64_t since);
   int (*sent_count) (struct store *st, const char *customer,
                      const char *channel, int64_t since);
   int (*campaign_counts) (struct store *st, const char *campaign, json_t **r);

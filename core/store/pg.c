@@ -38,7 +38,7 @@ enum {
   Q_AUDIENCE,
   Q_OB_INSERT, Q_OB_UPDATE, Q_OB_UPDATE_REASON, Q_OB_REROUTE, Q_OB_GET,
   Q_OB_DUE, Q_OB_RECOVER_PENDING, Q_OB_RECOVER_FAILED, Q_OB_NEXT_DUE,
-  Q_OB_ADDRESS, Q_SENT_COUNT, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
+  Q_OB_ADDRESS, Q_SENT_COUNT, Q_INSTANCE_VOLUME, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
   Q_CAMP_CONVERSIONS, Q_OB_STATES, Q_OB_DUE_SUMMARY, Q_EVENT_COUNTS,
   Q_CAMP_START, Q_CAMP_FINISH, Q_CAMP_GET,
   Q_TIMER_ADD, Q_TIMERS_DUE, Q_TIMER_DONE, Q_TIMER_CANCEL, Q_JOURNEY_LAST,
@@ -222,6 +222,11 @@ static const char *const sql_text[Q_N] = {
    * committed to be sent (planned, in flight, waiting for a retry) since
    * it began: two campaigns planning one customer at the same time see
    * each other's message. */
+  [Q_INSTANCE_VOLUME] =
+    "SELECT count(*) FROM outbox WHERE instance = $1 "
+    "AND ((state = 'sent' AND sent_at >= $2) "
+    "OR (state IN ('sending', 'retry', 'failed', 'dead', 'reroute') "
+    "AND attempts > 0 AND updated >= $2))",
   [Q_SENT_COUNT] =
     "SELECT count(*) FROM outbox WHERE customer = $1 "
     "AND ($3::text IS NULL OR channel = $3::text) "
@@ -2372,6 +2377,21 @@ pg_sent_count (struct store *st_, const char *customer, const char *channel,
   return (int) n;
 }
 
+static long
+pg_instance_volume (struct store *st_, const char *instance, int64_t since)
+{
+  struct pg_store *st = (struct pg_store *) st_;
+  struct params p = { 0 };
+  int64_t n;
+
+  p_text (&p, instance);
+  p_int (&p, since);
+  if (one_int (st, Q_INSTANCE_VOLUME, &p, &n,
+               "counting a channel's messages of the day") < 0)
+    return -1;
+  return (long) n;
+}
+
 static json_t *
 col_json_str (const PGresult *res, int i, int col)
 {
@@ -3277,6 +3297,7 @@ static const struct store_ops pg_ops = {
   .outbox_recover = pg_outbox_recover,
   .outbox_next_due = pg_outbox_next_due,
   .sent_count = pg_sent_count,
+  .instance_volume = pg_instance_volume,
   .campaign_counts = pg_campaign_counts,
   .campaign_engagement = pg_campaign_engagement,
   .campaign_conversions = pg_campaign_conversions,

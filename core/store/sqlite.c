@@ -35,7 +35,7 @@ enum {
   Q_AUDIENCE,
   Q_OB_INSERT, Q_OB_UPDATE, Q_OB_UPDATE_REASON, Q_OB_REROUTE, Q_OB_GET,
   Q_OB_DUE, Q_OB_RECOVER_PENDING, Q_OB_RECOVER_FAILED, Q_OB_NEXT_DUE,
-  Q_OB_ADDRESS, Q_SENT_COUNT, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
+  Q_OB_ADDRESS, Q_SENT_COUNT, Q_INSTANCE_VOLUME, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
   Q_CAMP_CONVERSIONS, Q_OB_STATES, Q_OB_DUE_SUMMARY, Q_EVENT_COUNTS,
   Q_CAMP_START, Q_CAMP_FINISH, Q_CAMP_GET,
   Q_TIMER_ADD, Q_TIMERS_DUE, Q_TIMER_DONE, Q_TIMER_CANCEL, Q_JOURNEY_LAST,
@@ -199,6 +199,11 @@ static const char *const sql_text[Q_N] = {
     "AND (?3 IS NULL OR channel = ?3) "
     "AND ((state = 'sent' AND sent_at >= ?2) "
     "OR (state IN ('pending', 'sending', 'retry') AND created >= ?2))",
+  [Q_INSTANCE_VOLUME] =
+    "SELECT count(*) FROM outbox WHERE instance = ?1 "
+    "AND ((state = 'sent' AND sent_at >= ?2) "
+    "OR (state IN ('sending', 'retry', 'failed', 'dead', 'reroute') "
+    "AND attempts > 0 AND updated >= ?2))",
   [Q_CAMP_COUNTS] =
     "SELECT channel, variant, state, reason, count(*) FROM outbox "
     "WHERE campaign = ?1 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
@@ -669,6 +674,37 @@ sq_begin (struct store *st_)
   return 0;
 }
 
+/* After a commit: the files this process writes are still the store's.
+ * Removed, renamed or replaced (the store file), or deleted (its
+ * write-ahead log), what is committed from then on would be lost when
+ * herald exits, or never seen by another herald: stop.  0, or -1 with the
+ * error set.  One stat each, once a transaction. */
+static int
+sq_files_check (struct sqlite_store *st)
+{
+  int moved = 0;
+  struct stat sb;
+  char wal[4096];
+
+  if (sqlite3_file_control (st->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved)
+      == SQLITE_OK && moved) {
+    set_err (st, "%s: the store file was removed, renamed or replaced while "
+             "herald was using it: stopping, so that nothing more is "
+             "recorded where no later run would find it (put the file back, "
+             "then run again)", st->path);
+    return -1;
+  }
+  if ((size_t) snprintf (wal, sizeof wal, "%s-wal", st->path) < sizeof wal
+      && stat (wal, &sb) < 0 && errno == ENOENT) {
+    set_err (st, "%s: its write-ahead log %s was deleted while herald was "
+             "using it: stopping; what was committed is copied into the "
+             "store file as herald closes it (never delete -wal or -shm "
+             "files of a store in use)", st->path, wal);
+    return -1;
+  }
+  return 0;
+}
+
 static int
 sq_commit (struct store *st_)
 {
@@ -701,6 +737,8 @@ sq_commit (struct store *st_)
     return -1;
   }
   st->in_tx = 0;
+  if (sq_files_check (st) < 0)
+    return -1;
   return 0;
 }
 
@@ -959,8 +997,20 @@ sq_close (struct store *st_)
     sqlite3_exec (st->db, "ROLLBACK", NULL, NULL, NULL);
   for (i = 0; i < Q_N; i++)
     sqlite3_finalize (st->q[i]);
-  if (st->db)
+  /* sqlite3_close checkpoints the write-ahead log into the store file and
+   * says nothing when that fails: ask first, so a failing disk is said
+   * (what was committed stays in the log, which the next open reads). */
+  if (st->db) {
+    int rc = sqlite3_wal_checkpoint_v2 (st->db, NULL,
+                                        SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED
+        && rc != SQLITE_READONLY)
+      fprintf (stderr, "herald: warning: %s: could not copy the write-ahead "
+               "log into the store file (%s): what was committed stays in "
+               "%s-wal, which the next herald reads; check the disk\n",
+               st->path, sqlite3_errstr (rc), st->path);
     sqlite3_close (st->db);
+  }
   free (st->path);
   free (st);
 }
@@ -2003,6 +2053,25 @@ sq_sent_count (struct store *st_, const char *customer, const char *channel,
   return n;
 }
 
+static long
+sq_instance_volume (struct store *st_, const char *instance, int64_t since)
+{
+  struct sqlite_store *st = (struct sqlite_store *) st_;
+  sqlite3_stmt *s = q (st, Q_INSTANCE_VOLUME);
+  long n = -1;
+
+  if (!s)
+    return -1;
+  bind_text (s, 1, instance);
+  sqlite3_bind_int64 (s, 2, since);
+  if (sqlite3_step (s) == SQLITE_ROW)
+    n = (long) sqlite3_column_int64 (s, 0);
+  else
+    db_fail (st, "counting a channel's messages of the day");
+  sqlite3_reset (s);
+  return n;
+}
+
 static json_t *
 col_json_str (sqlite3_stmt *s, int i)
 {
@@ -2918,6 +2987,7 @@ static const struct store_ops sqlite_ops = {
   .outbox_recover = sq_outbox_recover,
   .outbox_next_due = sq_outbox_next_due,
   .sent_count = sq_sent_count,
+  .instance_volume = sq_instance_volume,
   .campaign_counts = sq_campaign_counts,
   .campaign_engagement = sq_campaign_engagement,
   .campaign_conversions = sq_campaign_conversions,

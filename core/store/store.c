@@ -445,6 +445,12 @@ store_outbox_next_due (struct store *st, const char *campaign, int64_t *next_r)
   return st->ops->outbox_next_due (st, campaign, next_r);
 }
 
+long
+store_instance_volume (struct store *st, const char *instance, int64_t since)
+{
+  return st->ops->instance_volume (st, instance, since);
+}
+
 int
 store_sent_count (struct store *st, const char *customer, const char *channel,
                   int64_t since)

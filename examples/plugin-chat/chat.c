@@ -244,7 +244,7 @@ chat_send_one (struct chat_state *s, const struct herald_message *m,
     return;
   }
   chat_add (&body, "{\"chat_id\": ", 12);
-  chat_add_json (&body, m->to[0].value, strlen (m->to[0].value));
+  chat_add_json (&body, m->to[0]->value, strlen (m->to[0]->value));
   chat_add (&body, ", \"text\": ", 10);
   chat_add_json (&body, text->data, text->len);
   chat_add (&body, "}", 1);
@@ -304,14 +304,14 @@ out:
 }
 
 static int
-chat_send (void *vs, const struct herald_message *messages, size_t n,
-           struct herald_result *results)
+chat_send (void *vs, const struct herald_message *const *messages,
+           size_t n, struct herald_result *const *results)
 {
   struct chat_state *s = vs;
   size_t i;
 
   for (i = 0; i < n; i++)
-    chat_send_one (s, &messages[i], &results[i]);
+    chat_send_one (s, messages[i], results[i]);
   return 0;
 }
 

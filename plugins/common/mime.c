@@ -796,10 +796,10 @@ mime_build (const struct herald_message *m, const char *from,
   }
   for (i = 0; i < m->n_to; i++) {
     char why[128];
-    if (!address_email_ok (m->to[i].value, why, sizeof why)) {
+    if (!address_email_ok (m->to[i]->value, why, sizeof why)) {
       if (err != NULL && errlen > 0)
         snprintf (err, errlen, "'%s' is not an e-mail address: %s",
-                  m->to[i].value ? m->to[i].value : "", why);
+                  m->to[i]->value ? m->to[i]->value : "", why);
       r = MIME_EADDRESS;
       goto out;
     }
@@ -840,7 +840,7 @@ mime_build (const struct herald_message *m, const char *from,
   mime_hdr_start (&h, out, "To");
   for (i = 0; i < m->n_to; i++)
     if (mime_hdr_mailbox (&h, i ? ", " : "", i ? NULL : m->to_name,
-                          m->to[i].value) < 0)
+                          m->to[i]->value) < 0)
       goto nomem;
   mime_hdr_end (&h);
 

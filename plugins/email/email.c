@@ -37,6 +37,7 @@
 #include "../common/mime.h"
 #include "../../lib/verp.h"
 #include "dkimsign.h"
+#include "webhooks.h"
 
 #define EMAIL_DEFAULT_TIMEOUT_MS 30000L
 #define EMAIL_DEFAULT_CONNECT_TIMEOUT_MS 30000L
@@ -66,6 +67,7 @@ struct email_state {
   struct dkimsign *dkim;         /* NULL: messages are not signed */
   char *bounce_domain;           /* NULL: MAIL FROM is the From address */
   struct verp_key verp;          /* set when bounce_domain is */
+  struct email_hooks *hooks;     /* the providers' webhooks (webhooks.c) */
 };
 
 struct email_session_info;
@@ -112,9 +114,10 @@ static const char *const email_keys[] = {
   "server", "from", "starttls", "username", "password", "password_file",
   "timeout_ms", "connect_timeout_ms", "rate", "batch", "tls_ca_file",
   "tls_verify", "dkim_domain", "dkim_selector", "dkim_key_file",
-  "bounce_domain", "verp_secret", NULL
+  "bounce_domain", "verp_secret", EMAIL_HOOKS_KEYS, NULL
 };
 static const char *const email_secret_keys[] = { "password", "verp_secret",
+                                                 EMAIL_HOOKS_SECRET_KEYS,
                                                  NULL };
 /* Like [tracking] secret (core/config.c). */
 #define EMAIL_VERP_SECRET_MIN 16
@@ -306,6 +309,7 @@ email_close (void *state)
     return;
   if (st->auth != NULL)
     auth_destroy_context (st->auth);
+  email_hooks_free (st->hooks);
   dkimsign_free (st->dkim);
   if (st->bounce_domain != NULL) {
     verp_key_free (&st->verp);
@@ -559,6 +563,11 @@ email_open (const struct herald_host *host, void **state_r, char *err,
                         "set, but bounce_domain is not");
     goto out;
   }
+
+  /* The bounce and complaint webhooks of providers (webhooks.c), after
+   * the VERP keys are checked: they read them too. */
+  if (email_hooks_new (host, st->from_mb.addr, &st->hooks, err, errlen) < 0)
+    goto out;
 
   if (st->starttls != EMAIL_TLS_NO) {
     v = email_get (host, "tls_ca_file");
@@ -1139,8 +1148,8 @@ email_session_error (char *buf, size_t buflen, const struct email_state *st,
 /* One SMTP session for messages[0..n).  Every result is filled. */
 static void
 email_send_session (struct email_state *st,
-                    const struct herald_message *messages, size_t n,
-                    struct herald_result *results)
+                    const struct herald_message *const *messages,
+                    size_t n, struct herald_result *const *results)
 {
   struct email_session_info info;
   struct email_guard guard;
@@ -1155,13 +1164,13 @@ email_send_session (struct email_state *st,
   items = calloc (n, sizeof *items);
   if (items == NULL) {
     for (i = 0; i < n; i++)
-      email_set (&results[i], HERALD_RETRY, "out of memory");
+      email_set (results[i], HERALD_RETRY, "out of memory");
     return;
   }
   session = smtp_create_session ();
   if (session == NULL) {
     for (i = 0; i < n; i++)
-      email_set (&results[i], HERALD_RETRY, "out of memory");
+      email_set (results[i], HERALD_RETRY, "out of memory");
     goto out;
   }
   smtp_set_application_data_release (session, st, NULL);
@@ -1183,7 +1192,7 @@ email_send_session (struct email_state *st,
     smtp_auth_set_context (session, st->auth);
 
   for (i = 0; i < n; i++) {
-    const struct herald_message *m = &messages[i];
+    const struct herald_message *m = messages[i];
     struct email_item *it = &items[i];
     size_t bad = 0;
     char why[128] = "";
@@ -1193,10 +1202,10 @@ email_send_session (struct email_state *st,
     it->info = &info;
     mime_buf_init (&it->buf);
     for (j = 0; j < m->n_to; j++)
-      if (!address_email_ok (m->to[j].value, why, sizeof why)) {
+      if (!address_email_ok (m->to[j]->value, why, sizeof why)) {
         bad++;
-        if (results[i].to_invalid != NULL)
-          results[i].to_invalid[j] = 1;
+        if (results[i]->to_invalid != NULL)
+          results[i]->to_invalid[j] = 1;
       }
     if (m->n_to == 0 || bad > 0) {
       /* The check herald customers import makes: an address refused here
@@ -1206,13 +1215,13 @@ email_send_session (struct email_state *st,
       else
         snprintf (err, sizeof err, "recipient address is not an e-mail "
                   "address: %s", why);
-      email_set (&results[i], m->n_to == 0 ? HERALD_REJECTED
+      email_set (results[i], m->n_to == 0 ? HERALD_REJECTED
                  : HERALD_INVALID_ADDRESS, err);
       continue;
     }
     r = mime_build (m, st->from, &it->buf, err, sizeof err);
     if (r != MIME_OK) {
-      email_set (&results[i], r == MIME_EADDRESS ? HERALD_INVALID_ADDRESS
+      email_set (results[i], r == MIME_EADDRESS ? HERALD_INVALID_ADDRESS
                  : r == MIME_EFROM ? HERALD_CHANNEL_ERROR : HERALD_REJECTED,
                  err);
       continue;
@@ -1223,7 +1232,7 @@ email_send_session (struct email_state *st,
     if (st->dkim != NULL
         && (r = dkimsign_message (st->dkim, m->key, &it->buf, err,
                                   sizeof err)) != DKIMSIGN_OK) {
-      email_set (&results[i], r == DKIMSIGN_NOMEM ? HERALD_RETRY
+      email_set (results[i], r == DKIMSIGN_NOMEM ? HERALD_RETRY
                  : r == DKIMSIGN_MESSAGE ? HERALD_REJECTED
                  : HERALD_CHANNEL_ERROR, err);
       continue;
@@ -1232,14 +1241,14 @@ email_send_session (struct email_state *st,
     if (st->bounce_domain != NULL
         && verp_address (&st->verp, m->key, st->bounce_domain, it->reverse,
                          sizeof it->reverse) < 0) {
-      email_set (&results[i], HERALD_RETRY,
+      email_set (results[i], HERALD_RETRY,
                  "cannot make the VERP envelope sender (OpenSSL)");
       continue;
     }
     it->rcpt = calloc (m->n_to, sizeof *it->rcpt);
     it->msg = smtp_add_message (session);
     if (it->rcpt == NULL || it->msg == NULL) {
-      email_set (&results[i], HERALD_RETRY, "out of memory");
+      email_set (results[i], HERALD_RETRY, "out of memory");
       it->msg = NULL;
       continue;
     }
@@ -1247,7 +1256,7 @@ email_send_session (struct email_state *st,
                            : st->from_mb.addr);
     smtp_set_messagecb (it->msg, email_message_cb, it);
     for (j = 0; j < m->n_to; j++)
-      it->rcpt[j] = smtp_add_recipient (it->msg, m->to[j].value);
+      it->rcpt[j] = smtp_add_recipient (it->msg, m->to[j]->value);
     queued++;
   }
   if (queued == 0)
@@ -1280,13 +1289,13 @@ email_send_session (struct email_state *st,
       email_session_error (err, sizeof err, st, &info);
     for (i = 0; i < n; i++)
       if (items[i].msg != NULL)
-        email_set (&results[i], HERALD_RETRY, err);
+        email_set (results[i], HERALD_RETRY, err);
     goto out;
   }
   email_session_error (err, sizeof err, st, &info);
   for (i = 0; i < n; i++)
     if (items[i].msg != NULL)
-      email_classify (st, &messages[i], &items[i], &results[i], &info, err);
+      email_classify (st, messages[i], &items[i], results[i], &info, err);
 
 out:
   if (session != NULL)
@@ -1299,18 +1308,18 @@ out:
 }
 
 static int
-email_send (void *state, const struct herald_message *messages, size_t n,
-            struct herald_result *results)
+email_send (void *state, const struct herald_message *const *messages,
+            size_t n, struct herald_result *const *results)
 {
   struct email_state *st = state;
   size_t i, k;
 
   for (i = 0; i < n; i++) {
-    results[i].status = HERALD_RETRY;
-    results[i].retry_after_ms = 0;
-    results[i].provider_id[0] = '\0';
-    results[i].error[0] = '\0';
-    results[i].detail[0] = '\0';
+    results[i]->status = HERALD_RETRY;
+    results[i]->retry_after_ms = 0;
+    results[i]->provider_id[0] = '\0';
+    results[i]->error[0] = '\0';
+    results[i]->detail[0] = '\0';
   }
   /* At most `batch` messages per session, sessions in sequence. */
   for (i = 0; i < n; i += k) {
@@ -1318,6 +1327,16 @@ email_send (void *state, const struct herald_message *messages, size_t n,
     email_send_session (st, messages + i, k, results + i);
   }
   return 0;
+}
+
+/* POST {base_url}/inbound/CHANNEL/PROVIDER: webhooks.c. */
+static int
+email_inbound (void *state, const struct herald_request *req,
+               const struct herald_sink *sink, struct herald_response *resp)
+{
+  struct email_state *st = state;
+
+  return email_hooks_inbound (st->hooks, req, sink, resp);
 }
 
 static const struct herald_plugin email_plugin = {
@@ -1331,6 +1350,7 @@ static const struct herald_plugin email_plugin = {
   .open = email_open,
   .close = email_close,
   .send = email_send,
+  .inbound = email_inbound,
 };
 
 HERALD_REGISTER_PLUGIN (email_plugin)

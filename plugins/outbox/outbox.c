@@ -293,17 +293,17 @@ outbox_json (const struct herald_message *m)
   json_object_set_new (o, "customer", json_string (m->customer));
   json_object_set_new (o, "channel", json_string (m->channel));
   if (m->n_to == 1)
-    json_object_set_new (o, "to", json_string (m->to[0].value));
+    json_object_set_new (o, "to", json_string (m->to[0]->value));
   else {
     json_t *a = json_array ();
     for (i = 0; i < m->n_to; i++)
-      json_array_append_new (a, json_string (m->to[i].value));
+      json_array_append_new (a, json_string (m->to[i]->value));
     json_object_set_new (o, "to", a);
   }
   json_object_set_new (o, "variant", json_string (m->variant ? m->variant : ""));
   for (i = 0; i < m->n_parts; i++)
-    json_object_set_new (parts, m->parts[i].name,
-                         json_stringn (m->parts[i].data, m->parts[i].len));
+    json_object_set_new (parts, m->parts[i]->name,
+                         json_stringn (m->parts[i]->data, m->parts[i]->len));
   json_object_set_new (o, "parts", parts);
   json_object_set_new (o, "created", json_integer (m->created));
   json_object_set_new (o, "attempt", json_integer (m->attempt));
@@ -328,7 +328,7 @@ outbox_fail (struct herald_result *r, int status, const char *msg)
 static int
 outbox_address_bad (const struct herald_message *m, char *err, size_t errlen)
 {
-  const char *a = m->to[0].value, *what;
+  const char *a = m->to[0]->value, *what;
   char why[128];
   int ok;
 
@@ -346,8 +346,8 @@ outbox_address_bad (const struct herald_message *m, char *err, size_t errlen)
 }
 
 static int
-outbox_send (void *state, const struct herald_message *msgs, size_t n,
-             struct herald_result *results)
+outbox_send (void *state, const struct herald_message *const *msgs,
+             size_t n, struct herald_result *const *results)
 {
   struct outbox *ob = state;
   char err[512];
@@ -358,28 +358,28 @@ outbox_send (void *state, const struct herald_message *msgs, size_t n,
   if (!ok)
     return -1;
   for (i = 0; i < n; i++) {
-    const struct herald_message *m = &msgs[i];
+    const struct herald_message *m = msgs[i];
     json_t *o;
     char *line;
     int bad;
 
-    if (m->n_to == 0 || !m->to[0].value || !*m->to[0].value) {
-      outbox_fail (&results[i], HERALD_INVALID_ADDRESS, "no address");
+    if (m->n_to == 0 || !m->to[0]->value || !*m->to[0]->value) {
+      outbox_fail (results[i], HERALD_INVALID_ADDRESS, "no address");
       continue;
     }
     /* It stands in for the channel's plugin: it refuses what that
      * plugin refuses, with the same check (address.h). */
     if (outbox_address_bad (m, err, sizeof err)) {
-      outbox_fail (&results[i], HERALD_INVALID_ADDRESS, err);
-      if (results[i].to_invalid)
-        results[i].to_invalid[0] = 1;
+      outbox_fail (results[i], HERALD_INVALID_ADDRESS, err);
+      if (results[i]->to_invalid)
+        results[i]->to_invalid[0] = 1;
       continue;
     }
     if (strcmp (m->channel, "email") == 0) {
       if (outbox_maildir (ob, m, err, sizeof err) < 0) {
         /* A message the MIME builder refuses will never build: permanent.
          * An I/O error may pass: retry. */
-        outbox_fail (&results[i],
+        outbox_fail (results[i],
                      errno == 0 ? HERALD_REJECTED : HERALD_RETRY, err);
         continue;
       }
@@ -397,7 +397,7 @@ outbox_send (void *state, const struct herald_message *msgs, size_t n,
     if (bad) {
       snprintf (err, sizeof err, "%s/messages.jsonl: %s", ob->dir,
                 strerror (errno));
-      outbox_fail (&results[i], HERALD_RETRY, err);
+      outbox_fail (results[i], HERALD_RETRY, err);
       continue;
     }
     dirty = 1;
@@ -409,15 +409,15 @@ outbox_send (void *state, const struct herald_message *msgs, size_t n,
               strerror (errno));
     for (i = 0; i < n; i++)
       if (ok[i]) {
-        outbox_fail (&results[i], HERALD_RETRY, err);
+        outbox_fail (results[i], HERALD_RETRY, err);
         ok[i] = 0;
       }
   }
   for (i = 0; i < n; i++)
     if (ok[i]) {
-      results[i].status = HERALD_SENT;
-      snprintf (results[i].provider_id, sizeof results[i].provider_id,
-                "outbox:%s", msgs[i].key);
+      results[i]->status = HERALD_SENT;
+      snprintf (results[i]->provider_id, sizeof results[i]->provider_id,
+                "outbox:%s", msgs[i]->key);
     }
   free (ok);
   return 0;

@@ -768,8 +768,8 @@ push_classify (const struct push_state *s, struct push_tok *t)
 /* ---- Sending. ---- */
 
 static int
-push_send (void *vs, const struct herald_message *msgs, size_t n,
-           struct herald_result *results)
+push_send (void *vs, const struct herald_message *const *msgs,
+           size_t n, struct herald_result *const *results)
 {
   struct push_state *s = vs;
   struct push_tok *toks = NULL;
@@ -782,22 +782,23 @@ push_send (void *vs, const struct herald_message *msgs, size_t n,
 
   /* 1. One request per (message, accepted token). */
   for (i = 0; i < n; i++) {
-    const struct herald_message *m = &msgs[i];
+    const struct herald_message *m = msgs[i];
     json_t *payload;
     size_t before = ntok;
 
     first[i] = ntok;
-    memset (&results[i], 0, offsetof (struct herald_result, to_invalid));
+    memset (&results[i]->status, 0, offsetof (struct herald_result, to_invalid)
+            - offsetof (struct herald_result, status));
     payload = push_payload (s, m, err, sizeof err);
     if (!payload) {
-      http_result_set (&results[i], HERALD_REJECTED, "%s", err);
+      http_result_set (results[i], HERALD_REJECTED, "%s", err);
       continue;
     }
     for (j = 0; j < m->n_to; j++) {
-      const char *tok = m->to[j].value;
+      const char *tok = m->to[j]->value;
       struct push_tok *t;
       char *text;
-      if (!push_platform_ok (s, m->to[j].type) || !tok || !*tok)
+      if (!push_platform_ok (s, m->to[j]->type) || !tok || !*tok)
         continue;
       if (ntok == cap) {
         cap = cap ? cap * 2 : 16;
@@ -842,7 +843,7 @@ push_send (void *vs, const struct herald_message *msgs, size_t n,
     }
     json_decref (payload);
     if (ntok == before)
-      http_result_set (&results[i], HERALD_REJECTED,
+      http_result_set (results[i], HERALD_REJECTED,
                        "push: no device token for this channel's platforms");
   }
   first[n] = ntok;
@@ -864,7 +865,7 @@ push_send (void *vs, const struct herald_message *msgs, size_t n,
     nreq = 0;
     for (j = 0; j < ntok; j++)
       if (toks[j].outcome == -1 || toks[j].outcome == PT_AUTH) {
-        push_tok_headers (s, &toks[j], msgs[toks[j].msg].key);
+        push_tok_headers (s, &toks[j], msgs[toks[j].msg]->key);
         reqs[nreq++] = &toks[j].req;
       }
     if (!nreq)
@@ -896,7 +897,7 @@ push_send (void *vs, const struct herald_message *msgs, size_t n,
 
   /* 3. One result per message from its tokens' outcomes. */
   for (i = 0; i < n; i++) {
-    struct herald_result *res = &results[i];
+    struct herald_result *res = results[i];
     size_t nt = first[i + 1] - first[i], ok = 0, dead = 0, retry = 0;
     size_t chan = 0;
     int64_t after = 0;

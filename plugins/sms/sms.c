@@ -346,6 +346,7 @@ sms_twilio_classify (const struct http_req *r, struct herald_result *res,
      * (a consent change) rather than a dead number. */
     http_result_set (res, HERALD_INVALID_ADDRESS, "twilio 21610: %s", msg);
     sms_detail (res, sg, ",\"opt_out\":true,\"code\":21610");
+    res->opt_out = 1;
   } else if (code == 21211 || code == 21614 || code == 21217) {
     /* Invalid To / not a mobile number / not a valid phone number. */
     http_result_set (res, HERALD_INVALID_ADDRESS, "twilio %lld: %s", code, msg);
@@ -422,8 +423,8 @@ out:
 }
 
 static int
-sms_send (void *vs, const struct herald_message *msgs, size_t n,
-          struct herald_result *results)
+sms_send (void *vs, const struct herald_message *const *msgs,
+          size_t n, struct herald_result *const *results)
 {
   struct sms_state *s = vs;
   struct sms_item *items = http_xcalloc (n, sizeof *items);
@@ -432,11 +433,11 @@ sms_send (void *vs, const struct herald_message *msgs, size_t n,
   size_t i, nreq = 0;
 
   for (i = 0; i < n; i++) {
-    const struct herald_message *m = &msgs[i];
-    struct herald_result *res = &results[i];
+    const struct herald_message *m = msgs[i];
+    struct herald_result *res = results[i];
     struct sms_item *it = &items[i];
     const struct herald_part *body = herald_message_part (m, "sms.body");
-    const char *to = m->n_to ? m->to[0].value : NULL;
+    const char *to = m->n_to ? m->to[0]->value : NULL;
     char why[128];
 
     http_req_init (&it->req);
@@ -510,12 +511,12 @@ sms_send (void *vs, const struct herald_message *msgs, size_t n,
       /* No idempotency key at Twilio: a timeout may have sent it; the
        * core's retry then duplicates (PROTOCOLS.md), which is the
        * at-least-once trade-off. */
-      if (http_result_transient (&results[i], &it->req, what, 0))
+      if (http_result_transient (results[i], &it->req, what, 0))
         ;                       /* 429 (Twilio 20429), 5xx, no answer */
       else if (s->provider == SMS_TWILIO)
-        sms_twilio_classify (&it->req, &results[i], &it->seg);
+        sms_twilio_classify (&it->req, results[i], &it->seg);
       else
-        sms_vonage_classify (&it->req, &results[i], &it->seg);
+        sms_vonage_classify (&it->req, results[i], &it->seg);
     }
     http_req_free (&it->req);
     if (it->form.data)   /* vonage forms carry api_secret */
@@ -714,7 +715,7 @@ static int
 sms_emit (const struct herald_sink *sink, const char *type, const char *sid,
           const char *address, json_t *detail)
 {
-  struct herald_event ev = { 0 };
+  struct herald_event ev = { HERALD_EVENT_INIT };
   char *d = detail ? json_dumps (detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   int rc;
   ev.type = type;

@@ -262,8 +262,8 @@ wh_classify (const struct wh_state *s, const struct herald_message *m,
 }
 
 static int
-wh_send (void *vs, const struct herald_message *msgs, size_t n,
-         struct herald_result *results)
+wh_send (void *vs, const struct herald_message *const *msgs,
+         size_t n, struct herald_result *const *results)
 {
   struct wh_state *s = vs;
   struct wh_item *items = http_xcalloc (n, sizeof *items);
@@ -274,8 +274,8 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
 
   ts_len = (size_t) snprintf (ts, sizeof ts, "%lld", (long long) http_now ());
   for (i = 0; i < n; i++) {
-    const struct herald_message *m = &msgs[i];
-    struct herald_result *res = &results[i];
+    const struct herald_message *m = msgs[i];
+    struct herald_result *res = results[i];
     struct wh_item *it = &items[i];
     const struct herald_part *body = herald_message_part (m, "webhook.body");
     const char *url, *why;
@@ -305,8 +305,8 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
     if (s->url) {
       url = s->url;
       it->fixed_url = 1;
-    } else if (m->n_to > 0 && m->to[0].value && *m->to[0].value) {
-      url = m->to[0].value;
+    } else if (m->n_to > 0 && m->to[0]->value && *m->to[0]->value) {
+      url = m->to[0]->value;
       /* The check herald customers import makes (address.h). */
       if (!address_url_ok (url, bad, sizeof bad)) {
         http_result_set (res, HERALD_INVALID_ADDRESS,
@@ -358,7 +358,7 @@ wh_send (void *vs, const struct herald_message *msgs, size_t n,
                   "unfinished messages will be retried");
   for (i = 0; i < n; i++) {
     if (!items[i].skip)
-      wh_classify (s, &msgs[i], &items[i], &results[i]);
+      wh_classify (s, msgs[i], &items[i], results[i]);
     http_req_free (&items[i].req);
     http_buf_free (&items[i].lines);
   }

@@ -113,11 +113,14 @@ if command -v g++ >/dev/null 2>&1; then
   cat > "$T/cxx.cc" <<'CXX'
 #include <herald/plugin.h>
 #include <cstring>
-static int cxx_send (void *, const struct herald_message *, size_t n,
-                     struct herald_result *r)
+static int cxx_send (void *, const struct herald_message *const *m, size_t n,
+                     struct herald_result *const *r)
 {
-  for (size_t i = 0; i < n; i++)
-    r[i].status = HERALD_SENT;
+  for (size_t i = 0; i < n; i++) {
+    r[i]->status = HERALD_SENT;
+    if (HERALD_HAS (r[i], opt_out) && herald_message_part (m[i], "x"))
+      r[i]->opt_out = 0;
+  }
   return 0;
 }
 static const struct herald_plugin plugin = {

@@ -2,8 +2,8 @@
 #include <herald/plugin.h>
 
 static int
-bk_send (void *state, const struct herald_message *m, size_t n,
-         struct herald_result *r)
+bk_send (void *state, const struct herald_message *const *m,
+         size_t n, struct herald_result *const *r)
 {
   (void) state; (void) m; (void) n; (void) r;
   return 0;

@@ -1,6 +1,6 @@
 /* testplug: a channel plugin for the core's tests.  Its key "mode" says
  * what every send answers (sent, retry, reject, invalid, channel_error,
- * optout: an invalid address with {"opt_out":true}; first: sets the
+ * optout: an invalid address with opt_out set; first: sets the
  * result of the first message of each batch only, as a careless plugin
  * would);
  * "log" names a file that gets one line per message it was handed;
@@ -15,7 +15,9 @@
  * batch came back; "crash_on" names a message key whose send crashes
  * (SIGSEGV: a poison message).  A callback (herald
  * serve's /inbound/NAME/PATH) to PATH "/refuse" is answered 400, "/crash"
- * 500, "/fail" fails (-1); anything else gets 200 and reports nothing. */
+ * 500, "/fail" fails (-1); anything else gets 200 and reports nothing.
+ * Built with TP_SERIALIZE it is "serialplug", the same plugin declaring
+ * HERALD_THREAD_SERIALIZE. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -158,8 +160,8 @@ tp_hold (const struct tp_state *s)
 }
 
 static int
-tp_send (void *state, const struct herald_message *m, size_t n,
-         struct herald_result *r)
+tp_send (void *state, const struct herald_message *const *m,
+         size_t n, struct herald_result *const *r)
 {
   struct tp_state *s = state;
   static const int status[] = { HERALD_SENT, HERALD_RETRY, HERALD_REJECTED,
@@ -171,7 +173,7 @@ tp_send (void *state, const struct herald_message *m, size_t n,
   if (s->sleep_ms > 0)
     usleep ((useconds_t) s->sleep_ms * 1000);
   for (i = 0; i < n; i++) {
-    if (s->crash_on && strcmp (m[i].key, s->crash_on) == 0) {
+    if (s->crash_on && strcmp (m[i]->key, s->crash_on) == 0) {
       if (s->log)
         fflush (s->log);
       /* A plugin bug this message sets off.  raise, not a store through
@@ -179,22 +181,22 @@ tp_send (void *state, const struct herald_message *m, size_t n,
       raise (SIGSEGV);
     }
     if (s->log)
-      fprintf (s->log, "%s %s %s %u\n", m[i].key, m[i].channel,
-               m[i].to[0].value, m[i].attempt);
+      fprintf (s->log, "%s %s %s %u\n", m[i]->key, m[i]->channel,
+               m[i]->to[0]->value, m[i]->attempt);
     if (s->mode == 6) {        /* "first": answers the first message only */
       if (i == 0)
-        r[i].status = HERALD_SENT;
+        r[i]->status = HERALD_SENT;
       continue;
     }
-    r[i].status = status[s->mode];
+    r[i]->status = status[s->mode];
     if (s->mode == 0)
-      snprintf (r[i].provider_id, sizeof r[i].provider_id, "tp-%s", m[i].key);
+      snprintf (r[i]->provider_id, sizeof r[i]->provider_id, "tp-%s", m[i]->key);
     else
-      snprintf (r[i].error, sizeof r[i].error, "testplug says %d", s->mode);
+      snprintf (r[i]->error, sizeof r[i]->error, "testplug says %d", s->mode);
     if (s->mode == 1)
-      r[i].retry_after_ms = 1000;
+      r[i]->retry_after_ms = 1000;
     if (s->mode == 5)
-      snprintf (r[i].detail, sizeof r[i].detail, "{\"opt_out\":true}");
+      r[i]->opt_out = 1;
   }
   if (s->log)
     fflush (s->log);
@@ -235,7 +237,12 @@ tp_inbound (void *state, const struct herald_request *req,
 
 static const struct herald_plugin tp_plugin = {
   HERALD_PLUGIN_INIT,
+#ifdef TP_SERIALIZE
+  .name = "serialplug",
+  .thread_model = HERALD_THREAD_SERIALIZE,
+#else
   .name = "testplug",
+#endif
   .version = "0",
   .channels = NULL,
   .config_keys = tp_keys,

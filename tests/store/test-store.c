@@ -225,6 +225,33 @@ test_outbox (struct store *st)
           "at-most-once: failed, 'in flight at crash'");
   store_row_free (got);
 
+  /* A channel's volume of the day (warm-up): what was handed to it. */
+  {
+    static const char *const keys[] = { "wv:0:a", "wv:0:b", "wv:0:c",
+                                        "wv:0:d", "wv:0:e", "wv:0:f" };
+    static const char *const states[] = { "sent", "sending", "retry",
+                                          "pending", "failed", "dead" };
+    static const int attempts[] = { 1, 1, 1, 0, 0, 3 };
+    size_t k;
+
+    for (k = 0; k < 6; k++) {
+      r = row (keys[k], "wv", 0, keys[k] + 5, "wk", "pending");
+      r.instance = "warm";
+      store_outbox_insert (st, &r);
+      store_outbox_update (st, keys[k], states[k], attempts[k], 0, NULL,
+                           NULL, NULL);
+    }
+    tap_ok (store_instance_volume (st, "warm", 0) == 4,
+            "a channel's volume: sent, in flight, retried and dead after "
+            "attempts; not pending, nor failed unattempted (got %ld)",
+            store_instance_volume (st, "warm", 0));
+    tap_ok (store_instance_volume (st, "warm", 1000001) == 0,
+            "... none since later");
+    tap_ok (store_instance_volume (st, "email", 0) >= 0
+            && store_instance_volume (st, "cold", 0) == 0,
+            "... another channel's are not counted");
+  }
+
   /* Frequency caps. */
   r = row ("c3:0:alice", "c3", 0, "alice", "sms", "sent");
   store_outbox_insert (st, &r);
