@@ -19,8 +19,10 @@
 # section for it: KEYS in a plugin page, .SS "[SECTION]" in herald.ini(5)
 # and herald-campaign(5).
 # The examples of herald.ini(5) and herald-campaign(5) lint.
+# make install puts each page into its section's folder.
 # herald-plugin(3) names every member, enum constant and macro of
-# herald/plugin.h, and its example plugin builds, loads and sends.
+# herald/plugin.h, and its example plugin builds against the installed
+# header with pkg-config, loads and sends.
 . "$HERALD_SRCDIR/tests/core/lib.sh"
 
 S=$HERALD_SRCDIR
@@ -281,15 +283,35 @@ for w in $names; do
 done
 is "${missing# }" "" "herald-plugin(3) names every member, constant and macro of herald/plugin.h"
 
+# make install puts every page into its section's folder, beside the
+# header and the herald-plugin.pc the example is built with.
+R="$T/root"
+make -C "$HERALD_BUILDDIR" install DESTDIR="$R" > "$T/install.log" 2>&1
+is "$?" 0 "make install DESTDIR=..."
+missing=
+for p in $PAGES; do
+  b=$(basename "$p")
+  [ -n "$(find "$R" -path "*/man/man${b##*.}/$b" -type f)" ] || missing="$missing $b"
+done
+is "${missing# }" "" "make install installs every page into man1, man3 or man5"
+pc=$(find "$R" -name herald-plugin.pc | head -1)
+if [ -n "$pc" ] && command -v pkg-config > /dev/null 2>&1; then
+  HCFLAGS=$(PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$R \
+            pkg-config --cflags herald-plugin)
+else
+  HCFLAGS="-I$S/core"
+fi
+
 mkdir -p "$T/ex3"
 awk '/^\.SH/ { on = ($0 ~ /^\.SH EXAMPLES/) }
      on && /^\.RS/ { n++; grab = 1; next } on && /^\.RE/ { grab = 0; next }
      grab && n == 1' "$P3" \
   | sed 's/\\&//g; s/\\-/-/g; s/\\(aq/'"'"'/g; s/\\(dq/"/g; s/\\e/\\/g' > "$T/ex3/lines.c"
 name=$(sed -n 's/^ *\.name = "\([a-z]*\)",$/\1/p' "$T/ex3/lines.c")
-out=$(cd "$T/ex3" && ${CC:-cc} -shared -fPIC -fvisibility=hidden -Wall -Wextra -Werror \
-        -I"$S/core" -o "$name.so" lines.c 2>&1)
-is "$?:$out" "0:" "herald-plugin(3): the example plugin ($name) builds with -Wall -Wextra"
+# shellcheck disable=SC2086
+out=$(cd "$T/ex3" && ${CC:-cc} -shared -fPIC $HCFLAGS -Wall -Wextra -Werror \
+        -o "$name.so" lines.c 2>&1)
+is "$?:$out" "0:" "herald-plugin(3): the example plugin ($name) builds with cc -shared -fPIC \$(pkg-config --cflags herald-plugin) -Wall -Wextra"
 if [ -f "$T/ex3/$name.so" ]; then
   install -m 755 "$T/ex3/$name.so" "$PLUGINS/"
   cat > "$T/ex3/g.ini" <<INI
