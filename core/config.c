@@ -860,6 +860,14 @@ config_gateway_load (const char *path, char *err, size_t errlen)
               "off)", path, ini_line (sec, "machine_window"), v);
     goto fail;
   }
+  /* herald serve's POST /events token: checked here, so that lint and
+   * every command say it, not serve alone. */
+  v = ini_get (sec, "events_token");
+  if (v && strlen (v) < 16) {
+    snprintf (err, errlen, "%s:%d: [tracking] events_token: too short (at "
+              "least 16 characters)", path, ini_line (sec, "events_token"));
+    goto fail;
+  }
   v = ini_get (sec, "metrics_token");
   if (v) {
     const char *p;

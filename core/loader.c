@@ -487,6 +487,9 @@ host_config_line (void *data, const char *key)
   return ini_line (ch->sec, key);
 }
 
+#define HOST_LOG_BURST 50
+#define HOST_LOG_WINDOW 10
+
 static void
 host_log (void *data, int level, const char *fmt, ...)
 {
@@ -501,6 +504,36 @@ host_log (void *data, int level, const char *fmt, ...)
     return;
   if (level < 0 || level > 3)
     level = HERALD_LOG_ERROR;
+  /* A flood of requests (forged callbacks, a provider gone mad) must not
+   * flood the log: at most HOST_LOG_BURST lines a channel every
+   * HOST_LOG_WINDOW seconds; what is dropped is counted and said with the
+   * next line written. */
+  {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    int64_t now = now_seconds ();
+    long dropped = 0;
+
+    pthread_mutex_lock (&lock);
+    if (now - ch->log_window >= HOST_LOG_WINDOW) {
+      dropped = ch->log_dropped;
+      ch->log_window = now;
+      ch->log_lines = 0;
+      ch->log_dropped = 0;
+    }
+    if (ch->log_lines >= HOST_LOG_BURST) {
+      ch->log_dropped++;
+      pthread_mutex_unlock (&lock);
+      return;
+    }
+    ch->log_lines++;
+    pthread_mutex_unlock (&lock);
+    if (dropped)
+      strbuf_addf (&b, "%sherald: channel %s: warning: %ld more log line%s "
+                   "of this channel dropped (over %d in %d s)\n",
+                   __atomic_load_n (&loader_progress, __ATOMIC_RELAXED)
+                   ? "\n" : "", ch->name, dropped, dropped == 1 ? "" : "s",
+                   HOST_LOG_BURST, HOST_LOG_WINDOW);
+  }
   va_start (ap, fmt);
   strbuf_vaddf (&msg, fmt, ap);
   va_end (ap);
@@ -714,6 +747,11 @@ channel_close (struct channel *ch)
 {
   if (!ch)
     return;
+  if (ch->log_dropped)
+    fprintf (stderr, "herald: channel %s: warning: %ld more log line%s of "
+             "this channel dropped (over %d in %d s)\n", ch->name,
+             ch->log_dropped, ch->log_dropped == 1 ? "" : "s",
+             HOST_LOG_BURST, HOST_LOG_WINDOW);
   if (ch->plugin->p.close) {
     plugin_enter (ch->plugin);
     ch->plugin->p.close (ch->state);

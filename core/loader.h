@@ -48,6 +48,9 @@ struct channel {
   const struct ini_section *sec;
   const char *ini_path;
   struct herald_host host;
+  int64_t log_window;         /* host->log's rate limit: its window, */
+  int log_lines;              /* the lines written in it, */
+  long log_dropped;           /* and those dropped */
   int broken;                 /* set after HERALD_CHANNEL_ERROR */
   char broken_reason[512];
 };

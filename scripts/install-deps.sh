@@ -11,6 +11,8 @@ apt-get update -qq
 # the tests; Debian ships it only with the server itself.  postgresql-15:
 # initdb and pg_ctl for tests/pgserver.py (each test runs a server of its
 # own; the cluster Debian creates is not used), psql for the tests' checks.
+# python3-cryptography: the provider webhooks' test signs as SES, SNS and
+# SendGrid do; wrk: herald serve under load (tests/core/load.py).
 # groff-base: tests/core/manpages.sh renders every manual page with
 # groff -ww (a minimal Debian has no man-db to bring it).
 apt-get install -y -qq --no-install-recommends \
@@ -18,5 +20,5 @@ apt-get install -y -qq --no-install-recommends \
   libcurl4-openssl-dev libesmtp-dev libinih-dev libsqlite3-dev \
   libjansson-dev libssl-dev libmicrohttpd-dev libicu-dev libutf8proc-dev \
   libopendkim-dev libpq-dev libgmime-3.0-dev \
-  openssl ca-certificates python3 python3-aiosmtpd python3-dkim postfix sqlite3 postgresql-15 postgresql-client-15 nginx-light strace \
+  openssl ca-certificates python3 python3-aiosmtpd python3-dkim python3-cryptography postfix sqlite3 postgresql-15 postgresql-client-15 nginx-light strace wrk \
   clang libclang-rt-14-dev prometheus groff-base >/dev/null

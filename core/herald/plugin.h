@@ -358,7 +358,8 @@ struct herald_plugin {
   const struct herald_kind *const *kinds;
 
   /* Optional: check the channel's keys without connecting anywhere or
-   * touching a file (herald lint, run --dry-run, and before open).  Read
+   * writing anything (reading a key file to check it is fine): herald
+   * lint, run --dry-run, and before open.  Read
    * them through host->config_get as open does; host is lent for this
    * call only, and its tracking_base_url is NULL here.  Return 0, or -1 after
    * writing into err one message naming the key, ideally

@@ -1339,6 +1339,20 @@ email_inbound (void *state, const struct herald_request *req,
   return email_hooks_inbound (st->hooks, req, sink, resp);
 }
 
+/* herald lint and run --dry-run: every value checked as open checks it
+ * (files such as keys are read, nothing is connected or written), and
+ * nothing kept. */
+static int
+email_config_check (const struct herald_host *host, char *err, size_t errlen)
+{
+  void *state = NULL;
+
+  if (email_open (host, &state, err, errlen) < 0)
+    return -1;
+  email_close (state);
+  return 0;
+}
+
 static const struct herald_plugin email_plugin = {
   HERALD_PLUGIN_INIT,
   .name = "email",
@@ -1349,6 +1363,7 @@ static const struct herald_plugin email_plugin = {
   .secret_keys = email_secret_keys,
   .open = email_open,
   .close = email_close,
+  .config_check = email_config_check,
   .send = email_send,
   .inbound = email_inbound,
 };

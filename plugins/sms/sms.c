@@ -833,6 +833,20 @@ out:
   return rc;
 }
 
+/* herald lint and run --dry-run: every value checked as open checks it
+ * (files such as keys are read, nothing is connected or written), and
+ * nothing kept. */
+static int
+sms_config_check (const struct herald_host *host, char *err, size_t errlen)
+{
+  void *state = NULL;
+
+  if (sms_open (host, &state, err, errlen) < 0)
+    return -1;
+  sms_close (state);
+  return 0;
+}
+
 static const struct herald_plugin sms_plugin = {
   HERALD_PLUGIN_INIT,
   .name = "sms",
@@ -843,6 +857,7 @@ static const struct herald_plugin sms_plugin = {
   .secret_keys = sms_secret_keys,
   .open = sms_open,
   .close = sms_close,
+  .config_check = sms_config_check,
   .send = sms_send,
   .inbound = sms_inbound,
 };

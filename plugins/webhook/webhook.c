@@ -367,6 +367,20 @@ wh_send (void *vs, const struct herald_message *const *msgs,
   return ret;
 }
 
+/* herald lint and run --dry-run: every value checked as open checks it
+ * (files such as keys are read, nothing is connected or written), and
+ * nothing kept. */
+static int
+wh_config_check (const struct herald_host *host, char *err, size_t errlen)
+{
+  void *state = NULL;
+
+  if (wh_open (host, &state, err, errlen) < 0)
+    return -1;
+  wh_close (state);
+  return 0;
+}
+
 static const struct herald_plugin wh_plugin = {
   HERALD_PLUGIN_INIT,
   .name = "webhook",
@@ -377,6 +391,7 @@ static const struct herald_plugin wh_plugin = {
   .secret_keys = wh_secret_keys,
   .open = wh_open,
   .close = wh_close,
+  .config_check = wh_config_check,
   .send = wh_send,
 };
 

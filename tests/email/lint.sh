@@ -25,17 +25,18 @@ server = 127.0.0.1:25
 from = News <$1>
 dkim_domain = $2
 dkim_selector = s1
-dkim_key_file = /nonexistent/dkim.pem
+dkim_key_file = $T/dkim.pem
 ${3:-}
 INI
 }
 
 lint () { out=$("$HERALD" -c "$T/g.ini" lint "$T/c.ini" 2>&1); rc=$?; }
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/dkim.pem" 2>/dev/null
 
 for pair in "news@example.com example.com same domain" \
             "news@example.com mail.example.com dkim_domain a subdomain of the From domain" \
             "news@news.example.com example.com From domain a subdomain of dkim_domain" \
-            "news@Example.COM example.com. case and a trailing dot aside"; do
+            "news@Example.COM EXAMPLE.com case aside"; do
   set -- $pair
   from=$1 d=$2
   shift 2
@@ -67,7 +68,9 @@ kind = email
 plugin = email
 server = 127.0.0.1:25
 from = \"Bulk, Inc.\" <bulk@bulk.example.org>
-dkim_domain = example.com"
+dkim_domain = example.com
+dkim_selector = s2
+dkim_key_file = $T/dkim.pem"
 lint
 is "$(printf '%s\n' "$out" | grep -c warning)" 1 "two channels, one misaligned: one warning"
 like "$out" "g.ini:15: warning: \[channel.bulk\] dkim_domain: 'example.com' is not aligned with the From domain 'bulk.example.org' of line 14" \
@@ -83,5 +86,13 @@ from = News <news@example.com>
 INI
 lint
 is "$(printf '%s\n' "$out" | grep -c warning)" 0 "no dkim_domain: no warning"
+
+# The plugin's own check runs in lint: a key file that cannot be read is
+# an error there, not at the first run.
+gw news@example.com example.com
+sed -i "s|^dkim_key_file = .*|dkim_key_file = $T/missing.pem|" "$T/g.ini"
+lint
+is "$rc" 1 "lint: an unreadable dkim_key_file is an error"
+like "$out" "g.ini:9: \[channel.email\] dkim_key_file: .*missing.pem" "... naming file, line and key"
 
 done_testing

@@ -21,11 +21,16 @@ A rule is a dict; the first that matches answers:
     status, headers (dict), body (str, or dict/list sent as JSON)
     delay:   seconds to wait before answering
     hang:    seconds to hold the connection, then close it without answer
+    reset:   true: reset the connection (RST) instead of answering
+    truncate: N: answer the status and headers announcing the body's
+             length, send its first N bytes, and close
 """
 import hashlib
 import http.server
 import json
+import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -78,6 +83,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 time.sleep(rule["hang"])
                 self.close_connection = True
                 return
+            if rule and rule.get("reset"):
+                # SO_LINGER 0: close sends RST, as a crashed peer would.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.close_connection = True
+                return
             if rule and rule.get("delay"):
                 time.sleep(rule["delay"])
             if rule and "status" in rule:
@@ -100,6 +111,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
+            if rule and "truncate" in rule:
+                self.wfile.write(data[:rule["truncate"]])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(data)
         finally:
             if counted:

@@ -57,6 +57,10 @@ rules = [
     dict(twilio_err(21408, "Permission to send an SMS has not been enabled for the region"), match="+15005550005"),
     {"match": "+15005550007", "hang": 1.5},
     dict(twilio_err(20003, "Authenticate", 401), match="+15005550008"),
+    {"match": "+15005550009", "reset": True},
+    {"match": "+15005550010", "status": 201, "body": {"sid": "SMcut", "status": "queued"},
+     "truncate": 7},
+    {"match": "+15005550011", "status": 503, "headers": {"Retry-After": "90"}, "body": "busy"},
 ]
 with FakeProvider(rules=rules) as fp:
     # 1. The exact Twilio request.
@@ -113,6 +117,8 @@ with FakeProvider(rules=rules) as fp:
             smsg("e:0:20429", "+15005550003"), smsg("e:0:500", "+15005550004"),
             smsg("e:0:21408", "+15005550005"), smsg("e:0:hang", "+15005550007"),
             smsg("e:0:auth", "+15005550008"), smsg("e:0:notnum", "5550100"),
+            smsg("e:0:reset", "+15005550009"), smsg("e:0:cut", "+15005550010"),
+            smsg("e:0:503", "+15005550011"),
             smsg("e:0:letters", "+1500555ABCD"),
             message("e:0:nobody", "+15005550100", {"email.text": "x"}, "sms"),
             smsg("e:0:long", "+15005550100", "x" * 1601)]
@@ -132,13 +138,22 @@ with FakeProvider(rules=rules) as fp:
     t.ok("21408" in r.get("e:0:21408", {}).get("error", "") and "Permission" in r["e:0:21408"]["error"],
          "rejection keeps code and text", r.get("e:0:21408"))
     t.eq(st.get("e:0:hang"), "retry", "no answer: retry")
+    t.eq(st.get("e:0:reset"), "retry", "connection reset before an answer: retry")
+    t.eq(st.get("e:0:cut"), "retry", "a 201 whose body is cut short: retry (its SID unknown)")
+    t.eq((st.get("e:0:503"), r.get("e:0:503", {}).get("retry_after_ms")), ("retry", 90000),
+         "503 with Retry-After: 90: retry after 90 s")
     t.eq(st.get("e:0:auth"), "channel_error", "401/20003: channel error")
     t.ok(TOKEN not in json.dumps(out) and TOKEN not in err, "auth token in no result or message")
     t.eq(st.get("e:0:notnum"), "invalid_address", "not E.164: invalid address")
     t.eq(st.get("e:0:letters"), "invalid_address", "letters: invalid address")
     t.eq(st.get("e:0:nobody"), "rejected", "no sms.body: rejected")
     t.eq(st.get("e:0:long"), "rejected", "over 1600 characters: rejected")
-    t.eq(len(fp.requests), 7, "no request for the refused messages")
+    # The reset one twice: libcurl sends a request again, once, on a fresh
+    # connection when a reused one dies before any answer (it cannot tell
+    # a stale keep-alive connection from a crash after the request).
+    tos = sorted(q.get("form", {}).get("To", "") for q in fp.requests)
+    t.ok(len(tos) == 11 and tos.count("+15005550009") == 2,
+         "no request for the refused messages (the reset one tried twice, by libcurl)", tos)
 
     # 4. Variants: messaging service, no callback, token from a file.
     fp.reset()

@@ -61,6 +61,9 @@ BASE_RULES = [
         {"path": "/moved", "status": 302, "headers": {"Location": "http://example.invalid/"}},
         {"path": "/nocontent", "status": 204},
         {"path": "/slow", "hang": 1.5},
+        {"path": "/reset", "reset": True},
+        {"path": "/cut", "status": 200, "body": "accepted, all of it", "truncate": 5},
+        {"path": "/unavailable", "status": 503, "headers": {"Retry-After": "120"}},
         ]
 with FakeProvider(rules=BASE_RULES) as fp:
     # 1. The test vector through the plugin: fixed time, key and body.
@@ -124,6 +127,9 @@ with FakeProvider(rules=BASE_RULES) as fp:
         wmsg("k:0:moved", fp.url + "/moved"),
         wmsg("k:0:slow", fp.url + "/slow"),
         wmsg("k:0:refused", dead_url + "/hook"),
+        wmsg("k:0:reset", fp.url + "/reset"),
+        wmsg("k:0:cut", fp.url + "/cut"),
+        wmsg("k:0:unavailable", fp.url + "/unavailable"),
         wmsg("k:0:badjson", fp.url + "/hook", body='{"a":1,}'),
         wmsg("k:0:ftp", "ftp://127.0.0.1/x"),
         message("k:0:nobody", fp.url + "/hook", {"email.text": "x"}, "webhook"),
@@ -143,13 +149,18 @@ with FakeProvider(rules=BASE_RULES) as fp:
     t.eq(st.get("k:0:moved"), "rejected", "302 is not followed and fails")
     t.eq(st.get("k:0:slow"), "retry", "no answer within timeout_ms is retry")
     t.eq(st.get("k:0:refused"), "retry", "connection refused is retry")
+    t.eq(st.get("k:0:reset"), "retry", "a connection reset before any answer is retry")
+    t.eq(st.get("k:0:cut"), "retry",
+         "a 200 whose body is cut short is retry (what the receiver did is unknown: at least once)")
+    t.eq((st.get("k:0:unavailable"), r.get("k:0:unavailable", {}).get("retry_after_ms")),
+         ("retry", 120000), "503 with Retry-After: 120 is retry after 120 s")
     t.eq(st.get("k:0:badjson"), "rejected", "invalid JSON body is rejected")
     t.ok("not valid JSON" in r.get("k:0:badjson", {}).get("error", ""), "error says why")
     t.eq(st.get("k:0:ftp"), "invalid_address", "non-HTTP URL is an invalid address")
     t.eq(st.get("k:0:nobody"), "rejected", "missing webhook.body is rejected")
     paths = sorted(q["path"] for q in fp.requests)
     t.eq(paths, sorted(["/hook", "/nocontent", "/gone", "/busy", "/boom", "/bad",
-                        "/moved", "/slow"]),
+                        "/moved", "/slow", "/reset", "/cut", "/unavailable"]),
          "nothing sent for the invalid body, the ftp URL or the missing part")
 
     # 4b. The JSON check before sending: RFC 8259, strictly.
