@@ -152,12 +152,20 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
   if (open_channels && !shared) {
     char *lock = xasprintf ("%s.%s.lock", r->gw->store_path, r->c->id);
     r->lock_fd = open_private (lock, O_RDWR | O_CLOEXEC);
+    if (r->lock_fd < 0) {
+      /* Not another run: the folder (or an old lock file) is not this
+       * user's to write, or the disk refuses. */
+      fprintf (stderr, "herald: %s: cannot create the run lock %s: %s (the "
+               "store's folder must be writable by the user running herald)\n",
+               r->gw->store_path, lock, strerror (errno));
+      free (lock);
+      return -1;
+    }
     /* herald serve (OPEN_CHANNELS 2) takes it tick by tick: run_serve_lock. */
-    if (r->lock_fd < 0
-        || (open_channels == 1 && flock (r->lock_fd, LOCK_EX | LOCK_NB) < 0)) {
+    if (open_channels == 1 && flock (r->lock_fd, LOCK_EX | LOCK_NB) < 0) {
       fprintf (stderr, "herald: campaign %s is already running on %s (lock "
-               "%s: %s)\n", r->c->id, r->gw->store_path, lock,
-               r->lock_fd < 0 ? strerror (errno) : "held by another process");
+               "%s: held by another process)\n", r->c->id, r->gw->store_path,
+               lock);
       free (lock);
       return -1;
     }
