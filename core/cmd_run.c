@@ -59,6 +59,25 @@ print_summary (struct run *r, FILE *fp)
   if (r->total.fallback)
     fprintf (fp, "  %ld message(s) fell back to another channel after a "
              "permanent failure\n", r->total.fallback);
+  /* A dry run plans as if every channel took everything: say what a
+   * warm-up would hold back today. */
+  for (i = 0; r->dry_run && r->st && i < r->c->n_channels; i++) {
+    const struct channel_conf *cc = r->c->channels[i].conf;
+    int64_t now = now_seconds ();
+    long used, cap;
+
+    if (cc->warmup_n <= 0 || r->per[i].planned == 0)
+      continue;
+    used = store_instance_volume (r->st, cc->name, now - now % 86400);
+    cap = config_warmup_cap (cc, now);
+    if (used >= 0 && r->per[i].planned > cap - used)
+      fprintf (fp, "  warm-up: channel %s takes %ld more today (warmup = %s: "
+               "%ld, %ld used): %ld of the %ld would go to another channel "
+               "or wait for the next day\n", cc->name,
+               cap > used ? cap - used : 0, cc->warmup_spec, cap, used,
+               r->per[i].planned - (cap > used ? cap - used : 0),
+               r->per[i].planned);
+  }
   for (i = 0; i < r->c->n_channels; i++)
     if (r->warm_moved[i])
       fprintf (fp, "  warm-up: channel %s reached its volume of the day "
