@@ -59,6 +59,25 @@ print_summary (struct run *r, FILE *fp)
   if (r->total.fallback)
     fprintf (fp, "  %ld message(s) fell back to another channel after a "
              "permanent failure\n", r->total.fallback);
+  /* A dry run plans as if every channel took everything: say what a
+   * warm-up would hold back today. */
+  for (i = 0; r->dry_run && r->st && i < r->c->n_channels; i++) {
+    const struct channel_conf *cc = r->c->channels[i].conf;
+    int64_t now = now_seconds ();
+    long used, cap;
+
+    if (cc->warmup_n <= 0 || r->per[i].planned == 0)
+      continue;
+    used = store_instance_volume (r->st, cc->name, now - now % 86400);
+    cap = config_warmup_cap (cc, now);
+    if (used >= 0 && r->per[i].planned > cap - used)
+      fprintf (fp, "  warm-up: channel %s takes %ld more today (warmup = %s: "
+               "%ld, %ld used): %ld of the %ld would go to another channel "
+               "or wait for the next day\n", cc->name,
+               cap > used ? cap - used : 0, cc->warmup_spec, cap, used,
+               r->per[i].planned - (cap > used ? cap - used : 0),
+               r->per[i].planned);
+  }
   for (i = 0; i < r->c->n_channels; i++)
     if (r->warm_moved[i])
       fprintf (fp, "  warm-up: channel %s reached its volume of the day "
@@ -152,12 +171,20 @@ open_run (struct run *r, const char *campaign_path, int open_channels)
   if (open_channels && !shared) {
     char *lock = xasprintf ("%s.%s.lock", r->gw->store_path, r->c->id);
     r->lock_fd = open_private (lock, O_RDWR | O_CLOEXEC);
+    if (r->lock_fd < 0) {
+      /* Not another run: the folder (or an old lock file) is not this
+       * user's to write, or the disk refuses. */
+      fprintf (stderr, "herald: %s: cannot create the run lock %s: %s (the "
+               "store's folder must be writable by the user running herald)\n",
+               r->gw->store_path, lock, strerror (errno));
+      free (lock);
+      return -1;
+    }
     /* herald serve (OPEN_CHANNELS 2) takes it tick by tick: run_serve_lock. */
-    if (r->lock_fd < 0
-        || (open_channels == 1 && flock (r->lock_fd, LOCK_EX | LOCK_NB) < 0)) {
+    if (open_channels == 1 && flock (r->lock_fd, LOCK_EX | LOCK_NB) < 0) {
       fprintf (stderr, "herald: campaign %s is already running on %s (lock "
-               "%s: %s)\n", r->c->id, r->gw->store_path, lock,
-               r->lock_fd < 0 ? strerror (errno) : "held by another process");
+               "%s: held by another process)\n", r->c->id, r->gw->store_path,
+               lock);
       free (lock);
       return -1;
     }

@@ -16,6 +16,6 @@ herald_SOURCES += \
 # Journeys: triggered campaigns and follow-up steps through herald serve,
 # end to end in real time.
 TESTS += tests/journey/journey.py tests/journey/schedule.py tests/journey/pause.py \
-	tests/journey/stepfallback.py
+	tests/journey/stepfallback.py tests/journey/stuck.py
 EXTRA_DIST += tests/journey/journey.py tests/journey/schedule.py \
-	tests/journey/pause.py tests/journey/stepfallback.py
+	tests/journey/pause.py tests/journey/stepfallback.py tests/journey/stuck.py

@@ -864,8 +864,12 @@ import_jsonl (struct import *im, FILE *fp)
     in = json_loadb (line + i, len - i, JSON_REJECT_DUPLICATES, &je);
     if (!in) {
       strbuf_reset (&im->err);
-      strbuf_addf (&im->err, "invalid JSON at column %d: %s",
-                   je.column + (int) i, je.text);
+      /* jansson's words, but for the flag a user never set. */
+      const char *nul = strstr (je.text, " without JSON_ALLOW_NUL");
+      strbuf_addf (&im->err, "invalid JSON at column %d: %.*s%s",
+                   je.column + (int) i,
+                   nul ? (int) (nul - je.text) : (int) strlen (je.text),
+                   je.text, nul ? nul + 23 : "");
       report_bad (im, lineno, im->err.s);
       continue;
     }

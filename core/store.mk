@@ -31,7 +31,7 @@ TESTS += tests/store/test-store
 STORE_SCRIPT_TESTS = tests/store/import.py tests/store/events.py \
 	tests/store/report.py tests/store/crash.py tests/store/locks.py \
 	tests/store/pg.sh tests/store/workers.py tests/store/replicas.py \
-	tests/store/copy.py
+	tests/store/copy.py tests/store/pglocks.py
 TESTS += $(STORE_SCRIPT_TESTS)
 EXTRA_DIST += $(STORE_SCRIPT_TESTS) tests/store/storetest.py tests/store/customers-good.jsonl \
 	tests/pgserver.py \

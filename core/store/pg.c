@@ -802,6 +802,8 @@ quiet_notices (void *arg, const char *message)
   (void) message;
 }
 
+#define PG_LOCK_TIMEOUT "10s"  /* as sqlite.c's busy timeout */
+
 /* What every connection (and every reconnection) sets.  The outbox's
  * rule ("committed as sending before the plugin is called") needs a
  * commit to be durable when it returns: a server configured with
@@ -825,6 +827,17 @@ session_setup (struct pg_store *st)
       r = db_fail (st, res, "setting synchronous_commit");
   }
   PQclear (res);
+  /* No wait for a lock lasts forever: a worker stopped (SIGSTOP, a frozen
+   * machine whose connection the server has not yet dropped) in the
+   * middle of a transaction holds its customers' caps locks.  After
+   * PG_LOCK_TIMEOUT the statement fails, the customer is not planned
+   * (fail closed) and the run says so; the next run plans it. */
+  if (r == 0) {
+    res = PQexec (st->conn, "SET lock_timeout = '" PG_LOCK_TIMEOUT "'");
+    if (PQresultStatus (res) != PGRES_COMMAND_OK)
+      r = db_fail (st, res, "setting lock_timeout");
+    PQclear (res);
+  }
   return r;
 }
 
@@ -1327,8 +1340,12 @@ migrate (struct pg_store *st)
   if (exec_sql (st, "BEGIN ISOLATION LEVEL READ COMMITTED",
                 "starting the schema migration") < 0)
     return -1;
-  if (exec_sql (st, "SELECT pg_advisory_xact_lock (" MIGRATION_LOCK ")",
-                "locking the schema to migrate it") < 0
+  /* Another machine's migration may take longer than lock_timeout:
+   * this one waits for it. */
+  if (exec_sql (st, "SET LOCAL lock_timeout = 0",
+                "waiting for another migration") < 0
+      || exec_sql (st, "SELECT pg_advisory_xact_lock (" MIGRATION_LOCK ")",
+                   "locking the schema to migrate it") < 0
       || exec_sql (st, "CREATE TABLE IF NOT EXISTS meta ("
                    "key TEXT COLLATE \"C\" PRIMARY KEY, value TEXT)",
                    "creating the meta table") < 0

@@ -526,7 +526,16 @@ set_err (struct sqlite_store *st, const char *fmt, ...)
 static int
 db_fail (struct sqlite_store *st, const char *what)
 {
-  set_err (st, "%s: %s: %s", st->path, what, sqlite3_errmsg (st->db));
+  int code = sqlite3_errcode (st->db) & 0xff;
+
+  /* What the user can do about it, for the failures that are theirs. */
+  set_err (st, "%s: %s: %s%s", st->path, what, sqlite3_errmsg (st->db),
+           code == SQLITE_READONLY
+           ? " (the store file, its -wal and -shm files and their folder "
+             "must be writable by the user running herald)"
+           : code == SQLITE_FULL ? " (the disk is full: nothing of this "
+             "transaction was recorded; free some space and run again)"
+           : "");
   return -1;
 }
 

@@ -58,6 +58,11 @@ out=$("$HERALD" -c "$T/g.ini" lint "$T/c.ini" 2>&1)
 is "$?" 0 "warmup = 5/d doubling, warmup_start = 2026-12-07: lint passes"
 "$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
 
+# A dry run says what the warm-up would hold back.
+out=$(HERALD_NOW=$D0 "$HERALD" -c "$T/g.ini" run --dry-run "$T/c.ini" 2>&1)
+like "$out" "warm-up: channel email takes 5 more today \(warmup = 5/d doubling: 5, 0 used\): 25 of the 30 would go to another channel or wait for the next day" \
+  "dry run: says what the warm-up would hold back"
+
 # Day one: 5 e-mails; 10 of the 25 others have a phone: SMS; 15 wait.
 out=$(HERALD_NOW=$D0 "$HERALD" -c "$T/g.ini" run "$T/c.ini" 2>&1)
 is "$?" 0 "day one: run exits 0"

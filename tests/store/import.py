@@ -129,6 +129,11 @@ bad_cases = [
     ('{"id": "b", "id": "c"}', None),        # duplicate key: invalid JSON
     ('{"id": "b",', None),                    # truncated line
     ('["b"]', "not a JSON object"),
+    # Hostile: a NUL escaped or raw, nesting past
+    # jansson's depth limit (2048): refused by the parser, line and column.
+    ('{"id": "b\\u0000c"}', "invalid JSON at column 17: \\u0000 is not allowed near '\"b\\u0000c\"'"),
+    ('{"id": "b\x00c"}', None),
+    ('{"id": "b", "attributes": {"x": ' + '[' * 100000 + ']' * 100000 + '}}', None),
 ]
 for i, (line, msg) in enumerate(bad_cases):
     name = "bad%02d.jsonl" % i
