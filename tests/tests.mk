@@ -63,7 +63,7 @@ CORE_TESTS = tests/core/config.sh tests/core/loader.sh tests/core/run.sh \
 	tests/core/guardrails.sh \
 	tests/core/addresses.py tests/core/retries.sh tests/core/kinds.sh \
 	tests/core/plugin-chat.sh tests/core/send-timeout.sh tests/core/warmup.sh \
-	tests/core/iofault.py tests/core/storefiles.sh
+	tests/core/iofault.py tests/core/storefiles.sh tests/core/crashsuite.py
 TESTS += $(CORE_TESTS)
 # A third-party plugin with its own Makefile, built by plugin-chat.sh
 # against a scratch install.
