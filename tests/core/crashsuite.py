@@ -4,7 +4,8 @@ real receivers, SIGKILL at random moments.
 Part run: N customers, half by e-mail (the email plugin, to an aiosmtpd
 recorder) and half by webhook (the webhook plugin, to a recording HTTP
 receiver), one campaign.  A clean run of a twin campaign gives the run's
-duration D; K moments drawn in (0, D) with a seeded RNG are the kills:
+duration D; K moments drawn in (0.02 D, 0.8 D) with a seeded RNG are the
+kills:
 `herald run` is started, SIGKILLed at the next moment (counted from the
 start of the campaign's runs), and started again, until a run exits 0.
 Part serve: a triggered journey ([trigger] on a custom event, delay 0s)
@@ -15,7 +16,7 @@ port; at the end it drains and stops.
 
 Counted at the receivers, by message key (the webhook-id; the e-mail's
 Message-ID, which is SHA-256 of the key): every customer's message arrived,
-under its own key and no other.  After each kill, once the receivers are
+under its own key and no other, at that customer's address.  After each kill, once the receivers are
 quiet, the store says which messages the killed process had handed over
 and not recorded (received during that process's life, still `sending`):
 per channel at most two batches of 500 per lane (README, "Delivery
@@ -90,8 +91,9 @@ def note(s):
 
 # ---- the receivers ------------------------------------------------------
 class Receivers:
-    """What arrived, in order: (key or '?raw', channel).  active counts the
-    connections open at the SMTP and HTTP receivers."""
+    """What arrived, in order: (key or '?raw', channel, to whom: the
+    recipient's local part, the webhook URL's last segment).  active
+    counts the connections open at the SMTP and HTTP receivers."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -104,9 +106,9 @@ class Receivers:
         for k in keys:
             self.keys[hashlib.sha256(k.encode()).hexdigest()[:32]] = k
 
-    def add(self, key, channel):
+    def add(self, key, channel, who):
         with self.lock:
-            self.got.append((key, channel))
+            self.got.append((key, channel, who))
 
     def conn(self, d):
         with self.lock:
@@ -146,7 +148,7 @@ class SmtpHandler:
         head = data.split(b"\r\n\r\n", 1)[0]
         m = MSGID.search(head)
         key = R.keys.get(m.group(1).decode(), "?" + m.group(1).decode()) if m else "?none"
-        R.add(key, "email")
+        R.add(key, "email", ",".join(r.split("@")[0] for r in envelope.rcpt_tos))
         if R.latency:
             await asyncio.sleep(R.latency)
         return "250 2.0.0 Ok: queued"
@@ -211,7 +213,7 @@ class HookHandler(http.server.BaseHTTPRequestHandler):
         if len(body) < n:          # cut by the kill: never received
             self.close_connection = True
             return
-        R.add(self.headers.get("webhook-id", "?none"), "webhook")
+        R.add(self.headers.get("webhook-id", "?none"), "webhook", self.path.split("/")[-1])
         if R.latency:
             time.sleep(R.latency)
         self.send_response(200)
@@ -311,7 +313,7 @@ def lost_at_kill(db, campaign, offset):
     sending = set(k for (k,) in query(db, "SELECT key FROM outbox WHERE campaign = ? "
                                           "AND state = 'sending'", campaign))
     out = {"email": set(), "webhook": set()}
-    for key, ch in R.since(offset):
+    for key, ch, _ in R.since(offset):
         if key in sending:
             out[ch].add(key)
     return out
@@ -320,7 +322,7 @@ def lost_at_kill(db, campaign, offset):
 def check(part, campaign, db, want, lost, offset0):
     """The counts at the receivers against WANT (the keys), LOST (one
     {channel: keys} per kill) and the store.  Returns the summary."""
-    got = [(k, ch) for k, ch in R.since(offset0) if k.startswith(campaign + ":")
+    got = [(k, who) for k, _, who in R.since(offset0) if k.startswith(campaign + ":")
            or k.startswith("?")]
     copies = collections.Counter(k for k, _ in got)
     missing = sorted(set(want) - set(copies))
@@ -328,6 +330,10 @@ def check(part, campaign, db, want, lost, offset0):
     t.ok(not missing, "%s: every customer's message arrived (%d missing of %d)"
          % (part, len(missing), len(want)), missing[:10])
     t.ok(not stray, "%s: no message under another key (%d stray)" % (part, len(stray)), stray[:10])
+    # campaign:step:customer[:instance]: the customer is the third field.
+    elsewhere = [(k, who) for k, who in got if k.split(":")[2:3] != [who]]
+    t.ok(not elsewhere, "%s: each message went to its own customer's address (%d elsewhere)"
+         % (part, len(elsewhere)), elsewhere[:10])
     per_kill = [(len(l["email"]), len(l["webhook"])) for l in lost]
     worst = max([max(e, w) for e, w in per_kill] or [0])
     t.ok(worst <= BOUND, "%s: at each kill, per channel, at most 2 batches of %d per lane (%d) "
@@ -400,7 +406,7 @@ try:
     D = time.monotonic() - start
     t.ok(rc == 0, "run: a clean run of the twin campaign exits 0 (%.1f s)" % D, out + err)
     R.quiet()
-    c = collections.Counter(k for k, _ in R.since(off))
+    c = collections.Counter(k for k, _, _ in R.since(off))
     t.ok(len(c) == N and max(c.values()) == 1,
          "run: without a kill, every customer's message arrived once (%d messages, %d keys)"
          % (sum(c.values()), len(c)))
