@@ -1,0 +1,29 @@
+# tests/fuzz/fuzz.mk: the hostile-input fuzzers' corpora, replayed by the
+# normal suite (tests/fuzz/replay.c linked with each target), and
+# `make fuzz`, which runs the fuzzers themselves (clang, libFuzzer) for
+# FUZZ_SECONDS each (default 300).  .ci/run runs them briefly.
+
+FUZZ_TARGETS = mime json
+
+check_PROGRAMS += tests/fuzz/replay-mime
+tests_fuzz_replay_mime_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_mime.c \
+	plugins/common/mime.c plugins/common/mime.h lib/address.c lib/address.h
+tests_fuzz_replay_mime_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_TARGET='"mime"' \
+	-I$(top_srcdir)/plugins/common
+TESTS += tests/fuzz/replay-mime
+
+check_PROGRAMS += tests/fuzz/replay-json
+tests_fuzz_replay_json_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_json.c \
+	lib/jsoncheck.c lib/jsoncheck.h
+tests_fuzz_replay_json_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_TARGET='"json"' \
+	$(JANSSON_CFLAGS)
+tests_fuzz_replay_json_LDADD = $(JANSSON_LIBS)
+TESTS += tests/fuzz/replay-json
+
+EXTRA_DIST += tests/fuzz/fuzz.sh tests/fuzz/corpus
+
+FUZZ_SECONDS = 300
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(SHELL) $(top_srcdir)/tests/fuzz/fuzz.sh \
+		$(FUZZ_SECONDS) $(FUZZ_TARGETS)
+.PHONY: fuzz
