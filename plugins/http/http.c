@@ -862,8 +862,10 @@ out:
 /* ---- Results. ---- */
 
 /* Replace every byte that is not part of a well-formed UTF-8 sequence with
- * '?': error texts are cut at fixed sizes and quote what providers and
- * customers sent, and the core stores them in JSON. */
+ * '?', and every control character with a space: error texts are cut at
+ * fixed sizes and quote what providers and customers sent (a Twilio
+ * "message" with a line break in it, found by fuzz_sms), and the core
+ * stores them in JSON and logs them as one line. */
 static void
 http_utf8_fix (char *s)
 {
@@ -871,6 +873,8 @@ http_utf8_fix (char *s)
   while (*p) {
     size_t n, i;
     if (*p < 0x80) {
+      if (*p < 0x20 || *p == 0x7f)
+        *p = ' ';
       p++;
       continue;
     }

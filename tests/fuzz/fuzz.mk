@@ -3,7 +3,7 @@
 # `make fuzz`, which runs the fuzzers themselves (clang, libFuzzer) for
 # FUZZ_SECONDS each (default 300).  .ci/run runs them briefly.
 
-FUZZ_TARGETS = mime json
+FUZZ_TARGETS = mime sms json
 
 check_PROGRAMS += tests/fuzz/replay-mime
 tests_fuzz_replay_mime_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_mime.c \
@@ -19,6 +19,15 @@ tests_fuzz_replay_json_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_TARGET='"json"' \
 	$(JANSSON_CFLAGS)
 tests_fuzz_replay_json_LDADD = $(JANSSON_LIBS)
 TESTS += tests/fuzz/replay-json
+
+# The plugin's functions are static: fuzz_sms.c includes sms.c.
+check_PROGRAMS += tests/fuzz/replay-sms
+tests_fuzz_replay_sms_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_sms.c \
+	$(HTTP_LAYER) lib/address.c lib/address.h
+tests_fuzz_replay_sms_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_TARGET='"sms"'
+tests_fuzz_replay_sms_CFLAGS = $(HTTP_PLUGIN_CFLAGS)
+tests_fuzz_replay_sms_LDADD = $(HTTP_PLUGIN_LIBS)
+TESTS += tests/fuzz/replay-sms
 
 EXTRA_DIST += tests/fuzz/fuzz.sh tests/fuzz/corpus
 
