@@ -3,7 +3,14 @@
 # `make fuzz`, which runs the fuzzers themselves (clang, libFuzzer) for
 # FUZZ_SECONDS each (default 300).  .ci/run runs them briefly.
 
-FUZZ_TARGETS = mime sms json
+FUZZ_TARGETS = gateway mime sms json
+
+check_PROGRAMS += tests/fuzz/replay-gateway
+tests_fuzz_replay_gateway_SOURCES = tests/fuzz/replay.c \
+	tests/fuzz/fuzz_gateway.c core/config.c core/util.c
+tests_fuzz_replay_gateway_CPPFLAGS = $(herald_CPPFLAGS) -DFUZZ_TARGET='"gateway"'
+tests_fuzz_replay_gateway_LDADD = $(INIH_LIBS)
+TESTS += tests/fuzz/replay-gateway
 
 check_PROGRAMS += tests/fuzz/replay-mime
 tests_fuzz_replay_mime_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_mime.c \

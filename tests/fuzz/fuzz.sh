@@ -38,6 +38,10 @@ mkdir -p "$work/inc" "$work/crashes"
 {
 	echo '#define PACKAGE_NAME "herald"'
 	echo '#define PACKAGE_VERSION "fuzz"'
+	echo '#define HERALD_SYSCONFDIR "/nonexistent/etc"'
+	echo '#define HERALD_PKGLIBDIR "/nonexistent/lib"'
+	echo '#define HERALD_PKGDATADIR "/nonexistent/share"'
+	echo '#define HERALD_BUILD_PLUGIN_DIR "/nonexistent/plugins"'
 	grep -q 'ini_max_line' "$(pkg-config --variable=includedir inih)/ini.h" \
 		2> /dev/null && echo '#define HAVE_DECL_INI_MAX_LINE 1'
 } > "$work/inc/config.h"
@@ -94,7 +98,7 @@ for t in $targets; do
 	"$work/fuzz_$t" -max_total_time="$secs" -max_len=8192 -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$work/crashes/$t-" \
-		"$work/corpus-$t" > "$work/fuzz-$t.log" 2>&1
+		"$work/corpus-$t" < /dev/null > "$work/fuzz-$t.log" 2>&1
 	rc=$?
 	grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec)' \
 		"$work/fuzz-$t.log" | tr '\n' ' '

@@ -31,8 +31,20 @@ main (int argc, char **argv)
   struct dirent *e;
   DIR *d;
 
+  char tmp[] = "/tmp/herald-replay.XXXXXX";
+  int made_tmp = 0;
+
   snprintf (dir, sizeof dir, "%s/tests/fuzz/corpus/%s", src ? src : ".",
             FUZZ_TARGET);
+  /* The targets that need files write them under FUZZ_TMP. */
+  if (!getenv ("FUZZ_TMP")) {
+    if (!mkdtemp (tmp)) {
+      perror ("mkdtemp");
+      return 1;
+    }
+    setenv ("FUZZ_TMP", tmp, 1);
+    made_tmp = 1;
+  }
   if (!(d = opendir (dir))) {
     printf ("1..0 # SKIP %s: cannot open\n", dir);
     return 0;
@@ -76,5 +88,10 @@ main (int argc, char **argv)
     free (names[i]);
   }
   free (names);
+  if (made_tmp) {
+    snprintf (path, sizeof path, "rm -rf '%s'", tmp);
+    if (system (path) != 0)
+      fprintf (stderr, "replay: could not remove %s\n", tmp);
+  }
   return 0;
 }
