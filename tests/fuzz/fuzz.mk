@@ -3,7 +3,7 @@
 # `make fuzz`, which runs the fuzzers themselves (clang, libFuzzer) for
 # FUZZ_SECONDS each (default 300).  .ci/run runs them briefly.
 
-FUZZ_TARGETS = gateway mime sms json
+FUZZ_TARGETS = gateway campaign mime sms json
 
 check_PROGRAMS += tests/fuzz/replay-gateway
 tests_fuzz_replay_gateway_SOURCES = tests/fuzz/replay.c \
@@ -11,6 +11,15 @@ tests_fuzz_replay_gateway_SOURCES = tests/fuzz/replay.c \
 tests_fuzz_replay_gateway_CPPFLAGS = $(herald_CPPFLAGS) -DFUZZ_TARGET='"gateway"'
 tests_fuzz_replay_gateway_LDADD = $(INIH_LIBS)
 TESTS += tests/fuzz/replay-gateway
+
+check_PROGRAMS += tests/fuzz/replay-campaign
+tests_fuzz_replay_campaign_SOURCES = tests/fuzz/replay.c \
+	tests/fuzz/fuzz_campaign.c core/campaign.c core/config.c core/loader.c \
+	core/router.c core/tz.c core/util.c
+tests_fuzz_replay_campaign_CPPFLAGS = $(herald_CPPFLAGS) \
+	-DFUZZ_TARGET='"campaign"'
+tests_fuzz_replay_campaign_LDADD = core/liquid/libliquid.la $(herald_LDADD)
+TESTS += tests/fuzz/replay-campaign
 
 check_PROGRAMS += tests/fuzz/replay-mime
 tests_fuzz_replay_mime_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_mime.c \
