@@ -3,7 +3,7 @@
 # `make fuzz`, which runs the fuzzers themselves (clang, libFuzzer) for
 # FUZZ_SECONDS each (default 300).  .ci/run runs them briefly.
 
-FUZZ_TARGETS = gateway campaign mime sms json
+FUZZ_TARGETS = gateway campaign import mime sms json
 
 check_PROGRAMS += tests/fuzz/replay-gateway
 tests_fuzz_replay_gateway_SOURCES = tests/fuzz/replay.c \
@@ -20,6 +20,17 @@ tests_fuzz_replay_campaign_CPPFLAGS = $(herald_CPPFLAGS) \
 	-DFUZZ_TARGET='"campaign"'
 tests_fuzz_replay_campaign_LDADD = core/liquid/libliquid.la $(herald_LDADD)
 TESTS += tests/fuzz/replay-campaign
+
+# The importers' readers are static: fuzz_import.c includes import.c
+# and stands in for the store.
+check_PROGRAMS += tests/fuzz/replay-import
+tests_fuzz_replay_import_SOURCES = tests/fuzz/replay.c \
+	tests/fuzz/fuzz_import.c core/config.c core/tz.c core/util.c \
+	lib/address.c
+tests_fuzz_replay_import_CPPFLAGS = $(herald_CPPFLAGS) \
+	-DFUZZ_TARGET='"import"'
+tests_fuzz_replay_import_LDADD = $(herald_LDADD)
+TESTS += tests/fuzz/replay-import
 
 check_PROGRAMS += tests/fuzz/replay-mime
 tests_fuzz_replay_mime_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_mime.c \
