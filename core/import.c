@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "../lib/address.h"
+#include "../lib/jsoncheck.h"
 #include "config.h"
 #include "import.h"
 #include "main.h"
@@ -334,6 +335,32 @@ string_field (const char *name)
   return NULL;
 }
 
+/* Levels of arrays and objects in V (0 for a scalar), counting no
+ * further than LIMIT + 1. */
+static size_t
+json_depth (json_t *v, size_t limit)
+{
+  size_t d = 0, i, sub;
+  const char *k;
+  json_t *x;
+
+  if (limit == 0)
+    return json_is_object (v) || json_is_array (v) ? 1 : 0;
+  if (json_is_object (v))
+    json_object_foreach (v, k, x) {
+      if ((sub = json_depth (x, limit - 1)) > d)
+        d = sub;
+    }
+  else if (json_is_array (v))
+    json_array_foreach (v, i, x) {
+      if ((sub = json_depth (x, limit - 1)) > d)
+        d = sub;
+    }
+  else
+    return 0;
+  return d + 1;
+}
+
 /* Validate IN (a parsed line).  Returns the normalised record (new
  * reference: known fields only, nulls dropped) or NULL with
  * "field: message" in ERR. */
@@ -408,6 +435,16 @@ customer_validate (json_t *in, struct strbuf *err)
         bad_type (err, k, v, "an object (of any JSON values)");
         return NULL;
       }
+    }
+    /* The scheduler reads the record back with jsoncheck_load, which
+     * stops at JSONCHECK_MAX_DEPTH levels where jansson goes on to 2048:
+     * a record imported deeper failed every run after ("stored record is
+     * not a JSON object", found by fuzz_json). */
+    if (json_depth (v, JSONCHECK_MAX_DEPTH) + 1 > JSONCHECK_MAX_DEPTH) {
+      strbuf_reset (err);
+      strbuf_addf (err, "%s: nested deeper than %d levels of arrays and "
+                   "objects", k, JSONCHECK_MAX_DEPTH - 1);
+      return NULL;
     }
   }
   v = json_object_get (in, "id");

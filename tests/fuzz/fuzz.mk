@@ -26,7 +26,7 @@ TESTS += tests/fuzz/replay-campaign
 check_PROGRAMS += tests/fuzz/replay-import
 tests_fuzz_replay_import_SOURCES = tests/fuzz/replay.c \
 	tests/fuzz/fuzz_import.c core/config.c core/tz.c core/util.c \
-	lib/address.c
+	lib/address.c lib/jsoncheck.c
 tests_fuzz_replay_import_CPPFLAGS = $(herald_CPPFLAGS) \
 	-DFUZZ_TARGET='"import"'
 tests_fuzz_replay_import_LDADD = $(herald_LDADD)

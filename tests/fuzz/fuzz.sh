@@ -59,7 +59,8 @@ build () {  # build TARGET: fuzz_TARGET from its sources
 	campaign) src="$c/campaign.c $c/config.c $c/loader.c $c/router.c $c/tz.c
 		$c/util.c $liquid"
 		libs="inih jansson icu-uc icu-i18n" ;;
-	import) src="$c/config.c $c/tz.c $c/util.c $top/lib/address.c"
+	import) src="$c/config.c $c/tz.c $c/util.c $top/lib/address.c
+		$top/lib/jsoncheck.c"
 		libs="inih jansson icu-uc icu-i18n" ;;
 	mime) src="$top/plugins/common/mime.c $top/lib/address.c"
 		libs="" ;;

@@ -13,7 +13,8 @@
  *    UTF-8 text without control characters, LINE a line of the file;
  *  - a record that reaches the store is valid: a customer has a non-empty
  *    string id, only known fields, no null, and the raw line it is stored
- *    as (when it is) is that record as JSON; an event has a customer, a
+ *    as (when it is) is that record as JSON, which the scheduler's reader
+ *    (jsoncheck_load) reads back as it is; an event has a customer, a
  *    type, a channel for the standard types, and a detail that is a JSON
  *    object of properties;
  *  - without --skip-bad, one bad record means nothing is written
@@ -22,6 +23,8 @@
 #include "../../core/import.c"
 
 #include <stdint.h>
+
+#include "../../lib/jsoncheck.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -110,11 +113,21 @@ store_customer_put_text (struct store *st, const char *id, json_t *record,
     if (json_is_null (v))
       FAIL ("customer stored with %s null", k);
   }
-  if (text) {
-    json_t *t = json_loads (text, JSON_REJECT_DUPLICATES, NULL);
+  {
+    /* What the store keeps, the scheduler reads back (jsoncheck_load). */
+    char *dumped = text ? NULL : json_dumps (record, JSON_COMPACT);
+    const char *kept = text ? text : dumped, *why;
+    size_t off;
+    json_t *t = json_loads (kept, JSON_REJECT_DUPLICATES, NULL);
+    json_t *back = jsoncheck_load (kept, strlen (kept), 0, &why, &off);
     if (!t || !json_equal (t, record))
-      FAIL ("customer stored as a text that is not its record: %s", text);
+      FAIL ("customer stored as a text that is not its record: %s", kept);
+    if (!back || !json_equal (back, record))
+      FAIL ("the scheduler cannot read the stored customer (%s at %zu)",
+            back ? "differs" : why, off);
     json_decref (t);
+    json_decref (back);
+    free (dumped);
   }
   st->written++;
   return 0;
