@@ -56,7 +56,8 @@ tests_fuzz_replay_sms_CFLAGS = $(HTTP_PLUGIN_CFLAGS)
 tests_fuzz_replay_sms_LDADD = $(HTTP_PLUGIN_LIBS)
 TESTS += tests/fuzz/replay-sms
 
-EXTRA_DIST += tests/fuzz/fuzz.sh tests/fuzz/corpus
+EXTRA_DIST += tests/fuzz/fuzz.sh tests/fuzz/corpus tests/fuzz/campaign.dict \
+	tests/fuzz/gateway.dict
 
 FUZZ_SECONDS = 300
 fuzz:

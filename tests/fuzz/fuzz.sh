@@ -9,7 +9,8 @@
 #   mime      plugins/common/mime.c: every e-mail's bytes, with invariants
 #   sms       plugins/sms/sms.c: Twilio's form callbacks and signatures
 #   json      lib/jsoncheck.c against jansson
-# Each target's file says what it checks besides the sanitizers.
+# Each target's file says what it checks besides the sanitizers; the INI
+# targets have a dictionary of sections and keys (TARGET.dict).
 # Exit 0 when nothing crashed; 77 (skip) when clang, libFuzzer or a
 # library is missing.  A crash leaves its input in $FUZZ_OUT/crashes
 # (default a temporary directory): fix the bug, add a case to the normal
@@ -93,10 +94,13 @@ for t in $targets; do
 	echo "fuzz.sh: fuzz_$t for ${secs}s in $work"
 	# The targets write their scratch files under FUZZ_TMP.
 	mkdir -p "$work/tmp-$t"
+	dict=
+	[ -f "$here/$t.dict" ] && dict="-dict=$here/$t.dict"
+	# shellcheck disable=SC2086
 	FUZZ_TMP="$work/tmp-$t" HERALD_SRCDIR="$top" \
 	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 \
-	"$work/fuzz_$t" -max_total_time="$secs" -max_len=8192 -timeout=10 \
+	"$work/fuzz_$t" -max_total_time="$secs" -max_len=8192 -timeout=10 $dict \
 		-rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$work/crashes/$t-" \
 		"$work/corpus-$t" < /dev/null > "$work/fuzz-$t.log" 2>&1
