@@ -57,7 +57,7 @@ tests_fuzz_replay_sms_LDADD = $(HTTP_PLUGIN_LIBS)
 TESTS += tests/fuzz/replay-sms
 
 EXTRA_DIST += tests/fuzz/fuzz.sh tests/fuzz/corpus tests/fuzz/campaign.dict \
-	tests/fuzz/gateway.dict
+	tests/fuzz/gateway.dict tests/fuzz/import.dict tests/fuzz/sms.dict
 
 FUZZ_SECONDS = 300
 fuzz:

@@ -9,8 +9,8 @@
 #   mime      plugins/common/mime.c: every e-mail's bytes, with invariants
 #   sms       plugins/sms/sms.c: Twilio's form callbacks and signatures
 #   json      lib/jsoncheck.c against jansson
-# Each target's file says what it checks besides the sanitizers; the INI
-# targets have a dictionary of sections and keys (TARGET.dict).
+# Each target's file says what it checks besides the sanitizers; TARGET.dict
+# is its libFuzzer dictionary (sections, keys, field names), if any.
 # Exit 0 when nothing crashed; 77 (skip) when clang, libFuzzer or a
 # library is missing.  A crash leaves its input in $FUZZ_OUT/crashes
 # (default a temporary directory): fix the bug, add a case to the normal
