@@ -1057,6 +1057,7 @@ domains_aligned (const char *a, size_t alen, const char *b, size_t blen)
 size_t
 config_gateway_warnings (const struct gateway *gw, struct strbuf *out)
 {
+  struct strbuf line = STRBUF_INIT;
   size_t i, n = 0;
 
   for (i = 0; i < gw->n_channels; i++) {
@@ -1075,14 +1076,19 @@ config_gateway_warnings (const struct gateway *gw, struct strbuf *out)
       dlen--;
     if (domains_aligned (d, dlen, fd, fdlen))
       continue;
-    strbuf_addf (out, "%s:%d: warning: [%s] dkim_domain: '%s' is not aligned "
+    /* One line: the values quoted may hold a CR (fuzz_gateway). */
+    strbuf_addf (&line, "%s:%d: warning: [%s] dkim_domain: '%s' is not aligned "
                  "with the From domain '%.*s' of line %d: DMARC receivers "
                  "will not count this DKIM signature for the From domain "
                  "(relaxed alignment: one must be the other or a subdomain "
-                 "of it)\n", gw->ini->path, ini_line (sec, "dkim_domain"),
+                 "of it)", gw->ini->path, ini_line (sec, "dkim_domain"),
                  sec->name, d, (int) fdlen, fd, ini_line (sec, "from"));
+    strbuf_add_escaped (out, line.s, line.len);
+    strbuf_addc (out, '\n');
+    strbuf_reset (&line);
     n++;
   }
+  strbuf_free (&line);
   return n;
 }
 

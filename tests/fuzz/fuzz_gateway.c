@@ -12,7 +12,8 @@
  *  - [tracking] base_url and unsubscribe_mailto, which every e-mail's
  *    List-Unsubscribe header carries, are visible ASCII without '<' or
  *    '>' (what plugins/common/mime.c takes: anything else would make
- *    every e-mail fail at send time).
+ *    every e-mail fail at send time);
+ *  - each warning (config_gateway_warnings) is a line like an error.
  * Built and run by tests/fuzz/fuzz.sh. */
 #include <config.h>
 
@@ -151,6 +152,22 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   }
   fz_check_url ("base_url", gw->tracking_base_url);
   fz_check_url ("unsubscribe_mailto", gw->unsubscribe_mailto);
+  {
+    /* Warnings (lint prints them): lines of text naming file and line. */
+    struct strbuf w = STRBUF_INIT;
+    size_t n = config_gateway_warnings (gw, &w), lines = 0, start = 0, k;
+    for (k = 0; k < w.len; k++)
+      if (w.s[k] == '\n') {
+        char line[1024];
+        snprintf (line, sizeof line, "%.*s", (int) (k - start), w.s + start);
+        fz_check_error (fz_path, line);
+        lines++;
+        start = k + 1;
+      }
+    if (lines != n || start != w.len)
+      FAIL ("%zu warnings in %zu lines:\n%s", n, lines, w.s ? w.s : "");
+    strbuf_free (&w);
+  }
   config_gateway_free (gw);
   return 0;
 }
