@@ -236,14 +236,17 @@ http_req_retry_after_ms (const struct http_req *r)
     secs = strtoll (v, &end, 10);
     if (errno || *end)
       return 0;
-    if (secs > 30LL * 86400)    /* a bogus value must not park a message */
-      secs = 30LL * 86400;
-    return (int64_t) secs * 1000;
   }
-  when = curl_getdate (v, NULL);
-  if (when == (time_t) -1)
-    return 0;
-  secs = (long long) when - (long long) http_now ();
+  else {
+    when = curl_getdate (v, NULL);
+    if (when == (time_t) -1)
+      return 0;
+    secs = (long long) when - (long long) http_now ();
+  }
+  /* A bogus value must not park a message, and a date in the year
+   * 2012042928 overflowed the milliseconds (fuzz_sms). */
+  if (secs > 30LL * 86400)
+    secs = 30LL * 86400;
   return secs > 0 ? (int64_t) secs * 1000 : 0;
 }
 

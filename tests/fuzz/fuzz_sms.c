@@ -17,8 +17,9 @@
  *  - every answer has a known status and a body of body_len bytes;
  *  - an event has a known type and its detail is a JSON object;
  *    a sink that fails gives 503 (the provider retries);
- *  - a send result has a known status, and its error and provider id are
- *    UTF-8 text without control characters (they are logged and stored).
+ *  - a send result has a known status, a retry_after_ms of 0 to 30 days,
+ *    and an error and provider id of UTF-8 text without control
+ *    characters (they are logged and stored).
  * Built and run by tests/fuzz/fuzz.sh. */
 #include "../../plugins/sms/sms.c"
 
@@ -288,8 +289,9 @@ fz_answer (unsigned flags, char **f, size_t *fn)
   fz_text ("detail", res.detail, sizeof res.detail);
   if (!fz_utf8 (res.error) || !fz_utf8 (res.provider_id))
     FAIL ("result text is not UTF-8");
-  if (res.retry_after_ms < 0)
-    FAIL ("negative retry_after_ms");
+  if (res.retry_after_ms < 0 || res.retry_after_ms > 30LL * 86400 * 1000)
+    FAIL ("retry_after_ms %lld: not 0 to 30 days",
+          (long long) res.retry_after_ms);
   http_req_free (&r);
 }
 
