@@ -24,11 +24,17 @@
 
 /* Longest line we accept.  inih's default (200) would cut provider URLs. */
 #define INI_LINE_MAX 8192
+/* inih copies a section name into a buffer of its own MAX_SECTION (50)
+ * bytes, which it does not export: a longer name was cut, its keys went to
+ * the cut name and the error named the whole one ("missing key 'plugin'"
+ * of a section that had it). */
+#define INI_SECTION_MAX 49
 
 struct ini_reader {
   const char *p, *end;
   int line;
   int too_long;              /* number of the first too-long line, or 0 */
+  int long_section;          /* the first too-long section name's, or 0 */
   struct ini_section *heads; /* every [section] header seen, with line */
   size_t n_heads;
 };
@@ -76,6 +82,8 @@ ini_read_line (char *str, int num, void *stream)
       rd->heads[rd->n_heads].name = xstrndup (s + 1, (size_t) (e - s - 1));
       rd->heads[rd->n_heads].line = rd->line;
       rd->n_heads++;
+      if ((size_t) (e - s - 1) > INI_SECTION_MAX && !rd->long_section)
+        rd->long_section = rd->line;
     }
   }
   return str;
@@ -237,6 +245,11 @@ ini_load (const char *path, char *err, size_t errlen)
   if (rd.too_long && (!st.failed || rd.too_long < rc)) {
     snprintf (err, errlen, "%s:%d: line longer than %d bytes", path,
               rd.too_long, INI_LINE_MAX - 2);
+    goto fail;
+  }
+  if (rd.long_section) {
+    snprintf (err, errlen, "%s:%d: section name longer than %d bytes", path,
+              rd.long_section, INI_SECTION_MAX);
     goto fail;
   }
   if (st.failed)
@@ -495,6 +508,21 @@ config_gateway_path (const char *path)
   if (access (local, F_OK) == 0)
     return local;
   return HERALD_SYSCONFDIR "/herald.ini";
+}
+
+/* Whether V can go between the angle brackets of a List-Unsubscribe
+ * header (RFC 2369 section 2), as plugins/common/mime.c writes base_url's
+ * unsubscribe link and unsubscribe_mailto into every e-mail: visible
+ * ASCII, no '<' or '>'.  A CR or a '>' let through here made every
+ * e-mail fail at send time (fuzz_gateway). */
+static int
+header_text_ok (const char *v)
+{
+  for (; *v; v++)
+    if ((unsigned char) *v <= ' ' || (unsigned char) *v >= 0x7f || *v == '<'
+        || *v == '>')
+      return 0;
+  return 1;
 }
 
 /* Report an unknown key of SEC that is not in KNOWN (NULL-terminated). */
@@ -802,9 +830,12 @@ config_gateway_load (const char *path, char *err, size_t errlen)
   v = ini_get (sec, "base_url");
   if (v && *v) {
     size_t n = strlen (v);
-    if (strncmp (v, "https://", 8) != 0 && strncmp (v, "http://", 7) != 0) {
+    if ((strncmp (v, "https://", 8) != 0 && strncmp (v, "http://", 7) != 0)
+        || !header_text_ok (v)) {
       snprintf (err, errlen, "%s:%d: [tracking] base_url: '%s' is not an "
-                "http(s) URL", path, ini_line (sec, "base_url"), v);
+                "http(s) URL%s", path, ini_line (sec, "base_url"), v,
+                header_text_ok (v) ? "" : " (visible ASCII, without spaces, "
+                "'<' or '>')");
       goto fail;
     }
     while (n > 0 && v[n - 1] == '/')
@@ -822,10 +853,12 @@ config_gateway_load (const char *path, char *err, size_t errlen)
   }
   v = ini_get (sec, "unsubscribe_mailto");
   if (v && *v) {
-    if (!strchr (v, '@') || strchr (v, ' ') || strchr (v, '<')) {
+    if (!strchr (v, '@') || !header_text_ok (v)) {
       snprintf (err, errlen, "%s:%d: [tracking] unsubscribe_mailto: '%s' is "
-                "not an e-mail address", path,
-                ini_line (sec, "unsubscribe_mailto"), v);
+                "not an e-mail address%s", path,
+                ini_line (sec, "unsubscribe_mailto"), v,
+                header_text_ok (v) ? "" : " (visible ASCII, without spaces, "
+                "'<' or '>')");
       goto fail;
     }
     gw->unsubscribe_mailto = xstrdup (v);
@@ -1024,6 +1057,7 @@ domains_aligned (const char *a, size_t alen, const char *b, size_t blen)
 size_t
 config_gateway_warnings (const struct gateway *gw, struct strbuf *out)
 {
+  struct strbuf line = STRBUF_INIT;
   size_t i, n = 0;
 
   for (i = 0; i < gw->n_channels; i++) {
@@ -1042,14 +1076,19 @@ config_gateway_warnings (const struct gateway *gw, struct strbuf *out)
       dlen--;
     if (domains_aligned (d, dlen, fd, fdlen))
       continue;
-    strbuf_addf (out, "%s:%d: warning: [%s] dkim_domain: '%s' is not aligned "
+    /* One line: the values quoted may hold a CR (fuzz_gateway). */
+    strbuf_addf (&line, "%s:%d: warning: [%s] dkim_domain: '%s' is not aligned "
                  "with the From domain '%.*s' of line %d: DMARC receivers "
                  "will not count this DKIM signature for the From domain "
                  "(relaxed alignment: one must be the other or a subdomain "
-                 "of it)\n", gw->ini->path, ini_line (sec, "dkim_domain"),
+                 "of it)", gw->ini->path, ini_line (sec, "dkim_domain"),
                  sec->name, d, (int) fdlen, fd, ini_line (sec, "from"));
+    strbuf_add_escaped (out, line.s, line.len);
+    strbuf_addc (out, '\n');
+    strbuf_reset (&line);
     n++;
   }
+  strbuf_free (&line);
   return n;
 }
 

@@ -562,6 +562,15 @@ store_fail:
   return -1;
 }
 
+/* A row's reason as it was before store_outbox_claim marked it
+ * "claimed" (a mark read back from a row put back by an older herald is
+ * not its own). */
+static const char *
+own_reason (const struct due *d)
+{
+  return d->reason && strcmp (d->reason, "claimed") != 0 ? d->reason : NULL;
+}
+
 /* Rows committed as "sending" that will not be handed to a plugin now
  * (the run stops): back to "pending", this attempt not counted. */
 static void
@@ -576,9 +585,10 @@ unclaim (struct run *r, const struct batch *b)
   if (store_begin (r->st) < 0)
     goto fail;
   for (j = 0; j < b->n; j++)
-    if (store_outbox_update (r->st, b->rows[j].key, "pending",
-                             b->rows[j].attempts, r->now, NULL, NULL,
-                             NULL) < 0)
+    if (store_outbox_update_reason (r->st, b->rows[j].key, "pending",
+                                    own_reason (&b->rows[j]),
+                                    b->rows[j].attempts, r->now, NULL, NULL,
+                                    NULL) < 0)
       goto fail;
   if (store_commit (r->st) < 0)
     goto fail;
@@ -588,6 +598,33 @@ fail:
   fprintf (stderr, "herald: %s\n", store_error (r->st));
   store_rollback (r->st);
   r->store_error = 1;
+}
+
+/* The claimed rows of B, about to go to their plugin: "sending" with
+ * this attempt counted and their own reason back, in one transaction.
+ * 0, or -1 (a store failure, said; they stay claimed). */
+static int
+hand_over (struct run *r, const struct batch *b)
+{
+  size_t j;
+
+  if (store_begin (r->st) < 0)
+    goto fail;
+  for (j = 0; j < b->n; j++)
+    if (store_outbox_update_reason (r->st, b->rows[j].key, "sending",
+                                    own_reason (&b->rows[j]),
+                                    b->rows[j].attempts + 1, 0, NULL, NULL,
+                                    NULL) < 0)
+      goto fail;
+  if (store_commit (r->st) < 0)
+    goto fail;
+  return 0;
+
+fail:
+  fprintf (stderr, "herald: %s\n", store_error (r->st));
+  store_rollback (r->st);
+  r->store_error = 1;
+  return -1;
 }
 
 /* Send rows DS[0..N) (all for channel CIDX, committed as "sending": by
@@ -616,6 +653,16 @@ send_claimed (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
     batch_free (&next);
     return 0;
   }
+  /* Claimed rows count their attempt, and lose their "claimed" mark,
+   * only now that the lane is free and they go to the plugin at once: a
+   * row still marked at a crash was never handed over, and at most once
+   * puts it back rather than failing it (store_outbox_recover). */
+  if (claimed && hand_over (r, &next) < 0) {
+    if (had)
+      batch_land (r, &landed);
+    batch_free (&next);
+    return 0;
+  }
   if (lane_takeoff (l, &next) < 0) {
     if (had)
       batch_land (r, &landed);
@@ -627,31 +674,11 @@ send_claimed (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
 }
 
 /* Send rows DS[0..N) that dispatch_due claimed (all for channel CIDX;
- * moved out): their attempt counted in one transaction, then handed over
- * as send_claimed does.  1 when handed to the plugin. */
+ * moved out): their attempt counted when the lane takes them
+ * (send_claimed).  1 when handed to the plugin. */
 static int
 send_due (struct run *r, int cidx, struct due **ds, size_t n)
 {
-  size_t i;
-
-  if (r->channel_error || r->store_error || run_stop)
-    goto unclaimed;
-  if (store_begin (r->st) < 0)
-    goto store_fail;
-  for (i = 0; i < n; i++)
-    if (store_outbox_update (r->st, ds[i]->key, "sending",
-                             ds[i]->attempts + 1, 0, NULL, NULL, NULL) < 0)
-      goto store_fail;
-  if (store_commit (r->st) < 0)
-    goto store_fail;
-  return send_claimed (r, cidx, ds, n, 1);
-
-store_fail:
-  fprintf (stderr, "herald: %s\n", store_error (r->st));
-  store_rollback (r->st);
-  r->store_error = 1;
-unclaimed:
-  /* Back to "pending" (no attempt counted), as send_claimed does. */
   return send_claimed (r, cidx, ds, n, 1);
 }
 

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "../lib/address.h"
+#include "../lib/jsoncheck.h"
 #include "config.h"
 #include "import.h"
 #include "main.h"
@@ -334,6 +335,32 @@ string_field (const char *name)
   return NULL;
 }
 
+/* Levels of arrays and objects in V (0 for a scalar), counting no
+ * further than LIMIT + 1. */
+static size_t
+json_depth (json_t *v, size_t limit)
+{
+  size_t d = 0, i, sub;
+  const char *k;
+  json_t *x;
+
+  if (limit == 0)
+    return json_is_object (v) || json_is_array (v) ? 1 : 0;
+  if (json_is_object (v))
+    json_object_foreach (v, k, x) {
+      if ((sub = json_depth (x, limit - 1)) > d)
+        d = sub;
+    }
+  else if (json_is_array (v))
+    json_array_foreach (v, i, x) {
+      if ((sub = json_depth (x, limit - 1)) > d)
+        d = sub;
+    }
+  else
+    return 0;
+  return d + 1;
+}
+
 /* Validate IN (a parsed line).  Returns the normalised record (new
  * reference: known fields only, nulls dropped) or NULL with
  * "field: message" in ERR. */
@@ -408,6 +435,16 @@ customer_validate (json_t *in, struct strbuf *err)
         bad_type (err, k, v, "an object (of any JSON values)");
         return NULL;
       }
+    }
+    /* The scheduler reads the record back with jsoncheck_load, which
+     * stops at JSONCHECK_MAX_DEPTH levels where jansson goes on to 2048:
+     * a record imported deeper failed every run after ("stored record is
+     * not a JSON object", found by fuzz_json). */
+    if (json_depth (v, JSONCHECK_MAX_DEPTH) + 1 > JSONCHECK_MAX_DEPTH) {
+      strbuf_reset (err);
+      strbuf_addf (err, "%s: nested deeper than %d levels of arrays and "
+                   "objects", k, JSONCHECK_MAX_DEPTH - 1);
+      return NULL;
     }
   }
   v = json_object_get (in, "id");
@@ -529,6 +566,9 @@ struct csv {
   size_t n, cap;
   size_t bytes;              /* of the record read so far */
   int too_long;              /* over MAX_RECORD: fields no longer kept */
+  size_t nul;                /* 1-based field of the record's first NUL
+                                byte, or 0: a field ends at a NUL, so it
+                                would be cut without a word */
 };
 
 static int
@@ -555,6 +595,8 @@ csv_put (struct csv *c, int ch)
 {
   if (c->bytes > MAX_RECORD + 2)
     c->too_long = 1;
+  if (ch == '\0' && !c->nul)
+    c->nul = c->n;
   if (!c->too_long)
     strbuf_addc (&c->buf, (char) ch);
 }
@@ -584,6 +626,7 @@ csv_next (struct csv *c, int *line_r, struct strbuf *err)
   strbuf_reset (&c->buf);
   c->n = 0;
   c->too_long = 0;
+  c->nul = 0;
   /* Skip blank lines between records. */
   while ((ch = getc_unlocked (c->fp)) == '\n' || ch == '\r')
     if (ch == '\n')
@@ -861,6 +904,19 @@ import_jsonl (struct import *im, FILE *fp)
       continue;                 /* blank lines are allowed */
     if (lb.s)
       line[len] = '\0';
+    /* jansson reads past a NUL byte between two tokens, but the line is
+     * then stored as a C string, cut there: a record the scheduler could
+     * never read back (fuzz_import).  RFC 8259 allows none. */
+    {
+      const char *nul = memchr (line + i, '\0', len - i);
+      if (nul) {
+        strbuf_reset (&im->err);
+        strbuf_addf (&im->err, "invalid JSON at column %d: a NUL byte",
+                     (int) (nul - line) + 1);
+        report_bad (im, lineno, im->err.s);
+        continue;
+      }
+    }
     in = json_loadb (line + i, len - i, JSON_REJECT_DUPLICATES, &je);
     if (!in) {
       strbuf_reset (&im->err);
@@ -928,6 +984,12 @@ import_csv (struct import *im, FILE *fp)
     r = -2;
     goto out;
   }
+  if (c.nul) {
+    fprintf (stderr, "%s:%d: column %zu: its name holds a NUL byte\n",
+             im->file, line, c.nul);
+    r = -2;
+    goto out;
+  }
   ncols = c.n;
   cols = xcalloc (ncols, sizeof *cols);
   for (i = 0; i < ncols; i++) {
@@ -980,6 +1042,13 @@ import_csv (struct import *im, FILE *fp)
     if (k == 2) {
       report_bad (im, line, "record longer than the limit of "
                   MAX_RECORD_TEXT);
+      continue;
+    }
+    if (c.nul) {
+      strbuf_reset (&im->err);
+      strbuf_addf (&im->err, "%s: a NUL byte (not text)",
+                   c.nul <= ncols ? cols[c.nul - 1] : "?");
+      report_bad (im, line, im->err.s);
       continue;
     }
     if (c.n != ncols) {

@@ -356,10 +356,11 @@ int store_outbox_due (struct store *st, const char *campaign, int64_t now,
 /* After a crash: rows of CAMPAIGN (NULL = all) left in "sending" become
  * "pending" with reason "recovered" (AT_LEAST_ONCE: they will be sent
  * again, possibly twice; one at a time) or "failed" with reason "in flight
- * at crash" (at most once).  At least once, a row whose attempts reached
- * MAX_ATTEMPTS (0: no limit) becomes "dead" with reason
- * "crashed_in_flight" instead: the message that crashes its plugin is not
- * sent forever.  *N_R (may be NULL) gets the number of rows changed.
+ * at crash" (at most once; a row still marked "claimed" was never handed
+ * to a plugin, and goes back to "pending" instead, not counted).  At
+ * least once, a row whose attempts reached MAX_ATTEMPTS (0: no limit)
+ * becomes "dead" with reason "crashed_in_flight" instead: the message
+ * that crashes its plugin is not sent forever.  *N_R (may be NULL) gets the number of rows changed.
  * A shared store takes back only the rows no live worker holds: without a
  * lease, or with one that expired before now (store_lease_renew). */
 int store_outbox_recover (struct store *st, const char *campaign,
@@ -653,9 +654,10 @@ int store_campaign_lock (struct store *st, const char *campaign, int lock);
 
 /* Claim up to LIMIT due rows of CAMPAIGN (as store_outbox_due chooses
  * them), skipping rows another worker holds: in one transaction they
- * become "sending", leased to this worker, their attempts unchanged (the
- * caller counts an attempt when it hands a row to a plugin, so a crash
- * counts against the rows in flight only).  CB then gets each one (lent)
+ * become "sending" with reason "claimed", leased to this worker, their
+ * attempts unchanged (the caller counts an attempt, and gives the row its
+ * own reason back, when it hands the row to a plugin, so a crash counts
+ * against the rows in flight only).  CB then gets each one (lent)
  * as it was before the claim; it cannot stop the iteration: every claimed
  * row is handed.  Returns the count claimed, or -1 (nothing claimed). */
 int store_outbox_claim (struct store *st, const char *campaign, int64_t now,

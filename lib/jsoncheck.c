@@ -264,18 +264,28 @@ jc_number (struct jc *j, json_t **out)
       j->p++;
   }
   if (out) {
-    char tmp[64], *endp;
+    char tmp[64], *endp, *text = tmp;
     size_t n = (size_t) (j->p - s);
-    if (n >= sizeof tmp) {
+    if (n >= sizeof tmp && !real) {
+      /* 64 digits are past any 64-bit integer. */
       j->p = s;
-      j->why = real ? "real number too long" : "too big integer";
+      j->why = "too big integer";
       return -1;
     }
-    memcpy (tmp, s, n);
-    tmp[n] = '\0';
+    /* A real may have any number of digits (0.1000...0001): json_loadb
+     * reads it, so herald customers import took a record that the
+     * scheduler then refused as "not a JSON object" (fuzz_json). */
+    if (n >= sizeof tmp && !(text = malloc (n + 1))) {
+      j->why = "out of memory";
+      return -1;
+    }
+    memcpy (text, s, n);
+    text[n] = '\0';
     errno = 0;
     if (real) {
-      double d = strtod (tmp, &endp);
+      double d = strtod (text, &endp);
+      if (text != tmp)
+        free (text);
       if (errno == ERANGE && (d > 1 || d < -1)) {
         j->p = s;
         j->why = "real number overflow";
@@ -284,7 +294,7 @@ jc_number (struct jc *j, json_t **out)
       *out = json_real (d);
     }
     else {
-      long long v = strtoll (tmp, &endp, 10);
+      long long v = strtoll (text, &endp, 10);
       if (errno == ERANGE) {
         j->p = s;
         j->why = "too big integer";

@@ -81,6 +81,10 @@ EXTRA_DIST += tests/core/manpages.sh
 EXTRA_DIST += examples/plugin-chat/Makefile examples/plugin-chat/chat.c \
 	examples/plugin-chat/README.md
 EXTRA_DIST += $(CORE_TESTS) tests/core/lib.sh tests/tap.h
+# The crash suite: SIGKILL at random moments, the real plugins, counted at
+# the receivers.  Appended on its own line, which make sees in TESTS and
+# EXTRA_DIST all the same: both expand CORE_TESTS only when used.
+CORE_TESTS += tests/core/crashsuite.py
 
 # core/compose.c alone: the render context, the parts, the unsubscribe and
 # tracking links.  No core/store.c here: compose records the short links

@@ -37,7 +37,8 @@ enum {
   Q_MSG_EVENTS, Q_EVENT_MACHINE,
   Q_AUDIENCE,
   Q_OB_INSERT, Q_OB_UPDATE, Q_OB_UPDATE_REASON, Q_OB_REROUTE, Q_OB_GET,
-  Q_OB_DUE, Q_OB_RECOVER_PENDING, Q_OB_RECOVER_FAILED, Q_OB_NEXT_DUE,
+  Q_OB_DUE, Q_OB_RECOVER_PENDING, Q_OB_RECOVER_FAILED, Q_OB_RECOVER_CLAIMED,
+  Q_OB_NEXT_DUE,
   Q_OB_ADDRESS, Q_SENT_COUNT, Q_INSTANCE_VOLUME, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
   Q_CAMP_CONVERSIONS, Q_OB_STATES, Q_OB_DUE_SUMMARY, Q_EVENT_COUNTS,
   Q_CAMP_START, Q_CAMP_FINISH, Q_CAMP_GET,
@@ -201,6 +202,13 @@ static const char *const sql_text[Q_N] = {
     "UPDATE outbox SET state = 'failed', reason = 'in flight at crash', "
     "updated = $2, lease_owner = NULL, lease_until = NULL "
     "WHERE state = 'sending' AND ($1::text IS NULL OR campaign = $1::text) "
+    "AND (lease_until IS NULL OR lease_until < $2)",
+  /* Claimed and never handed to a plugin (store_outbox_claim). */
+  [Q_OB_RECOVER_CLAIMED] =
+    "UPDATE outbox SET state = 'pending', reason = NULL, updated = $2, "
+    "lease_owner = NULL, lease_until = NULL "
+    "WHERE state = 'sending' AND reason = 'claimed' "
+    "AND ($1::text IS NULL OR campaign = $1::text) "
     "AND (lease_until IS NULL OR lease_until < $2)",
   [Q_OB_NEXT_DUE] =
     "SELECT min(next_at) FROM outbox WHERE campaign = $1 "
@@ -372,7 +380,8 @@ static const char *const sql_text[Q_N] = {
     " WHERE campaign = $1"
     " AND state IN ('pending', 'retry', 'deferred') AND next_at <= $2"
     " ORDER BY next_at, key LIMIT $3 FOR UPDATE SKIP LOCKED),"
-    " claimed AS (UPDATE outbox o SET state = 'sending', next_at = 0,"
+    " claimed AS (UPDATE outbox o SET state = 'sending', reason = 'claimed',"
+    " next_at = 0,"
     " provider_id = NULL, error = NULL, detail = NULL, updated = $4,"
     " lease_owner = $5, lease_until = $6 FROM due WHERE o.key = due.key"
     " RETURNING due.*) "
@@ -2328,6 +2337,11 @@ pg_outbox_recover (struct store *st_, const char *campaign,
   p_int (&p, now_seconds ());
   if (at_least_once)
     p_int (&p, max_attempts > 0 ? max_attempts : INT_MAX);
+  /* At most once fails what a plugin may have had, never what it did
+   * not: rows only claimed go back to pending first. */
+  else if (run_changes (st, Q_OB_RECOVER_CLAIMED, &p,
+                        "recovering rows left in flight") < 0)
+    return -1;
   n = run_changes (st, at_least_once ? Q_OB_RECOVER_PENDING
                                      : Q_OB_RECOVER_FAILED, &p,
                    "recovering rows left in flight");

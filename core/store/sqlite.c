@@ -34,7 +34,8 @@ enum {
   Q_MSG_EVENTS, Q_EVENT_MACHINE,
   Q_AUDIENCE,
   Q_OB_INSERT, Q_OB_UPDATE, Q_OB_UPDATE_REASON, Q_OB_REROUTE, Q_OB_GET,
-  Q_OB_DUE, Q_OB_RECOVER_PENDING, Q_OB_RECOVER_FAILED, Q_OB_NEXT_DUE,
+  Q_OB_DUE, Q_OB_RECOVER_PENDING, Q_OB_RECOVER_FAILED, Q_OB_RECOVER_CLAIMED,
+  Q_OB_NEXT_DUE,
   Q_OB_ADDRESS, Q_SENT_COUNT, Q_INSTANCE_VOLUME, Q_CAMP_COUNTS, Q_CAMP_ENGAGEMENT,
   Q_CAMP_CONVERSIONS, Q_OB_STATES, Q_OB_DUE_SUMMARY, Q_EVENT_COUNTS,
   Q_CAMP_START, Q_CAMP_FINISH, Q_CAMP_GET,
@@ -175,6 +176,11 @@ static const char *const sql_text[Q_N] = {
   [Q_OB_RECOVER_FAILED] =
     "UPDATE outbox SET state = 'failed', reason = 'in flight at crash', "
     "updated = ?2 WHERE state = 'sending' AND (?1 IS NULL OR campaign = ?1)",
+  /* Claimed and never handed to a plugin (store_outbox_claim). */
+  [Q_OB_RECOVER_CLAIMED] =
+    "UPDATE outbox SET state = 'pending', reason = NULL, updated = ?2 "
+    "WHERE state = 'sending' AND reason = 'claimed' "
+    "AND (?1 IS NULL OR campaign = ?1)",
   [Q_OB_NEXT_DUE] =
     "SELECT min(next_at) FROM outbox WHERE campaign = ?1 "
     "AND state IN ('retry', 'deferred')",
@@ -2012,6 +2018,17 @@ sq_outbox_recover (struct store *st_, const char *campaign,
   sqlite3_bind_int64 (s, 2, now_seconds ());
   if (at_least_once)
     sqlite3_bind_int (s, 3, max_attempts > 0 ? max_attempts : INT_MAX);
+  else {
+    /* At most once fails what a plugin may have had, never what it did
+     * not: rows only claimed go back to pending first. */
+    sqlite3_stmt *u = q (st, Q_OB_RECOVER_CLAIMED);
+    if (!u)
+      return -1;
+    bind_text (u, 1, campaign);
+    sqlite3_bind_int64 (u, 2, now_seconds ());
+    if (run (st, u, "recovering rows left in flight") < 0)
+      return -1;
+  }
   if (run (st, s, "recovering rows left in flight") < 0)
     return -1;
   if (n_r)
@@ -2885,8 +2902,9 @@ sq_outbox_claim (struct store *st_, const char *campaign, int64_t now,
     goto out;
   }
   for (i = 0; i < n; i++)
-    if (outbox_update (st, Q_OB_UPDATE, rows[i]->key, "sending", NULL,
-                       rows[i]->attempts, 0, NULL, NULL, NULL) < 0)
+    if (outbox_update (st, Q_OB_UPDATE_REASON, rows[i]->key, "sending",
+                       "claimed", rows[i]->attempts, 0, NULL, NULL,
+                       NULL) < 0)
       goto out;
   r = (int) n;
 out:

@@ -207,12 +207,32 @@ mime_hexify (const unsigned char *p, size_t n, char *out)
 /* ------------------------------------------------------------------ */
 /* Addresses.                                                          */
 
+/* Write A, then B (a value from the message or the configuration, its
+ * control characters as \xHH: the error goes into logs and the store as
+ * one line), then C into err. */
 static void
 mime_seterr (char *err, size_t errlen, const char *a, const char *b,
              const char *c)
 {
-  if (err != NULL && errlen > 0)
-    snprintf (err, errlen, "%s%s%s", a, b ? b : "", c ? c : "");
+  size_t o;
+
+  if (err == NULL || errlen == 0)
+    return;
+  snprintf (err, errlen, "%s", a);
+  o = strlen (err);
+  for (; b != NULL && *b != '\0' && o + 1 < errlen; b++) {
+    unsigned char ch = (unsigned char) *b;
+    if (ch < 0x20 || ch == 0x7f) {
+      if (o + 5 > errlen)
+        break;
+      snprintf (err + o, errlen - o, "\\x%02x", ch);
+      o += 4;
+    } else
+      err[o++] = (char) ch;
+  }
+  err[o] = '\0';
+  if (c != NULL)
+    snprintf (err + o, errlen - o, "%s", c);
 }
 
 int
@@ -395,13 +415,19 @@ mime_q_len (unsigned char c)
   return mime_q_literal (c) || c == ' ' ? 1 : 3;
 }
 
-/* Length of the UTF-8 character starting at s[0] (1 for a stray byte). */
+/* Length of the UTF-8 character starting at s[0]: the continuation
+ * bytes its lead byte announces, as many as follow (1 for a stray byte).
+ * Never more than 4: counting every continuation byte that follows made
+ * one "character" of a stray lead byte and a run of them, and its "Q"
+ * encoding overran the 83-byte encoded-word (fuzz_mime). */
 static size_t
 mime_utf8_len (const char *s, size_t n)
 {
-  size_t k = 1;
+  unsigned char c = (unsigned char) s[0];
+  size_t k = 1, want = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+                       : (c & 0xf8) == 0xf0 ? 4 : 1;
 
-  while (k < n && ((unsigned char) s[k] & 0xc0) == 0x80)
+  while (k < want && k < n && ((unsigned char) s[k] & 0xc0) == 0x80)
     k++;
   return k;
 }
@@ -502,7 +528,8 @@ mime_flatten (const char *s, size_t n, size_t *n_r)
 
 /* Whether an unstructured text can go as is: printable ASCII, no "=?"
  * that a decoder would take for an encoded-word, no leading or trailing
- * space that unfolding would lose, and no word too long to fold. */
+ * space that unfolding would lose, and no token (a word with the spaces
+ * before it, which a fold keeps together on one line) too long. */
 static int
 mime_plain_ok (const char *s, size_t n, size_t maxword)
 {
@@ -516,7 +543,7 @@ mime_plain_ok (const char *s, size_t n, size_t maxword)
       return 0;
     if (c == '=' && i + 1 < n && s[i + 1] == '?')
       return 0;
-    word = c == ' ' ? 0 : word + 1;
+    word = c == ' ' && i > 0 && s[i - 1] != ' ' ? 1 : word + 1;
     if (word > maxword)
       return 0;
   }
@@ -542,25 +569,22 @@ mime_hdr_subject (struct mime_buf *b, const char *s, size_t n)
       b->data[b->len] = '\0';
     }
   } else if (mime_plain_ok (t, n, MIME_LINE_MAX - 10)) {
-    /* Each token is one or more spaces and the word after them; folding
-     * puts CRLF before the last of those spaces, so unfolding (section
-     * 2.2.3) gives back the text exactly. */
+    /* Each token is one or more spaces and the word after them (the
+     * first has no spaces).  A fold puts CRLF before the token's spaces,
+     * so unfolding (section 2.2.3) gives back the text exactly, and each
+     * line holds one token at most once it is past column 78: the spaces
+     * used to stay on the line before, which a long word and a long run
+     * of spaces took past 998 octets (fuzz_mime). */
     start = 0;
     for (i = 0; i <= n; i++) {
       if (i == n || (t[i] == ' ' && i > 0 && t[i - 1] != ' ')) {
         if (i > start) {
-          size_t sp = start;
-          const char *sep = "";
-          while (sp < i && t[sp] == ' ')
-            sp++;
-          if (sp > start) {
-            /* Emit all spaces but the last as part of the previous line;
-             * the last is the folding point. */
-            mime_buf_add (b, t + start, sp - start - 1);
-            h.col += sp - start - 1;
-            sep = " ";
+          if (start > 0 && h.col + (i - start) > MIME_FOLD_COL) {
+            mime_buf_add (b, "\r\n", 2);
+            h.col = 0;
           }
-          mime_hdr_token (&h, sep, t + sp, i - sp);
+          mime_buf_add (b, t + start, i - start);
+          h.col += i - start;
         }
         start = i;
       }
@@ -797,9 +821,12 @@ mime_build (const struct herald_message *m, const char *from,
   for (i = 0; i < m->n_to; i++) {
     char why[128];
     if (!address_email_ok (m->to[i]->value, why, sizeof why)) {
-      if (err != NULL && errlen > 0)
-        snprintf (err, errlen, "'%s' is not an e-mail address: %s",
-                  m->to[i]->value ? m->to[i]->value : "", why);
+      size_t o;
+      mime_seterr (err, errlen, "'", m->to[i]->value,
+                   "' is not an e-mail address: ");
+      o = err != NULL ? strlen (err) : 0;
+      if (o + 1 < errlen)
+        snprintf (err + o, errlen - o, "%s", why);
       r = MIME_EADDRESS;
       goto out;
     }

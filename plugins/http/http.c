@@ -236,14 +236,17 @@ http_req_retry_after_ms (const struct http_req *r)
     secs = strtoll (v, &end, 10);
     if (errno || *end)
       return 0;
-    if (secs > 30LL * 86400)    /* a bogus value must not park a message */
-      secs = 30LL * 86400;
-    return (int64_t) secs * 1000;
   }
-  when = curl_getdate (v, NULL);
-  if (when == (time_t) -1)
-    return 0;
-  secs = (long long) when - (long long) http_now ();
+  else {
+    when = curl_getdate (v, NULL);
+    if (when == (time_t) -1)
+      return 0;
+    secs = (long long) when - (long long) http_now ();
+  }
+  /* A bogus value must not park a message, and a date in the year
+   * 2012042928 overflowed the milliseconds (fuzz_sms). */
+  if (secs > 30LL * 86400)
+    secs = 30LL * 86400;
   return secs > 0 ? (int64_t) secs * 1000 : 0;
 }
 
@@ -862,8 +865,10 @@ out:
 /* ---- Results. ---- */
 
 /* Replace every byte that is not part of a well-formed UTF-8 sequence with
- * '?': error texts are cut at fixed sizes and quote what providers and
- * customers sent, and the core stores them in JSON. */
+ * '?', and every control character with a space: error texts are cut at
+ * fixed sizes and quote what providers and customers sent (a Twilio
+ * "message" with a line break in it, found by fuzz_sms), and the core
+ * stores them in JSON and logs them as one line. */
 static void
 http_utf8_fix (char *s)
 {
@@ -871,6 +876,8 @@ http_utf8_fix (char *s)
   while (*p) {
     size_t n, i;
     if (*p < 0x80) {
+      if (*p < 0x20 || *p == 0x7f)
+        *p = ' ';
       p++;
       continue;
     }

@@ -304,6 +304,22 @@ test_json_load (void)
   v = jsoncheck_load (" 7 ", 3, JSONCHECK_ANY, &why, &off);
   tap_ok (v && json_integer_value (v) == 7, "JSONCHECK_ANY takes a scalar");
   json_decref (v);
+
+  /* A real of any length, as json_loadb reads it: the scheduler refused
+   * a customer the import took (tests/fuzz/corpus/json/regress-long-real). */
+  {
+    static const char text[] = "{\"score\": 0.0000000000000000000000000000"
+      "00000000000000000000000000000000000000000001, \"n\": -1."
+      "00000000000000000000000000000000000000000000000000000000000000000000e2}";
+    json_t *want = json_loadb (text, strlen (text), 0, NULL);
+    v = jsoncheck_load (text, strlen (text), 0, &why, &off);
+    tap_ok (v && want && json_equal (v, want)
+            && json_real_value (json_object_get (v, "n")) == -100.0,
+            "jsoncheck_load reads reals of more than 64 characters, as "
+            "json_loadb does");
+    json_decref (v);
+    json_decref (want);
+  }
 }
 
 /* What an error message shows of a value (strbuf_add_escaped). */
@@ -404,7 +420,7 @@ test_address (void)
 int
 main (void)
 {
-  tap_plan (25);
+  tap_plan (26);
   test_hmac ();
   test_json ();
   test_jsonw ();

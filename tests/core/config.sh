@@ -58,6 +58,15 @@ printf '[bounces]\nsoft_limit = 3\nsoft_window = 0\n' > "$T/bad.ini"
 check_gateway "bad soft_window" "bad.ini:3: \[bounces\] soft_window: '0' is not a duration from 1s to 366d"
 printf '[bounces]\nsoft_days = 3\n' > "$T/bad.ini"
 check_gateway "unknown [bounces] key" "bad.ini:2: \[bounces\] soft_days: unknown key"
+# Found by tests/fuzz/fuzz_gateway: inih cuts a section name at 49 bytes,
+# and the List-Unsubscribe values must fit between angle brackets.
+printf '[store]\npath = x.db\n[channel.%s]\nplugin = outbox\nkind = email\n' \
+  "$(printf '%050d' 0)" > "$T/bad.ini"
+check_gateway "section name too long" "bad.ini:3: section name longer than 49 bytes"
+printf '[tracking]\nbase_url = https://t.example.com\nsecret = s-0123456789abcdef\nunsubscribe_mailto = u@example.com>, <https://evil.example\n' > "$T/bad.ini"
+check_gateway "unsubscribe_mailto with '>'" "bad.ini:4: \[tracking\] unsubscribe_mailto: 'u@example.com>, <https://evil.example' is not an e-mail address \(visible ASCII"
+printf '[tracking]\nbase_url = https://t.example.com/a\rb\nsecret = s-0123456789abcdef\n' > "$T/bad.ini"
+check_gateway "base_url with a CR" "bad.ini:2: \[tracking\] base_url: 'https://t.example.com/a.*b' is not an http\(s\) URL \(visible ASCII"
 printf '[channel.email]\ndir = x\n' > "$T/bad.ini"
 check_gateway "channel without plugin" "bad.ini:1: \[channel.email\]: missing key 'plugin'"
 printf '[channel.mail]\nplugin = outbox\ndir = x\n' > "$T/bad.ini"

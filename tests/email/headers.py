@@ -8,9 +8,11 @@
 # message: every line ends in CRLF, the header block holds exactly the
 # headers Herald writes, each once, every other header line is a folded
 # continuation (even for a reader that breaks lines at a bare CR or
-# LF), and the display names and subject decode to the text
+# LF), no line passes 998 octets (a subject with a long word and a long
+# run of spaces), and the display names and subject decode to the text
 # with each line break turned into a space.  An address with CRLF is
-# refused by the import, and by both plugins when handed one directly.
+# refused by the import, and by both plugins when handed one directly,
+# with a one-line error; a NUL in a name is refused by the import.
 import email
 import json
 import os
@@ -51,6 +53,11 @@ customers = [
     {'id': 'long', 'email': 'long@example.com',
      'attributes': {'name': ('Long Name ' * 12) + '\r\n' + INJECT,
                     'subj': ('word ' * 30) + '\r\n' + INJECT + ' ' + 'x' * 200}},
+    # A long word, then a long run of spaces: the spaces stayed on the
+    # word's line, 1,108 octets (found by tests/fuzz/fuzz_mime).
+    {'id': 'spaces', 'email': 'spaces@example.com',
+     'attributes': {'name': 'Sp\r\n' + INJECT,
+                    'subj': 'Hi\r\n' + INJECT + ' ' + 'A' * 900 + ' ' * 200 + 'B'}},
 ]
 for c in customers:
     c['consent'] = {'email': True}
@@ -73,6 +80,9 @@ def check(where, data, c):
     what = '%s, %s' % (where, c['id'])
     rest = data.replace(b'\r\n', b'')
     t.ok(b'\r' not in rest and b'\n' not in rest, '%s: every line ends in CRLF' % what)
+    t.ok(b'\0' not in data and max(len(l) for l in data.split(b'\r\n')) <= 998,
+         '%s: no NUL, no line over 998 octets (RFC 5322 section 2.1.1)' % what,
+         max(len(l) for l in data.split(b'\r\n')))
     head = data.split(b'\r\n\r\n', 1)[0]
     # Lines as a lenient reader would split them: at CRLF, a bare CR or LF.
     lines = re.split(rb'\r\n|\r|\n', head)
@@ -174,6 +184,16 @@ try:
     rc, out, err = herald(sm, 'customers', 'import', bad)
     t.ok(rc == 1 and 'bad.jsonl:1: email:' in err and 'is not an email address' in err,
          'an address with CRLF: the import refuses it, naming the line', err)
+    # A NUL cannot reach a header: JSON's \u0000 is refused, naming line
+    # and column, and so is a raw NUL byte.
+    with open(bad, 'wb') as f:
+        f.write(b'{"id": "y", "email": "y@example.com"}\n'
+                b'{"id": "n", "email": "n@example.com", "attributes": {"name": "A\\u0000B"}}\n'
+                b'{"id": "r", "email": "r@example.com", "attributes": {"name": "A\0B"}}\n')
+    rc, out, err = herald(sm, 'customers', 'import', bad)
+    t.ok(rc == 1 and 'bad.jsonl:2: invalid JSON at column' in err
+         and 'bad.jsonl:3: invalid JSON at column' in err and '\0' not in err,
+         'a NUL in a name, escaped or raw: the import refuses the line, naming it', err)
     # ... and by each plugin handed one directly.
     n0 = len(srv.messages)
     m = {'key': 'hdr:1:x', 'to': 'x@example.com\r\n' + INJECT, 'to_name': 'X',
@@ -183,6 +203,9 @@ try:
     st = [r.get('status') for r in results]
     t.ok(st == ['invalid_address'] and len(srv.messages) == n0,
          'email plugin: an address with CRLF is invalid and nothing is sent', (st, err))
+    e = results[0].get('error', '') if results else ''
+    t.ok('is not an e-mail address' in e and '\r' not in e and '\n' not in e,
+         'email plugin: its error says so on one line, the CR and LF escaped', e)
 finally:
     srv.stop()
 rc, results, err = httptest.run(os.path.join(plugdir, 'outbox.so'),

@@ -95,4 +95,12 @@ lint
 is "$rc" 1 "lint: an unreadable dkim_key_file is an error"
 like "$out" "g.ini:9: \[channel.email\] dkim_key_file: .*missing.pem" "... naming file, line and key"
 
+# A From domain with a CR (an INI value may hold one): the warning stays
+# one line, the CR shown as \r (found by tests/fuzz/fuzz_gateway).
+gw "news@a$(printf '\r')b.example" c.example
+lint
+like "$out" "g.ini:7: warning: .*'c.example' is not aligned with the From domain 'a\\\\rb.example'" \
+  "a CR in the From domain: the warning shows it as \\r"
+is "$(printf '%s\n' "$out" | tr -cd '\r' | wc -c)" 0 "  ... and prints no CR"
+
 done_testing

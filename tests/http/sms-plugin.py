@@ -61,6 +61,10 @@ rules = [
     {"match": "+15005550010", "status": 201, "body": {"sid": "SMcut", "status": "queued"},
      "truncate": 7},
     {"match": "+15005550011", "status": 503, "headers": {"Retry-After": "90"}, "body": "busy"},
+    # An HTTP-date in the year 2012042928: its milliseconds overflowed
+    # (found by tests/fuzz/fuzz_sms); capped at 30 days as seconds are.
+    {"match": "+15005550012", "status": 503,
+     "headers": {"Retry-After": "Wed, 21 Oct 2012042928 07:28:00 GMT"}, "body": "busy"},
 ]
 with FakeProvider(rules=rules) as fp:
     # 1. The exact Twilio request.
@@ -118,7 +122,7 @@ with FakeProvider(rules=rules) as fp:
             smsg("e:0:21408", "+15005550005"), smsg("e:0:hang", "+15005550007"),
             smsg("e:0:auth", "+15005550008"), smsg("e:0:notnum", "5550100"),
             smsg("e:0:reset", "+15005550009"), smsg("e:0:cut", "+15005550010"),
-            smsg("e:0:503", "+15005550011"),
+            smsg("e:0:503", "+15005550011"), smsg("e:0:far", "+15005550012"),
             smsg("e:0:letters", "+1500555ABCD"),
             message("e:0:nobody", "+15005550100", {"email.text": "x"}, "sms"),
             smsg("e:0:long", "+15005550100", "x" * 1601)]
@@ -142,6 +146,8 @@ with FakeProvider(rules=rules) as fp:
     t.eq(st.get("e:0:cut"), "retry", "a 201 whose body is cut short: retry (its SID unknown)")
     t.eq((st.get("e:0:503"), r.get("e:0:503", {}).get("retry_after_ms")), ("retry", 90000),
          "503 with Retry-After: 90: retry after 90 s")
+    t.eq((st.get("e:0:far"), r.get("e:0:far", {}).get("retry_after_ms")), ("retry", 30 * 86400000),
+         "503 with a Retry-After date thousands of years ahead: retry after 30 days")
     t.eq(st.get("e:0:auth"), "channel_error", "401/20003: channel error")
     t.ok(TOKEN not in json.dumps(out) and TOKEN not in err, "auth token in no result or message")
     t.eq(st.get("e:0:notnum"), "invalid_address", "not E.164: invalid address")
@@ -152,7 +158,7 @@ with FakeProvider(rules=rules) as fp:
     # connection when a reused one dies before any answer (it cannot tell
     # a stale keep-alive connection from a crash after the request).
     tos = sorted(q.get("form", {}).get("To", "") for q in fp.requests)
-    t.ok(len(tos) == 11 and tos.count("+15005550009") == 2,
+    t.ok(len(tos) == 12 and tos.count("+15005550009") == 2,
          "no request for the refused messages (the reset one tried twice, by libcurl)", tos)
 
     # 4. Variants: messaging service, no callback, token from a file.

@@ -134,6 +134,10 @@ bad_cases = [
     ('{"id": "b\\u0000c"}', "invalid JSON at column 17: \\u0000 is not allowed near '\"b\\u0000c\"'"),
     ('{"id": "b\x00c"}', None),
     ('{"id": "b", "attributes": {"x": ' + '[' * 100000 + ']' * 100000 + '}}', None),
+    # What the scheduler cannot read back (jsoncheck_load, 512 levels) is
+    # refused here, not at every run after (found by tests/fuzz/fuzz_json).
+    ('{"id": "b", "attributes": {"deep": %s%s}}' % ("[" * 511, "]" * 511),
+     "attributes: nested deeper than 511 levels of arrays and objects"),
 ]
 for i, (line, msg) in enumerate(bad_cases):
     name = "bad%02d.jsonl" % i
@@ -247,6 +251,19 @@ ok(rc == 1 and err.startswith("esc-bytes.jsonl:3: invalid JSON at column ")
    and all(32 <= ord(c) < 127 for c in err.replace("\n", "")),
    "bytes that are not UTF-8 in a JSON line: refused, shown as text", err)
 eq(count(tmp("esc.db"), "customers"), 0, "  ... nothing imported from any of them")
+# A NUL byte: jansson reads past one between two tokens, but the line was
+# stored cut there, and every run failed on it; a CSV field was cut
+# without a word (found by tests/fuzz/fuzz_import).
+write("nul.jsonl", GOOD.encode() + b'{"id": "b", "attributes": {"n": 42\0}}\n', "wb")
+rc, out, err = run("customers", "import", "--store", tmp("nul.db"), "nul.jsonl")
+eq((rc, err.splitlines()[0] if err else ""),
+   (1, "nul.jsonl:3: invalid JSON at column 35: a NUL byte"),
+   "a NUL byte between two JSON tokens: refused, naming line and column")
+write("nul.csv", b'id,email,plan\nx1,a@example.com\0junk,gold\nx2,b@example.com,x\n', "wb")
+rc, out, err = run("customers", "import", "--store", tmp("nul.db"), "nul.csv")
+eq((rc, err.splitlines()[0] if err else ""), (1, "nul.csv:2: email: a NUL byte (not text)"),
+   "a NUL byte in a CSV field: refused, naming line and field")
+eq(count(tmp("nul.db"), "customers"), 0, "  ... nothing imported from either")
 
 # ---- a line or record over the limit (1 MiB) --------------------------
 LIMIT = 1024 * 1024

@@ -103,6 +103,14 @@ collect_event (void *data, const char *channel, const char *type, int64_t at)
   return 0;
 }
 
+static int
+ignore_row (void *data, const struct outbox_row *r)
+{
+  (void) data;
+  (void) r;
+  return 0;
+}
+
 /* The callback of store_outbox_due that claims each row, as the
  * scheduler does. */
 static int
@@ -120,7 +128,7 @@ test_outbox (struct store *st)
   struct outbox_row *got = NULL;
   struct strbuf b = STRBUF_INIT;
   int64_t next;
-  int n;
+  int n, i;
   json_t *counts;
 
   r = row ("c1:0:alice", "c1", 0, "alice", "email", "pending");
@@ -223,6 +231,29 @@ test_outbox (struct store *st)
   tap_ok (got && strcmp (got->state, "failed") == 0 && got->reason
           && strcmp (got->reason, "in flight at crash") == 0,
           "at-most-once: failed, 'in flight at crash'");
+  store_row_free (got);
+
+  /* At most once, a row claimed for a batch and never handed to a plugin
+   * (the lane still held the last one) goes back to pending; the row
+   * handed over is failed. */
+  r = row ("am:0:a", "am", 0, "a", "sms", "pending");
+  store_outbox_insert (st, &r);
+  r = row ("am:0:b", "am", 0, "b", "sms", "pending");
+  store_outbox_insert (st, &r);
+  tap_ok (store_outbox_claim (st, "am", 4000000000LL, 10, ignore_row, NULL) == 2,
+          "at-most-once: two rows claimed");
+  store_outbox_update_reason (st, "am:0:a", "sending", NULL, 1, 0, NULL, NULL,
+                              NULL);
+  i = store_outbox_recover (st, "am", 0, 0, &n);
+  tap_ok (i == 0 && n == 1,
+          "at-most-once recovery fails the one row handed over (got %d)", n);
+  store_outbox_get (st, "am:0:a", &got);
+  tap_is (got ? got->state : NULL, "failed", "at-most-once: the handed row failed");
+  store_row_free (got);
+  store_outbox_get (st, "am:0:b", &got);
+  tap_ok (got && strcmp (got->state, "pending") == 0 && got->reason == NULL
+          && got->attempts == 0,
+          "at-most-once: the row only claimed is pending again, no attempt counted");
   store_row_free (got);
 
   /* A channel's volume of the day (warm-up): what was handed to it. */
