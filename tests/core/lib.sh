@@ -114,6 +114,19 @@ for i in range(int(sys.argv[1])):
 PYEOF
 }
 
+# write_email_customers FILE N [PREFIX]: N customers PREFIX00000..
+# (default c), each with an e-mail address PREFIXi@example.com and
+# consent to e-mail only.
+write_email_customers () {
+  /usr/bin/python3 - "$2" "${3:-c}" > "$1" <<'PYEOF'
+import json, sys
+n, p = int(sys.argv[1]), sys.argv[2]
+for i in range(n):
+    print(json.dumps({"id": "%s%05d" % (p, i), "email": "%s%d@example.com" % (p, i),
+                      "consent": {"email": True}}))
+PYEOF
+}
+
 count_lines () { if [ -f "$1" ]; then wc -l < "$1" | tr -d ' '; else echo 0; fi; }
 
 # wait_until SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds

@@ -20,11 +20,7 @@ crash_on = p:1:c00042
 INI
 write_templates "$T/tpl"
 printf '[campaign]\nid = p\ntemplates = tpl\nchannels = email\nmax_attempts = 3\n' > "$T/c.ini"
-$PY -c '
-import json, sys
-for i in range(int(sys.argv[1])):
-    print(json.dumps({"id": "c%05d" % i, "email": "c%d@example.com" % i,
-                      "consent": {"email": True}}))' "$N" > "$T/cust.jsonl"
+write_email_customers "$T/cust.jsonl" "$N"
 "$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
 
 runs=0 crashes=0

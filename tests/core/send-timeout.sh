@@ -25,11 +25,7 @@ INI
 }
 write_templates "$T/tpl"
 printf '[campaign]\nid = st\ntemplates = tpl\nchannels = email\n' > "$T/c.ini"
-$PY -c '
-import json, sys
-for i in range(int(sys.argv[1])):
-    print(json.dumps({"id": "c%05d" % i, "email": "c%d@example.com" % i,
-                      "consent": {"email": True}}))' "$N" > "$T/cust.jsonl"
+write_email_customers "$T/cust.jsonl" "$N"
 gateway ""
 "$HERALD" -c "$T/g.ini" customers import "$T/cust.jsonl" >/dev/null
 
@@ -72,11 +68,7 @@ is "$(awk '$2 != 1' "$T/calls.log" | wc -l | tr -d ' ')" 0 "... one message a se
 # Serialised: serialplug on 4 lanes, 2,000 messages in batches of 500,
 # each call 100 ms: no two calls of any of its states overlap.  testplug, the same code declaring nothing,
 # overlaps on the same lanes (what the test would see without the lock).
-$PY -c '
-import json
-for i in range(2000):
-    print(json.dumps({"id": "s%05d" % i, "email": "s%d@example.com" % i,
-                      "consent": {"email": True}}))' > "$T/cust2.jsonl"
+write_email_customers "$T/cust2.jsonl" 2000 s
 out=$("$HERALD" -c "$T/g.ini" plugins 2>&1)
 like "$out" "serialplug .*\(calls serialised\)" "herald plugins says which plugin's calls are serialised"
 for plug in serialplug testplug; do

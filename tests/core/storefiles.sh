@@ -23,11 +23,7 @@ hold_ms = 20000
 INI
 write_templates "$T/tpl"
 printf '[campaign]\nid = f\ntemplates = tpl\nchannels = email\n' > "$T/c.ini"
-$PY -c '
-import json, sys
-for i in range(int(sys.argv[1])):
-    print(json.dumps({"id": "c%05d" % i, "email": "c%d@example.com" % i,
-                      "consent": {"email": True}}))' "$N" > "$T/cust.jsonl"
+write_email_customers "$T/cust.jsonl" "$N"
 
 # start_held: a run whose first batch is in the plugin (held until the
 # ready file goes).
