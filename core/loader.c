@@ -480,6 +480,34 @@ host_config_get (void *data, const char *key)
   return ini_get (ch->sec, key);
 }
 
+static const char *
+host_config_path (void *data, const char *key)
+{
+  struct channel *ch = data;
+  const char *v = ini_get (ch->sec, key), *slash;
+  char *p;
+
+  if (!v || !*v || v[0] == '/' || !ch->ini_path
+      || !(slash = strrchr (ch->ini_path, '/')))
+    return v;
+  p = xasprintf ("%.*s/%s", (int) (slash - ch->ini_path), ch->ini_path, v);
+  ch->paths = xrealloc (ch->paths, (ch->n_paths + 1) * sizeof *ch->paths);
+  ch->paths[ch->n_paths++] = p;
+  return p;
+}
+
+static void
+channel_paths_free (struct channel *ch)
+{
+  size_t i;
+
+  for (i = 0; i < ch->n_paths; i++)
+    free (ch->paths[i]);
+  free (ch->paths);
+  ch->paths = NULL;
+  ch->n_paths = 0;
+}
+
 static int
 host_config_line (void *data, const char *key)
 {
@@ -599,6 +627,7 @@ host_init (struct channel *ch, const char *tracking_base_url)
   ch->host.log = host_log;
   ch->host.tracking_base_url = tracking_base_url;
   ch->host.core_version = PACKAGE_VERSION;
+  ch->host.config_path = host_config_path;
   ch->host.core_abi_version = HERALD_PLUGIN_ABI_VERSION;
 }
 
@@ -653,6 +682,7 @@ channel_check (const struct plugin *pl, const char *name, const char *kind,
    * every key is one it knows. */
   if (!bad && pl->p.config_check) {
     struct channel tmp;
+    int rc;
     char perr[1024] = "";
 
     memset (&tmp, 0, sizeof tmp);
@@ -661,7 +691,9 @@ channel_check (const struct plugin *pl, const char *name, const char *kind,
     tmp.sec = sec;
     tmp.ini_path = ini_path;
     host_init (&tmp, NULL);
-    if (pl->p.config_check (&tmp.host, perr, sizeof perr) < 0) {
+    rc = pl->p.config_check (&tmp.host, perr, sizeof perr);
+    channel_paths_free (&tmp);
+    if (rc < 0) {
       size_t plen = strlen (ini_path);
       if (!*perr)
         snprintf (perr, sizeof perr, "the plugin's config_check failed");
@@ -734,6 +766,7 @@ channel_open (struct plugin *pl, const char *name, const char *kind,
      * every plugin at once. */
     snprintf (err, errlen, "%s", *perr ? perr : "plugin open failed");
     escape_in_place (err, errlen);
+    channel_paths_free (ch);
     free (ch->name);
     free (ch->kind);
     free (ch);
@@ -757,6 +790,7 @@ channel_close (struct channel *ch)
     ch->plugin->p.close (ch->state);
     plugin_leave (ch->plugin);
   }
+  channel_paths_free (ch);
   free (ch->name);
   free (ch->kind);
   free (ch);

@@ -51,6 +51,8 @@ struct channel {
   int64_t log_window;         /* host->log's rate limit: its window, */
   int log_lines;              /* the lines written in it, */
   long log_dropped;           /* and those dropped */
+  char **paths;               /* host->config_path's answers, freed with */
+  size_t n_paths;             /* the channel */
   int broken;                 /* set after HERALD_CHANNEL_ERROR */
   char broken_reason[512];
 };

@@ -128,6 +128,13 @@ struct herald_host {
   /* ABI 2 members (check with HERALD_HAS under an older core). */
   const char *core_version;      /* Herald's version, "0.4.0" */
   uint32_t core_abi_version;     /* HERALD_PLUGIN_ABI_VERSION of the core */
+
+  /* The value of KEY as a file's path: an absolute one as it is, a
+   * relative one resolved against the folder of the gateway file, as the
+   * core's own paths are (not against the current directory, which
+   * depends on where herald was started); NULL when absent.  Use it for
+   * every key that names a file.  Valid as long as config_get's values. */
+  const char *(*config_path) (void *data, const char *key);
 };
 
 /* The host table is valid from open until close (a plugin may keep the
@@ -325,8 +332,10 @@ struct herald_plugin {
 
   /* NULL-terminated list of the keys the plugin reads from its section
    * ("plugin" itself is implied).  Any other key is a configuration error
-   * the core reports with file and line.  Keys named in secret_keys are
-   * never printed. */
+   * the core reports with file and line.  secret_keys names the keys that
+   * hold secrets: the core prints no plugin's values anyway (only key
+   * names, lines and the plugin's own messages), so a plugin must never
+   * quote them in its errors or logs; documentation marks them. */
   const char *const *config_keys;
   const char *const *secret_keys;
 

@@ -186,6 +186,15 @@ email_get (const struct herald_host *host, const char *key)
   return host->config_get ? host->config_get (host->data, key) : NULL;
 }
 
+/* A key naming a file: relative to the gateway file's folder. */
+static const char *
+email_get_path (const struct herald_host *host, const char *key)
+{
+  if (HERALD_HAS (host, config_path) && host->config_path)
+    return host->config_path (host->data, key);
+  return email_get (host, key);
+}
+
 /* Parse a whole decimal integer in [lo, hi]; 0 or -1. */
 static int
 email_parse_long (const char *s, long lo, long hi, long *v_r)
@@ -476,7 +485,7 @@ email_open (const struct herald_host *host, void **state_r, char *err,
 
   v = email_get (host, "username");
   pw = email_get (host, "password");
-  pwfile = email_get (host, "password_file");
+  pwfile = email_get_path (host, "password_file");
   if (pw != NULL && pwfile != NULL) {
     email_config_error (host, "password_file", err, errlen,
                         "give password or password_file, not both");
@@ -517,7 +526,7 @@ email_open (const struct herald_host *host, void **state_r, char *err,
     const char *key = NULL;
     if (dkimsign_new (email_get (host, "dkim_domain"),
                       email_get (host, "dkim_selector"),
-                      email_get (host, "dkim_key_file"), &st->dkim, &key,
+                      email_get_path (host, "dkim_key_file"), &st->dkim, &key,
                       merr, sizeof merr) < 0) {
       email_config_error (host, key, err, errlen, "%s", merr);
       goto out;
@@ -570,7 +579,7 @@ email_open (const struct herald_host *host, void **state_r, char *err,
     goto out;
 
   if (st->starttls != EMAIL_TLS_NO) {
-    v = email_get (host, "tls_ca_file");
+    v = email_get_path (host, "tls_ca_file");
     st->ssl_ctx = email_ssl_ctx_new (host, v, err, errlen);
     if (st->ssl_ctx == NULL)
       goto out;

@@ -1482,7 +1482,10 @@ email_hooks_new (const struct herald_host *host, const char *from_addr,
     }
     h->ses_cert_host = hooks_strdup (v);
   }
-  if ((v = hooks_get (host, "ses_ca_file")))
+  if ((v = hooks_get (host, "ses_ca_file"))
+      && HERALD_HAS (host, config_path) && host->config_path)
+    v = host->config_path (host->data, "ses_ca_file");
+  if (v)
     h->ses_ca_file = hooks_strdup (v);
   if ((h->ses_cert_host || h->ses_ca_file) && !h->ses_topics) {
     hooks_error (host, h->ses_cert_host ? "ses_cert_host" : "ses_ca_file",

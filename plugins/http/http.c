@@ -1030,6 +1030,14 @@ http_conf_bool (const struct herald_host *h, const char *key, int def,
   return 0;
 }
 
+const char *
+http_conf_path (const struct herald_host *h, const char *key)
+{
+  if (HERALD_HAS (h, config_path) && h->config_path)
+    return h->config_path (h->data, key);
+  return h->config_get (h->data, key);
+}
+
 int
 http_conf_common (const struct herald_host *h, struct http_opts *o,
                   char *err, size_t errlen)
@@ -1048,7 +1056,7 @@ http_conf_common (const struct herald_host *h, struct http_opts *o,
     }
     o->rate = x;
   }
-  v = h->config_get (h->data, "ca_file");
+  v = http_conf_path (h, "ca_file");
   if (v && *v) {
     if (access (v, R_OK) < 0) {
       http_conf_error (h, "ca_file", err, errlen, "%s: %s", v,
@@ -1120,7 +1128,7 @@ http_conf_secret (const struct herald_host *h, const char *key,
                   size_t errlen)
 {
   const char *v = h->config_get (h->data, key);
-  const char *path = file_key ? h->config_get (h->data, file_key) : NULL;
+  const char *path = file_key ? http_conf_path (h, file_key) : NULL;
   char ferr[256];
   char *s;
   size_t len;

@@ -142,6 +142,10 @@ void http_conf_error (const struct herald_host *h, const char *key,
 /* Read the common keys rate, concurrency, timeout_ms, ca_file (pointing
  * into the host's strings, valid until close); defaults come in o.
  * Returns 0 or -1 with err set. */
+/* The value of KEY, a file's path, relative to the gateway file's folder
+ * (herald_host.config_path). */
+const char *http_conf_path (const struct herald_host *h, const char *key);
+
 int http_conf_common (const struct herald_host *h, struct http_opts *o,
                       char *err, size_t errlen);
 

@@ -214,7 +214,7 @@ static int
 push_open_fcm (struct push_state *s, char *err, size_t errlen)
 {
   const struct herald_host *h = s->host;
-  const char *path = h->config_get (h->data, "service_account_file");
+  const char *path = http_conf_path (h, "service_account_file");
   char ferr[256];
   char *text = NULL;
   size_t len = 0;
@@ -283,7 +283,7 @@ static int
 push_open_apns (struct push_state *s, char *err, size_t errlen)
 {
   const struct herald_host *h = s->host;
-  const char *path = h->config_get (h->data, "key_file");
+  const char *path = http_conf_path (h, "key_file");
   char ferr[256];
   char *text = NULL;
   size_t len = 0;

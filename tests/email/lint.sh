@@ -87,6 +87,14 @@ INI
 lint
 is "$(printf '%s\n' "$out" | grep -c warning)" 0 "no dkim_domain: no warning"
 
+# A key file named relative to the gateway file is found from any current
+# directory (herald_host.config_path).
+gw news@example.com example.com
+sed -i "s|^dkim_key_file = .*|dkim_key_file = dkim.pem|" "$T/g.ini"
+out=$(cd / && "$HERALD" -c "$T/g.ini" lint "$T/c.ini" 2>&1); rc=$?
+is "$rc" 0 "lint from /: dkim_key_file = dkim.pem is the one beside the gateway file"
+[ "$rc" = 0 ] || printf '%s\n' "$out" | sed 's/^/# /'
+
 # The plugin's own check runs in lint: a key file that cannot be read is
 # an error there, not at the first run.
 gw news@example.com example.com
