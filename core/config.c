@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -893,8 +894,29 @@ config_gateway_load (const char *path, char *err, size_t errlen)
               "off)", path, ini_line (sec, "machine_window"), v);
     goto fail;
   }
-  /* herald serve's POST /events token: checked here, so that lint and
-   * every command say it, not serve alone. */
+  /* herald serve's keys: checked here, so that lint and every command
+   * say what is wrong, not serve alone. */
+  v = ini_get (sec, "listen");
+  if (v) {
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    if (parse_listen_addr (v, &sa, &salen) < 0) {
+      snprintf (err, errlen, "%s:%d: [tracking] listen: '%s' is not HOST:PORT "
+                "with a numeric address (127.0.0.1:8025, [::1]:8025)", path,
+                ini_line (sec, "listen"), v);
+      goto fail;
+    }
+  }
+  v = ini_get (sec, "connections_per_client");
+  if (v) {
+    int64_t n;
+    if (parse_int64 (v, 0, 100000, &n) < 0) {
+      snprintf (err, errlen, "%s:%d: [tracking] connections_per_client: '%s' "
+                "is not a number from 0 (no limit) to 100000", path,
+                ini_line (sec, "connections_per_client"), v);
+      goto fail;
+    }
+  }
   v = ini_get (sec, "events_token");
   if (v && strlen (v) < 16) {
     snprintf (err, errlen, "%s:%d: [tracking] events_token: too short (at "

@@ -889,41 +889,6 @@ serve_usage (FILE *fp, int rc)
   return rc;
 }
 
-/* HOST:PORT (an IPv6 host in brackets) into a socket address. */
-static int
-parse_listen (const char *v, struct sockaddr_storage *sa, socklen_t *len_r)
-{
-  struct addrinfo hints, *res = NULL;
-  char host[256];
-  const char *colon = strrchr (v, ':');
-  size_t hl;
-  int ok;
-
-  if (!colon || colon == v || !colon[1])
-    return -1;
-  hl = (size_t) (colon - v);
-  if (v[0] == '[' && hl >= 2 && v[hl - 1] == ']') {
-    v++;
-    hl -= 2;
-  }
-  if (hl >= sizeof host)
-    return -1;
-  memcpy (host, v, hl);
-  host[hl] = '\0';
-  memset (&hints, 0, sizeof hints);
-  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-  hints.ai_socktype = SOCK_STREAM;
-  ok = getaddrinfo (host, colon + 1, &hints, &res) == 0 && res
-       && res->ai_addrlen <= sizeof *sa;
-  if (ok) {
-    memcpy (sa, res->ai_addr, res->ai_addrlen);
-    *len_r = (socklen_t) res->ai_addrlen;
-  }
-  if (res)
-    freeaddrinfo (res);
-  return ok ? 0 : -1;
-}
-
 int
 cmd_serve (int argc, char **argv)
 {
@@ -977,7 +942,7 @@ cmd_serve (int argc, char **argv)
   }
   if (!listen)
     listen = "127.0.0.1:8025";
-  if (parse_listen (listen, &sa, &salen) < 0) {
+  if (parse_listen_addr (listen, &sa, &salen) < 0) {
     if (listen_line)
       fprintf (stderr, "herald: %s:%d: [tracking] listen: '%s' is not "
                "HOST:PORT with a numeric address\n", sv.gw->ini->path,

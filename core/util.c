@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -547,4 +549,39 @@ escape_in_place (char *buf, size_t size)
     }
   }
   strbuf_free (&b);
+}
+
+/* HOST:PORT (an IPv6 host in brackets) into a socket address. */
+int
+parse_listen_addr (const char *v, struct sockaddr_storage *sa, socklen_t *len_r)
+{
+  struct addrinfo hints, *res = NULL;
+  char host[256];
+  const char *colon = strrchr (v, ':');
+  size_t hl;
+  int ok;
+
+  if (!colon || colon == v || !colon[1])
+    return -1;
+  hl = (size_t) (colon - v);
+  if (v[0] == '[' && hl >= 2 && v[hl - 1] == ']') {
+    v++;
+    hl -= 2;
+  }
+  if (hl >= sizeof host)
+    return -1;
+  memcpy (host, v, hl);
+  host[hl] = '\0';
+  memset (&hints, 0, sizeof hints);
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+  hints.ai_socktype = SOCK_STREAM;
+  ok = getaddrinfo (host, colon + 1, &hints, &res) == 0 && res
+       && res->ai_addrlen <= sizeof *sa;
+  if (ok) {
+    memcpy (sa, res->ai_addr, res->ai_addrlen);
+    *len_r = (socklen_t) res->ai_addrlen;
+  }
+  if (res)
+    freeaddrinfo (res);
+  return ok ? 0 : -1;
 }

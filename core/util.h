@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 void *xmalloc (size_t n);
 void *xcalloc (size_t n, size_t size);
@@ -53,6 +54,12 @@ int parse_int64 (const char *s, int64_t min, int64_t max, int64_t *v_r);
 int parse_bool (const char *s, int *v_r);
 /* Parse a duration "30", "30s", "5m", "24h", "7d" into seconds. */
 int parse_duration (const char *s, int64_t *seconds_r);
+
+/* HOST:PORT with a numeric host (an IPv6 one in brackets) into a socket
+ * address: 0, or -1 when it is not one. */
+struct sockaddr_storage;
+int parse_listen_addr (const char *v, struct sockaddr_storage *sa,
+                       socklen_t *len_r);
 /* An event type: [a-z][a-z0-9_.-]*, at most 64 bytes.  1 or 0. */
 int valid_event_type (const char *s);
 /* Parse RFC 3339 ("2026-11-01T10:00:00Z", "+02:00" offsets, fraction

@@ -58,6 +58,13 @@ printf '[bounces]\nsoft_limit = 3\nsoft_window = 0\n' > "$T/bad.ini"
 check_gateway "bad soft_window" "bad.ini:3: \[bounces\] soft_window: '0' is not a duration from 1s to 366d"
 printf '[bounces]\nsoft_days = 3\n' > "$T/bad.ini"
 check_gateway "unknown [bounces] key" "bad.ini:2: \[bounces\] soft_days: unknown key"
+# herald serve's keys, checked by lint too.
+printf '[tracking]\nlisten = nonsense\n' > "$T/bad.ini"
+check_gateway "bad listen" "bad.ini:2: \[tracking\] listen: 'nonsense' is not HOST:PORT with a numeric address"
+printf '[tracking]\nconnections_per_client = many\n' > "$T/bad.ini"
+check_gateway "bad connections_per_client" "bad.ini:2: \[tracking\] connections_per_client: 'many' is not a number from 0 \(no limit\) to 100000"
+printf '[tracking]\nevents_token = short\n' > "$T/bad.ini"
+check_gateway "short events_token" "bad.ini:2: \[tracking\] events_token: too short \(at least 16 characters\)"
 # Found by tests/fuzz/fuzz_gateway: inih cuts a section name at 49 bytes,
 # and the List-Unsubscribe values must fit between angle brackets.
 printf '[store]\npath = x.db\n[channel.%s]\nplugin = outbox\nkind = email\n' \
