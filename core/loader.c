@@ -967,7 +967,9 @@ plugins_usage (FILE *fp, int rc)
 {
   fprintf (fp, "Usage: herald [-c GATEWAY.ini] plugins\n\n"
            "Lists every plugin found in the plugin directories: name, version,\n"
-           "ABI version, channels and file; a refused file with the reason.\n"
+           "ABI version, channels, the kinds it declares (with their address\n"
+           "field), whether it is an ABI 1 plugin or serialises its calls, and\n"
+           "its file; a refused file with the reason.\n"
            "Exit 1 when any file was refused.\n");
   return rc;
 }

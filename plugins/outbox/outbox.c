@@ -241,8 +241,13 @@ outbox_maildir (struct outbox *ob, const struct herald_message *m,
   int fd = -1, rc = -1;
 
   mime_buf_init (&b);
-  if (mime_build (m, ob->from, &b, err, errlen) != MIME_OK)
+  /* errno 0 tells the caller the MIME builder refused the message (no
+   * system call failed): a stale value from an earlier call must not. */
+  errno = 0;
+  if (mime_build (m, ob->from, &b, err, errlen) != MIME_OK) {
+    errno = 0;
     goto out;
+  }
   outbox_maildir_name (m, name, sizeof name);
   sub = outbox_join ("tmp", name);
   tmp = sub ? outbox_join (ob->dir, sub) : NULL;

@@ -789,6 +789,8 @@ push_send (void *vs, const struct herald_message *const *msgs,
     first[i] = ntok;
     memset (&results[i]->status, 0, offsetof (struct herald_result, to_invalid)
             - offsetof (struct herald_result, status));
+    /* Zero is HERALD_SENT: until a token's outcome says, no result. */
+    results[i]->status = HERALD_NO_RESULT;
     payload = push_payload (s, m, err, sizeof err);
     if (!payload) {
       http_result_set (results[i], HERALD_REJECTED, "%s", err);
