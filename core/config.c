@@ -659,6 +659,7 @@ config_gateway_load (const char *path, char *err, size_t errlen)
   const char *v;
   size_t i;
 
+  gw->tracking_per_client = -1;      /* serve's default */
   path = config_gateway_path (path);
   gw->ini = ini_load (path, err, errlen);
   if (!gw->ini)
@@ -909,8 +910,7 @@ config_gateway_load (const char *path, char *err, size_t errlen)
   }
   v = ini_get (sec, "connections_per_client");
   if (v) {
-    int64_t n;
-    if (parse_int64 (v, 0, 100000, &n) < 0) {
+    if (parse_int64 (v, 0, 100000, &gw->tracking_per_client) < 0) {
       snprintf (err, errlen, "%s:%d: [tracking] connections_per_client: '%s' "
                 "is not a number from 0 (no limit) to 100000", path,
                 ini_line (sec, "connections_per_client"), v);

@@ -81,6 +81,8 @@ struct gateway {
   int tracking_text_links;   /* [tracking] text_links: track email.text too */
   int64_t tracking_machine_window;   /* seconds: a click or open sooner
                                         after the send is a machine's */
+  int64_t tracking_per_client;       /* [tracking] connections_per_client,
+                                        -1 when not set (serve's default) */
   char *tracking_metrics_token;      /* herald serve's GET /metrics needs
                                         it as a bearer token; NULL: open */
   int bounces_soft_limit;            /* [bounces] soft_limit: this many soft

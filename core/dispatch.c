@@ -696,6 +696,7 @@ warmup_allow (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
   const struct channel_conf *cc = r->c->channels[cidx].conf;
   int64_t now = now_seconds (), day = now - now % 86400;
   size_t allow, i;
+  char why[256];
 
   if (cc->warmup_n <= 0 || n == 0)
     return n;
@@ -718,13 +719,12 @@ warmup_allow (struct run *r, int cidx, struct due **ds, size_t n, int claimed)
   r->warm_left[cidx] -= (long) allow;
   if (allow == n)
     return n;
+  snprintf (why, sizeof why, "warm-up: channel %s reached its volume of the "
+            "day (%ld, warmup = %s)", cc->name, config_warmup_cap (cc, now),
+            cc->warmup_spec);
   if (store_begin (r->st) < 0)
     goto store_fail;
   for (i = allow; i < n; i++) {
-    char why[256];
-    snprintf (why, sizeof why, "warm-up: channel %s reached its volume of "
-              "the day (%ld, warmup = %s)", cc->name,
-              config_warmup_cap (cc, now), cc->warmup_spec);
     if (store_outbox_update_reason (r->st, ds[i]->key, "reroute", "warmup",
                                     ds[i]->attempts, 0, NULL, why, NULL) < 0)
       goto store_fail;

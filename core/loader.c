@@ -518,6 +518,15 @@ host_config_line (void *data, const char *key)
 #define HOST_LOG_BURST 50
 #define HOST_LOG_WINDOW 10
 
+/* The line that says how many of CH's log lines the rate limit dropped. */
+static void
+host_log_dropped (struct strbuf *b, const struct channel *ch, long dropped)
+{
+  strbuf_addf (b, "herald: channel %s: warning: %ld more log line%s of this "
+               "channel dropped (over %d in %d s)\n", ch->name, dropped,
+               dropped == 1 ? "" : "s", HOST_LOG_BURST, HOST_LOG_WINDOW);
+}
+
 static void
 host_log (void *data, int level, const char *fmt, ...)
 {
@@ -555,12 +564,11 @@ host_log (void *data, int level, const char *fmt, ...)
     }
     ch->log_lines++;
     pthread_mutex_unlock (&lock);
-    if (dropped)
-      strbuf_addf (&b, "%sherald: channel %s: warning: %ld more log line%s "
-                   "of this channel dropped (over %d in %d s)\n",
-                   __atomic_load_n (&loader_progress, __ATOMIC_RELAXED)
-                   ? "\n" : "", ch->name, dropped, dropped == 1 ? "" : "s",
-                   HOST_LOG_BURST, HOST_LOG_WINDOW);
+    if (dropped) {
+      if (__atomic_load_n (&loader_progress, __ATOMIC_RELAXED))
+        strbuf_addc (&b, '\n');
+      host_log_dropped (&b, ch, dropped);
+    }
   }
   va_start (ap, fmt);
   strbuf_vaddf (&msg, fmt, ap);
@@ -780,11 +788,12 @@ channel_close (struct channel *ch)
 {
   if (!ch)
     return;
-  if (ch->log_dropped)
-    fprintf (stderr, "herald: channel %s: warning: %ld more log line%s of "
-             "this channel dropped (over %d in %d s)\n", ch->name,
-             ch->log_dropped, ch->log_dropped == 1 ? "" : "s",
-             HOST_LOG_BURST, HOST_LOG_WINDOW);
+  if (ch->log_dropped) {
+    struct strbuf b = STRBUF_INIT;
+    host_log_dropped (&b, ch, ch->log_dropped);
+    fputs (b.s, stderr);
+    strbuf_free (&b);
+  }
   if (ch->plugin->p.close) {
     plugin_enter (ch->plugin);
     ch->plugin->p.close (ch->state);

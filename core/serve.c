@@ -952,22 +952,11 @@ cmd_serve (int argc, char **argv)
                "numeric address\n", listen);
     goto out;
   }
+  /* events_token and connections_per_client were checked with the
+   * gateway (config.c). */
   sv.events_token = ini_get (tsec, "events_token");
-  if (sv.events_token && strlen (sv.events_token) < 16) {
-    fprintf (stderr, "herald: %s:%d: [tracking] events_token: too short (at "
-             "least 16 characters)\n", sv.gw->ini->path,
-             ini_line (tsec, "events_token"));
-    goto out;
-  }
-  if (ini_get (tsec, "connections_per_client")
-      && parse_int64 (ini_get (tsec, "connections_per_client"), 0, 100000,
-                      &per_client) < 0) {
-    fprintf (stderr, "herald: %s:%d: [tracking] connections_per_client: "
-             "'%s' is not a number from 0 (no limit) to 100000\n",
-             sv.gw->ini->path, ini_line (tsec, "connections_per_client"),
-             ini_get (tsec, "connections_per_client"));
-    goto out;
-  }
+  if (sv.gw->tracking_per_client >= 0)
+    per_client = sv.gw->tracking_per_client;
   if (!sv.gw->tracking_secret) {
     fprintf (stderr, "herald: %s: [tracking] secret is not set: it signs the "
              "unsubscribe links the server checks\n", sv.gw->ini->path);

@@ -10,6 +10,12 @@
 #include <stddef.h>
 #include "../store.h"
 
+/* How long a write waits for another process's lock before it fails
+ * (SQLite's busy timeout, PostgreSQL's lock_timeout), in seconds. */
+#define STORE_LOCK_WAIT 10
+#define STORE_STR(x) STORE_STR_ (x)
+#define STORE_STR_(x) #x
+
 struct store_ops {
   void (*close) (struct store *st);
   const char *(*error) (const struct store *st);

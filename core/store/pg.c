@@ -811,7 +811,6 @@ quiet_notices (void *arg, const char *message)
   (void) message;
 }
 
-#define PG_LOCK_TIMEOUT "10s"  /* as sqlite.c's busy timeout */
 
 /* What every connection (and every reconnection) sets.  The outbox's
  * rule ("committed as sending before the plugin is called") needs a
@@ -839,10 +838,11 @@ session_setup (struct pg_store *st)
   /* No wait for a lock lasts forever: a worker stopped (SIGSTOP, a frozen
    * machine whose connection the server has not yet dropped) in the
    * middle of a transaction holds its customers' caps locks.  After
-   * PG_LOCK_TIMEOUT the statement fails, the customer is not planned
+   * STORE_LOCK_WAIT seconds the statement fails, the customer is not planned
    * (fail closed) and the run says so; the next run plans it. */
   if (r == 0) {
-    res = PQexec (st->conn, "SET lock_timeout = '" PG_LOCK_TIMEOUT "'");
+    res = PQexec (st->conn, "SET lock_timeout = '"
+                  STORE_STR (STORE_LOCK_WAIT) "s'");
     if (PQresultStatus (res) != PGRES_COMMAND_OK)
       r = db_fail (st, res, "setting lock_timeout");
     PQclear (res);

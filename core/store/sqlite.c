@@ -447,6 +447,7 @@ struct sqlite_store {
   struct store base;         /* first: the interface (backend.h) */
   sqlite3 *db;
   char *path;
+  char *wal_path;            /* PATH-wal, which sq_files_check looks for */
   int in_tx;                 /* inside store_begin .. commit/rollback */
   int bulk;                  /* customer indexes dropped in this tx */
   sqlite3_stmt *q[Q_N];
@@ -699,7 +700,6 @@ sq_files_check (struct sqlite_store *st)
 {
   int moved = 0;
   struct stat sb;
-  char wal[4096];
 
   if (sqlite3_file_control (st->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved)
       == SQLITE_OK && moved) {
@@ -709,12 +709,11 @@ sq_files_check (struct sqlite_store *st)
              "then run again)", st->path);
     return -1;
   }
-  if ((size_t) snprintf (wal, sizeof wal, "%s-wal", st->path) < sizeof wal
-      && stat (wal, &sb) < 0 && errno == ENOENT) {
+  if (stat (st->wal_path, &sb) < 0 && errno == ENOENT) {
     set_err (st, "%s: its write-ahead log %s was deleted while herald was "
              "using it: stopping; what was committed is copied into the "
              "store file as herald closes it (never delete -wal or -shm "
-             "files of a store in use)", st->path, wal);
+             "files of a store in use)", st->path, st->wal_path);
     return -1;
   }
   return 0;
@@ -909,6 +908,7 @@ sqlite_store_open (const char *path, char *err, size_t errlen)
   st->base.ops = &sqlite_ops;
 
   st->path = xstrdup (path);
+  st->wal_path = xasprintf ("%s-wal", path);
   /* SQLite's own message for a missing folder is "unable to open database
    * file": say which file and why. */
   {
@@ -949,7 +949,7 @@ sqlite_store_open (const char *path, char *err, size_t errlen)
   sqlite3_extended_result_codes (st->db, 1);
   /* Another herald (the tracking server, a second run) may hold the write
    * lock for a moment: wait rather than fail. */
-  sqlite3_busy_timeout (st->db, 10000);
+  sqlite3_busy_timeout (st->db, STORE_LOCK_WAIT * 1000);
 
   /* WAL: readers (report, serve) never block the writer.  The mode is
    * persistent in the file; check it took (it cannot on some network file
@@ -1027,6 +1027,7 @@ sq_close (struct store *st_)
     sqlite3_close (st->db);
   }
   free (st->path);
+  free (st->wal_path);
   free (st);
 }
 

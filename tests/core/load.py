@@ -26,7 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http"))
-from httptest import Tap, skip_all, free_port, PLUGIN_DIR, request  # noqa: E402
+from httptest import Tap, skip_all, free_port, PLUGIN_DIR, request, die_with_parent  # noqa: E402
 
 HERALD = os.environ.get("HERALD", "")
 WRK = shutil.which("wrk")
@@ -94,16 +94,9 @@ unsub = unsub[len(BASE):] if unsub.startswith(BASE) else None
 
 # Its output to a file: a pipe nobody reads would fill, and block it.
 serve_log = open(os.path.join(T, "serve.log"), "wb")
-def die_with_test():
-    """In the child: SIGKILL when the test process ends, however it ends
-    (its time limit exits at once), so no serve is left behind."""
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(1, 9)    # PR_SET_PDEATHSIG, SIGKILL
-
-
 srv = subprocess.Popen([HERALD, "-c", os.path.join(T, "g.ini"), "serve"],
                        stdout=serve_log, stderr=subprocess.STDOUT,
-                       preexec_fn=die_with_test)
+                       preexec_fn=die_with_parent)
 up = False
 for _ in range(600):
     try:

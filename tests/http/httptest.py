@@ -96,6 +96,14 @@ def request(method, url, body=None, headers=None, timeout=10):
         conn.close()
 
 
+def die_with_parent():
+    """For Popen's preexec_fn: the child gets SIGKILL when the thread that
+    started it ends (the test's time limit exits at once), so no server is
+    left behind.  Start it from the test's main thread."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, 9)    # PR_SET_PDEATHSIG, SIGKILL
+
+
 def serve_start(herald, ini, base, deadline=30, env=None):
     """Start `herald -c INI serve`: (the process, whether BASE/healthz
     answered "ok" before DEADLINE seconds or the process ended)."""

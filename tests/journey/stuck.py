@@ -16,7 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http"))
-from httptest import Tap, skip_all, free_port, request, BUILDDIR   # noqa: E402
+from httptest import Tap, skip_all, free_port, request, BUILDDIR, die_with_parent   # noqa: E402
 
 HERALD = os.environ.get("HERALD", "")
 TESTPLUG = os.path.join(BUILDDIR, "tests", "plugins", ".libs", "testplug.so")
@@ -73,17 +73,10 @@ p = subprocess.run([HERALD, "-c", GW, "customers", "import", os.path.join(T, "c.
 t.eq(p.returncode, 0, "customer imported")
 
 
-def die_with_test():
-    """In the child: SIGKILL when the test process ends, however it ends
-    (its time limit exits at once), so no serve is left behind."""
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(1, 9)    # PR_SET_PDEATHSIG, SIGKILL
-
-
 def start():
     log = open(os.path.join(T, "serve.log"), "ab")
     srv = subprocess.Popen([HERALD, "-c", GW, "serve", CAMPAIGN], stdout=log,
-                           stderr=subprocess.STDOUT, preexec_fn=die_with_test)
+                           stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     for _ in range(400):
         try:
             if request("GET", BASE + "/healthz")[0] == 200:
